@@ -1,0 +1,373 @@
+//! Directive handlers and the module's configuration structures.
+
+pub mod lua_block;
+
+use core::ffi::{c_char, c_void};
+use core::ptr::{self, NonNull};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use nginx_sys::{
+    ngx_command_t, ngx_conf_t, ngx_get_full_name, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t,
+    ngx_http_core_module, ngx_int_t, ngx_parse_size, ngx_pcalloc, ngx_pool_cleanup_add,
+    ngx_read_file, ngx_shared_memory_add, ngx_str_t, NGX_ERROR, NGX_OK,
+};
+
+use self::lua_block::{LuaBlockScanner, Step};
+use crate::lua::{ChunkId, LuaRuntime};
+use crate::nginx::conf_emerg;
+use crate::shdict::{init_shared_zone, SharedZone};
+
+/// Smallest zone OpenResty accepts: two pages, one for the slab pool header.
+const MIN_ZONE_SIZE: isize = 8192;
+
+pub const NGX_CONF_OK: *mut c_char = ptr::null_mut();
+pub const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
+
+/// `http`-level configuration: the zones and the Lua state of this cycle.
+#[derive(Default)]
+pub struct MainConf {
+    zones: Vec<NonNull<SharedZone>>,
+    runtime: Option<Box<LuaRuntime>>,
+}
+
+impl MainConf {
+    pub fn runtime(&self) -> Option<&LuaRuntime> {
+        self.runtime.as_deref()
+    }
+
+    pub fn zones(&self) -> impl Iterator<Item = &SharedZone> {
+        // SAFETY: zones live in the configuration pool, as long as this conf.
+        self.zones.iter().map(|z| unsafe { z.as_ref() })
+    }
+
+    fn runtime_mut(&mut self) -> Result<&mut LuaRuntime, String> {
+        if self.runtime.is_none() {
+            let runtime =
+                LuaRuntime::new().map_err(|e| format!("failed to create the Lua state: {e}"))?;
+            self.runtime = Some(Box::new(runtime));
+        }
+        Ok(self.runtime.as_deref_mut().expect("runtime just created"))
+    }
+}
+
+/// `location`-level configuration.
+#[derive(Default, Clone, Copy)]
+pub struct LocConf {
+    pub content: Option<ChunkId>,
+}
+
+/// Allocates `T::default()` in the configuration pool and drops it when the
+/// pool (the cycle) goes away.
+unsafe fn alloc_in_conf_pool<T: Default>(cf: *mut ngx_conf_t) -> *mut c_void {
+    unsafe extern "C" fn drop_value<T>(data: *mut c_void) {
+        // SAFETY: registered below for exactly this initialised T.
+        unsafe { ptr::drop_in_place(data.cast::<T>()) };
+    }
+    // SAFETY: cf is valid during configuration; the pool returns memory
+    // aligned for any type nginx uses (NGX_ALIGNMENT).
+    unsafe {
+        let pool = (*cf).pool;
+        let value = ngx_pcalloc(pool, core::mem::size_of::<T>()).cast::<T>();
+        if value.is_null() {
+            return ptr::null_mut();
+        }
+        let cleanup = ngx_pool_cleanup_add(pool, 0);
+        if cleanup.is_null() {
+            return ptr::null_mut();
+        }
+        ptr::write(value, T::default());
+        (*cleanup).handler = Some(drop_value::<T>);
+        (*cleanup).data = value.cast();
+        value.cast()
+    }
+}
+
+pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    // SAFETY: called by nginx with a valid conf.
+    unsafe { alloc_in_conf_pool::<MainConf>(cf) }
+}
+
+pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    // SAFETY: called by nginx with a valid conf.
+    unsafe { alloc_in_conf_pool::<LocConf>(cf) }
+}
+
+/// After the whole `http` block is read: every zone is known, so
+/// `ngx.shared` can be filled.
+pub unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+    guarded(cf, || {
+        // SAFETY: nginx passes the MainConf create_main_conf made.
+        let main = unsafe { &*conf.cast::<MainConf>() };
+        if let Some(runtime) = main.runtime() {
+            runtime
+                .register_zones(main.zones())
+                .map_err(|e| format!("failed to register lua_shared_dict zones: {e}"))?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs a directive handler body, turning its error text into an `[emerg]`
+/// line with file and line, and a panic into a failed directive.
+fn guarded(cf: *mut ngx_conf_t, body: impl FnOnce() -> Result<(), String>) -> *mut c_char {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => NGX_CONF_OK,
+        Ok(Err(message)) => {
+            conf_emerg(cf, &message);
+            NGX_CONF_ERROR
+        }
+        Err(_) => {
+            conf_emerg(cf, "internal error (panic) while handling the directive");
+            NGX_CONF_ERROR
+        }
+    }
+}
+
+fn conf_args<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
+    // SAFETY: during a directive handler cf->args holds the directive's words.
+    unsafe {
+        let args = (*cf).args;
+        core::slice::from_raw_parts((*args).elts.cast::<ngx_str_t>(), (*args).nelts)
+    }
+}
+
+fn bytes(s: &ngx_str_t) -> &[u8] {
+    if s.len == 0 {
+        return &[];
+    }
+    // SAFETY: configuration strings point at `len` bytes in the conf pool.
+    unsafe { core::slice::from_raw_parts(s.data, s.len) }
+}
+
+fn main_conf<'a>(cf: *mut ngx_conf_t) -> &'a mut MainConf {
+    // SAFETY: our directives are only accepted inside `http`, where the conf
+    // context is an http one holding our main conf at our ctx_index.
+    unsafe {
+        let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
+        let index = crate::ngx_http_lua_shdict_module.ctx_index;
+        &mut *(*(*ctx).main_conf.add(index)).cast::<MainConf>()
+    }
+}
+
+/// Where a directive sits, as `nginx.conf:12`: the chunk name suffix.
+fn conf_position(cf: *mut ngx_conf_t, line: usize) -> String {
+    // SAFETY: while parsing a file, conf_file names it.
+    let name = unsafe { bytes(&(*(*cf).conf_file).file.name) };
+    let base = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
+    format!("{}:{line}", String::from_utf8_lossy(base))
+}
+
+fn current_line(cf: *mut ngx_conf_t) -> usize {
+    // SAFETY: conf_file is set while a file is being parsed.
+    unsafe { (*(*cf).conf_file).line }
+}
+
+pub unsafe extern "C" fn set_lua_shared_dict(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        let args = conf_args(cf);
+        let (name, size_arg) = (args[1], args[2]);
+        let name_text = String::from_utf8_lossy(bytes(&name)).into_owned();
+        if name.len == 0 {
+            return Err(format!("invalid lua shared dict name \"{name_text}\""));
+        }
+        let mut size_str = size_arg;
+        // SAFETY: ngx_parse_size only reads the string.
+        let size = unsafe { ngx_parse_size(&mut size_str) };
+        if size == NGX_ERROR as isize || size < MIN_ZONE_SIZE {
+            return Err(format!(
+                "invalid lua shared dict size \"{}\"",
+                String::from_utf8_lossy(bytes(&size_arg))
+            ));
+        }
+        let main = main_conf(cf);
+        if let Some(existing) = main.zones().find(|z| z.name() == bytes(&name)) {
+            return Err(format!(
+                "lua_shared_dict \"{name_text}\" is already defined as \"{}\"",
+                String::from_utf8_lossy(existing.name())
+            ));
+        }
+        // SAFETY: cf is valid; the zone object is allocated from the cycle
+        // pool so it lives exactly as long as nginx's zone entry for it.
+        unsafe {
+            let zone = ngx_pcalloc((*cf).pool, core::mem::size_of::<SharedZone>())
+                .cast::<SharedZone>();
+            let zone = NonNull::new(zone).ok_or("no memory")?;
+            ptr::write(zone.as_ptr(), SharedZone::new(name, size as usize));
+            let tag = ptr::addr_of_mut!(crate::ngx_http_lua_shdict_module).cast::<c_void>();
+            let mut shm_name = name;
+            let shm_zone = ngx_shared_memory_add(cf, &mut shm_name, size as usize, tag);
+            if shm_zone.is_null() {
+                return Err(format!("failed to add shared memory zone \"{name_text}\""));
+            }
+            if !(*shm_zone).data.is_null() {
+                return Err(format!(
+                    "lua_shared_dict \"{name_text}\" is already defined as \"{name_text}\""
+                ));
+            }
+            (*shm_zone).data = zone.as_ptr().cast();
+            (*shm_zone).init = Some(init_shared_zone);
+            main.zones.push(zone);
+        }
+        Ok(())
+    })
+}
+
+/// Points the location's content handler at ours and records the chunk.
+fn install_content(cf: *mut ngx_conf_t, conf: *mut c_void, chunk: ChunkId) -> Result<(), String> {
+    // SAFETY: nginx passes our LocConf for this location; the core module's
+    // location conf sits at its ctx_index in the same http context.
+    unsafe {
+        let loc = &mut *conf.cast::<LocConf>();
+        loc.content = Some(chunk);
+        let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
+        let clcf = (*(*ctx).loc_conf.add(ngx_http_core_module.ctx_index))
+            .cast::<ngx_http_core_loc_conf_t>();
+        (*clcf).handler = Some(crate::http::content_handler);
+    }
+    Ok(())
+}
+
+fn content_already_set(conf: *mut c_void) -> bool {
+    // SAFETY: nginx passes our LocConf.
+    unsafe { (*conf.cast::<LocConf>()).content.is_some() }
+}
+
+fn compile_inline(
+    cf: *mut ngx_conf_t,
+    directive: &str,
+    code: &[u8],
+    line: usize,
+) -> Result<ChunkId, String> {
+    let chunk_name = format!("{directive}({})", conf_position(cf, line));
+    main_conf(cf)
+        .runtime_mut()?
+        .add_inline(code, &chunk_name)
+        .map_err(|e| format!("failed to load inlined Lua code: {e}"))
+}
+
+pub unsafe extern "C" fn set_content_by_lua(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        if content_already_set(conf) {
+            return Err("\"content_by_lua\" directive is duplicate".into());
+        }
+        let code = bytes(&conf_args(cf)[1]).to_vec();
+        let chunk = compile_inline(cf, "content_by_lua", &code, current_line(cf))?;
+        install_content(cf, conf, chunk)
+    })
+}
+
+pub unsafe extern "C" fn set_content_by_lua_block(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        let start_line = current_line(cf);
+        // Read the block even for a duplicate, so the error names its line
+        // and parsing stays in step.
+        let code = read_lua_block(cf)?;
+        if content_already_set(conf) {
+            return Err("\"content_by_lua_block\" directive is duplicate".into());
+        }
+        let chunk = compile_inline(cf, "content_by_lua", &code, start_line)?;
+        install_content(cf, conf, chunk)
+    })
+}
+
+pub unsafe extern "C" fn set_content_by_lua_file(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        if content_already_set(conf) {
+            return Err("\"content_by_lua_file\" directive is duplicate".into());
+        }
+        let path = resolve_prefix_path(cf, conf_args(cf)[1])?;
+        let chunk = main_conf(cf).runtime_mut()?.add_file(path);
+        install_content(cf, conf, chunk)
+    })
+}
+
+/// Relative paths are relative to the nginx prefix (`-p`), as in OpenResty.
+fn resolve_prefix_path(cf: *mut ngx_conf_t, arg: ngx_str_t) -> Result<PathBuf, String> {
+    if arg.len == 0 {
+        return Err("invalid location config: no runnable Lua code".into());
+    }
+    let mut full = arg;
+    // SAFETY: cf and its cycle are valid; the result is allocated from the
+    // conf pool.
+    let rc = unsafe { ngx_get_full_name((*cf).pool, &mut (*(*cf).cycle).prefix, &mut full) };
+    if rc != NGX_OK as ngx_int_t {
+        return Err(format!(
+            "failed to resolve the Lua file path \"{}\"",
+            String::from_utf8_lossy(bytes(&arg))
+        ));
+    }
+    use std::os::unix::ffi::OsStrExt;
+    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes(&full))))
+}
+
+/// Consumes the raw text of a `*_by_lua_block` body from the configuration
+/// file, up to and including its closing `}`, refilling nginx's buffer from
+/// the file as needed (and copying what it reads into the `nginx -T` dump,
+/// as nginx's own reader does). Keeps the line counter in step.
+fn read_lua_block(cf: *mut ngx_conf_t) -> Result<Vec<u8>, String> {
+    let mut scanner = LuaBlockScanner::default();
+    let mut code = Vec::new();
+    // SAFETY: while a directive handler runs, conf_file, its buffer and file
+    // are nginx's live reading state; we advance them exactly as nginx's
+    // tokenizer would.
+    unsafe {
+        let conf_file = (*cf).conf_file;
+        let buf = (*conf_file).buffer;
+        loop {
+            while (*buf).pos < (*buf).last {
+                let byte = *(*buf).pos;
+                (*buf).pos = (*buf).pos.add(1);
+                if byte == b'\n' {
+                    (*conf_file).line += 1;
+                }
+                match scanner.feed(byte) {
+                    Step::Code => code.push(byte),
+                    Step::End => return Ok(code),
+                }
+            }
+            let file = &mut (*conf_file).file;
+            if file.fd == -1 {
+                return Err("unexpected end of parameter, expecting \"}\"".into());
+            }
+            let file_size = file.info.st_size;
+            if file.offset >= file_size {
+                return Err("unexpected end of file, expecting \"}\"".into());
+            }
+            let room = (*buf).end.offset_from((*buf).start) as i64;
+            let size = (file_size - file.offset).min(room) as usize;
+            let n = ngx_read_file(file, (*buf).start, size, file.offset);
+            if n < 0 {
+                return Err("failed to read the configuration file".into());
+            }
+            if n as usize != size {
+                return Err(format!(
+                    "the configuration file read returned only {n} bytes instead of {size}"
+                ));
+            }
+            (*buf).pos = (*buf).start;
+            (*buf).last = (*buf).start.add(size);
+            let dump = (*conf_file).dump;
+            if !dump.is_null() {
+                ptr::copy_nonoverlapping((*buf).pos, (*dump).last, size);
+                (*dump).last = (*dump).last.add(size);
+            }
+        }
+    }
+}

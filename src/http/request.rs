@@ -1,0 +1,181 @@
+//! Safe operations on the request a handler is serving: response status,
+//! headers and body, variables, method and query string. The Lua API calls
+//! these; nothing in here knows about Lua.
+
+use core::ptr::NonNull;
+
+use nginx_sys::{
+    ngx_alloc_chain_link, ngx_chain_t, ngx_create_temp_buf, ngx_hash_key, ngx_http_get_variable,
+    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_http_send_special,
+    ngx_http_set_content_type, ngx_int_t, ngx_log_t, ngx_str_t, NGX_ERROR, NGX_HTTP_LAST, NGX_OK,
+};
+
+/// Why writing to the response failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    #[error("nginx output filter error")]
+    Filter,
+    #[error("no memory")]
+    NoMemory,
+}
+
+/// A borrowed handle on the request being served. Valid while the handler
+/// that created it runs (the request is neither freed nor finalised then).
+#[derive(Clone, Copy)]
+pub struct HttpRequest(NonNull<ngx_http_request_t>);
+
+impl HttpRequest {
+    /// # Safety
+    /// `r` must be a live request that stays valid for the handle's use.
+    pub unsafe fn from_raw(r: *mut ngx_http_request_t) -> Option<HttpRequest> {
+        NonNull::new(r).map(HttpRequest)
+    }
+
+    pub fn as_ptr(&self) -> *mut ngx_http_request_t {
+        self.0.as_ptr()
+    }
+
+    fn raw(&self) -> &ngx_http_request_t {
+        // SAFETY: the handle's contract keeps the request alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn raw_mut(&self) -> &mut ngx_http_request_t {
+        // SAFETY: the handle's contract keeps the request alive; nginx workers
+        // are single-threaded, so no other reference is in use meanwhile.
+        unsafe { &mut *self.0.as_ptr() }
+    }
+
+    pub fn log(&self) -> *mut ngx_log_t {
+        // SAFETY: a live request has a live connection with a log.
+        unsafe { (*self.raw().connection).log }
+    }
+
+    pub fn headers_sent(&self) -> bool {
+        self.raw().header_sent() != 0
+    }
+
+    pub fn status(&self) -> usize {
+        self.raw().headers_out.status
+    }
+
+    pub fn set_status(&self, status: usize) {
+        let r = self.raw_mut();
+        r.headers_out.status = status;
+        // A status line set by another module would override the number.
+        r.headers_out.status_line.len = 0;
+    }
+
+    pub fn method_name(&self) -> &[u8] {
+        bytes_of(&self.raw().method_name)
+    }
+
+    pub fn query_string(&self) -> &[u8] {
+        bytes_of(&self.raw().args)
+    }
+
+    /// Sends the response header unless already sent, as the first output
+    /// does in OpenResty: status 200 unless set, `default_type`, no length.
+    pub fn send_header_if_needed(&self) -> ngx_int_t {
+        if self.headers_sent() {
+            return NGX_OK as ngx_int_t;
+        }
+        let r = self.raw_mut();
+        if r.headers_out.status == 0 {
+            r.headers_out.status = 200;
+        }
+        // SAFETY: valid request; these are the calls nginx's own content
+        // handlers make before sending a header.
+        unsafe {
+            if ngx_http_set_content_type(r) != NGX_OK as ngx_int_t {
+                return NGX_ERROR as ngx_int_t;
+            }
+            r.headers_out.content_length_n = -1;
+            if !r.headers_out.content_length.is_null() {
+                (*r.headers_out.content_length).hash = 0;
+                r.headers_out.content_length = core::ptr::null_mut();
+            }
+            ngx_http_send_header(r)
+        }
+    }
+
+    /// Sends `bytes` as part of the response body, sending the header first
+    /// if needed. HEAD requests get the header only.
+    pub fn write_body(&self, bytes: &[u8]) -> Result<(), OutputError> {
+        let rc = self.send_header_if_needed();
+        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t {
+            return Err(OutputError::Filter);
+        }
+        if self.raw().header_only() != 0 || bytes.is_empty() {
+            return Ok(());
+        }
+        let r = self.raw_mut();
+        // SAFETY: buffers and chain links come from the request pool and live
+        // as long as the request; the copy stays within the new buffer.
+        unsafe {
+            let buf = ngx_create_temp_buf(r.pool, bytes.len());
+            if buf.is_null() {
+                return Err(OutputError::NoMemory);
+            }
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), (*buf).last, bytes.len());
+            (*buf).last = (*buf).last.add(bytes.len());
+            let link: *mut ngx_chain_t = ngx_alloc_chain_link(r.pool);
+            if link.is_null() {
+                return Err(OutputError::NoMemory);
+            }
+            (*link).buf = buf;
+            (*link).next = core::ptr::null_mut();
+            let rc = ngx_http_output_filter(r, link);
+            if rc == NGX_ERROR as ngx_int_t {
+                return Err(OutputError::Filter);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the response: header if not yet sent, then the last buffer.
+    pub fn finish_response(&self) -> ngx_int_t {
+        let rc = self.send_header_if_needed();
+        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t {
+            return rc;
+        }
+        if self.raw().header_only() != 0 {
+            return rc;
+        }
+        // SAFETY: valid request; NGX_HTTP_LAST marks the end of the body.
+        unsafe { ngx_http_send_special(self.raw_mut(), NGX_HTTP_LAST as usize) }
+    }
+
+    /// Reads an nginx variable by name (any case); `None` when it does not
+    /// exist or has no value for this request.
+    pub fn variable(&self, name: &[u8]) -> Option<Vec<u8>> {
+        let mut lower = name.to_ascii_lowercase();
+        let mut ngx_name = ngx_str_t {
+            len: lower.len(),
+            data: lower.as_mut_ptr(),
+        };
+        // SAFETY: `lower` outlives the call; nginx reads the name during the
+        // lookup only, and the returned value lives in the request pool.
+        unsafe {
+            let key = ngx_hash_key(lower.as_mut_ptr(), lower.len());
+            let value = ngx_http_get_variable(self.raw_mut(), &mut ngx_name, key);
+            if value.is_null() || (*value).not_found() != 0 {
+                return None;
+            }
+            let len = (*value).len() as usize;
+            if len == 0 {
+                return Some(Vec::new());
+            }
+            Some(core::slice::from_raw_parts((*value).data, len).to_vec())
+        }
+    }
+}
+
+fn bytes_of(s: &ngx_str_t) -> &[u8] {
+    if s.data.is_null() || s.len == 0 {
+        return &[];
+    }
+    // SAFETY: nginx strings point at `len` readable bytes in a pool.
+    unsafe { core::slice::from_raw_parts(s.data, s.len) }
+}

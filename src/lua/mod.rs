@@ -1,0 +1,255 @@
+//! The LuaJIT state and everything Lua code sees.
+//!
+//! One state per configuration cycle, created in the master while the
+//! configuration is read (so inline chunks are compiled, and their syntax
+//! errors reported, by `nginx -t`); every worker inherits it at fork. Each
+//! handler invocation runs its chunk in a fresh coroutine, so that `ngx.exit`
+//! can leave the chunk by yielding, from any depth and through `pcall`.
+
+pub mod ngx_api;
+pub mod output;
+pub mod shared;
+
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, Value};
+use nginx_sys::ngx_http_request_t;
+
+use crate::shdict::SharedZone;
+
+/// Index of a chunk in its runtime; what a location's configuration stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkId(u32);
+
+enum ChunkSource {
+    /// Compiled while the configuration was read.
+    Inline(Function),
+    /// Compiled on first use in each worker, then cached.
+    File {
+        path: PathBuf,
+        compiled: RefCell<Option<Function>>,
+    },
+}
+
+struct Chunk {
+    source: ChunkSource,
+}
+
+/// How a handler's chunk ended.
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// Ran to its end.
+    Finished,
+    /// Called `ngx.exit(status)`.
+    Exited(isize),
+    /// Raised an error; the text is ready for the error log.
+    Failed(String),
+}
+
+thread_local! {
+    /// The request whose chunk is running. nginx workers are single-threaded;
+    /// the pointer is set for exactly the duration of a resume.
+    static CURRENT_REQUEST: Cell<*mut ngx_http_request_t> = const { Cell::new(core::ptr::null_mut()) };
+    /// Status passed to `ngx.exit` by the running chunk.
+    static EXIT_STATUS: Cell<Option<isize>> = const { Cell::new(None) };
+}
+
+/// The running request, if Lua code runs on behalf of one.
+pub fn current_request() -> Option<*mut ngx_http_request_t> {
+    let r = CURRENT_REQUEST.with(Cell::get);
+    (!r.is_null()).then_some(r)
+}
+
+pub(crate) fn record_exit(status: isize) {
+    EXIT_STATUS.with(|s| s.set(Some(status)));
+}
+
+struct RequestScope {
+    previous: *mut ngx_http_request_t,
+}
+
+impl RequestScope {
+    fn enter(r: *mut ngx_http_request_t) -> RequestScope {
+        let previous = CURRENT_REQUEST.with(|c| c.replace(r));
+        EXIT_STATUS.with(|s| s.set(None));
+        RequestScope { previous }
+    }
+}
+
+impl Drop for RequestScope {
+    fn drop(&mut self) {
+        CURRENT_REQUEST.with(|c| c.set(self.previous));
+    }
+}
+
+pub struct LuaRuntime {
+    lua: Lua,
+    chunks: Vec<Chunk>,
+    /// `debug.traceback` as it was at startup, whatever user code does to it.
+    traceback: Function,
+    /// Metatable of per-chunk environments: unknown globals come from `_G`.
+    chunk_env_meta: Table,
+}
+
+/// A Lua error as one line of text, without mlua's decorations.
+pub fn error_text(err: &mlua::Error) -> String {
+    match err {
+        // mlua appends its own traceback; ours is added where it is logged.
+        mlua::Error::RuntimeError(msg) => match msg.split_once("\nstack traceback:") {
+            Some((head, _)) => head.to_string(),
+            None => msg.clone(),
+        },
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::CallbackError { cause, .. } => error_text(cause),
+        mlua::Error::WithContext { cause, .. } => error_text(cause),
+        other => other.to_string(),
+    }
+}
+
+impl LuaRuntime {
+    pub fn new() -> mlua::Result<LuaRuntime> {
+        // SAFETY: OpenResty code expects the full standard library, `ffi` and
+        // `debug` included; loading them is what makes this constructor unsafe.
+        let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
+        ngx_api::install(&lua)?;
+        let debug: Table = lua.globals().get("debug")?;
+        let traceback: Function = debug.get("traceback")?;
+        let chunk_env_meta = lua.create_table()?;
+        chunk_env_meta.set("__index", lua.globals())?;
+        Ok(LuaRuntime {
+            lua,
+            chunks: Vec::new(),
+            traceback,
+            chunk_env_meta,
+        })
+    }
+
+    /// Makes `ngx.shared.NAME` available for every declared zone.
+    pub fn register_zones<'a>(
+        &self,
+        zones: impl IntoIterator<Item = &'a SharedZone>,
+    ) -> mlua::Result<()> {
+        shared::register_zones(&self.lua, zones)
+    }
+
+    fn next_id(&self) -> ChunkId {
+        ChunkId(self.chunks.len() as u32)
+    }
+
+    fn isolate(&self, func: &Function) -> mlua::Result<()> {
+        // Each chunk gets its own global environment, as in OpenResty, so
+        // that globals one handler sets do not leak into another.
+        let env = self.lua.create_table()?;
+        env.set_metatable(Some(self.chunk_env_meta.clone()))?;
+        func.set_environment(env)?;
+        Ok(())
+    }
+
+    /// Compiles inline code. The error text names the chunk and carries the
+    /// Lua message, e.g. `content_by_lua(nginx.conf:12):2: '=' expected ...`.
+    pub fn add_inline(&mut self, code: &[u8], chunk_name: &str) -> Result<ChunkId, String> {
+        let func = self
+            .lua
+            .load(code)
+            .set_name(format!("={chunk_name}"))
+            .into_function()
+            .map_err(|e| error_text(&e))?;
+        self.isolate(&func).map_err(|e| error_text(&e))?;
+        let id = self.next_id();
+        self.chunks.push(Chunk {
+            source: ChunkSource::Inline(func),
+        });
+        Ok(id)
+    }
+
+    /// Registers a Lua file, compiled on first use.
+    pub fn add_file(&mut self, path: PathBuf) -> ChunkId {
+        let id = self.next_id();
+        self.chunks.push(Chunk {
+            source: ChunkSource::File {
+                path,
+                compiled: RefCell::new(None),
+            },
+        });
+        id
+    }
+
+    fn function_of(&self, id: ChunkId) -> Result<Function, String> {
+        let chunk = self
+            .chunks
+            .get(id.0 as usize)
+            .ok_or_else(|| format!("unknown Lua chunk {}", id.0))?;
+        match &chunk.source {
+            ChunkSource::Inline(func) => Ok(func.clone()),
+            ChunkSource::File { path, compiled } => {
+                if let Some(func) = compiled.borrow().as_ref() {
+                    return Ok(func.clone());
+                }
+                let code = std::fs::read(path).map_err(|e| {
+                    format!("failed to load external Lua file \"{}\": {e}", path.display())
+                })?;
+                let func = self
+                    .lua
+                    .load(&code[..])
+                    .set_name(format!("@{}", path.display()))
+                    .into_function()
+                    .map_err(|e| {
+                        format!(
+                            "failed to load external Lua file \"{}\": {}",
+                            path.display(),
+                            error_text(&e)
+                        )
+                    })?;
+                self.isolate(&func).map_err(|e| error_text(&e))?;
+                *compiled.borrow_mut() = Some(func.clone());
+                Ok(func)
+            }
+        }
+    }
+
+    /// Runs a chunk for request `r` to its end, its `ngx.exit`, or its error.
+    pub fn run(&self, id: ChunkId, r: *mut ngx_http_request_t) -> RunOutcome {
+        let func = match self.function_of(id) {
+            Ok(func) => func,
+            Err(msg) => return RunOutcome::Failed(msg),
+        };
+        let thread = match self.lua.create_thread(func) {
+            Ok(thread) => thread,
+            Err(e) => return RunOutcome::Failed(error_text(&e)),
+        };
+        let _scope = RequestScope::enter(r);
+        let resumed = thread.resume::<MultiValue>(());
+        let exit = EXIT_STATUS.with(Cell::take);
+        match resumed {
+            Err(e) => RunOutcome::Failed(self.describe_failure(&thread, &e)),
+            Ok(_) => match exit {
+                Some(status) => RunOutcome::Exited(status),
+                None if thread.is_resumable() => RunOutcome::Failed(
+                    "attempt to yield from the handler without a pending operation".to_string(),
+                ),
+                None => RunOutcome::Finished,
+            },
+        }
+    }
+
+    /// `runtime error: <message>` plus the coroutine's stack, as OpenResty
+    /// logs an aborted handler.
+    fn describe_failure(&self, thread: &Thread, err: &mlua::Error) -> String {
+        let message = error_text(err);
+        let stack = self
+            .traceback
+            .call::<Value>(thread.clone())
+            .ok()
+            .and_then(|v| match v {
+                Value::String(s) => Some(s.to_string_lossy()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let frames = stack
+            .strip_prefix("stack traceback:")
+            .unwrap_or(&stack)
+            .trim_start_matches('\n');
+        format!("runtime error: {message}\nstack traceback:\ncoroutine 0:\n{frames}")
+    }
+}

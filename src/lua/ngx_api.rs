@@ -1,0 +1,453 @@
+//! The `ngx` table: output, exit, status, logging, time, variables, request
+//! and worker information, constants. Names, return values and error texts
+//! follow OpenResty's lua-nginx-module.
+
+use mlua::{Function, Lua, LightUserData, MultiValue, Table, Value};
+use nginx_sys::{ngx_log_t, NGX_LOG_DEBUG};
+
+use super::output::{append_printable, format_number};
+use crate::http::args::parse_query;
+use crate::http::request::HttpRequest;
+use crate::nginx;
+
+const HTTP_STATUS_CONSTANTS: &[(&str, i64)] = &[
+    ("HTTP_CONTINUE", 100),
+    ("HTTP_SWITCHING_PROTOCOLS", 101),
+    ("HTTP_OK", 200),
+    ("HTTP_CREATED", 201),
+    ("HTTP_ACCEPTED", 202),
+    ("HTTP_NO_CONTENT", 204),
+    ("HTTP_PARTIAL_CONTENT", 206),
+    ("HTTP_SPECIAL_RESPONSE", 300),
+    ("HTTP_MOVED_PERMANENTLY", 301),
+    ("HTTP_MOVED_TEMPORARILY", 302),
+    ("HTTP_SEE_OTHER", 303),
+    ("HTTP_NOT_MODIFIED", 304),
+    ("HTTP_TEMPORARY_REDIRECT", 307),
+    ("HTTP_PERMANENT_REDIRECT", 308),
+    ("HTTP_BAD_REQUEST", 400),
+    ("HTTP_UNAUTHORIZED", 401),
+    ("HTTP_PAYMENT_REQUIRED", 402),
+    ("HTTP_FORBIDDEN", 403),
+    ("HTTP_NOT_FOUND", 404),
+    ("HTTP_NOT_ALLOWED", 405),
+    ("HTTP_NOT_ACCEPTABLE", 406),
+    ("HTTP_REQUEST_TIMEOUT", 408),
+    ("HTTP_CONFLICT", 409),
+    ("HTTP_GONE", 410),
+    ("HTTP_UPGRADE_REQUIRED", 426),
+    ("HTTP_TOO_MANY_REQUESTS", 429),
+    ("HTTP_CLOSE", 444),
+    ("HTTP_ILLEGAL", 451),
+    ("HTTP_INTERNAL_SERVER_ERROR", 500),
+    ("HTTP_NOT_IMPLEMENTED", 501),
+    ("HTTP_METHOD_NOT_IMPLEMENTED", 501),
+    ("HTTP_BAD_GATEWAY", 502),
+    ("HTTP_SERVICE_UNAVAILABLE", 503),
+    ("HTTP_GATEWAY_TIMEOUT", 504),
+    ("HTTP_VERSION_NOT_SUPPORTED", 505),
+    ("HTTP_INSUFFICIENT_STORAGE", 507),
+];
+
+const HTTP_METHOD_CONSTANTS: &[(&str, i64)] = &[
+    ("HTTP_GET", 0x0002),
+    ("HTTP_HEAD", 0x0004),
+    ("HTTP_POST", 0x0008),
+    ("HTTP_PUT", 0x0010),
+    ("HTTP_DELETE", 0x0020),
+    ("HTTP_MKCOL", 0x0040),
+    ("HTTP_COPY", 0x0080),
+    ("HTTP_MOVE", 0x0100),
+    ("HTTP_OPTIONS", 0x0200),
+    ("HTTP_PROPFIND", 0x0400),
+    ("HTTP_PROPPATCH", 0x0800),
+    ("HTTP_LOCK", 0x1000),
+    ("HTTP_UNLOCK", 0x2000),
+    ("HTTP_PATCH", 0x4000),
+    ("HTTP_TRACE", 0x8000),
+];
+
+const LOG_LEVEL_CONSTANTS: &[(&str, i64)] = &[
+    ("STDERR", 0),
+    ("EMERG", 1),
+    ("ALERT", 2),
+    ("CRIT", 3),
+    ("ERR", 4),
+    ("WARN", 5),
+    ("NOTICE", 6),
+    ("INFO", 7),
+    ("DEBUG", 8),
+];
+
+const RESULT_CONSTANTS: &[(&str, i64)] = &[
+    ("OK", 0),
+    ("ERROR", -1),
+    ("AGAIN", -2),
+    ("DONE", -4),
+    ("DECLINED", -5),
+];
+
+/// An error raised at the Lua caller's position, as `luaL_error` does.
+pub fn raise(lua: &Lua, message: impl AsRef<str>) -> mlua::Error {
+    let position = lua
+        .inspect_stack(1, |debug| {
+            let line = debug.current_line()?;
+            let source = debug.source();
+            let src = source.short_src?;
+            Some(format!("{src}:{line}: "))
+        })
+        .flatten()
+        .unwrap_or_default();
+    mlua::Error::RuntimeError(format!("{position}{}", message.as_ref()))
+}
+
+fn request(lua: &Lua) -> mlua::Result<HttpRequest> {
+    let r = super::current_request().ok_or_else(|| raise(lua, "no request found"))?;
+    // SAFETY: the pointer is set only while the handler for this live
+    // request runs the chunk.
+    unsafe { HttpRequest::from_raw(r) }.ok_or_else(|| raise(lua, "no request found"))
+}
+
+fn set_constants(table: &Table, constants: &[(&str, i64)]) -> mlua::Result<()> {
+    for &(name, value) in constants {
+        table.set(name, value)?;
+    }
+    Ok(())
+}
+
+pub fn install(lua: &Lua) -> mlua::Result<()> {
+    let ngx = lua.create_table()?;
+    set_constants(&ngx, HTTP_STATUS_CONSTANTS)?;
+    set_constants(&ngx, HTTP_METHOD_CONSTANTS)?;
+    set_constants(&ngx, LOG_LEVEL_CONSTANTS)?;
+    set_constants(&ngx, RESULT_CONSTANTS)?;
+    ngx.set("null", LightUserData(core::ptr::null_mut()))?;
+
+    ngx.set("say", output_function(lua, "say", true)?)?;
+    ngx.set("print", output_function(lua, "print", false)?)?;
+    ngx.set("log", log_function(lua)?)?;
+    ngx.set("exit", exit_function(lua)?)?;
+    install_time(lua, &ngx)?;
+    ngx.set("var", variables_table(lua)?)?;
+    ngx.set("req", request_table(lua)?)?;
+    ngx.set("worker", worker_table(lua)?)?;
+    ngx.set("shared", lua.create_table()?)?;
+    ngx.set_metatable(Some(status_metatable(lua)?))?;
+
+    lua.globals().set("ngx", ngx.clone())?;
+    lua.globals().set("print", print_function(lua)?)?;
+    lua.register_module("ngx", ngx)?;
+    Ok(())
+}
+
+fn output_function(lua: &Lua, name: &'static str, newline: bool) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: MultiValue| {
+        let r = request(lua)?;
+        let mut body = Vec::new();
+        for (i, value) in args.iter().enumerate() {
+            append_printable(value, &mut body)
+                .map_err(|e| raise(lua, e.argument_message(i + 1, name)))?;
+        }
+        if newline {
+            body.push(b'\n');
+        }
+        match r.write_body(&body) {
+            Ok(()) => Ok((Value::Integer(1), Value::Nil)),
+            Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e.to_string())?))),
+        }
+    })
+}
+
+/// Appends one `ngx.log`/`print` argument as OpenResty formats it.
+fn append_log_argument(lua: &Lua, func: &str, index: usize, value: &Value, out: &mut Vec<u8>) -> mlua::Result<()> {
+    match value {
+        Value::String(s) => out.extend_from_slice(&s.as_bytes()),
+        Value::Number(n) => format_number(*n, out),
+        Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Nil => out.extend_from_slice(b"nil"),
+        Value::LightUserData(ud) if ud.0.is_null() => out.extend_from_slice(b"null"),
+        Value::Table(t) => {
+            let has_tostring = t
+                .metatable()
+                .map(|m| m.contains_key("__tostring").unwrap_or(false))
+                .unwrap_or(false);
+            if !has_tostring {
+                return Err(raise(
+                    lua,
+                    format!("bad argument #{index} to '{func}' (expected table to have __tostring metamethod)"),
+                ));
+            }
+            let tostring: Function = lua.globals().get("tostring")?;
+            let text: mlua::LuaString = tostring.call(value.clone())?;
+            out.extend_from_slice(&text.as_bytes());
+        }
+        other => {
+            return Err(raise(
+                lua,
+                format!(
+                    "bad argument #{index} to '{func}' (string, number, boolean, or nil expected, got {})",
+                    other.type_name()
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn log_target() -> *mut ngx_log_t {
+    match super::current_request() {
+        // SAFETY: set only while the live request's chunk runs.
+        Some(r) => unsafe { HttpRequest::from_raw(r) }
+            .map(|r| r.log())
+            .unwrap_or_else(nginx::cycle_log),
+        None => nginx::cycle_log(),
+    }
+}
+
+/// Writes `[lua] source:line: func(): message` at `level`, skipping all the
+/// formatting when the log would drop the line anyway.
+fn write_lua_log(lua: &Lua, func: &str, level: usize, args: &[Value], first_index: usize) -> mlua::Result<()> {
+    let log = log_target();
+    if !nginx::log_enabled(log, level) {
+        return Ok(());
+    }
+    let mut line = b"[lua] ".to_vec();
+    let position = lua
+        .inspect_stack(1, |debug| {
+            let source = debug.source();
+            let src = source.short_src.map(|s| s.into_owned()).unwrap_or_default();
+            let current = debug.current_line().map(|l| l as i64).unwrap_or(-1);
+            let name = debug.names().name.map(|n| n.into_owned());
+            (src, current, name)
+        });
+    if let Some((src, current, name)) = position {
+        line.extend_from_slice(format!("{src}:{current}: ").as_bytes());
+        if let Some(name) = name {
+            line.extend_from_slice(format!("{name}(): ").as_bytes());
+        }
+    }
+    for (i, value) in args.iter().enumerate() {
+        append_log_argument(lua, func, first_index + i, value, &mut line)?;
+    }
+    nginx::log_error(log, level, &line);
+    Ok(())
+}
+
+fn log_function(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, args: MultiValue| {
+        let args: Vec<Value> = args.into_iter().collect();
+        let level = match args.first() {
+            Some(Value::Integer(i)) => *i as f64,
+            Some(Value::Number(n)) => *n,
+            Some(other) => {
+                return Err(raise(
+                    lua,
+                    format!("bad argument #1 to 'log' (number expected, got {})", other.type_name()),
+                ))
+            }
+            None => return Err(raise(lua, "bad argument #1 to 'log' (number expected, got no value)")),
+        };
+        if !(0.0..=f64::from(NGX_LOG_DEBUG)).contains(&level) {
+            return Err(raise(lua, format!("bad log level: {level}")));
+        }
+        write_lua_log(lua, "log", level as usize, &args[1..], 2)
+    })
+}
+
+fn print_function(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, args: MultiValue| {
+        let args: Vec<Value> = args.into_iter().collect();
+        write_lua_log(lua, "print", nginx_sys::NGX_LOG_NOTICE as usize, &args, 1)
+    })
+}
+
+/// `ngx.exit` records the status and yields the handler's coroutine; the
+/// handler then finishes the request. Written in Lua so the yield crosses
+/// `pcall` and nested calls as OpenResty's does.
+fn exit_function(lua: &Lua) -> mlua::Result<Function> {
+    let record = lua.create_function(|lua, status: Value| {
+        request(lua)?;
+        let status = match status {
+            Value::Integer(i) => i as isize,
+            Value::Number(n) if n == n.trunc() => n as isize,
+            other => {
+                return Err(raise(
+                    lua,
+                    format!("bad argument #1 to 'exit' (number expected, got {})", other.type_name()),
+                ))
+            }
+        };
+        super::record_exit(status);
+        Ok(())
+    })?;
+    let coroutine: Table = lua.globals().get("coroutine")?;
+    let yield_fn: Function = coroutine.get("yield")?;
+    lua.load(
+        "local record, yield = ...\n\
+         return function(status) record(status) return yield() end",
+    )
+    .set_name("=ngx.exit")
+    .call((record, yield_fn))
+}
+
+fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
+    let meta = lua.create_table()?;
+    meta.set(
+        "__index",
+        lua.create_function(|lua, (_ngx, key): (Table, Value)| {
+            if let Value::String(k) = &key {
+                if k.as_bytes().as_ref() == b"status" {
+                    let r = request(lua)?;
+                    return Ok(Value::Integer(r.status() as _));
+                }
+            }
+            Ok(Value::Nil)
+        })?,
+    )?;
+    meta.set(
+        "__newindex",
+        lua.create_function(|lua, (ngx, key, value): (Table, Value, Value)| {
+            let is_status = matches!(&key, Value::String(k) if k.as_bytes().as_ref() == b"status");
+            if !is_status {
+                return ngx.raw_set(key, value);
+            }
+            let r = request(lua)?;
+            let status = match value {
+                Value::Integer(i) => i as f64,
+                Value::Number(n) => n,
+                Value::String(s) => s.to_str()?.trim().parse::<f64>().unwrap_or(-1.0),
+                _ => -1.0,
+            };
+            if r.headers_sent() {
+                nginx::log_error(
+                    r.log(),
+                    nginx_sys::NGX_LOG_ERR as usize,
+                    b"attempt to set ngx.status after sending out response headers",
+                );
+                return Ok(());
+            }
+            if !(100.0..=999.0).contains(&status) {
+                return Err(raise(lua, "invalid HTTP status code"));
+            }
+            r.set_status(status as usize);
+            Ok(())
+        })?,
+    )?;
+    Ok(meta)
+}
+
+fn install_time(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
+    ngx.set(
+        "time",
+        lua.create_function(|_, ()| Ok(nginx::cached_time().0 as f64))?,
+    )?;
+    ngx.set(
+        "now",
+        lua.create_function(|_, ()| {
+            let (sec, msec) = nginx::cached_time();
+            Ok(sec as f64 + msec as f64 / 1000.0)
+        })?,
+    )?;
+    ngx.set(
+        "update_time",
+        lua.create_function(|_, ()| {
+            nginx::update_time();
+            Ok(())
+        })?,
+    )?;
+    Ok(())
+}
+
+fn variables_table(lua: &Lua) -> mlua::Result<Table> {
+    let var = lua.create_table()?;
+    let meta = lua.create_table()?;
+    meta.set(
+        "__index",
+        lua.create_function(|lua, (_t, name): (Value, Value)| {
+            let r = request(lua)?;
+            let name = match name {
+                Value::String(s) => s.as_bytes().to_vec(),
+                other => {
+                    return Err(raise(
+                        lua,
+                        format!("bad variable name of type {}", other.type_name()),
+                    ))
+                }
+            };
+            match r.variable(&name) {
+                Some(value) => Ok(Value::String(lua.create_string(value)?)),
+                None => Ok(Value::Nil),
+            }
+        })?,
+    )?;
+    meta.set(
+        "__newindex",
+        lua.create_function(|lua, (_t, name, _value): (Value, mlua::LuaString, Value)| {
+            let name = name.to_string_lossy();
+            Err::<(), _>(raise(
+                lua,
+                format!("variable \"{name}\" not found for writing; maybe it is a built-in variable that is not changeable or you forgot to use \"set ${name} '';\" in the config file to define it first"),
+            ))
+        })?,
+    )?;
+    var.set_metatable(Some(meta))?;
+    Ok(var)
+}
+
+fn request_table(lua: &Lua) -> mlua::Result<Table> {
+    let req = lua.create_table()?;
+    req.set(
+        "get_method",
+        lua.create_function(|lua, ()| {
+            let r = request(lua)?;
+            lua.create_string(r.method_name())
+        })?,
+    )?;
+    req.set(
+        "get_uri_args",
+        lua.create_function(|lua, max: Option<f64>| {
+            let r = request(lua)?;
+            let max = match max {
+                Some(m) if m >= 0.0 => m as usize,
+                Some(_) => return Err(raise(lua, "bad argument #1 to 'get_uri_args' (max_args must be non-negative)")),
+                None => 100,
+            };
+            let parsed = parse_query(r.query_string(), max);
+            let args = lua.create_table()?;
+            for arg in parsed.args {
+                let key = lua.create_string(&arg.key)?;
+                let value = match arg.value {
+                    Some(v) => Value::String(lua.create_string(v)?),
+                    None => Value::Boolean(true),
+                };
+                match args.raw_get::<Value>(key.clone())? {
+                    Value::Nil => args.raw_set(key, value)?,
+                    Value::Table(list) => list.raw_push(value)?,
+                    first => args.raw_set(key, lua.create_sequence_from([first, value])?)?,
+                }
+            }
+            let truncated = if parsed.truncated {
+                Value::String(lua.create_string("truncated")?)
+            } else {
+                Value::Nil
+            };
+            Ok((args, truncated))
+        })?,
+    )?;
+    Ok(req)
+}
+
+fn worker_table(lua: &Lua) -> mlua::Result<Table> {
+    let worker = lua.create_table()?;
+    worker.set("pid", lua.create_function(|_, ()| Ok(nginx::process_id()))?)?;
+    worker.set(
+        "id",
+        lua.create_function(|_, ()| Ok(nginx::worker_id()))?,
+    )?;
+    worker.set(
+        "count",
+        lua.create_function(|_, ()| Ok(nginx::worker_count()))?,
+    )?;
+    Ok(worker)
+}

@@ -1,0 +1,92 @@
+//! Small safe wrappers over nginx globals and logging, shared by all layers.
+
+use core::ffi::c_char;
+
+use nginx_sys::{
+    ngx_conf_log_error, ngx_conf_t, ngx_core_conf_t, ngx_core_module, ngx_cycle, ngx_log_t,
+    ngx_pid, ngx_process, ngx_time_update, ngx_timeofday, ngx_worker, NGX_LOG_EMERG,
+    NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
+};
+
+/// The current cycle's log: for messages outside any request.
+pub fn cycle_log() -> *mut ngx_log_t {
+    // SAFETY: ngx_cycle is set before any module code runs and stays valid.
+    unsafe { (*ngx_cycle).log }
+}
+
+/// Whether `log` would write a line at `level`.
+pub fn log_enabled(log: *mut ngx_log_t, level: usize) -> bool {
+    // SAFETY: callers pass a request's or the cycle's log, both valid.
+    !log.is_null() && unsafe { (*log).log_level } >= level
+}
+
+pub fn log_error(log: *mut ngx_log_t, level: usize, message: &[u8]) {
+    if !log_enabled(log, level) {
+        return;
+    }
+    // SAFETY: log is valid (checked non-null above, owned by nginx).
+    unsafe { ngx::log::log_error(level, log, 0, message) };
+}
+
+/// Logs an `[emerg]` line with the configuration file and line appended by
+/// nginx, as directive errors are reported.
+pub fn conf_emerg(cf: *mut ngx_conf_t, message: &str) {
+    let mut text = message.as_bytes().to_vec();
+    // nginx's formatter treats '%' specially; pass the text as an argument.
+    text.push(0);
+    // SAFETY: cf is the conf being parsed; "%s" consumes one NUL-terminated
+    // string argument, which `text` is.
+    unsafe {
+        ngx_conf_log_error(
+            NGX_LOG_EMERG as usize,
+            cf,
+            0,
+            c"%s".as_ptr(),
+            text.as_ptr().cast::<c_char>(),
+        )
+    };
+}
+
+/// nginx's cached wall-clock time: (seconds, milliseconds).
+pub fn cached_time() -> (i64, u64) {
+    let tp = ngx_timeofday();
+    (tp.sec, tp.msec as u64)
+}
+
+/// Milliseconds since the epoch from the cached time.
+pub fn now_ms() -> u64 {
+    let (sec, msec) = cached_time();
+    sec.max(0) as u64 * 1000 + msec
+}
+
+pub fn update_time() {
+    // SAFETY: nginx workers are single-threaded; this is what nginx's event
+    // loop calls itself.
+    unsafe { ngx_time_update() };
+}
+
+pub fn process_id() -> i64 {
+    // SAFETY: plain read of a global set at process start.
+    i64::from(unsafe { ngx_pid })
+}
+
+/// The worker's ordinal, or `None` outside worker processes (the master).
+pub fn worker_id() -> Option<u64> {
+    // SAFETY: plain reads of globals set at process start.
+    unsafe {
+        let process = ngx_process as u32;
+        (process == NGX_PROCESS_WORKER || process == NGX_PROCESS_SINGLE).then(|| ngx_worker as u64)
+    }
+}
+
+pub fn worker_count() -> i64 {
+    // SAFETY: the core module's configuration exists in every cycle.
+    unsafe {
+        let conf = *(*ngx_cycle).conf_ctx.add(ngx_core_module.index);
+        let core = conf.cast::<ngx_core_conf_t>();
+        if core.is_null() {
+            return 1;
+        }
+        (*core).worker_processes as i64
+    }
+}

@@ -1,0 +1,565 @@
+//! The dictionary operations on a zone's slab pool.
+//!
+//! Every public operation takes the slab pool's mutex exactly once and releases
+//! it on every path (a guard does it on drop). Nothing in here calls Lua,
+//! formats log lines or allocates on the Rust heap while the mutex is held:
+//! values are copied into a caller-owned buffer whose capacity is checked
+//! first, and the lock is dropped to grow it.
+
+use core::cmp::Ordering;
+use core::ptr::{self, NonNull};
+
+use nginx_sys::{
+    ngx_queue_insert_after, ngx_queue_remove, ngx_queue_t, ngx_rbt_red, ngx_rbtree_delete,
+    ngx_rbtree_init, ngx_rbtree_insert, ngx_rbtree_node_t, ngx_shmtx_lock, ngx_shmtx_unlock,
+    ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_pool_t,
+};
+
+use super::layout::{
+    entry_alloc_size, key_hash, EntryHeader, StoreHeader, ValueKind, ZoneCounters,
+    ENTRY_HEADER_SIZE, LRU_LINK_OFFSET, STORE_LAYOUT_VERSION, STORE_MAGIC,
+};
+
+/// Live entries removed by one write that runs out of memory, at most.
+const MAX_EVICTIONS_PER_WRITE: usize = 30;
+/// Expired entries at the LRU tail that each write frees on its way.
+const EXPIRED_FREED_PER_WRITE: usize = 2;
+
+/// Errors carry OpenResty's own wording: the Lua layer returns them verbatim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("no memory")]
+    NoMemory,
+    #[error("exists")]
+    Exists,
+    #[error("not found")]
+    NotFound,
+}
+
+/// A value on its way into the store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Str(&'a [u8]),
+    Number(f64),
+    Bool(bool),
+}
+
+impl Value<'_> {
+    fn kind(&self) -> ValueKind {
+        match self {
+            Value::Str(_) => ValueKind::Str,
+            Value::Number(_) => ValueKind::Number,
+            Value::Bool(_) => ValueKind::Bool,
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            Value::Str(bytes) => bytes.len(),
+            Value::Number(_) => 8,
+            Value::Bool(_) => 1,
+        }
+    }
+
+    /// # Safety
+    /// `dst` must be valid for `self.encoded_len()` bytes of writes.
+    unsafe fn encode_into(&self, dst: *mut u8) {
+        // SAFETY: the caller guarantees room for encoded_len() bytes.
+        unsafe {
+            match self {
+                Value::Str(bytes) => ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()),
+                Value::Number(n) => ptr::copy_nonoverlapping(n.to_le_bytes().as_ptr(), dst, 8),
+                Value::Bool(b) => *dst = u8::from(*b),
+            }
+        }
+    }
+}
+
+/// Decodes a value copied out of the store by [`Store::get`].
+pub fn decode_value(kind: ValueKind, bytes: &[u8]) -> Value<'_> {
+    match kind {
+        ValueKind::Str => Value::Str(bytes),
+        ValueKind::Number => {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&bytes[..8]);
+            Value::Number(f64::from_le_bytes(raw))
+        }
+        ValueKind::Bool => Value::Bool(bytes.first() == Some(&1)),
+    }
+}
+
+/// What a read found; the value bytes are in the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub kind: ValueKind,
+    pub user_flags: u32,
+    pub stale: bool,
+}
+
+/// How a write treats an existing key and a full zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Store unconditionally, evicting LRU entries when full.
+    Set,
+    /// Store unconditionally, never evicting a live entry.
+    SafeSet,
+    /// Store only when the key is absent or expired, evicting when full.
+    Add,
+    /// Like `Add`, never evicting a live entry.
+    SafeAdd,
+    /// Store only when the key holds a live value.
+    Replace,
+}
+
+impl WriteMode {
+    fn may_evict(self) -> bool {
+        !matches!(self, WriteMode::SafeSet | WriteMode::SafeAdd)
+    }
+}
+
+/// The result of a successful write: `forcible` is true when live entries had
+/// to be evicted to make room, as OpenResty reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Written {
+    pub forcible: bool,
+}
+
+/// A handle on the store living in one zone. Cheap to copy; every operation
+/// locks the zone.
+#[derive(Debug, Clone, Copy)]
+pub struct Store {
+    pool: NonNull<ngx_slab_pool_t>,
+    header: NonNull<StoreHeader>,
+}
+
+struct ZoneLock<'a> {
+    pool: &'a Store,
+}
+
+impl Drop for ZoneLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the lock was taken by `Store::lock` on this same mutex, which
+        // lives in shared memory for the life of the zone.
+        unsafe { ngx_shmtx_unlock(&mut (*self.pool.pool.as_ptr()).mutex) };
+    }
+}
+
+/// The whole-entry view used while the lock is held.
+struct Entry(NonNull<EntryHeader>);
+
+impl Entry {
+    fn header(&self) -> &EntryHeader {
+        // SAFETY: entries are only reached through the index or the LRU queue,
+        // which hold live allocations, and only while the zone lock is held.
+        unsafe { self.0.as_ref() }
+    }
+
+    fn key(&self) -> &[u8] {
+        let len = usize::from(self.header().key_len);
+        // SAFETY: the key bytes follow the header inside the same allocation.
+        unsafe {
+            core::slice::from_raw_parts(self.0.as_ptr().cast::<u8>().add(ENTRY_HEADER_SIZE), len)
+        }
+    }
+
+    fn value(&self) -> &[u8] {
+        let h = self.header();
+        // SAFETY: the value bytes follow the key inside the same allocation.
+        unsafe {
+            core::slice::from_raw_parts(
+                self.0
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(ENTRY_HEADER_SIZE + usize::from(h.key_len)),
+                h.value_len as usize,
+            )
+        }
+    }
+
+    fn is_expired(&self, now_ms: u64) -> bool {
+        let expires = self.header().expires_ms;
+        expires != 0 && expires <= now_ms
+    }
+
+    fn from_lru_link(link: *mut ngx_queue_t) -> Entry {
+        // SAFETY: every link in the LRU queue (other than its sentinel, which
+        // callers never pass) is the `lru` field of an EntryHeader.
+        Entry(unsafe { NonNull::new_unchecked(link.cast::<u8>().sub(LRU_LINK_OFFSET).cast()) })
+    }
+}
+
+fn compare_keys(a: &[u8], b: &[u8]) -> Ordering {
+    a.cmp(b)
+}
+
+/// rbtree insert callback: order by hash, then by key bytes on collision.
+unsafe extern "C" fn insert_entry_node(
+    mut temp: *mut ngx_rbtree_node_t,
+    node: *mut ngx_rbtree_node_t,
+    sentinel: *mut ngx_rbtree_node_t,
+) {
+    // SAFETY: called by ngx_rbtree_insert with nodes of this tree, every one of
+    // which is the first field of an EntryHeader.
+    unsafe {
+        let new_entry = Entry(NonNull::new_unchecked(node.cast()));
+        loop {
+            let slot = match (*node).key.cmp(&(*temp).key) {
+                Ordering::Less => &mut (*temp).left,
+                Ordering::Greater => &mut (*temp).right,
+                Ordering::Equal => {
+                    let existing = Entry(NonNull::new_unchecked(temp.cast()));
+                    if compare_keys(new_entry.key(), existing.key()) == Ordering::Less {
+                        &mut (*temp).left
+                    } else {
+                        &mut (*temp).right
+                    }
+                }
+            };
+            if *slot == sentinel {
+                *slot = node;
+                break;
+            }
+            temp = *slot;
+        }
+        (*node).parent = temp;
+        (*node).left = sentinel;
+        (*node).right = sentinel;
+        ngx_rbt_red(node);
+    }
+}
+
+impl Store {
+    /// Lays out a fresh store in a newly created zone.
+    ///
+    /// # Safety
+    /// `pool` must be the initialised slab pool at the start of a shared zone,
+    /// and no other process may use the zone yet (zone init time).
+    pub unsafe fn create(pool: NonNull<ngx_slab_pool_t>) -> Option<Store> {
+        // SAFETY: per the contract, the pool is valid and private to us.
+        unsafe {
+            let raw = ngx_slab_alloc_locked(pool.as_ptr(), core::mem::size_of::<StoreHeader>());
+            let header = NonNull::new(raw.cast::<StoreHeader>())?;
+            let h = header.as_ptr();
+            ptr::write_bytes(h, 0, 1);
+            (*h).magic = STORE_MAGIC;
+            (*h).layout_version = STORE_LAYOUT_VERSION;
+            ngx_rbtree_init(
+                &mut (*h).rbtree,
+                &mut (*h).sentinel,
+                Some(insert_entry_node),
+            );
+            let lru = &mut (*h).lru as *mut ngx_queue_t;
+            (*lru).prev = lru;
+            (*lru).next = lru;
+            (*h).counters = ZoneCounters::default();
+            (*pool.as_ptr()).data = raw;
+            // Running out of zone memory is an expected outcome that the
+            // caller reports ("no memory"); nginx's own log line is noise.
+            (*pool.as_ptr()).set_log_nomem(0);
+            Some(Store { pool, header })
+        }
+    }
+
+    /// Finds the store of a zone that survived a reload.
+    ///
+    /// # Safety
+    /// `pool` must be the slab pool at the start of a live shared zone.
+    pub unsafe fn adopt(pool: NonNull<ngx_slab_pool_t>) -> Option<Store> {
+        // SAFETY: per the contract the pool header is readable; the magic and
+        // version checks reject memory laid out by anything else.
+        unsafe {
+            let header = NonNull::new((*pool.as_ptr()).data.cast::<StoreHeader>())?;
+            let h = header.as_ref();
+            if h.magic != STORE_MAGIC || h.layout_version != STORE_LAYOUT_VERSION {
+                return None;
+            }
+            Some(Store { pool, header })
+        }
+    }
+
+    fn lock(&self) -> ZoneLock<'_> {
+        // SAFETY: the mutex lives in the zone's slab pool header. It is the
+        // mutex nginx's master force-unlocks when a worker dies holding it.
+        unsafe { ngx_shmtx_lock(&mut (*self.pool.as_ptr()).mutex) };
+        ZoneLock { pool: self }
+    }
+
+    /// Zone bytes: what `capacity()` reports.
+    pub fn capacity(&self) -> usize {
+        // SAFETY: start/end of the pool are fixed at zone creation.
+        unsafe {
+            let pool = self.pool.as_ref();
+            pool.end as usize - pool.addr as usize
+        }
+    }
+
+    fn header_mut(&self, _lock: &ZoneLock<'_>) -> &mut StoreHeader {
+        // SAFETY: the lock guard proves exclusive access across processes.
+        unsafe { &mut *self.header.as_ptr() }
+    }
+
+    /// Copies of the zone's counters, read under the lock.
+    pub fn counters(&self) -> ZoneCounters {
+        let lock = self.lock();
+        self.header_mut(&lock).counters
+    }
+
+    fn find(&self, lock: &ZoneLock<'_>, key: &[u8], hash: u32) -> Option<Entry> {
+        let h = self.header_mut(lock);
+        let sentinel = h.rbtree.sentinel;
+        let mut node = h.rbtree.root;
+        let hash = hash as usize;
+        while node != sentinel {
+            // SAFETY: nodes reachable from the root are live entries.
+            unsafe {
+                match hash.cmp(&(*node).key) {
+                    Ordering::Less => node = (*node).left,
+                    Ordering::Greater => node = (*node).right,
+                    Ordering::Equal => {
+                        let entry = Entry(NonNull::new_unchecked(node.cast()));
+                        match compare_keys(key, entry.key()) {
+                            Ordering::Less => node = (*node).left,
+                            Ordering::Greater => node = (*node).right,
+                            Ordering::Equal => return Some(entry),
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn touch(&self, lock: &ZoneLock<'_>, entry: &Entry) {
+        let h = self.header_mut(lock);
+        // SAFETY: the entry's link is in the LRU queue; the sentinel is ours.
+        unsafe {
+            let link = &mut (*entry.0.as_ptr()).lru as *mut ngx_queue_t;
+            ngx_queue_remove(link);
+            ngx_queue_insert_after(&mut h.lru, link);
+        }
+    }
+
+    fn remove(&self, lock: &ZoneLock<'_>, entry: Entry) {
+        let h = self.header_mut(lock);
+        // SAFETY: the entry is live, linked in both structures, and allocated
+        // from this pool; nothing refers to it after this.
+        unsafe {
+            ngx_queue_remove(&mut (*entry.0.as_ptr()).lru);
+            ngx_rbtree_delete(&mut h.rbtree, &mut (*entry.0.as_ptr()).rb);
+            ngx_slab_free_locked(self.pool.as_ptr(), entry.0.as_ptr().cast());
+        }
+        h.counters.entries = h.counters.entries.saturating_sub(1);
+    }
+
+    fn lru_tail(&self, lock: &ZoneLock<'_>) -> Option<Entry> {
+        let h = self.header_mut(lock);
+        let sentinel = &mut h.lru as *mut ngx_queue_t;
+        let last = h.lru.prev;
+        (last != sentinel).then(|| Entry::from_lru_link(last))
+    }
+
+    /// Frees up to `max` expired entries from the LRU tail, stopping at the
+    /// first live one.
+    fn free_expired_tail(&self, lock: &ZoneLock<'_>, now_ms: u64, max: usize) {
+        for _ in 0..max {
+            match self.lru_tail(lock) {
+                Some(entry) if entry.is_expired(now_ms) => {
+                    self.remove(lock, entry);
+                    self.header_mut(lock).counters.expirations += 1;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Removes the least recently used entry; false when the store is empty.
+    fn evict_one(&self, lock: &ZoneLock<'_>, now_ms: u64) -> bool {
+        let Some(entry) = self.lru_tail(lock) else {
+            return false;
+        };
+        let expired = entry.is_expired(now_ms);
+        self.remove(lock, entry);
+        let counters = &mut self.header_mut(lock).counters;
+        if expired {
+            counters.expirations += 1;
+        } else {
+            counters.evictions += 1;
+        }
+        true
+    }
+
+    /// Reads `key`. On a hit the value bytes are left in `out` (replacing its
+    /// contents). Expired entries are invisible unless `allow_stale`.
+    pub fn get(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        allow_stale: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<Found> {
+        let hash = key_hash(key);
+        loop {
+            let lock = self.lock();
+            let Some(entry) = self.find(&lock, key, hash) else {
+                self.header_mut(&lock).counters.misses += 1;
+                return None;
+            };
+            let stale = entry.is_expired(now_ms);
+            if stale && !allow_stale {
+                self.header_mut(&lock).counters.misses += 1;
+                return None;
+            }
+            let value = entry.value();
+            if value.len() > out.capacity() {
+                let needed = value.len();
+                drop(lock);
+                out.clear();
+                out.reserve(needed);
+                continue;
+            }
+            out.clear();
+            out.extend_from_slice(value);
+            let header = entry.header();
+            let found = Found {
+                kind: ValueKind::from_byte(header.kind).unwrap_or(ValueKind::Str),
+                user_flags: header.user_flags,
+                stale,
+            };
+            if !stale {
+                self.touch(&lock, &entry);
+            }
+            self.header_mut(&lock).counters.hits += 1;
+            return Some(found);
+        }
+    }
+
+    /// Stores `value` under `key` as `mode` says; `None` removes the key once
+    /// the mode's condition holds. `expires_ms` is an absolute time in ms
+    /// (0 for never).
+    pub fn write(
+        &self,
+        key: &[u8],
+        value: Option<Value<'_>>,
+        expires_ms: u64,
+        user_flags: u32,
+        mode: WriteMode,
+        now_ms: u64,
+    ) -> Result<Written, StoreError> {
+        let hash = key_hash(key);
+        let lock = self.lock();
+        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
+
+        let existing = self.find(&lock, key, hash);
+        if let Some(entry) = &existing {
+            let live = !entry.is_expired(now_ms);
+            match mode {
+                WriteMode::Add | WriteMode::SafeAdd if live => return Err(StoreError::Exists),
+                WriteMode::Replace if !live => return Err(StoreError::NotFound),
+                _ => {}
+            }
+        } else if mode == WriteMode::Replace {
+            return Err(StoreError::NotFound);
+        }
+        let Some(value) = value else {
+            if let Some(entry) = existing {
+                self.remove(&lock, entry);
+            }
+            return Ok(Written::default());
+        };
+        let value_len = value.encoded_len();
+        let size = entry_alloc_size(key.len(), value_len);
+
+        if let Some(entry) = existing {
+            if entry.header().value_len as usize == value_len {
+                // Same size: rewrite in place, no allocator round trip.
+                // SAFETY: the allocation has exactly value_len value bytes.
+                unsafe {
+                    let h = entry.0.as_ptr();
+                    let dst = h.cast::<u8>().add(ENTRY_HEADER_SIZE + key.len());
+                    value.encode_into(dst);
+                    (*h).kind = value.kind() as u8;
+                    (*h).user_flags = user_flags;
+                    (*h).expires_ms = expires_ms;
+                }
+                self.touch(&lock, &entry);
+                self.header_mut(&lock).counters.stores += 1;
+                return Ok(Written::default());
+            }
+            self.remove(&lock, entry);
+        }
+
+        let mut written = Written::default();
+        if size > self.capacity() {
+            self.header_mut(&lock).counters.no_memory += 1;
+            return Err(StoreError::NoMemory);
+        }
+        let mut raw = self.alloc(&lock, size);
+        if raw.is_null() && mode.may_evict() {
+            for _ in 0..MAX_EVICTIONS_PER_WRITE {
+                if !self.evict_one(&lock, now_ms) {
+                    break;
+                }
+                written.forcible = true;
+                raw = self.alloc(&lock, size);
+                if !raw.is_null() {
+                    break;
+                }
+            }
+        }
+        let Some(entry) = NonNull::new(raw.cast::<EntryHeader>()) else {
+            self.header_mut(&lock).counters.no_memory += 1;
+            return Err(StoreError::NoMemory);
+        };
+
+        let h = self.header_mut(&lock);
+        // SAFETY: `entry` is a fresh allocation of `size` bytes: the header,
+        // then key, then value. The index and queue belong to this zone.
+        unsafe {
+            let e = entry.as_ptr();
+            ptr::write_bytes(e, 0, 1);
+            (*e).rb.key = hash as usize;
+            (*e).expires_ms = expires_ms;
+            (*e).value_len = value_len as u32;
+            (*e).user_flags = user_flags;
+            (*e).key_len = key.len() as u16;
+            (*e).kind = value.kind() as u8;
+            let key_dst = e.cast::<u8>().add(ENTRY_HEADER_SIZE);
+            ptr::copy_nonoverlapping(key.as_ptr(), key_dst, key.len());
+            value.encode_into(key_dst.add(key.len()));
+            // The insert callback lives in this process's copy of the module:
+            // set it on every insert instead of trusting a pointer stored in
+            // shared memory by a process that may map the module elsewhere.
+            h.rbtree.insert = Some(insert_entry_node);
+            ngx_rbtree_insert(&mut h.rbtree, &mut (*e).rb);
+            ngx_queue_insert_after(&mut h.lru, &mut (*e).lru);
+        }
+        h.counters.entries += 1;
+        h.counters.stores += 1;
+        Ok(written)
+    }
+
+    /// Removes `key`; true when it was present (expired or not).
+    pub fn delete(&self, key: &[u8]) -> bool {
+        let hash = key_hash(key);
+        let lock = self.lock();
+        match self.find(&lock, key, hash) {
+            Some(entry) => {
+                self.remove(&lock, entry);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Bytes in wholly free pages: what `free_space()` reports.
+    pub fn free_page_bytes(&self) -> usize {
+        let _lock = self.lock();
+        // SAFETY: pfree is maintained by the slab allocator under this lock.
+        unsafe { (*self.pool.as_ptr()).pfree * nginx_sys::ngx_pagesize }
+    }
+
+    fn alloc(&self, _lock: &ZoneLock<'_>, size: usize) -> *mut u8 {
+        // SAFETY: the zone lock is held, as the _locked variant requires.
+        unsafe { ngx_slab_alloc_locked(self.pool.as_ptr(), size).cast() }
+    }
+}

@@ -1,0 +1,81 @@
+//! A declared `lua_shared_dict` zone and its init callback.
+
+use core::ffi::c_void;
+use core::ptr::NonNull;
+
+use nginx_sys::{ngx_int_t, ngx_shm_zone_t, ngx_slab_init, ngx_slab_pool_t, ngx_str_t, NGX_ERROR, NGX_OK};
+
+use super::store::Store;
+
+/// One `lua_shared_dict`, allocated from the configuration pool. nginx keeps a
+/// pointer to it in `shm_zone->data`; the store inside is filled in when the
+/// zone's memory is ready.
+pub struct SharedZone {
+    name: ngx_str_t,
+    size: usize,
+    store: Option<Store>,
+}
+
+impl SharedZone {
+    pub fn new(name: ngx_str_t, size: usize) -> SharedZone {
+        SharedZone {
+            name,
+            size,
+            store: None,
+        }
+    }
+
+    pub fn name(&self) -> &[u8] {
+        if self.name.len == 0 {
+            return &[];
+        }
+        // SAFETY: the name points into the configuration pool, which lives as
+        // long as this zone object.
+        unsafe { core::slice::from_raw_parts(self.name.data, self.name.len) }
+    }
+
+    /// Configured size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The store, once the zone is initialised (always so in workers).
+    pub fn store(&self) -> Option<Store> {
+        self.store
+    }
+}
+
+/// nginx's `ngx_shm_zone_init_pt`: lays out a new store, or adopts the one
+/// in a zone reused across a reload (`previous` is then the old cycle's
+/// `SharedZone`).
+///
+/// # Safety
+/// Called by nginx with a zone whose `data` is a `SharedZone` and whose memory
+/// starts with an initialised slab pool.
+pub unsafe extern "C" fn init_shared_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_void) -> ngx_int_t {
+    let outcome = std::panic::catch_unwind(|| {
+        // SAFETY: per this function's contract.
+        unsafe {
+            let zone = &mut *(*shm_zone).data.cast::<SharedZone>();
+            let Some(pool) = NonNull::new((*shm_zone).shm.addr.cast::<ngx_slab_pool_t>()) else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            if !previous.is_null() {
+                if let Some(store) = Store::adopt(pool) {
+                    zone.store = Some(store);
+                    return NGX_OK as ngx_int_t;
+                }
+                // Laid out by an incompatible build: start the zone afresh.
+                ngx_slab_init(pool.as_ptr());
+            }
+            match Store::create(pool) {
+                Some(store) => {
+                    zone.store = Some(store);
+                    NGX_OK as ngx_int_t
+                }
+                None => NGX_ERROR as ngx_int_t,
+            }
+        }
+    });
+    outcome.unwrap_or(NGX_ERROR as ngx_int_t)
+}
