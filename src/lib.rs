@@ -14,79 +14,24 @@ pub mod lua;
 pub mod nginx;
 pub mod shdict;
 
-use core::ptr::{addr_of, addr_of_mut};
+#[cfg(not(test))]
+mod directives;
 
-use nginx_sys::{
-    ngx_command_t, ngx_http_module_t, ngx_module_t, ngx_str_t, NGX_CONF_BLOCK, NGX_CONF_NOARGS,
-    NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
-    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
-};
-
-/// nginx matches directive names with `strcmp`: they must be NUL-terminated.
-const fn directive_name(name: &'static core::ffi::CStr) -> ngx_str_t {
-    ngx_str_t {
-        len: name.count_bytes(),
-        data: name.as_ptr() as *mut u8,
-    }
-}
-
-const LOCATION_CONTEXTS: u32 = NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF;
-
-static mut COMMANDS: [ngx_command_t; 5] = [
-    ngx_command_t {
-        name: directive_name(c"lua_shared_dict"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2) as usize,
-        set: Some(conf::set_lua_shared_dict),
-        conf: NGX_HTTP_MAIN_CONF_OFFSET,
-        offset: 0,
-        post: core::ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: directive_name(c"content_by_lua"),
-        type_: (LOCATION_CONTEXTS | NGX_CONF_TAKE1) as usize,
-        set: Some(conf::set_content_by_lua),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: core::ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: directive_name(c"content_by_lua_block"),
-        type_: (LOCATION_CONTEXTS | NGX_CONF_BLOCK | NGX_CONF_NOARGS) as usize,
-        set: Some(conf::set_content_by_lua_block),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: core::ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: directive_name(c"content_by_lua_file"),
-        type_: (LOCATION_CONTEXTS | NGX_CONF_TAKE1) as usize,
-        set: Some(conf::set_content_by_lua_file),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: core::ptr::null_mut(),
-    },
-    ngx_command_t::empty(),
-];
-
-static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
-    postconfiguration: None,
-    create_main_conf: Some(conf::create_main_conf),
-    init_main_conf: Some(conf::init_main_conf),
-    create_srv_conf: None,
-    merge_srv_conf: None,
-    create_loc_conf: Some(conf::create_loc_conf),
-    merge_loc_conf: None,
-};
+use nginx_sys::ngx_module_t;
 
 /// The module object nginx finds through `ngx_modules` after `load_module`.
-#[used]
-#[no_mangle]
+///
+/// Unit tests link without nginx, so there it carries no directives (whose
+/// handlers would pull in nginx's symbols); other code only reads its
+/// `ctx_index`.
+#[cfg_attr(not(test), used, no_mangle)]
 #[allow(non_upper_case_globals)]
 pub static mut ngx_http_lua_shdict_module: ngx_module_t = ngx_module_t {
-    ctx: addr_of!(MODULE_CTX) as _,
-    commands: addr_of_mut!(COMMANDS) as *mut ngx_command_t,
-    type_: NGX_HTTP_MODULE as _,
+    #[cfg(not(test))]
+    ctx: core::ptr::addr_of!(directives::MODULE_CTX) as _,
+    #[cfg(not(test))]
+    commands: core::ptr::addr_of_mut!(directives::COMMANDS) as *mut nginx_sys::ngx_command_t,
+    type_: nginx_sys::NGX_HTTP_MODULE as _,
     ..ngx_module_t::default()
 };
 

@@ -1,0 +1,101 @@
+# Two workers share one zone; a zone survives a reload.
+use Test::Nginx::Socket 'no_plan';
+
+workers(2);
+master_on();
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a value set by one worker is read by the other
+--- http_config
+    lua_shared_dict dogs 1m;
+--- config
+    location = /set {
+        content_by_lua_block {
+            ngx.shared.dogs:set("Jim", 8)
+            ngx.shared.dogs:set("setter", ngx.worker.pid())
+            ngx.say("STORED")
+        }
+    }
+    location = /get {
+        content_by_lua_block {
+            local dogs = ngx.shared.dogs
+            local value = dogs:get("Jim")
+            if value == 8 and ngx.worker.pid() ~= dogs:get("setter") then
+                dogs:set("reader", ngx.worker.pid())
+            end
+            ngx.say(value)
+        }
+    }
+    location = /report {
+        content_by_lua_block {
+            local dogs = ngx.shared.dogs
+            local setter, reader = dogs:get("setter"), dogs:get("reader")
+            if setter and reader and setter ~= reader then
+                ngx.say("set by one worker, read by another")
+            else
+                ngx.say("setter ", tostring(setter), ", reader ", tostring(reader))
+            end
+        }
+    }
+--- request eval
+["GET /set", ("GET /get") x 40, "GET /report"]
+--- response_body eval
+["STORED\n", ("8\n") x 40, "set by one worker, read by another\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: worker ids and count with two workers
+--- http_config
+    lua_shared_dict seen 1m;
+--- config
+    location = /hit {
+        content_by_lua_block {
+            ngx.shared.seen:set("id" .. ngx.worker.id(), ngx.worker.pid())
+            ngx.say(ngx.worker.count())
+        }
+    }
+    location = /report {
+        content_by_lua_block {
+            local a, b = ngx.shared.seen:get("id0"), ngx.shared.seen:get("id1")
+            ngx.say(a and b and a ~= b and "ids 0 and 1 answered with distinct pids" or "only one worker answered")
+        }
+    }
+--- request eval
+[("GET /hit") x 40, "GET /report"]
+--- response_body eval
+[("2\n") x 40, "ids 0 and 1 answered with distinct pids\n"]
+
+
+
+=== TEST 3: data survives nginx -s reload
+--- http_config
+    lua_shared_dict dogs 1m;
+--- config
+    location = /set {
+        content_by_lua_block {
+            ngx.shared.dogs:set("Jim", 8)
+            ngx.shared.dogs:set("generation", tostring(ngx.worker.pid()))
+            ngx.say("STORED")
+        }
+    }
+    location = /get {
+        content_by_lua_block {
+            local dogs = ngx.shared.dogs
+            local old = dogs:get("generation")
+            ngx.say(dogs:get("Jim"), " ", old ~= tostring(ngx.worker.pid()) and "new worker" or "same worker")
+        }
+    }
+--- reload_before: 2
+--- request eval
+["GET /set", "GET /get"]
+--- response_body eval
+["STORED\n", "8 new worker\n"]
+--- no_error_log
+[error]
+[alert]
+[crit]
