@@ -12,7 +12,10 @@ fn main() {
         return;
     };
     let binary = Path::new(&build_dir).join("nginx");
-    println!("cargo:rustc-env=NGX_LUA_SHDICT_NGINX_BINARY={}", binary.display());
+    println!(
+        "cargo:rustc-env=NGX_LUA_SHDICT_NGINX_BINARY={}",
+        binary.display()
+    );
     if let Some(profile_dir) = profile_dir() {
         let link = profile_dir.join("nginx");
         let _ = std::fs::remove_file(&link);

@@ -1,8 +1,8 @@
 //! The directive table and HTTP module context nginx reads from the module.
 
 use nginx_sys::{
-    ngx_command_t, ngx_http_module_t, ngx_str_t, NGX_CONF_BLOCK, NGX_CONF_NOARGS,
-    NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
+    ngx_command_t, ngx_http_module_t, ngx_str_t, NGX_CONF_BLOCK, NGX_CONF_NOARGS, NGX_CONF_TAKE1,
+    NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
     NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
 };
 
@@ -62,4 +62,3 @@ pub(crate) static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     create_loc_conf: Some(crate::conf::create_loc_conf),
     merge_loc_conf: None,
 };
-

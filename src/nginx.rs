@@ -1,6 +1,7 @@
 //! Small safe wrappers over nginx globals and logging, shared by all layers.
 
 use core::ffi::c_char;
+use core::ptr::NonNull;
 
 use nginx_sys::{
     ngx_conf_log_error, ngx_conf_t, ngx_core_conf_t, ngx_core_module, ngx_cycle, ngx_log_t,
@@ -8,34 +9,49 @@ use nginx_sys::{
     NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
 };
 
-/// The current cycle's log: for messages outside any request.
-pub fn cycle_log() -> *mut ngx_log_t {
-    // SAFETY: ngx_cycle is set before any module code runs and stays valid.
-    unsafe { (*ngx_cycle).log }
-}
+/// An nginx log to write to: a request's, or the cycle's.
+#[derive(Clone, Copy)]
+pub struct Log(NonNull<ngx_log_t>);
 
-/// Whether `log` would write a line at `level`.
-pub fn log_enabled(log: *mut ngx_log_t, level: usize) -> bool {
-    // SAFETY: callers pass a request's or the cycle's log, both valid.
-    !log.is_null() && unsafe { (*log).log_level } >= level
-}
-
-pub fn log_error(log: *mut ngx_log_t, level: usize, message: &[u8]) {
-    if !log_enabled(log, level) {
-        return;
+impl Log {
+    /// # Safety
+    /// `log` must stay valid for as long as the handle is used.
+    pub unsafe fn from_raw(log: *mut ngx_log_t) -> Option<Log> {
+        NonNull::new(log).map(Log)
     }
-    // SAFETY: log is valid (checked non-null above, owned by nginx).
-    unsafe { ngx::log::log_error(level, log, 0, message) };
+
+    /// The current cycle's log: for messages outside any request.
+    pub fn cycle() -> Option<Log> {
+        // SAFETY: ngx_cycle is set before any module code runs, and its log
+        // lives as long as the cycle.
+        unsafe { Log::from_raw((*ngx_cycle).log) }
+    }
+
+    /// Whether the log would write a line at `level`.
+    pub fn enabled(&self, level: usize) -> bool {
+        // SAFETY: valid per the constructor's contract.
+        unsafe { self.0.as_ref() }.log_level >= level
+    }
+
+    pub fn write(&self, level: usize, message: &[u8]) {
+        if self.enabled(level) {
+            // SAFETY: valid per the constructor's contract.
+            unsafe { ngx::log::log_error(level, self.0.as_ptr(), 0, message) };
+        }
+    }
 }
 
 /// Logs an `[emerg]` line with the configuration file and line appended by
 /// nginx, as directive errors are reported.
-pub fn conf_emerg(cf: *mut ngx_conf_t, message: &str) {
+///
+/// # Safety
+/// `cf` must be the configuration being parsed.
+pub unsafe fn conf_emerg(cf: *mut ngx_conf_t, message: &str) {
     let mut text = message.as_bytes().to_vec();
     // nginx's formatter treats '%' specially; pass the text as an argument.
     text.push(0);
-    // SAFETY: cf is the conf being parsed; "%s" consumes one NUL-terminated
-    // string argument, which `text` is.
+    // SAFETY: cf is the conf being parsed (caller's contract); "%s" consumes
+    // one NUL-terminated string argument, which `text` is.
     unsafe {
         ngx_conf_log_error(
             NGX_LOG_EMERG as usize,
@@ -75,7 +91,8 @@ pub fn worker_id() -> Option<u64> {
     // SAFETY: plain reads of globals set at process start.
     unsafe {
         let process = ngx_process as u32;
-        (process == NGX_PROCESS_WORKER || process == NGX_PROCESS_SINGLE).then(|| ngx_worker as u64)
+        (process == NGX_PROCESS_WORKER || process == NGX_PROCESS_SINGLE)
+            .then_some(ngx_worker as u64)
     }
 }
 

@@ -58,17 +58,17 @@ comments skipped
     location = /t {
         content_by_lua_block {
             local a = [[}]]
-            local b = [=[ ]] } ]=]
-            local c = [==[
-{ ]=] }
-]==]
-            ngx.print(a, b, c)
+            local b = [=[]]}]=]
+            local c = [==[{]=]}]==]
+            local d = [[
+{]]
+            ngx.say(a, "|", b, "|", c, "|", d)
         }
     }
 --- request
 GET /t
 --- response_body
-} ]] } { ]=] }
+}|]]}|{]=]}|{
 
 
 
@@ -130,15 +130,18 @@ in step
 
 === TEST 8: an unterminated block fails the configuration
 --- http_config
-    server {
-        listen 127.0.0.2:1;
-        location / {
-            content_by_lua_block {
-                ngx.say("never closed")
+    include $TEST_NGINX_HTML_DIR/unterminated.conf;
 --- config
+--- user_files
+>>> unterminated.conf
+server {
+    listen 127.0.0.2:1;
+    location / {
+        content_by_lua_block {
+            ngx.say("never closed")
 --- must_die
 --- error_log eval
-qr/\[emerg\] unexpected end of file, expecting "\}"/
+qr/\[emerg\] .*unexpected end of file, expecting "\}" in \S+unterminated\.conf:\d+/
 
 
 

@@ -16,7 +16,7 @@ __DATA__
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*failed to load inlined Lua code: content_by_lua\(nginx\.conf:\d+\):3: unexpected symbol near '=' in \S+nginx\.conf:\d+/
+qr/\[emerg\] .*failed to load inlined Lua code: content_by_lua\(nginx\.conf:\d+\):3: '<name>' expected near '=' in \S+nginx\.conf:\d+/
 
 
 

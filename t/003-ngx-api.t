@@ -15,6 +15,7 @@ __DATA__
             ngx.say({"a", {"b", {1, 2.5}}, true, ngx.null})
             ngx.say()
             ngx.say({})
+            ngx.say("end")
         }
     }
 --- request
@@ -25,6 +26,7 @@ true false nil null
 ab12.5truenull
 
 
+end
 --- no_error_log
 [error]
 

@@ -24,12 +24,26 @@ enum State {
     CommentStart,
     LineComment,
     /// Saw `[` and `level` `=`s: a long bracket if another `[` follows.
-    BracketOpen { level: usize, comment: bool },
-    LongBracket { level: usize, comment: bool },
+    BracketOpen {
+        level: usize,
+        comment: bool,
+    },
+    LongBracket {
+        level: usize,
+        comment: bool,
+    },
     /// Inside a long bracket, saw `]` and `seen` `=`s.
-    BracketClose { level: usize, seen: usize, comment: bool },
-    Quoted { quote: u8 },
-    QuotedEscape { quote: u8 },
+    BracketClose {
+        level: usize,
+        seen: usize,
+        comment: bool,
+    },
+    Quoted {
+        quote: u8,
+    },
+    QuotedEscape {
+        quote: u8,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -196,20 +210,32 @@ mod tests {
     #[test]
     fn nested_table_braces_are_code() {
         let text = " local t = {a = {1, 2}} ngx.say(#t.a) }";
-        assert_eq!(code_of(text), Some(" local t = {a = {1, 2}} ngx.say(#t.a) "));
+        assert_eq!(
+            code_of(text),
+            Some(" local t = {a = {1, 2}} ngx.say(#t.a) ")
+        );
     }
 
     #[test]
     fn braces_in_strings_are_ignored() {
-        assert_eq!(code_of(r#" x = "}" y = '{' }"#), Some(r#" x = "}" y = '{' "#));
+        assert_eq!(
+            code_of(r#" x = "}" y = '{' }"#),
+            Some(r#" x = "}" y = '{' "#)
+        );
         assert_eq!(code_of(r#" x = "a\"}" }"#), Some(r#" x = "a\"}" "#));
         assert_eq!(code_of(r" x = 'it\'s }' }"), Some(r" x = 'it\'s }' "));
     }
 
     #[test]
     fn braces_in_comments_are_ignored() {
-        assert_eq!(code_of(" -- } not the end\n x = 1 }"), Some(" -- } not the end\n x = 1 "));
-        assert_eq!(code_of(" --[[ } \n } ]] x = 1 }"), Some(" --[[ } \n } ]] x = 1 "));
+        assert_eq!(
+            code_of(" -- } not the end\n x = 1 }"),
+            Some(" -- } not the end\n x = 1 ")
+        );
+        assert_eq!(
+            code_of(" --[[ } \n } ]] x = 1 }"),
+            Some(" --[[ } \n } ]] x = 1 ")
+        );
         assert_eq!(code_of(" --[==[ ]] } ]==] }"), Some(" --[==[ ]] } ]==] "));
         assert_eq!(code_of(" --[ not long } \n}"), Some(" --[ not long } \n"));
     }
@@ -218,7 +244,10 @@ mod tests {
     fn braces_in_long_strings_are_ignored() {
         assert_eq!(code_of(" s = [[ } ]] }"), Some(" s = [[ } ]] "));
         assert_eq!(code_of(" s = [=[ ]] } ]=] }"), Some(" s = [=[ ]] } ]=] "));
-        assert_eq!(code_of(" s = [==[ ]=] } ]==] }"), Some(" s = [==[ ]=] } ]==] "));
+        assert_eq!(
+            code_of(" s = [==[ ]=] } ]==] }"),
+            Some(" s = [==[ ]=] } ]==] ")
+        );
     }
 
     #[test]

@@ -83,19 +83,28 @@ unsafe fn alloc_in_conf_pool<T: Default>(cf: *mut ngx_conf_t) -> *mut c_void {
     }
 }
 
-pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     // SAFETY: called by nginx with a valid conf.
     unsafe { alloc_in_conf_pool::<MainConf>(cf) }
 }
 
-pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     // SAFETY: called by nginx with a valid conf.
     unsafe { alloc_in_conf_pool::<LocConf>(cf) }
 }
 
 /// After the whole `http` block is read: every zone is known, so
 /// `ngx.shared` can be filled.
-pub unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn init_main_conf(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     guarded(cf, || {
         // SAFETY: nginx passes the MainConf create_main_conf made.
         let main = unsafe { &*conf.cast::<MainConf>() };
@@ -114,11 +123,14 @@ fn guarded(cf: *mut ngx_conf_t, body: impl FnOnce() -> Result<(), String>) -> *m
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => NGX_CONF_OK,
         Ok(Err(message)) => {
-            conf_emerg(cf, &message);
+            // SAFETY: guarded runs inside nginx's directive callbacks with
+            // their conf.
+            unsafe { conf_emerg(cf, &message) };
             NGX_CONF_ERROR
         }
         Err(_) => {
-            conf_emerg(cf, "internal error (panic) while handling the directive");
+            // SAFETY: as above.
+            unsafe { conf_emerg(cf, "internal error (panic) while handling the directive") };
             NGX_CONF_ERROR
         }
     }
@@ -163,7 +175,9 @@ fn current_line(cf: *mut ngx_conf_t) -> usize {
     unsafe { (*(*cf).conf_file).line }
 }
 
-pub unsafe extern "C" fn set_lua_shared_dict(
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_lua_shared_dict(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     _conf: *mut c_void,
@@ -194,8 +208,8 @@ pub unsafe extern "C" fn set_lua_shared_dict(
         // SAFETY: cf is valid; the zone object is allocated from the cycle
         // pool so it lives exactly as long as nginx's zone entry for it.
         unsafe {
-            let zone = ngx_pcalloc((*cf).pool, core::mem::size_of::<SharedZone>())
-                .cast::<SharedZone>();
+            let zone =
+                ngx_pcalloc((*cf).pool, core::mem::size_of::<SharedZone>()).cast::<SharedZone>();
             let zone = NonNull::new(zone).ok_or("no memory")?;
             ptr::write(zone.as_ptr(), SharedZone::new(name, size as usize));
             let tag = ptr::addr_of_mut!(crate::ngx_http_lua_shdict_module).cast::<c_void>();
@@ -250,7 +264,9 @@ fn compile_inline(
         .map_err(|e| format!("failed to load inlined Lua code: {e}"))
 }
 
-pub unsafe extern "C" fn set_content_by_lua(
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_content_by_lua(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
@@ -265,7 +281,9 @@ pub unsafe extern "C" fn set_content_by_lua(
     })
 }
 
-pub unsafe extern "C" fn set_content_by_lua_block(
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_content_by_lua_block(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
@@ -283,7 +301,9 @@ pub unsafe extern "C" fn set_content_by_lua_block(
     })
 }
 
-pub unsafe extern "C" fn set_content_by_lua_file(
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_content_by_lua_file(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,

@@ -104,7 +104,10 @@ mod tests {
         let parsed = parse_query(b"na%20me=hello+world%21&bad=%zz%4", 0);
         assert_eq!(
             parsed.args,
-            vec![arg("na me", Some("hello world!")), arg("bad", Some("%zz%4"))]
+            vec![
+                arg("na me", Some("hello world!")),
+                arg("bad", Some("%zz%4"))
+            ]
         );
     }
 

@@ -13,7 +13,6 @@ use nginx_sys::{
 use self::request::HttpRequest;
 use crate::conf::{LocConf, MainConf};
 use crate::lua::RunOutcome;
-use crate::nginx::log_error;
 
 /// The location content handler installed by `content_by_lua*`.
 ///
@@ -27,7 +26,12 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
     match catch_unwind(AssertUnwindSafe(|| serve_content(req))) {
         Ok(rc) => rc,
         Err(_) => {
-            log_error(req.log(), NGX_LOG_ALERT as usize, b"panic while running content_by_lua");
+            if let Some(log) = req.log() {
+                log.write(
+                    NGX_LOG_ALERT as usize,
+                    b"panic while running content_by_lua",
+                );
+            }
             if req.headers_sent() {
                 NGX_ERROR as ngx_int_t
             } else {
@@ -65,7 +69,9 @@ fn serve_content(req: HttpRequest) -> ngx_int_t {
         RunOutcome::Exited(status) => exit_response(req, status),
         RunOutcome::Failed(message) => {
             let line = format!("lua entry thread aborted: {message}");
-            log_error(req.log(), NGX_LOG_ERR as usize, line.as_bytes());
+            if let Some(log) = req.log() {
+                log.write(NGX_LOG_ERR as usize, line.as_bytes());
+            }
             if req.headers_sent() {
                 NGX_ERROR as ngx_int_t
             } else {

@@ -4,10 +4,12 @@
 
 use core::ptr::NonNull;
 
+use crate::nginx::Log;
+
 use nginx_sys::{
     ngx_alloc_chain_link, ngx_chain_t, ngx_create_temp_buf, ngx_hash_key, ngx_http_get_variable,
     ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_http_send_special,
-    ngx_http_set_content_type, ngx_int_t, ngx_log_t, ngx_str_t, NGX_ERROR, NGX_HTTP_LAST, NGX_OK,
+    ngx_http_set_content_type, ngx_int_t, ngx_str_t, NGX_ERROR, NGX_HTTP_LAST, NGX_OK,
 };
 
 /// Why writing to the response failed.
@@ -47,9 +49,10 @@ impl HttpRequest {
         unsafe { &mut *self.0.as_ptr() }
     }
 
-    pub fn log(&self) -> *mut ngx_log_t {
-        // SAFETY: a live request has a live connection with a log.
-        unsafe { (*self.raw().connection).log }
+    pub fn log(&self) -> Option<Log> {
+        // SAFETY: a live request has a live connection whose log lives as
+        // long as the request.
+        unsafe { Log::from_raw((*self.raw().connection).log) }
     }
 
     pub fn headers_sent(&self) -> bool {

@@ -187,7 +187,10 @@ impl LuaRuntime {
                     return Ok(func.clone());
                 }
                 let code = std::fs::read(path).map_err(|e| {
-                    format!("failed to load external Lua file \"{}\": {e}", path.display())
+                    format!(
+                        "failed to load external Lua file \"{}\": {e}",
+                        path.display()
+                    )
                 })?;
                 let func = self
                     .lua

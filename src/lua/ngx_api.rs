@@ -2,13 +2,13 @@
 //! and worker information, constants. Names, return values and error texts
 //! follow OpenResty's lua-nginx-module.
 
-use mlua::{Function, Lua, LightUserData, MultiValue, Table, Value};
-use nginx_sys::{ngx_log_t, NGX_LOG_DEBUG};
+use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
+use nginx_sys::NGX_LOG_DEBUG;
 
 use super::output::{append_printable, format_number};
 use crate::http::args::parse_query;
 use crate::http::request::HttpRequest;
-use crate::nginx;
+use crate::nginx::{self, Log};
 
 const HTTP_STATUS_CONSTANTS: &[(&str, i64)] = &[
     ("HTTP_CONTINUE", 100),
@@ -159,11 +159,17 @@ fn output_function(lua: &Lua, name: &'static str, newline: bool) -> mlua::Result
 }
 
 /// Appends one `ngx.log`/`print` argument as OpenResty formats it.
-fn append_log_argument(lua: &Lua, func: &str, index: usize, value: &Value, out: &mut Vec<u8>) -> mlua::Result<()> {
+fn append_log_argument(
+    lua: &Lua,
+    func: &str,
+    index: usize,
+    value: &Value,
+    out: &mut Vec<u8>,
+) -> mlua::Result<()> {
     match value {
         Value::String(s) => out.extend_from_slice(&s.as_bytes()),
         Value::Number(n) => format_number(*n, out),
-        Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Integer(i) => format_number(*i as f64, out),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Nil => out.extend_from_slice(b"nil"),
         Value::LightUserData(ud) if ud.0.is_null() => out.extend_from_slice(b"null"),
@@ -195,32 +201,34 @@ fn append_log_argument(lua: &Lua, func: &str, index: usize, value: &Value, out: 
     Ok(())
 }
 
-fn log_target() -> *mut ngx_log_t {
+fn log_target() -> Option<Log> {
     match super::current_request() {
         // SAFETY: set only while the live request's chunk runs.
-        Some(r) => unsafe { HttpRequest::from_raw(r) }
-            .map(|r| r.log())
-            .unwrap_or_else(nginx::cycle_log),
-        None => nginx::cycle_log(),
+        Some(r) => unsafe { HttpRequest::from_raw(r) }.and_then(|r| r.log()),
+        None => Log::cycle(),
     }
 }
 
 /// Writes `[lua] source:line: func(): message` at `level`, skipping all the
 /// formatting when the log would drop the line anyway.
-fn write_lua_log(lua: &Lua, func: &str, level: usize, args: &[Value], first_index: usize) -> mlua::Result<()> {
-    let log = log_target();
-    if !nginx::log_enabled(log, level) {
+fn write_lua_log(
+    lua: &Lua,
+    func: &str,
+    level: usize,
+    args: &[Value],
+    first_index: usize,
+) -> mlua::Result<()> {
+    let Some(log) = log_target().filter(|log| log.enabled(level)) else {
         return Ok(());
-    }
+    };
     let mut line = b"[lua] ".to_vec();
-    let position = lua
-        .inspect_stack(1, |debug| {
-            let source = debug.source();
-            let src = source.short_src.map(|s| s.into_owned()).unwrap_or_default();
-            let current = debug.current_line().map(|l| l as i64).unwrap_or(-1);
-            let name = debug.names().name.map(|n| n.into_owned());
-            (src, current, name)
-        });
+    let position = lua.inspect_stack(1, |debug| {
+        let source = debug.source();
+        let src = source.short_src.map(|s| s.into_owned()).unwrap_or_default();
+        let current = debug.current_line().map(|l| l as i64).unwrap_or(-1);
+        let name = debug.names().name.map(|n| n.into_owned());
+        (src, current, name)
+    });
     if let Some((src, current, name)) = position {
         line.extend_from_slice(format!("{src}:{current}: ").as_bytes());
         if let Some(name) = name {
@@ -230,7 +238,7 @@ fn write_lua_log(lua: &Lua, func: &str, level: usize, args: &[Value], first_inde
     for (i, value) in args.iter().enumerate() {
         append_log_argument(lua, func, first_index + i, value, &mut line)?;
     }
-    nginx::log_error(log, level, &line);
+    log.write(level, &line);
     Ok(())
 }
 
@@ -243,10 +251,18 @@ fn log_function(lua: &Lua) -> mlua::Result<Function> {
             Some(other) => {
                 return Err(raise(
                     lua,
-                    format!("bad argument #1 to 'log' (number expected, got {})", other.type_name()),
+                    format!(
+                        "bad argument #1 to 'log' (number expected, got {})",
+                        other.type_name()
+                    ),
                 ))
             }
-            None => return Err(raise(lua, "bad argument #1 to 'log' (number expected, got no value)")),
+            None => {
+                return Err(raise(
+                    lua,
+                    "bad argument #1 to 'log' (number expected, got no value)",
+                ))
+            }
         };
         if !(0.0..=f64::from(NGX_LOG_DEBUG)).contains(&level) {
             return Err(raise(lua, format!("bad log level: {level}")));
@@ -274,7 +290,10 @@ fn exit_function(lua: &Lua) -> mlua::Result<Function> {
             other => {
                 return Err(raise(
                     lua,
-                    format!("bad argument #1 to 'exit' (number expected, got {})", other.type_name()),
+                    format!(
+                        "bad argument #1 to 'exit' (number expected, got {})",
+                        other.type_name()
+                    ),
                 ))
             }
         };
@@ -320,11 +339,12 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
                 _ => -1.0,
             };
             if r.headers_sent() {
-                nginx::log_error(
-                    r.log(),
-                    nginx_sys::NGX_LOG_ERR as usize,
-                    b"attempt to set ngx.status after sending out response headers",
-                );
+                if let Some(log) = r.log() {
+                    log.write(
+                        nginx_sys::NGX_LOG_ERR as usize,
+                        b"attempt to set ngx.status after sending out response headers",
+                    );
+                }
                 return Ok(());
             }
             if !(100.0..=999.0).contains(&status) {
@@ -410,7 +430,12 @@ fn request_table(lua: &Lua) -> mlua::Result<Table> {
             let r = request(lua)?;
             let max = match max {
                 Some(m) if m >= 0.0 => m as usize,
-                Some(_) => return Err(raise(lua, "bad argument #1 to 'get_uri_args' (max_args must be non-negative)")),
+                Some(_) => {
+                    return Err(raise(
+                        lua,
+                        "bad argument #1 to 'get_uri_args' (max_args must be non-negative)",
+                    ))
+                }
                 None => 100,
             };
             let parsed = parse_query(r.query_string(), max);
@@ -441,10 +466,7 @@ fn request_table(lua: &Lua) -> mlua::Result<Table> {
 fn worker_table(lua: &Lua) -> mlua::Result<Table> {
     let worker = lua.create_table()?;
     worker.set("pid", lua.create_function(|_, ()| Ok(nginx::process_id()))?)?;
-    worker.set(
-        "id",
-        lua.create_function(|_, ()| Ok(nginx::worker_id()))?,
-    )?;
+    worker.set("id", lua.create_function(|_, ()| Ok(nginx::worker_id()))?)?;
     worker.set(
         "count",
         lua.create_function(|_, ()| Ok(nginx::worker_count()))?,

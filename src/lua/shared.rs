@@ -6,12 +6,14 @@
 
 use std::cell::RefCell;
 
-use mlua::{Lua, LightUserData, MultiValue, Table, Value};
+use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
 use super::ngx_api::raise;
 use super::output::format_number;
 use crate::nginx;
-use crate::shdict::{decode_value, SharedZone, Store, StoreError, Value as StoreValue, WriteMode, MAX_KEY_LEN};
+use crate::shdict::{
+    decode_value, SharedZone, Store, StoreError, Value as StoreValue, WriteMode, MAX_KEY_LEN,
+};
 
 thread_local! {
     /// Reused for every read so that copying a value out of the zone does not
@@ -52,7 +54,11 @@ fn key_of(lua: &Lua, key: &Value) -> mlua::Result<Key> {
             format_number(*n, &mut out);
             out
         }
-        Value::Integer(i) => i.to_string().into_bytes(),
+        Value::Integer(i) => {
+            let mut out = Vec::new();
+            format_number(*i as f64, &mut out);
+            out
+        }
         other => {
             let tostring: mlua::Function = lua.globals().get("tostring")?;
             let s: mlua::LuaString = tostring.call(other.clone())?;
@@ -105,7 +111,11 @@ fn get(lua: &Lua, args: MultiValue, allow_stale: bool) -> mlua::Result<MultiValu
             Value::Number(f64::from(found.user_flags))
         };
         if allow_stale {
-            Ok(MultiValue::from_iter([value, flags, Value::Boolean(found.stale)]))
+            Ok(MultiValue::from_iter([
+                value,
+                flags,
+                Value::Boolean(found.stale),
+            ]))
         } else if found.user_flags == 0 {
             Ok(MultiValue::from_iter([value]))
         } else {
@@ -152,7 +162,10 @@ fn write(lua: &Lua, args: MultiValue, mode: WriteMode) -> mlua::Result<MultiValu
         v => match number_of(v) {
             Some(n) => Some(StoreValue::Number(n)),
             None => {
-                return Ok(MultiValue::from_iter([Value::Nil, err_string(lua, "bad value type")?]));
+                return Ok(MultiValue::from_iter([
+                    Value::Nil,
+                    err_string(lua, "bad value type")?,
+                ]));
             }
         },
     };
@@ -187,8 +200,14 @@ fn write(lua: &Lua, args: MultiValue, mode: WriteMode) -> mlua::Result<MultiValu
 
 fn methods(lua: &Lua) -> mlua::Result<Table> {
     let methods = lua.create_table()?;
-    methods.set("get", lua.create_function(|lua, args: MultiValue| get(lua, args, false))?)?;
-    methods.set("get_stale", lua.create_function(|lua, args: MultiValue| get(lua, args, true))?)?;
+    methods.set(
+        "get",
+        lua.create_function(|lua, args: MultiValue| get(lua, args, false))?,
+    )?;
+    methods.set(
+        "get_stale",
+        lua.create_function(|lua, args: MultiValue| get(lua, args, true))?,
+    )?;
     for (name, mode) in [
         ("set", WriteMode::Set),
         ("safe_set", WriteMode::SafeSet),
@@ -196,7 +215,10 @@ fn methods(lua: &Lua) -> mlua::Result<Table> {
         ("safe_add", WriteMode::SafeAdd),
         ("replace", WriteMode::Replace),
     ] {
-        methods.set(name, lua.create_function(move |lua, args: MultiValue| write(lua, args, mode))?)?;
+        methods.set(
+            name,
+            lua.create_function(move |lua, args: MultiValue| write(lua, args, mode))?,
+        )?;
     }
     methods.set(
         "delete",
@@ -204,7 +226,11 @@ fn methods(lua: &Lua) -> mlua::Result<Table> {
             let mut args = args.into_iter();
             let dict = args.next().unwrap_or(Value::Nil);
             let key = args.next().unwrap_or(Value::Nil);
-            write(lua, MultiValue::from_iter([dict, key, Value::Nil]), WriteMode::Set)
+            write(
+                lua,
+                MultiValue::from_iter([dict, key, Value::Nil]),
+                WriteMode::Set,
+            )
         })?,
     )?;
     methods.set(
@@ -222,7 +248,10 @@ fn methods(lua: &Lua) -> mlua::Result<Table> {
 }
 
 /// Fills `ngx.shared` with one dictionary object per zone.
-pub fn register_zones<'a>(lua: &Lua, zones: impl IntoIterator<Item = &'a SharedZone>) -> mlua::Result<()> {
+pub fn register_zones<'a>(
+    lua: &Lua,
+    zones: impl IntoIterator<Item = &'a SharedZone>,
+) -> mlua::Result<()> {
     let ngx: Table = lua.globals().get("ngx")?;
     let shared: Table = ngx.get("shared")?;
     let meta = lua.create_table()?;

@@ -293,6 +293,9 @@ impl Store {
         }
     }
 
+    // The lock guard, not `&mut self`, is what proves exclusive access: the
+    // header is shared memory that every worker process maps.
+    #[allow(clippy::mut_from_ref)]
     fn header_mut(&self, _lock: &ZoneLock<'_>) -> &mut StoreHeader {
         // SAFETY: the lock guard proves exclusive access across processes.
         unsafe { &mut *self.header.as_ptr() }

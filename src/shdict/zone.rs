@@ -3,7 +3,9 @@
 use core::ffi::c_void;
 use core::ptr::NonNull;
 
-use nginx_sys::{ngx_int_t, ngx_shm_zone_t, ngx_slab_init, ngx_slab_pool_t, ngx_str_t, NGX_ERROR, NGX_OK};
+use nginx_sys::{
+    ngx_int_t, ngx_shm_zone_t, ngx_slab_init, ngx_slab_pool_t, ngx_str_t, NGX_ERROR, NGX_OK,
+};
 
 use super::store::Store;
 
@@ -52,7 +54,10 @@ impl SharedZone {
 /// # Safety
 /// Called by nginx with a zone whose `data` is a `SharedZone` and whose memory
 /// starts with an initialised slab pool.
-pub unsafe extern "C" fn init_shared_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_void) -> ngx_int_t {
+pub unsafe extern "C" fn init_shared_zone(
+    shm_zone: *mut ngx_shm_zone_t,
+    previous: *mut c_void,
+) -> ngx_int_t {
     let outcome = std::panic::catch_unwind(|| {
         // SAFETY: per this function's contract.
         unsafe {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every check: formatting, clippy, unit tests and the t/ suite against
+# the vendored nginx. With --system-nginx, the t/ suite runs against the
+# distribution's /usr/sbin/nginx instead, with a module built for it.
+# Extra arguments after the mode go to the t/ runner (e.g. a name filter).
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+cd "$REPO_ROOT"
+
+mode=vendored
+if [ "${1:-}" = "--system-nginx" ]; then
+    mode=system
+    shift
+fi
+
+ensure_build_deps
+
+log "cargo fmt --check"
+cargo fmt --check
+log "cargo clippy"
+cargo clippy --release --all-targets -- -D warnings
+
+if [ "$mode" = system ]; then
+    module_line="$(scripts/build-for-system-nginx.sh | tail -n 1)"
+    module="${module_line#load_module }"
+    module="${module%;}"
+    log "t/ suite against /usr/sbin/nginx with $module"
+    TEST_NGINX_BINARY=/usr/sbin/nginx TEST_NGINX_LOAD_MODULES="$module" \
+        cargo test --release --test t -- "$@"
+else
+    log "unit tests and the t/ suite"
+    cargo test --release -- "$@"
+fi
