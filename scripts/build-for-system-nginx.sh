@@ -29,8 +29,15 @@ if [ ! -f "$SRC_COPY/objs/ngx_auto_config.h" ] || [ "$SOURCE_DIR/conf_flags" -nt
     rm -rf "$SRC_COPY"
     mkdir -p "$WORK_DIR"
     cp -a "$SOURCE_DIR" "$SRC_COPY"
-    mapfile -t flags <"$SOURCE_DIR/conf_flags"
-    (cd "$SRC_COPY" && ./configure "${flags[@]}" >"$WORK_DIR/configure.log" 2>&1) || {
+    # Debian ships the flags as a bash array assignment, NGX_CONF_FLAGS=(...).
+    NGX_CONF_FLAGS=()
+    # shellcheck disable=SC1091
+    source "$SOURCE_DIR/conf_flags"
+    if [ ${#NGX_CONF_FLAGS[@]} -eq 0 ]; then
+        log "no NGX_CONF_FLAGS in $SOURCE_DIR/conf_flags"
+        exit 1
+    fi
+    (cd "$SRC_COPY" && ./configure "${NGX_CONF_FLAGS[@]}" >"$WORK_DIR/configure.log" 2>&1) || {
         log "configure failed; see $WORK_DIR/configure.log"
         exit 1
     }

@@ -195,7 +195,7 @@ name points at the directive
     }
 --- must_die
 --- error_log eval
-qr/\[emerg\] "content_by_lua" directive is duplicate in .*nginx\.conf:\d+/
+qr/\[emerg\] .*"content_by_lua" directive is duplicate in \S+nginx\.conf:\d+/
 
 
 

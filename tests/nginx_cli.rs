@@ -1,6 +1,8 @@
-//! `nginx -T` must print a configuration with `*_by_lua_block` bodies exactly
-//! as written, even when a block spans several refills of nginx's 4 KiB
-//! configuration buffer (the block reader copies what it reads into the dump).
+//! nginx's command line on configurations with the module: `nginx -T` prints
+//! `*_by_lua_block` bodies exactly as written, even when a block spans several
+//! refills of nginx's 4 KiB configuration buffer (the block reader copies what
+//! it reads into the dump); the configurations shipped in nginx-conf/ pass
+//! `nginx -t`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -81,4 +83,59 @@ fn dump_prints_big_lua_blocks_verbatim() {
         "the dump differs from the file.\n--- file ---\n{conf}\n--- dump ---\n{dumped}"
     );
     std::fs::remove_dir_all(&prefix).ok();
+}
+
+/// Writes `conf` into a fresh prefix and runs `nginx -t` on it.
+fn nginx_test_config(name: &str, conf: &str) -> std::process::Output {
+    let prefix = std::env::temp_dir().join(format!("ngx-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(prefix.join("conf")).unwrap();
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    let conf_path = prefix.join("conf/nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let output = Command::new(nginx_binary())
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-e")
+        .arg(prefix.join("logs/error.log"))
+        .arg("-t")
+        .env_remove("NGINX")
+        .output()
+        .expect("run nginx -t");
+    std::fs::remove_dir_all(&prefix).ok();
+    output
+}
+
+fn shipped_config(file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("nginx-conf")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let loads: String = module_paths()
+        .iter()
+        .map(|m| format!("load_module {m};\n"))
+        .collect();
+    text.lines()
+        .map(|line| {
+            if line.trim_start().starts_with("load_module ") {
+                loads.clone()
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect::<String>()
+        .replace("@PORT@", "1")
+}
+
+#[test]
+fn shipped_configs_pass_nginx_t() {
+    for file in ["demo.conf", "examples.conf"] {
+        let output = nginx_test_config(file.trim_end_matches(".conf"), &shipped_config(file));
+        assert!(
+            output.status.success(),
+            "nginx -t rejects nginx-conf/{file}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
