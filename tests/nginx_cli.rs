@@ -4,7 +4,7 @@
 //! it reads into the dump); the configurations shipped in nginx-conf/ pass
 //! `nginx -t`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn nginx_binary() -> PathBuf {
@@ -28,6 +28,22 @@ fn module_paths() -> Vec<String> {
         .join("libngx_lua_shdict.so")
         .to_string_lossy()
         .into_owned()]
+}
+
+/// Runs nginx with `flag` (`-t`, `-T`) on the configuration in `prefix`.
+fn run_nginx(prefix: &Path, conf_path: &Path, flag: &str) -> std::process::Output {
+    Command::new(nginx_binary())
+        .arg("-p")
+        .arg(prefix)
+        .arg("-c")
+        .arg(conf_path)
+        .arg("-e")
+        .arg(prefix.join("logs/error.log"))
+        .arg(flag)
+        // nginx reads NGINX as a list of inherited listening sockets.
+        .env_remove("NGINX")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nginx {flag}: {e}"))
 }
 
 fn config_with_big_block() -> String {
@@ -59,17 +75,7 @@ fn dump_prints_big_lua_blocks_verbatim() {
     let conf_path = prefix.join("conf/nginx.conf");
     std::fs::write(&conf_path, &conf).unwrap();
 
-    let output = Command::new(nginx_binary())
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-c")
-        .arg(&conf_path)
-        .arg("-e")
-        .arg(prefix.join("logs/error.log"))
-        .arg("-T")
-        .env_remove("NGINX")
-        .output()
-        .expect("run nginx -T");
+    let output = run_nginx(&prefix, &conf_path, "-T");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "nginx -T failed:\n{stderr}");
@@ -92,23 +98,13 @@ fn nginx_test_config(name: &str, conf: &str) -> std::process::Output {
     std::fs::create_dir_all(prefix.join("logs")).unwrap();
     let conf_path = prefix.join("conf/nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
-    let output = Command::new(nginx_binary())
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-c")
-        .arg(&conf_path)
-        .arg("-e")
-        .arg(prefix.join("logs/error.log"))
-        .arg("-t")
-        .env_remove("NGINX")
-        .output()
-        .expect("run nginx -t");
+    let output = run_nginx(&prefix, &conf_path, "-t");
     std::fs::remove_dir_all(&prefix).ok();
     output
 }
 
 fn shipped_config(file: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("nginx-conf")
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap();

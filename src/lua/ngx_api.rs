@@ -5,7 +5,7 @@
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 use nginx_sys::NGX_LOG_DEBUG;
 
-use super::output::{append_printable, format_number};
+use super::output::{append_printable, append_scalar};
 use crate::http::args::parse_query;
 use crate::http::request::HttpRequest;
 use crate::nginx::{self, Log};
@@ -167,12 +167,6 @@ fn append_log_argument(
     out: &mut Vec<u8>,
 ) -> mlua::Result<()> {
     match value {
-        Value::String(s) => out.extend_from_slice(&s.as_bytes()),
-        Value::Number(n) => format_number(*n, out),
-        Value::Integer(i) => format_number(*i as f64, out),
-        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Nil => out.extend_from_slice(b"nil"),
-        Value::LightUserData(ud) if ud.0.is_null() => out.extend_from_slice(b"null"),
         Value::Table(t) => {
             let has_tostring = t
                 .metatable()
@@ -188,15 +182,14 @@ fn append_log_argument(
             let text: mlua::LuaString = tostring.call(value.clone())?;
             out.extend_from_slice(&text.as_bytes());
         }
-        other => {
-            return Err(raise(
+        other => append_scalar(other, out).map_err(|type_name| {
+            raise(
                 lua,
                 format!(
-                    "bad argument #{index} to '{func}' (string, number, boolean, or nil expected, got {})",
-                    other.type_name()
+                    "bad argument #{index} to '{func}' (string, number, boolean, or nil expected, got {type_name})"
                 ),
-            ))
-        }
+            )
+        })?,
     }
     Ok(())
 }

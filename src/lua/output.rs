@@ -62,7 +62,9 @@ pub fn append_printable(value: &Value, out: &mut Vec<u8>) -> Result<(), PrintErr
     }
 }
 
-fn append_scalar(value: &Value, out: &mut Vec<u8>) -> Result<(), &'static str> {
+/// Appends a string, number, boolean, `nil` or `ngx.null`; any other type is
+/// returned by name.
+pub fn append_scalar(value: &Value, out: &mut Vec<u8>) -> Result<(), &'static str> {
     match value {
         Value::String(s) => out.extend_from_slice(&s.as_bytes()),
         Value::Number(n) => format_number(*n, out),
