@@ -518,3 +518,27 @@ GET /t
 --- response_body
 pid matches $pid
 0 1
+
+
+
+=== TEST 31: errors raised by API functions are plain strings, as in OpenResty
+--- http_config
+    lua_shared_dict dogs 1m;
+--- config
+    location = /t {
+        content_by_lua_block {
+            local ok, err = pcall(ngx.say, print)
+            ngx.say(type(err), ": ", err)
+            ok, err = pcall(function() ngx.shared.dogs:set("k", 1, -5) end)
+            ngx.say(type(err), ": ", err)
+            ok, err = pcall(ngx.log, "x")
+            ngx.say(type(err), ": ", err)
+        }
+    }
+--- request
+GET /t
+--- response_body_like
+^string: bad argument #1 to 'say' \(string, number, boolean, nil, ngx\.null, or array table expected, but got function\)
+string: content_by_lua\(nginx\.conf:\d+\):4: bad "exptime" argument
+string: bad argument #1 to 'log' \(number expected, got string\)
+$

@@ -8,6 +8,7 @@
 
 pub mod ngx_api;
 pub mod output;
+pub mod raise;
 pub mod shared;
 
 use std::cell::{Cell, RefCell};
@@ -112,6 +113,7 @@ impl LuaRuntime {
         // SAFETY: OpenResty code expects the full standard library, `ffi` and
         // `debug` included; loading them is what makes this constructor unsafe.
         let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
+        raise::install(&lua)?;
         ngx_api::install(&lua)?;
         let debug: Table = lua.globals().get("debug")?;
         let traceback: Function = debug.get("traceback")?;

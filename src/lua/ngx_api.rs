@@ -6,6 +6,7 @@ use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 use nginx_sys::NGX_LOG_DEBUG;
 
 use super::output::{append_printable, append_scalar};
+use super::raise::{api_function, raise, CALLER_LEVEL};
 use crate::http::args::parse_query;
 use crate::http::request::HttpRequest;
 use crate::nginx::{self, Log};
@@ -87,25 +88,11 @@ const RESULT_CONSTANTS: &[(&str, i64)] = &[
     ("DECLINED", -5),
 ];
 
-/// An error raised at the Lua caller's position, as `luaL_error` does.
-pub fn raise(lua: &Lua, message: impl AsRef<str>) -> mlua::Error {
-    let position = lua
-        .inspect_stack(1, |debug| {
-            let line = debug.current_line()?;
-            let source = debug.source();
-            let src = source.short_src?;
-            Some(format!("{src}:{line}: "))
-        })
-        .flatten()
-        .unwrap_or_default();
-    mlua::Error::RuntimeError(format!("{position}{}", message.as_ref()))
-}
-
-fn request(lua: &Lua) -> mlua::Result<HttpRequest> {
-    let r = super::current_request().ok_or_else(|| raise(lua, "no request found"))?;
+fn request() -> mlua::Result<HttpRequest> {
+    let r = super::current_request().ok_or_else(|| raise("no request found"))?;
     // SAFETY: the pointer is set only while the handler for this live
     // request runs the chunk.
-    unsafe { HttpRequest::from_raw(r) }.ok_or_else(|| raise(lua, "no request found"))
+    unsafe { HttpRequest::from_raw(r) }.ok_or_else(|| raise("no request found"))
 }
 
 fn set_constants(table: &Table, constants: &[(&str, i64)]) -> mlua::Result<()> {
@@ -141,12 +128,12 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
 }
 
 fn output_function(lua: &Lua, name: &'static str, newline: bool) -> mlua::Result<Function> {
-    lua.create_function(move |lua, args: MultiValue| {
-        let r = request(lua)?;
+    api_function(lua, move |lua, args: MultiValue| {
+        let r = request()?;
         let mut body = Vec::new();
         for (i, value) in args.iter().enumerate() {
             append_printable(value, &mut body)
-                .map_err(|e| raise(lua, e.argument_message(i + 1, name)))?;
+                .map_err(|e| raise(e.argument_message(i + 1, name)))?;
         }
         if newline {
             body.push(b'\n');
@@ -173,9 +160,7 @@ fn append_log_argument(
                 .map(|m| m.contains_key("__tostring").unwrap_or(false))
                 .unwrap_or(false);
             if !has_tostring {
-                return Err(raise(
-                    lua,
-                    format!("bad argument #{index} to '{func}' (expected table to have __tostring metamethod)"),
+                return Err(raise(format!("bad argument #{index} to '{func}' (expected table to have __tostring metamethod)"),
                 ));
             }
             let tostring: Function = lua.globals().get("tostring")?;
@@ -184,7 +169,6 @@ fn append_log_argument(
         }
         other => append_scalar(other, out).map_err(|type_name| {
             raise(
-                lua,
                 format!(
                     "bad argument #{index} to '{func}' (string, number, boolean, or nil expected, got {type_name})"
                 ),
@@ -215,7 +199,7 @@ fn write_lua_log(
         return Ok(());
     };
     let mut line = b"[lua] ".to_vec();
-    let position = lua.inspect_stack(1, |debug| {
+    let position = lua.inspect_stack(CALLER_LEVEL, |debug| {
         let source = debug.source();
         let src = source.short_src.map(|s| s.into_owned()).unwrap_or_default();
         let current = debug.current_line().map(|l| l as i64).unwrap_or(-1);
@@ -236,36 +220,32 @@ fn write_lua_log(
 }
 
 fn log_function(lua: &Lua) -> mlua::Result<Function> {
-    lua.create_function(|lua, args: MultiValue| {
+    api_function(lua, |lua, args: MultiValue| {
         let args: Vec<Value> = args.into_iter().collect();
         let level = match args.first() {
             Some(Value::Integer(i)) => *i as f64,
             Some(Value::Number(n)) => *n,
             Some(other) => {
-                return Err(raise(
-                    lua,
-                    format!(
-                        "bad argument #1 to 'log' (number expected, got {})",
-                        other.type_name()
-                    ),
-                ))
+                return Err(raise(format!(
+                    "bad argument #1 to 'log' (number expected, got {})",
+                    other.type_name()
+                )))
             }
             None => {
                 return Err(raise(
-                    lua,
                     "bad argument #1 to 'log' (number expected, got no value)",
                 ))
             }
         };
         if !(0.0..=f64::from(NGX_LOG_DEBUG)).contains(&level) {
-            return Err(raise(lua, format!("bad log level: {level}")));
+            return Err(raise(format!("bad log level: {level}")));
         }
         write_lua_log(lua, "log", level as usize, &args[1..], 2)
     })
 }
 
 fn print_function(lua: &Lua) -> mlua::Result<Function> {
-    lua.create_function(|lua, args: MultiValue| {
+    api_function(lua, |lua, args: MultiValue| {
         let args: Vec<Value> = args.into_iter().collect();
         write_lua_log(lua, "print", nginx_sys::NGX_LOG_NOTICE as usize, &args, 1)
     })
@@ -275,42 +255,41 @@ fn print_function(lua: &Lua) -> mlua::Result<Function> {
 /// handler then finishes the request. Written in Lua so the yield crosses
 /// `pcall` and nested calls as OpenResty's does.
 fn exit_function(lua: &Lua) -> mlua::Result<Function> {
-    let record = lua.create_function(|lua, status: Value| {
-        request(lua)?;
-        let status = match status {
-            Value::Integer(i) => i as isize,
-            Value::Number(n) if n == n.trunc() => n as isize,
-            other => {
-                return Err(raise(
-                    lua,
-                    format!(
-                        "bad argument #1 to 'exit' (number expected, got {})",
-                        other.type_name()
-                    ),
-                ))
-            }
-        };
-        super::record_exit(status);
+    let record = api_function(lua, |_, status: f64| {
+        request()?;
+        super::record_exit(status as isize);
         Ok(())
     })?;
     let coroutine: Table = lua.globals().get("coroutine")?;
     let yield_fn: Function = coroutine.get("yield")?;
+    // The argument check lives here so that its error points at the caller.
     lua.load(
-        "local record, yield = ...\n\
-         return function(status) record(status) return yield() end",
+        "local record, yield, type, error = ...\n\
+         return function(status)\n\
+             if type(status) ~= 'number' then\n\
+                 error(\"bad argument #1 to 'exit' (number expected, got \" .. type(status) .. \")\", 2)\n\
+             end\n\
+             record(status)\n\
+             return yield()\n\
+         end",
     )
     .set_name("=ngx.exit")
-    .call((record, yield_fn))
+    .call((
+        record,
+        yield_fn,
+        lua.globals().get::<Function>("type")?,
+        lua.globals().get::<Function>("error")?,
+    ))
 }
 
 fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
     let meta = lua.create_table()?;
     meta.set(
         "__index",
-        lua.create_function(|lua, (_ngx, key): (Table, Value)| {
+        api_function(lua, |_, (_ngx, key): (Table, Value)| {
             if let Value::String(k) = &key {
                 if k.as_bytes().as_ref() == b"status" {
-                    let r = request(lua)?;
+                    let r = request()?;
                     return Ok(Value::Integer(r.status() as _));
                 }
             }
@@ -319,12 +298,12 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
     )?;
     meta.set(
         "__newindex",
-        lua.create_function(|lua, (ngx, key, value): (Table, Value, Value)| {
+        api_function(lua, |_, (ngx, key, value): (Table, Value, Value)| {
             let is_status = matches!(&key, Value::String(k) if k.as_bytes().as_ref() == b"status");
             if !is_status {
                 return ngx.raw_set(key, value);
             }
-            let r = request(lua)?;
+            let r = request()?;
             let status = match value {
                 Value::Integer(i) => i as f64,
                 Value::Number(n) => n,
@@ -341,7 +320,7 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
                 return Ok(());
             }
             if !(100.0..=999.0).contains(&status) {
-                return Err(raise(lua, "invalid HTTP status code"));
+                return Err(raise("invalid HTTP status code"));
             }
             r.set_status(status as usize);
             Ok(())
@@ -353,18 +332,18 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
 fn install_time(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     ngx.set(
         "time",
-        lua.create_function(|_, ()| Ok(nginx::cached_time().0 as f64))?,
+        api_function(lua, |_, ()| Ok(nginx::cached_time().0 as f64))?,
     )?;
     ngx.set(
         "now",
-        lua.create_function(|_, ()| {
+        api_function(lua, |_, ()| {
             let (sec, msec) = nginx::cached_time();
             Ok(sec as f64 + msec as f64 / 1000.0)
         })?,
     )?;
     ngx.set(
         "update_time",
-        lua.create_function(|_, ()| {
+        api_function(lua, |_, ()| {
             nginx::update_time();
             Ok(())
         })?,
@@ -377,15 +356,15 @@ fn variables_table(lua: &Lua) -> mlua::Result<Table> {
     let meta = lua.create_table()?;
     meta.set(
         "__index",
-        lua.create_function(|lua, (_t, name): (Value, Value)| {
-            let r = request(lua)?;
+        api_function(lua, |lua, (_t, name): (Value, Value)| {
+            let r = request()?;
             let name = match name {
                 Value::String(s) => s.as_bytes().to_vec(),
                 other => {
-                    return Err(raise(
-                        lua,
-                        format!("bad variable name of type {}", other.type_name()),
-                    ))
+                    return Err(raise(format!(
+                        "bad variable name of type {}",
+                        other.type_name()
+                    )))
                 }
             };
             match r.variable(&name) {
@@ -396,10 +375,9 @@ fn variables_table(lua: &Lua) -> mlua::Result<Table> {
     )?;
     meta.set(
         "__newindex",
-        lua.create_function(|lua, (_t, name, _value): (Value, mlua::LuaString, Value)| {
+        api_function(lua, |_, (_t, name, _value): (Value, mlua::LuaString, Value)| {
             let name = name.to_string_lossy();
             Err::<(), _>(raise(
-                lua,
                 format!("variable \"{name}\" not found for writing; maybe it is a built-in variable that is not changeable or you forgot to use \"set ${name} '';\" in the config file to define it first"),
             ))
         })?,
@@ -412,20 +390,19 @@ fn request_table(lua: &Lua) -> mlua::Result<Table> {
     let req = lua.create_table()?;
     req.set(
         "get_method",
-        lua.create_function(|lua, ()| {
-            let r = request(lua)?;
+        api_function(lua, |lua, ()| {
+            let r = request()?;
             lua.create_string(r.method_name())
         })?,
     )?;
     req.set(
         "get_uri_args",
-        lua.create_function(|lua, max: Option<f64>| {
-            let r = request(lua)?;
+        api_function(lua, |lua, max: Option<f64>| {
+            let r = request()?;
             let max = match max {
                 Some(m) if m >= 0.0 => m as usize,
                 Some(_) => {
                     return Err(raise(
-                        lua,
                         "bad argument #1 to 'get_uri_args' (max_args must be non-negative)",
                     ))
                 }
@@ -458,11 +435,11 @@ fn request_table(lua: &Lua) -> mlua::Result<Table> {
 
 fn worker_table(lua: &Lua) -> mlua::Result<Table> {
     let worker = lua.create_table()?;
-    worker.set("pid", lua.create_function(|_, ()| Ok(nginx::process_id()))?)?;
-    worker.set("id", lua.create_function(|_, ()| Ok(nginx::worker_id()))?)?;
+    worker.set("pid", api_function(lua, |_, ()| Ok(nginx::process_id()))?)?;
+    worker.set("id", api_function(lua, |_, ()| Ok(nginx::worker_id()))?)?;
     worker.set(
         "count",
-        lua.create_function(|_, ()| Ok(nginx::worker_count()))?,
+        api_function(lua, |_, ()| Ok(nginx::worker_count()))?,
     )?;
     Ok(worker)
 }

@@ -24,6 +24,8 @@ pub enum ValueKind {
     Str = 1,
     Number = 2,
     Bool = 3,
+    /// The value bytes hold a [`ListHeader`]; elements are allocated apart.
+    List = 4,
 }
 
 impl ValueKind {
@@ -32,6 +34,7 @@ impl ValueKind {
             1 => Some(ValueKind::Str),
             2 => Some(ValueKind::Number),
             3 => Some(ValueKind::Bool),
+            4 => Some(ValueKind::List),
             _ => None,
         }
     }
@@ -76,7 +79,24 @@ pub struct EntryHeader {
     pub kind: u8,
 }
 
+/// The value of a list entry: a queue of [`ListElement`]s, head first.
+#[repr(C)]
+pub struct ListHeader {
+    pub elements: ngx_queue_t,
+    pub len: u64,
+}
+
+/// One list element, allocated on its own: header, then the value bytes.
+#[repr(C)]
+pub struct ListElement {
+    pub link: ngx_queue_t,
+    pub value_len: u32,
+    pub kind: u8,
+}
+
 pub const ENTRY_HEADER_SIZE: usize = size_of::<EntryHeader>();
+pub const LIST_HEADER_SIZE: usize = size_of::<ListHeader>();
+pub const LIST_ELEMENT_HEADER_SIZE: usize = size_of::<ListElement>();
 pub const LRU_LINK_OFFSET: usize = offset_of!(EntryHeader, lru);
 
 /// Bytes to request from the slab allocator for an entry.
@@ -104,6 +124,8 @@ mod tests {
         // rbtree node (40) + queue link (16) + expiry (8) + lengths and flags (11)
         assert_eq!(ENTRY_HEADER_SIZE, 80);
         assert_eq!(LRU_LINK_OFFSET, 40);
+        assert_eq!(LIST_HEADER_SIZE, 24);
+        assert_eq!(LIST_ELEMENT_HEADER_SIZE, 24);
     }
 
     #[test]
@@ -115,7 +137,12 @@ mod tests {
 
     #[test]
     fn value_kind_round_trips() {
-        for kind in [ValueKind::Str, ValueKind::Number, ValueKind::Bool] {
+        for kind in [
+            ValueKind::Str,
+            ValueKind::Number,
+            ValueKind::Bool,
+            ValueKind::List,
+        ] {
             assert_eq!(ValueKind::from_byte(kind as u8), Some(kind));
         }
         assert_eq!(ValueKind::from_byte(0), None);

@@ -6,5 +6,5 @@ pub mod store;
 mod zone;
 
 pub use layout::{ValueKind, ZoneCounters, MAX_KEY_LEN};
-pub use store::{decode_value, Found, Store, StoreError, Value, WriteMode, Written};
+pub use store::{decode_value, Found, ListEnd, Store, StoreError, Value, WriteMode, Written};
 pub use zone::{init_shared_zone, SharedZone};

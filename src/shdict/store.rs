@@ -16,8 +16,9 @@ use nginx_sys::{
 };
 
 use super::layout::{
-    entry_alloc_size, key_hash, EntryHeader, StoreHeader, ValueKind, ZoneCounters,
-    ENTRY_HEADER_SIZE, LRU_LINK_OFFSET, STORE_LAYOUT_VERSION, STORE_MAGIC,
+    entry_alloc_size, key_hash, EntryHeader, ListElement, ListHeader, StoreHeader, ValueKind,
+    ZoneCounters, ENTRY_HEADER_SIZE, LIST_ELEMENT_HEADER_SIZE, LIST_HEADER_SIZE, LRU_LINK_OFFSET,
+    STORE_LAYOUT_VERSION, STORE_MAGIC,
 };
 
 /// Live entries removed by one write that runs out of memory, at most.
@@ -34,6 +35,19 @@ pub enum StoreError {
     Exists,
     #[error("not found")]
     NotFound,
+    #[error("not a number")]
+    NotANumber,
+    #[error("value not a list")]
+    NotAList,
+    #[error("value is a list")]
+    IsList,
+}
+
+/// Which end of a list a push or pop works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListEnd {
+    Head,
+    Tail,
 }
 
 /// A value on its way into the store.
@@ -78,7 +92,8 @@ impl Value<'_> {
 /// Decodes a value copied out of the store by [`Store::get`].
 pub fn decode_value(kind: ValueKind, bytes: &[u8]) -> Value<'_> {
     match kind {
-        ValueKind::Str => Value::Str(bytes),
+        // A list is never handed out as a value (reads report IsList).
+        ValueKind::Str | ValueKind::List => Value::Str(bytes),
         ValueKind::Number => {
             let mut raw = [0u8; 8];
             raw.copy_from_slice(&bytes[..8]);
@@ -342,7 +357,34 @@ impl Store {
         }
     }
 
+    fn list_header(entry: &Entry) -> *mut ListHeader {
+        let h = entry.header();
+        // SAFETY: a list entry's value bytes are a ListHeader.
+        unsafe {
+            entry
+                .0
+                .as_ptr()
+                .cast::<u8>()
+                .add(ENTRY_HEADER_SIZE + usize::from(h.key_len))
+                .cast::<ListHeader>()
+        }
+    }
+
     fn remove(&self, lock: &ZoneLock<'_>, entry: Entry) {
+        if entry.header().kind == ValueKind::List as u8 {
+            let list = Self::list_header(&entry);
+            // SAFETY: every element linked in a live list is an allocation of
+            // this pool that nothing else refers to.
+            unsafe {
+                let sentinel = &mut (*list).elements as *mut ngx_queue_t;
+                let mut link = (*sentinel).next;
+                while link != sentinel {
+                    let next = (*link).next;
+                    ngx_slab_free_locked(self.pool.as_ptr(), link.cast());
+                    link = next;
+                }
+            }
+        }
         let h = self.header_mut(lock);
         // SAFETY: the entry is live, linked in both structures, and allocated
         // from this pool; nothing refers to it after this.
@@ -391,6 +433,115 @@ impl Store {
         true
     }
 
+    fn alloc(&self, _lock: &ZoneLock<'_>, size: usize) -> *mut u8 {
+        // SAFETY: the zone lock is held, as the _locked variant requires.
+        unsafe { ngx_slab_alloc_locked(self.pool.as_ptr(), size).cast() }
+    }
+
+    /// Allocates `size` bytes, evicting LRU entries when allowed and needed.
+    /// Sets `forcible` when live entries had to go.
+    fn alloc_entry_space(
+        &self,
+        lock: &ZoneLock<'_>,
+        size: usize,
+        may_evict: bool,
+        now_ms: u64,
+        forcible: &mut bool,
+    ) -> Result<NonNull<u8>, StoreError> {
+        if size > self.largest_allocation() {
+            self.header_mut(lock).counters.no_memory += 1;
+            return Err(StoreError::NoMemory);
+        }
+        let mut raw = self.alloc(lock, size);
+        if raw.is_null() && may_evict {
+            for _ in 0..MAX_EVICTIONS_PER_WRITE {
+                let evictions_before = self.header_mut(lock).counters.evictions;
+                if !self.evict_one(lock, now_ms) {
+                    break;
+                }
+                if self.header_mut(lock).counters.evictions != evictions_before {
+                    *forcible = true;
+                }
+                raw = self.alloc(lock, size);
+                if !raw.is_null() {
+                    break;
+                }
+            }
+        }
+        NonNull::new(raw).ok_or_else(|| {
+            self.header_mut(lock).counters.no_memory += 1;
+            StoreError::NoMemory
+        })
+    }
+
+    /// The largest block the slab allocator could ever hand out: all of the
+    /// pool's pages. Anything larger fails at once, without evicting.
+    fn largest_allocation(&self) -> usize {
+        // SAFETY: start/end are fixed when the pool is initialised.
+        unsafe {
+            let pool = self.pool.as_ref();
+            pool.end as usize - pool.start as usize
+        }
+    }
+
+    /// Fills a fresh entry allocation and links it into the index and the
+    /// LRU head.
+    ///
+    /// # Safety
+    /// `raw` must be a fresh allocation of
+    /// `entry_alloc_size(key.len(), value_len)` bytes from this pool, and
+    /// `write_value` must write at most `value_len` bytes.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn link_new_entry(
+        &self,
+        lock: &ZoneLock<'_>,
+        raw: NonNull<u8>,
+        key: &[u8],
+        hash: u32,
+        kind: ValueKind,
+        value_len: usize,
+        expires_ms: u64,
+        user_flags: u32,
+        write_value: impl FnOnce(*mut u8),
+    ) -> Entry {
+        let h = self.header_mut(lock);
+        // SAFETY: per this function's contract; the index and queue belong
+        // to this zone and the lock is held.
+        unsafe {
+            let e = raw.as_ptr().cast::<EntryHeader>();
+            ptr::write_bytes(e, 0, 1);
+            (*e).rb.key = hash as usize;
+            (*e).expires_ms = expires_ms;
+            (*e).value_len = value_len as u32;
+            (*e).user_flags = user_flags;
+            (*e).key_len = key.len() as u16;
+            (*e).kind = kind as u8;
+            let key_dst = raw.as_ptr().add(ENTRY_HEADER_SIZE);
+            ptr::copy_nonoverlapping(key.as_ptr(), key_dst, key.len());
+            write_value(key_dst.add(key.len()));
+            // The insert callback lives in this process's copy of the module:
+            // set it on every insert instead of trusting a pointer stored in
+            // shared memory by a process that may map the module elsewhere.
+            h.rbtree.insert = Some(insert_entry_node);
+            ngx_rbtree_insert(&mut h.rbtree, &mut (*e).rb);
+            ngx_queue_insert_after(&mut h.lru, &mut (*e).lru);
+            h.counters.entries += 1;
+            Entry(NonNull::new_unchecked(e))
+        }
+    }
+
+    /// Finds a live entry; an expired one is freed on the way and reported
+    /// as absent.
+    fn find_live(&self, lock: &ZoneLock<'_>, key: &[u8], hash: u32, now_ms: u64) -> Option<Entry> {
+        let entry = self.find(lock, key, hash)?;
+        if entry.is_expired(now_ms) {
+            self.remove(lock, entry);
+            self.header_mut(lock).counters.expirations += 1;
+            return None;
+        }
+        Some(entry)
+    }
+
     /// Reads `key`. On a hit the value bytes are left in `out` (replacing its
     /// contents). Expired entries are invisible unless `allow_stale`.
     pub fn get(
@@ -399,18 +550,25 @@ impl Store {
         now_ms: u64,
         allow_stale: bool,
         out: &mut Vec<u8>,
-    ) -> Option<Found> {
+    ) -> Result<Option<Found>, StoreError> {
         let hash = key_hash(key);
         loop {
             let lock = self.lock();
             let Some(entry) = self.find(&lock, key, hash) else {
                 self.header_mut(&lock).counters.misses += 1;
-                return None;
+                return Ok(None);
             };
             let stale = entry.is_expired(now_ms);
             if stale && !allow_stale {
                 self.header_mut(&lock).counters.misses += 1;
-                return None;
+                return Ok(None);
+            }
+            let header = entry.header();
+            let Some(kind) = ValueKind::from_byte(header.kind) else {
+                return Ok(None);
+            };
+            if kind == ValueKind::List {
+                return Err(StoreError::IsList);
             }
             let value = entry.value();
             if value.len() > out.capacity() {
@@ -422,9 +580,8 @@ impl Store {
             }
             out.clear();
             out.extend_from_slice(value);
-            let header = entry.header();
             let found = Found {
-                kind: ValueKind::from_byte(header.kind).unwrap_or(ValueKind::Str),
+                kind,
                 user_flags: header.user_flags,
                 stale,
             };
@@ -432,7 +589,7 @@ impl Store {
                 self.touch(&lock, &entry);
             }
             self.header_mut(&lock).counters.hits += 1;
-            return Some(found);
+            return Ok(Some(found));
         }
     }
 
@@ -470,16 +627,15 @@ impl Store {
             return Ok(Written::default());
         };
         let value_len = value.encoded_len();
-        let size = entry_alloc_size(key.len(), value_len);
 
         if let Some(entry) = existing {
-            if entry.header().value_len as usize == value_len {
+            let header = entry.header();
+            if header.value_len as usize == value_len && header.kind != ValueKind::List as u8 {
                 // Same size: rewrite in place, no allocator round trip.
                 // SAFETY: the allocation has exactly value_len value bytes.
                 unsafe {
                     let h = entry.0.as_ptr();
-                    let dst = h.cast::<u8>().add(ENTRY_HEADER_SIZE + key.len());
-                    value.encode_into(dst);
+                    value.encode_into(h.cast::<u8>().add(ENTRY_HEADER_SIZE + key.len()));
                     (*h).kind = value.kind() as u8;
                     (*h).user_flags = user_flags;
                     (*h).expires_ms = expires_ms;
@@ -492,52 +648,25 @@ impl Store {
         }
 
         let mut written = Written::default();
-        if size > self.capacity() {
-            self.header_mut(&lock).counters.no_memory += 1;
-            return Err(StoreError::NoMemory);
-        }
-        let mut raw = self.alloc(&lock, size);
-        if raw.is_null() && mode.may_evict() {
-            for _ in 0..MAX_EVICTIONS_PER_WRITE {
-                if !self.evict_one(&lock, now_ms) {
-                    break;
-                }
-                written.forcible = true;
-                raw = self.alloc(&lock, size);
-                if !raw.is_null() {
-                    break;
-                }
-            }
-        }
-        let Some(entry) = NonNull::new(raw.cast::<EntryHeader>()) else {
-            self.header_mut(&lock).counters.no_memory += 1;
-            return Err(StoreError::NoMemory);
-        };
-
-        let h = self.header_mut(&lock);
-        // SAFETY: `entry` is a fresh allocation of `size` bytes: the header,
-        // then key, then value. The index and queue belong to this zone.
+        let size = entry_alloc_size(key.len(), value_len);
+        let raw =
+            self.alloc_entry_space(&lock, size, mode.may_evict(), now_ms, &mut written.forcible)?;
+        // SAFETY: raw is a fresh allocation of `size` bytes; encode_into
+        // writes value_len bytes.
         unsafe {
-            let e = entry.as_ptr();
-            ptr::write_bytes(e, 0, 1);
-            (*e).rb.key = hash as usize;
-            (*e).expires_ms = expires_ms;
-            (*e).value_len = value_len as u32;
-            (*e).user_flags = user_flags;
-            (*e).key_len = key.len() as u16;
-            (*e).kind = value.kind() as u8;
-            let key_dst = e.cast::<u8>().add(ENTRY_HEADER_SIZE);
-            ptr::copy_nonoverlapping(key.as_ptr(), key_dst, key.len());
-            value.encode_into(key_dst.add(key.len()));
-            // The insert callback lives in this process's copy of the module:
-            // set it on every insert instead of trusting a pointer stored in
-            // shared memory by a process that may map the module elsewhere.
-            h.rbtree.insert = Some(insert_entry_node);
-            ngx_rbtree_insert(&mut h.rbtree, &mut (*e).rb);
-            ngx_queue_insert_after(&mut h.lru, &mut (*e).lru);
+            self.link_new_entry(
+                &lock,
+                raw,
+                key,
+                hash,
+                value.kind(),
+                value_len,
+                expires_ms,
+                user_flags,
+                |dst| value.encode_into(dst),
+            );
         }
-        h.counters.entries += 1;
-        h.counters.stores += 1;
+        self.header_mut(&lock).counters.stores += 1;
         Ok(written)
     }
 
@@ -554,15 +683,341 @@ impl Store {
         }
     }
 
+    /// Adds `delta` to a number. A missing or expired key is created as
+    /// `init + delta` (expiring at `init_expires_ms`, 0 for never) when `init`
+    /// is given, else it is `NotFound`. Returns the new value and whether
+    /// live entries were evicted to make room.
+    pub fn incr(
+        &self,
+        key: &[u8],
+        delta: f64,
+        init: Option<(f64, u64)>,
+        now_ms: u64,
+    ) -> Result<(f64, bool), StoreError> {
+        let hash = key_hash(key);
+        let lock = self.lock();
+        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
+        let existing = self.find(&lock, key, hash);
+        if let Some(entry) = &existing {
+            if !entry.is_expired(now_ms) {
+                if entry.header().kind != ValueKind::Number as u8 {
+                    return Err(StoreError::NotANumber);
+                }
+                let current = match decode_value(ValueKind::Number, entry.value()) {
+                    Value::Number(n) => n,
+                    _ => 0.0,
+                };
+                let updated = current + delta;
+                // SAFETY: a number entry holds exactly 8 value bytes.
+                unsafe {
+                    Value::Number(updated).encode_into(
+                        entry
+                            .0
+                            .as_ptr()
+                            .cast::<u8>()
+                            .add(ENTRY_HEADER_SIZE + key.len()),
+                    );
+                }
+                self.touch(&lock, entry);
+                self.header_mut(&lock).counters.stores += 1;
+                return Ok((updated, false));
+            }
+        }
+        let Some((init, expires_ms)) = init else {
+            return Err(StoreError::NotFound);
+        };
+        if let Some(entry) = existing {
+            self.remove(&lock, entry);
+            self.header_mut(&lock).counters.expirations += 1;
+        }
+        let value = Value::Number(init + delta);
+        let mut forcible = false;
+        let size = entry_alloc_size(key.len(), value.encoded_len());
+        let raw = self.alloc_entry_space(&lock, size, true, now_ms, &mut forcible)?;
+        // SAFETY: raw is a fresh allocation of `size` bytes.
+        unsafe {
+            self.link_new_entry(
+                &lock,
+                raw,
+                key,
+                hash,
+                ValueKind::Number,
+                8,
+                expires_ms,
+                0,
+                |dst| value.encode_into(dst),
+            );
+        }
+        self.header_mut(&lock).counters.stores += 1;
+        Ok((init + delta, forcible))
+    }
+
+    /// Pushes a string or number onto a list, creating the list when the key
+    /// is absent or expired. Never evicts live entries. Returns the new length.
+    pub fn push(
+        &self,
+        key: &[u8],
+        value: Value<'_>,
+        end: ListEnd,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let hash = key_hash(key);
+        let lock = self.lock();
+        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
+        let mut forcible = false;
+        let element_size = LIST_ELEMENT_HEADER_SIZE + value.encoded_len();
+        let (entry, created) = match self.find_live(&lock, key, hash, now_ms) {
+            Some(entry) if entry.header().kind != ValueKind::List as u8 => {
+                return Err(StoreError::NotAList)
+            }
+            Some(entry) => (entry, false),
+            None => {
+                let size = entry_alloc_size(key.len(), LIST_HEADER_SIZE);
+                let raw = self.alloc_entry_space(&lock, size, false, now_ms, &mut forcible)?;
+                // SAFETY: raw is a fresh allocation of `size` bytes; the
+                // closure initialises the list header in the value bytes.
+                let entry = unsafe {
+                    self.link_new_entry(
+                        &lock,
+                        raw,
+                        key,
+                        hash,
+                        ValueKind::List,
+                        LIST_HEADER_SIZE,
+                        0,
+                        0,
+                        |dst| {
+                            let list = dst.cast::<ListHeader>();
+                            let sentinel = &mut (*list).elements as *mut ngx_queue_t;
+                            (*sentinel).prev = sentinel;
+                            (*sentinel).next = sentinel;
+                            (*list).len = 0;
+                        },
+                    )
+                };
+                (entry, true)
+            }
+        };
+        let element =
+            match self.alloc_entry_space(&lock, element_size, false, now_ms, &mut forcible) {
+                Ok(element) => element.cast::<ListElement>(),
+                Err(e) => {
+                    if created {
+                        self.remove(&lock, entry);
+                    }
+                    return Err(e);
+                }
+            };
+        let list = Self::list_header(&entry);
+        // SAFETY: the element is a fresh allocation of element_size bytes;
+        // the list belongs to a live entry of this zone.
+        let len = unsafe {
+            let el = element.as_ptr();
+            (*el).value_len = value.encoded_len() as u32;
+            (*el).kind = value.kind() as u8;
+            value.encode_into(el.cast::<u8>().add(LIST_ELEMENT_HEADER_SIZE));
+            let sentinel = &mut (*list).elements as *mut ngx_queue_t;
+            match end {
+                ListEnd::Head => ngx_queue_insert_after(sentinel, &mut (*el).link),
+                ListEnd::Tail => ngx_queue_insert_after((*sentinel).prev, &mut (*el).link),
+            }
+            (*list).len += 1;
+            (*list).len
+        };
+        self.touch(&lock, &entry);
+        self.header_mut(&lock).counters.stores += 1;
+        Ok(len)
+    }
+
+    /// Pops from a list; the value bytes go to `out`. An emptied list is
+    /// removed. `Ok(None)` when the key is absent or expired.
+    pub fn pop(
+        &self,
+        key: &[u8],
+        end: ListEnd,
+        now_ms: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<ValueKind>, StoreError> {
+        let hash = key_hash(key);
+        loop {
+            let lock = self.lock();
+            let Some(entry) = self.find_live(&lock, key, hash, now_ms) else {
+                return Ok(None);
+            };
+            if entry.header().kind != ValueKind::List as u8 {
+                return Err(StoreError::NotAList);
+            }
+            let list = Self::list_header(&entry);
+            // SAFETY: the list of a live entry; its elements are allocations
+            // of this pool holding value_len bytes after their header.
+            unsafe {
+                let sentinel = &mut (*list).elements as *mut ngx_queue_t;
+                let link = match end {
+                    ListEnd::Head => (*sentinel).next,
+                    ListEnd::Tail => (*sentinel).prev,
+                };
+                if link == sentinel {
+                    self.remove(&lock, entry);
+                    return Ok(None);
+                }
+                let el = link.cast::<ListElement>();
+                let len = (*el).value_len as usize;
+                if len > out.capacity() {
+                    drop(lock);
+                    out.clear();
+                    out.reserve(len);
+                    continue;
+                }
+                out.clear();
+                out.extend_from_slice(core::slice::from_raw_parts(
+                    el.cast::<u8>().add(LIST_ELEMENT_HEADER_SIZE),
+                    len,
+                ));
+                let kind = ValueKind::from_byte((*el).kind).unwrap_or(ValueKind::Str);
+                ngx_queue_remove(link);
+                ngx_slab_free_locked(self.pool.as_ptr(), el.cast());
+                (*list).len -= 1;
+                if (*list).len == 0 {
+                    self.remove(&lock, entry);
+                } else {
+                    self.touch(&lock, &entry);
+                }
+                return Ok(Some(kind));
+            }
+        }
+    }
+
+    /// Length of a list; 0 when the key is absent or expired.
+    pub fn llen(&self, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
+        let hash = key_hash(key);
+        let lock = self.lock();
+        match self.find_live(&lock, key, hash, now_ms) {
+            None => Ok(0),
+            Some(entry) if entry.header().kind != ValueKind::List as u8 => {
+                Err(StoreError::NotAList)
+            }
+            // SAFETY: a live list entry's value is its header.
+            Some(entry) => Ok(unsafe { (*Self::list_header(&entry)).len }),
+        }
+    }
+
+    /// Milliseconds left to live: 0 for an entry that never expires.
+    pub fn ttl_ms(&self, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
+        let hash = key_hash(key);
+        let lock = self.lock();
+        let entry = self.find(&lock, key, hash).ok_or(StoreError::NotFound)?;
+        if entry.is_expired(now_ms) {
+            return Err(StoreError::NotFound);
+        }
+        let expires = entry.header().expires_ms;
+        Ok(if expires == 0 { 0 } else { expires - now_ms })
+    }
+
+    /// Sets a live entry's absolute expiry (0: never).
+    pub fn set_expiry(&self, key: &[u8], expires_ms: u64, now_ms: u64) -> Result<(), StoreError> {
+        let hash = key_hash(key);
+        let lock = self.lock();
+        let entry = self.find(&lock, key, hash).ok_or(StoreError::NotFound)?;
+        if entry.is_expired(now_ms) {
+            return Err(StoreError::NotFound);
+        }
+        // SAFETY: a live entry; the lock is held.
+        unsafe { (*entry.0.as_ptr()).expires_ms = expires_ms };
+        Ok(())
+    }
+
+    /// Marks every entry expired; `flush_expired` or later writes free them.
+    pub fn flush_all(&self) {
+        let lock = self.lock();
+        let h = self.header_mut(&lock);
+        let sentinel = &mut h.lru as *mut ngx_queue_t;
+        let mut link = h.lru.next;
+        while link != sentinel {
+            let entry = Entry::from_lru_link(link);
+            // SAFETY: entries in the queue are live; the lock is held.
+            unsafe {
+                (*entry.0.as_ptr()).expires_ms = 1;
+                link = (*link).next;
+            }
+        }
+    }
+
+    /// Frees expired entries, at most `max` of them (0: all). Returns how
+    /// many were freed.
+    pub fn flush_expired(&self, now_ms: u64, max: u64) -> u64 {
+        let lock = self.lock();
+        let sentinel = &mut self.header_mut(&lock).lru as *mut ngx_queue_t;
+        let mut freed = 0;
+        // SAFETY: walking the queue from the tail; `prev` is read before the
+        // current entry is freed.
+        unsafe {
+            let mut link = (*sentinel).prev;
+            while link != sentinel {
+                let prev = (*link).prev;
+                let entry = Entry::from_lru_link(link);
+                if entry.is_expired(now_ms) {
+                    self.remove(&lock, entry);
+                    freed += 1;
+                    if max > 0 && freed == max {
+                        break;
+                    }
+                }
+                link = prev;
+            }
+        }
+        self.header_mut(&lock).counters.expirations += freed;
+        freed
+    }
+
+    /// Live keys, most recently used first, at most `max` (0: all). Keys are
+    /// appended to `bytes` back to back, their lengths to `lens`.
+    pub fn keys(&self, now_ms: u64, max: usize, bytes: &mut Vec<u8>, lens: &mut Vec<usize>) {
+        loop {
+            let lock = self.lock();
+            let sentinel = &mut self.header_mut(&lock).lru as *mut ngx_queue_t;
+            let (mut total, mut count) = (0usize, 0usize);
+            // SAFETY: walking the live queue under the lock.
+            unsafe {
+                let mut link = (*sentinel).next;
+                while link != sentinel && (max == 0 || count < max) {
+                    let entry = Entry::from_lru_link(link);
+                    if !entry.is_expired(now_ms) {
+                        total += entry.key().len();
+                        count += 1;
+                    }
+                    link = (*link).next;
+                }
+            }
+            if total > bytes.capacity() || count > lens.capacity() {
+                drop(lock);
+                bytes.clear();
+                lens.clear();
+                bytes.reserve(total);
+                lens.reserve(count);
+                continue;
+            }
+            bytes.clear();
+            lens.clear();
+            // SAFETY: as above; capacity was checked, so no allocation.
+            unsafe {
+                let mut link = (*sentinel).next;
+                while link != sentinel && lens.len() < count {
+                    let entry = Entry::from_lru_link(link);
+                    if !entry.is_expired(now_ms) {
+                        bytes.extend_from_slice(entry.key());
+                        lens.push(entry.key().len());
+                    }
+                    link = (*link).next;
+                }
+            }
+            return;
+        }
+    }
+
     /// Bytes in wholly free pages: what `free_space()` reports.
     pub fn free_page_bytes(&self) -> usize {
         let _lock = self.lock();
         // SAFETY: pfree is maintained by the slab allocator under this lock.
         unsafe { (*self.pool.as_ptr()).pfree * nginx_sys::ngx_pagesize }
-    }
-
-    fn alloc(&self, _lock: &ZoneLock<'_>, size: usize) -> *mut u8 {
-        // SAFETY: the zone lock is held, as the _locked variant requires.
-        unsafe { ngx_slab_alloc_locked(self.pool.as_ptr(), size).cast() }
     }
 }

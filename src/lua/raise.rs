@@ -1,0 +1,90 @@
+//! Raising errors as OpenResty does: plain strings, positioned at the Lua
+//! code that called the API function (`error(msg, 2)`).
+//!
+//! mlua turns an `Err` returned by a Rust callback into its own error
+//! userdata, so user code that `pcall`s an API call would get an object where
+//! OpenResty gives a string. API functions therefore report "raise this" as a
+//! sentinel first return value, and a small Lua wrapper around each of them
+//! raises the message with `error`.
+
+use mlua::{FromLuaMulti, Function, IntoLuaMulti, LightUserData, Lua, MultiValue, Value};
+
+const WRAPPER_KEY: &str = "ngx_lua_shdict.raise_wrapper";
+
+/// The sentinel's identity: the address of this static.
+static RAISE_SENTINEL: u8 = 0;
+
+fn sentinel() -> Value {
+    Value::LightUserData(LightUserData(
+        core::ptr::addr_of!(RAISE_SENTINEL).cast_mut().cast(),
+    ))
+}
+
+/// An error that API functions raise to their Lua caller as a string.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Raised(pub String);
+
+/// The error to return from an API function to raise `message` in Lua.
+pub fn raise(message: impl Into<String>) -> mlua::Error {
+    mlua::Error::external(Raised(message.into()))
+}
+
+/// Compiles the wrapper factory once per Lua state.
+pub fn install(lua: &Lua) -> mlua::Result<()> {
+    let factory: Function = lua
+        .load(
+            "local RAISE, error = ...\n\
+             local function pass(first, ...)\n\
+                 if first == RAISE then return error((...), 0) end\n\
+                 return first, ...\n\
+             end\n\
+             return function(f)\n\
+                 return function(...) return pass(f(...)) end\n\
+             end",
+        )
+        .set_name("=ngx_lua_shdict")
+        .call((sentinel(), lua.globals().get::<Function>("error")?))?;
+    lua.set_named_registry_value(WRAPPER_KEY, factory)
+}
+
+/// Stack level of the Lua code that called an API function, seen from inside
+/// the Rust callback: 0 is the callback, 1 the wrapper, 2 the caller.
+pub const CALLER_LEVEL: usize = 2;
+
+/// `source:line: ` of the API function's caller, as `error(msg, 2)` would
+/// prefix it; empty when the caller is not Lua code.
+fn caller_position(lua: &Lua) -> String {
+    lua.inspect_stack(CALLER_LEVEL, |debug| {
+        let line = debug.current_line()?;
+        let source = debug.source();
+        Some(format!("{}:{line}: ", source.short_src?))
+    })
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// Creates an API function whose `raise` errors reach Lua as plain strings.
+pub fn api_function<A, R, F>(lua: &Lua, func: F) -> mlua::Result<Function>
+where
+    A: FromLuaMulti,
+    R: IntoLuaMulti,
+    F: Fn(&Lua, A) -> mlua::Result<R> + 'static,
+{
+    let inner = lua.create_function(move |lua, args: A| match func(lua, args) {
+        Ok(results) => results.into_lua_multi(lua),
+        Err(mlua::Error::ExternalError(cause)) => match cause.downcast_ref::<Raised>() {
+            Some(Raised(message)) => {
+                let positioned = format!("{}{message}", caller_position(lua));
+                Ok(MultiValue::from_iter([
+                    sentinel(),
+                    Value::String(lua.create_string(positioned)?),
+                ]))
+            }
+            None => Err(mlua::Error::ExternalError(cause)),
+        },
+        Err(other) => Err(other),
+    })?;
+    let factory: Function = lua.named_registry_value(WRAPPER_KEY)?;
+    factory.call(inner)
+}
