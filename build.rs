@@ -1,12 +1,16 @@
-//! Makes the nginx binary built from the vendored source findable: exported
-//! to the crate's tests as NGX_LUA_SHDICT_NGINX_BINARY and linked as
-//! `target/<profile>/nginx` for the scripts.
+//! - Makes the nginx binary built from the vendored source findable: exported
+//!   to the crate's tests as NGX_LUA_SHDICT_NGINX_BINARY and linked as
+//!   `target/<profile>/nginx` for the scripts.
+//! - Compiles nginx's own slab allocator and rbtree, with a few stubs, into a
+//!   static library that only the store's unit tests link, so they exercise
+//!   the real shared-memory data structures in-process.
 
 use std::env;
 use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/shdict/test_support.c");
     println!("cargo:rerun-if-env-changed=NGINX_BUILD_DIR");
     let Ok(build_dir) = env::var("DEP_NGINX_BUILD_DIR") else {
         return;
@@ -23,10 +27,51 @@ fn main() {
             let _ = std::os::unix::fs::symlink(&binary, &link);
         }
     }
+    build_store_test_support();
 }
 
 /// `target/<profile>`: three levels above OUT_DIR (`build/<pkg>-<hash>/out`).
 fn profile_dir() -> Option<PathBuf> {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR")?);
     Some(out_dir.ancestors().nth(3)?.to_path_buf())
+}
+
+/// `libngx_store_test_support.a` in OUT_DIR; the unit tests name it in a
+/// `#[link]` attribute under `cfg(test)`, so the module itself never links it.
+fn build_store_test_support() {
+    let Some(includes) = env::var_os("DEP_NGINX_INCLUDE") else {
+        return;
+    };
+    let includes: Vec<PathBuf> = env::split_paths(&includes).collect();
+    let find = |file: &str| {
+        includes
+            .iter()
+            .map(|dir| dir.join(file))
+            .find(|p| p.is_file())
+    };
+    let (Some(slab), Some(rbtree)) = (find("ngx_slab.c"), find("ngx_rbtree.c")) else {
+        println!("cargo:warning=nginx sources not found; store unit tests will not link");
+        return;
+    };
+    let mut build = cc::Build::new();
+    build
+        .files([slab, rbtree])
+        .file("src/shdict/test_support.c")
+        .includes(&includes)
+        .warnings(false)
+        .cargo_warnings(false)
+        // Never link it by default: that would put the stubs in the module.
+        .cargo_metadata(false);
+    if let Ok(cflags) = env::var("DEP_NGINX_CFLAGS") {
+        for flag in cflags.split_whitespace() {
+            build.flag(flag);
+        }
+    }
+    build.compile("ngx_store_test_support");
+    if let Some(out_dir) = env::var_os("OUT_DIR") {
+        println!(
+            "cargo:rustc-link-search=native={}",
+            Path::new(&out_dir).display()
+        );
+    }
 }

@@ -8,3 +8,6 @@ mod zone;
 pub use layout::{ValueKind, ZoneCounters, MAX_KEY_LEN};
 pub use store::{decode_value, Found, ListEnd, Store, StoreError, Value, WriteMode, Written};
 pub use zone::{init_shared_zone, SharedZone};
+
+#[cfg(test)]
+mod tests;

@@ -1014,6 +1014,13 @@ impl Store {
         }
     }
 
+    /// Whether `key` has an entry (live or expired), without touching it.
+    #[cfg(test)]
+    pub(crate) fn peek(&self, key: &[u8]) -> bool {
+        let lock = self.lock();
+        self.find(&lock, key, key_hash(key)).is_some()
+    }
+
     /// Bytes in wholly free pages: what `free_space()` reports.
     pub fn free_page_bytes(&self) -> usize {
         let _lock = self.lock();

@@ -1,0 +1,649 @@
+//! In-process tests of the store on nginx's real slab allocator and rbtree
+//! (compiled by build.rs from the nginx source), with a fake clock.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::collections::HashMap;
+use std::ptr::NonNull;
+use std::sync::Once;
+
+use nginx_sys::{ngx_slab_init, ngx_slab_pool_t, ngx_slab_sizes_init, ngx_uint_t};
+
+use super::layout::ZoneCounters;
+use super::store::{decode_value, ListEnd, Store, StoreError, Value, WriteMode};
+use super::ValueKind;
+
+#[link(name = "ngx_store_test_support", kind = "static")]
+unsafe extern "C" {
+    /// Messages nginx's slab code logged (double frees, corrupt pages...).
+    static ngx_store_test_slab_errors: ngx_uint_t;
+}
+
+const PAGE: usize = 4096;
+
+/// A zone in ordinary memory, laid out as nginx lays out shared zones.
+struct TestZone {
+    memory: NonNull<u8>,
+    layout: Layout,
+    store: Store,
+}
+
+impl TestZone {
+    fn new(size: usize) -> TestZone {
+        static SIZES: Once = Once::new();
+        // SAFETY: sets nginx's slab size globals once, before any pool use.
+        SIZES.call_once(|| unsafe { ngx_slab_sizes_init() });
+        let layout = Layout::from_size_align(size, PAGE).unwrap();
+        // SAFETY: a fresh page-aligned block, initialised as
+        // ngx_init_zone_pool does, then handed to ngx_slab_init.
+        unsafe {
+            let memory = NonNull::new(alloc_zeroed(layout)).expect("test zone memory");
+            let pool = memory.as_ptr().cast::<ngx_slab_pool_t>();
+            (*pool).end = memory.as_ptr().add(size);
+            (*pool).min_shift = 3;
+            (*pool).addr = memory.as_ptr().cast();
+            ngx_slab_init(pool);
+            let store = Store::create(NonNull::new_unchecked(pool)).expect("store header");
+            TestZone {
+                memory,
+                layout,
+                store,
+            }
+        }
+    }
+
+    fn adopt_again(&self) -> Option<Store> {
+        // SAFETY: the pool was initialised by `new` and is still alive.
+        unsafe { Store::adopt(self.memory.cast()) }
+    }
+}
+
+impl Drop for TestZone {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.memory.as_ptr(), self.layout) };
+    }
+}
+
+fn slab_errors() -> ngx_uint_t {
+    // SAFETY: a plain counter written by the C stub, read between operations.
+    unsafe { core::ptr::addr_of!(ngx_store_test_slab_errors).read_volatile() }
+}
+
+fn get(store: &Store, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut out = Vec::new();
+    Ok(store
+        .get(key.as_bytes(), now, false, &mut out)?
+        .map(|_| out))
+}
+
+fn set(store: &Store, key: &str, value: &[u8], expires: u64, now: u64) -> bool {
+    store
+        .write(
+            key.as_bytes(),
+            Some(Value::Str(value)),
+            expires,
+            0,
+            WriteMode::Set,
+            now,
+        )
+        .expect("set")
+        .forcible
+}
+
+#[test]
+fn values_round_trip_and_overwrite() {
+    let zone = TestZone::new(64 * 1024);
+    let s = &zone.store;
+    set(s, "a", b"one", 0, 1);
+    assert_eq!(get(s, "a", 1).unwrap(), Some(b"one".to_vec()));
+    set(s, "a", b"two", 0, 1); // same size: rewritten in place
+    set(s, "a", b"a longer value", 0, 1);
+    assert_eq!(get(s, "a", 1).unwrap(), Some(b"a longer value".to_vec()));
+    s.write(b"n", Some(Value::Number(2.5)), 0, 7, WriteMode::Set, 1)
+        .unwrap();
+    let mut out = Vec::new();
+    let found = s.get(b"n", 1, false, &mut out).unwrap().unwrap();
+    assert_eq!(found.kind, ValueKind::Number);
+    assert_eq!(found.user_flags, 7);
+    assert_eq!(decode_value(found.kind, &out), Value::Number(2.5));
+    assert_eq!(get(s, "missing", 1).unwrap(), None);
+    assert!(s.delete(b"a"));
+    assert!(!s.delete(b"a"));
+    assert_eq!(s.counters().entries, 1);
+    assert_eq!(slab_errors(), 0);
+}
+
+#[test]
+fn many_keys_are_all_found() {
+    let zone = TestZone::new(4 * 1024 * 1024);
+    let s = &zone.store;
+    for i in 0..5000 {
+        set(
+            s,
+            &format!("key-{i}"),
+            format!("value-{i}").as_bytes(),
+            0,
+            1,
+        );
+    }
+    for i in 0..5000 {
+        assert_eq!(
+            get(s, &format!("key-{i}"), 1).unwrap(),
+            Some(format!("value-{i}").into_bytes())
+        );
+    }
+    for i in (0..5000).step_by(2) {
+        assert!(s.delete(format!("key-{i}").as_bytes()));
+    }
+    for i in 0..5000 {
+        let expected = (i % 2 == 1).then(|| format!("value-{i}").into_bytes());
+        assert_eq!(get(s, &format!("key-{i}"), 1).unwrap(), expected);
+    }
+    assert_eq!(s.counters().entries, 2500);
+    assert_eq!(slab_errors(), 0);
+}
+
+#[test]
+fn expiry_follows_the_clock() {
+    let zone = TestZone::new(64 * 1024);
+    let s = &zone.store;
+    set(s, "k", b"v", 1500, 1000);
+    assert_eq!(s.ttl_ms(b"k", 1000), Ok(500));
+    assert!(get(s, "k", 1499).unwrap().is_some());
+    assert_eq!(get(s, "k", 1500).unwrap(), None);
+    let mut out = Vec::new();
+    let stale = s.get(b"k", 1500, true, &mut out).unwrap().unwrap();
+    assert!(stale.stale);
+    assert_eq!(s.ttl_ms(b"k", 1500), Err(StoreError::NotFound));
+    assert_eq!(s.set_expiry(b"k", 0, 1500), Err(StoreError::NotFound));
+    set(s, "forever", b"v", 0, 1000);
+    assert_eq!(s.ttl_ms(b"forever", 5000), Ok(0));
+    assert_eq!(s.set_expiry(b"forever", 6000, 5000), Ok(()));
+    assert_eq!(s.ttl_ms(b"forever", 5000), Ok(1000));
+    assert_eq!(s.flush_expired(7000, 0), 2);
+    assert_eq!(s.counters().entries, 0);
+}
+
+#[test]
+fn write_modes_follow_openresty() {
+    let zone = TestZone::new(64 * 1024);
+    let s = &zone.store;
+    let v = Some(Value::Bool(true));
+    assert_eq!(
+        s.write(b"k", v, 0, 0, WriteMode::Replace, 1),
+        Err(StoreError::NotFound)
+    );
+    assert!(s.write(b"k", v, 0, 0, WriteMode::Add, 1).is_ok());
+    assert_eq!(
+        s.write(b"k", v, 0, 0, WriteMode::Add, 1),
+        Err(StoreError::Exists)
+    );
+    assert_eq!(
+        s.write(b"k", v, 0, 0, WriteMode::SafeAdd, 1),
+        Err(StoreError::Exists)
+    );
+    assert!(s.write(b"k", v, 0, 0, WriteMode::Replace, 1).is_ok());
+    // An expired key counts as absent for add and replace.
+    assert!(s.write(b"e", v, 10, 0, WriteMode::Set, 1).is_ok());
+    assert_eq!(
+        s.write(b"e", v, 0, 0, WriteMode::Replace, 10),
+        Err(StoreError::NotFound)
+    );
+    assert!(s.write(b"e", v, 0, 0, WriteMode::Add, 10).is_ok());
+}
+
+#[test]
+fn incr_creates_updates_and_rejects() {
+    let zone = TestZone::new(64 * 1024);
+    let s = &zone.store;
+    assert_eq!(s.incr(b"n", 1.0, None, 1), Err(StoreError::NotFound));
+    assert_eq!(s.incr(b"n", 2.0, Some((10.0, 0)), 1), Ok((12.0, false)));
+    assert_eq!(s.incr(b"n", -0.5, Some((10.0, 0)), 1), Ok((11.5, false)));
+    set(s, "s", b"12", 0, 1);
+    assert_eq!(s.incr(b"s", 1.0, None, 1), Err(StoreError::NotANumber));
+    assert_eq!(s.incr(b"t", 1.0, Some((0.0, 100)), 1), Ok((1.0, false)));
+    assert_eq!(s.ttl_ms(b"t", 1), Ok(99));
+    assert_eq!(s.incr(b"t", 1.0, None, 100), Err(StoreError::NotFound));
+}
+
+#[test]
+fn lists_push_pop_and_vanish_when_empty() {
+    let zone = TestZone::new(64 * 1024);
+    let s = &zone.store;
+    let mut out = Vec::new();
+    assert_eq!(s.push(b"l", Value::Str(b"b"), ListEnd::Head, 1), Ok(1));
+    assert_eq!(s.push(b"l", Value::Str(b"a"), ListEnd::Head, 1), Ok(2));
+    assert_eq!(s.push(b"l", Value::Number(3.0), ListEnd::Tail, 1), Ok(3));
+    assert_eq!(s.llen(b"l", 1), Ok(3));
+    assert_eq!(
+        s.pop(b"l", ListEnd::Tail, 1, &mut out),
+        Ok(Some(ValueKind::Number))
+    );
+    assert_eq!(decode_value(ValueKind::Number, &out), Value::Number(3.0));
+    assert_eq!(
+        s.pop(b"l", ListEnd::Head, 1, &mut out),
+        Ok(Some(ValueKind::Str))
+    );
+    assert_eq!(out, b"a");
+    assert_eq!(get(s, "l", 1), Err(StoreError::IsList));
+    assert_eq!(s.incr(b"l", 1.0, None, 1), Err(StoreError::NotANumber));
+    assert_eq!(
+        s.pop(b"l", ListEnd::Head, 1, &mut out),
+        Ok(Some(ValueKind::Str))
+    );
+    assert_eq!(s.pop(b"l", ListEnd::Head, 1, &mut out), Ok(None));
+    assert_eq!(s.counters().entries, 0);
+    set(s, "str", b"x", 0, 1);
+    assert_eq!(
+        s.push(b"str", Value::Str(b"y"), ListEnd::Head, 1),
+        Err(StoreError::NotAList)
+    );
+    assert_eq!(s.llen(b"str", 1), Err(StoreError::NotAList));
+    // Overwriting a list frees its elements.
+    s.push(b"l2", Value::Str(&[7; 500]), ListEnd::Head, 1)
+        .unwrap();
+    s.push(b"l2", Value::Str(&[8; 500]), ListEnd::Head, 1)
+        .unwrap();
+    set(s, "l2", b"plain", 0, 1);
+    assert_eq!(get(s, "l2", 1).unwrap(), Some(b"plain".to_vec()));
+    assert_eq!(slab_errors(), 0);
+}
+
+#[test]
+fn eviction_takes_the_least_recently_used_and_reports_forcible() {
+    let zone = TestZone::new(32 * 1024);
+    let s = &zone.store;
+    let value = [b'x'; 900];
+    let mut stored = 0;
+    while !set(s, &format!("k{stored}"), &value, 0, 1) {
+        stored += 1;
+        if stored == 2 {
+            get(s, "k0", 1).unwrap(); // k0 becomes more recent than k1
+        }
+    }
+    assert!(stored > 3, "only {stored} entries fit");
+    assert!(
+        get(s, "k0", 1).unwrap().is_some(),
+        "recently read k0 evicted"
+    );
+    assert!(get(s, "k1", 1).unwrap().is_none(), "least recent k1 kept");
+    assert!(s.counters().evictions >= 1);
+    // safe_set never evicts.
+    let before = s.counters().entries;
+    let mut safe_failures = 0;
+    for i in 0..50 {
+        if s.write(
+            format!("safe{i}").as_bytes(),
+            Some(Value::Str(&value)),
+            0,
+            0,
+            WriteMode::SafeSet,
+            1,
+        ) == Err(StoreError::NoMemory)
+        {
+            safe_failures += 1;
+        }
+    }
+    assert!(safe_failures > 0);
+    assert!(s.counters().entries >= before);
+    assert_eq!(slab_errors(), 0);
+}
+
+#[test]
+fn oversized_values_fail_without_evicting() {
+    let zone = TestZone::new(32 * 1024);
+    let s = &zone.store;
+    set(s, "a", b"1", 0, 1);
+    let huge = vec![0u8; 40 * 1024];
+    let result = s.write(b"huge", Some(Value::Str(&huge)), 0, 0, WriteMode::Set, 1);
+    assert_eq!(result, Err(StoreError::NoMemory));
+    assert_eq!(get(s, "a", 1).unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.counters().evictions, 0);
+    assert_eq!(s.counters().no_memory, 1);
+}
+
+#[test]
+fn keys_are_listed_most_recent_first() {
+    let zone = TestZone::new(64 * 1024);
+    let s = &zone.store;
+    for k in ["a", "b", "c"] {
+        set(s, k, b"v", 0, 1);
+    }
+    set(s, "gone", b"v", 5, 1);
+    get(s, "a", 1).unwrap();
+    let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+    s.keys(10, 0, &mut bytes, &mut lens);
+    assert_eq!(bytes, b"acb");
+    assert_eq!(lens, [1, 1, 1]);
+    s.keys(10, 2, &mut bytes, &mut lens);
+    assert_eq!(bytes, b"ac");
+    s.flush_all();
+    s.keys(10, 0, &mut bytes, &mut lens);
+    assert!(lens.is_empty());
+}
+
+#[test]
+fn counters_track_every_outcome() {
+    let zone = TestZone::new(64 * 1024);
+    let s = &zone.store;
+    set(s, "a", b"1", 0, 1);
+    set(s, "b", b"2", 5, 1);
+    get(s, "a", 1).unwrap();
+    get(s, "missing", 1).unwrap();
+    get(s, "b", 10).unwrap(); // expired: a miss
+    s.flush_expired(10, 0);
+    assert_eq!(
+        s.counters(),
+        ZoneCounters {
+            entries: 1,
+            hits: 1,
+            misses: 2,
+            stores: 2,
+            evictions: 0,
+            expirations: 1,
+            no_memory: 0,
+        }
+    );
+}
+
+#[test]
+fn a_reused_zone_is_adopted_with_its_data() {
+    let zone = TestZone::new(64 * 1024);
+    set(&zone.store, "kept", b"across reloads", 0, 1);
+    let adopted = zone.adopt_again().expect("store found again");
+    assert_eq!(
+        get(&adopted, "kept", 1).unwrap(),
+        Some(b"across reloads".to_vec())
+    );
+}
+
+/// A deterministic generator for the model test (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum ModelValue {
+    Bytes(Vec<u8>),
+    Number(f64),
+    List(std::collections::VecDeque<Vec<u8>>),
+}
+
+#[derive(Debug, Clone)]
+struct ModelEntry {
+    value: ModelValue,
+    expires: u64,
+}
+
+/// What the store should do, written as plainly as possible: a map plus an
+/// LRU order (most recent first). What the store evicts to make room is not
+/// predicted but checked: after each operation the model drops the entries
+/// the store no longer has, and every live one among them must have been
+/// less recently used than every live entry that stayed.
+#[derive(Default)]
+struct Model {
+    entries: HashMap<Vec<u8>, ModelEntry>,
+    lru: Vec<Vec<u8>>,
+}
+
+impl Model {
+    fn live(&self, key: &[u8], now: u64) -> Option<&ModelEntry> {
+        self.entries
+            .get(key)
+            .filter(|e| e.expires == 0 || e.expires > now)
+    }
+
+    fn touch(&mut self, key: &[u8]) {
+        self.lru.retain(|k| k != key);
+        self.lru.insert(0, key.to_vec());
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        self.entries.remove(key);
+        self.lru.retain(|k| k != key);
+    }
+
+    fn insert(&mut self, key: &[u8], value: ModelValue, expires: u64) {
+        self.entries
+            .insert(key.to_vec(), ModelEntry { value, expires });
+        self.touch(key);
+    }
+
+    /// Drops what the store dropped; returns how many live entries went and
+    /// checks they were the least recently used ones.
+    fn reconcile(&mut self, store: &Store, now: u64, context: &str) -> u64 {
+        let order = self.lru.clone();
+        let gone: Vec<Vec<u8>> = order.iter().filter(|k| !store.peek(k)).cloned().collect();
+        let is_live = |m: &Model, k: &[u8]| m.live(k, now).is_some();
+        let evicted: Vec<usize> = gone
+            .iter()
+            .filter(|k| is_live(self, k))
+            .map(|k| order.iter().position(|o| o == k).unwrap())
+            .collect();
+        if let Some(&most_recent_evicted) = evicted.iter().min() {
+            for (position, key) in order.iter().enumerate() {
+                if position > most_recent_evicted && is_live(self, key) && !gone.contains(key) {
+                    panic!("{context}: evicted a more recent entry than {key:?}, which stayed");
+                }
+            }
+        }
+        for key in &gone {
+            self.remove(key);
+        }
+        evicted.len() as u64
+    }
+}
+
+/// Random operations against the store and the model; they must agree on
+/// every result. A small zone makes eviction frequent.
+fn run_model(seed: u64, zone_size: usize, steps: usize) {
+    let zone = TestZone::new(zone_size);
+    let s = &zone.store;
+    let mut model = Model::default();
+    let mut rng = Rng(seed | 1);
+    let mut now = 1_000u64;
+    let mut out = Vec::new();
+    for step in 0..steps {
+        let context = format!("seed {seed}, step {step}");
+        now += rng.below(3);
+        let key = format!("k{}", rng.below(24)).into_bytes();
+        let before = s.counters();
+        let live = model.live(&key, now).cloned();
+        let mut forcible = false;
+        match rng.below(9) {
+            0..=2 => {
+                let len = [1usize, 20, 300, 1500][rng.below(4) as usize];
+                let value = vec![b'a' + (step % 26) as u8; len];
+                let expires = if rng.below(3) == 0 {
+                    now + 1 + rng.below(10)
+                } else {
+                    0
+                };
+                let mode =
+                    [WriteMode::Set, WriteMode::SafeSet, WriteMode::Add][rng.below(3) as usize];
+                match s.write(&key, Some(Value::Str(&value)), expires, 0, mode, now) {
+                    Ok(written) => {
+                        assert!(
+                            mode != WriteMode::Add || live.is_none(),
+                            "{context}: add over live"
+                        );
+                        forcible = written.forcible;
+                        model.insert(&key, ModelValue::Bytes(value), expires);
+                    }
+                    Err(StoreError::Exists) => {
+                        assert!(
+                            mode == WriteMode::Add && live.is_some(),
+                            "{context}: exists"
+                        );
+                    }
+                    Err(StoreError::NoMemory) => {
+                        // As in OpenResty, the old entry is freed before the
+                        // allocation for the new one fails.
+                        model.remove(&key);
+                    }
+                    Err(e) => panic!("{context}: unexpected {e}"),
+                }
+            }
+            3 => {
+                let result = s.get(&key, now, false, &mut out);
+                match live {
+                    Some(ModelEntry {
+                        value: ModelValue::List(_),
+                        ..
+                    }) => {
+                        assert_eq!(result, Err(StoreError::IsList), "{context}")
+                    }
+                    Some(entry) => {
+                        let found = result
+                            .unwrap()
+                            .unwrap_or_else(|| panic!("{context}: lost {key:?}"));
+                        let got = match decode_value(found.kind, &out) {
+                            Value::Str(b) => ModelValue::Bytes(b.to_vec()),
+                            Value::Number(n) => ModelValue::Number(n),
+                            Value::Bool(_) => panic!("{context}: no booleans were written"),
+                        };
+                        assert_eq!(got, entry.value, "{context}");
+                        model.touch(&key);
+                    }
+                    None => assert_eq!(result, Ok(None), "{context}"),
+                }
+            }
+            4 => {
+                let delta = rng.below(5) as f64;
+                let result = s.incr(&key, delta, Some((1.0, 0)), now);
+                match live {
+                    Some(ModelEntry {
+                        value: ModelValue::Number(n),
+                        expires,
+                    }) => {
+                        assert_eq!(result.map(|r| r.0), Ok(n + delta), "{context}");
+                        model.insert(&key, ModelValue::Number(n + delta), expires);
+                    }
+                    Some(_) => assert_eq!(result, Err(StoreError::NotANumber), "{context}"),
+                    None => match result {
+                        Ok((n, was_forcible)) => {
+                            assert_eq!(n, 1.0 + delta, "{context}");
+                            forcible = was_forcible;
+                            model.insert(&key, ModelValue::Number(n), 0);
+                        }
+                        Err(e) => assert_eq!(e, StoreError::NoMemory, "{context}"),
+                    },
+                }
+            }
+            5 => {
+                let element = format!("e{step}").into_bytes();
+                let end = if rng.below(2) == 0 {
+                    ListEnd::Head
+                } else {
+                    ListEnd::Tail
+                };
+                let result = s.push(&key, Value::Str(&element), end, now);
+                match live {
+                    Some(ModelEntry {
+                        value: ModelValue::List(mut list),
+                        expires,
+                    }) => {
+                        if let Ok(len) = result {
+                            match end {
+                                ListEnd::Head => list.push_front(element),
+                                ListEnd::Tail => list.push_back(element),
+                            }
+                            assert_eq!(len, list.len() as u64, "{context}");
+                            model.insert(&key, ModelValue::List(list), expires);
+                        } else {
+                            assert_eq!(result, Err(StoreError::NoMemory), "{context}");
+                        }
+                    }
+                    Some(_) => assert_eq!(result, Err(StoreError::NotAList), "{context}"),
+                    None => match result {
+                        Ok(len) => {
+                            assert_eq!(len, 1, "{context}");
+                            model.insert(&key, ModelValue::List([element].into()), 0);
+                        }
+                        Err(e) => assert_eq!(e, StoreError::NoMemory, "{context}"),
+                    },
+                }
+            }
+            6 => {
+                let end = if rng.below(2) == 0 {
+                    ListEnd::Head
+                } else {
+                    ListEnd::Tail
+                };
+                let result = s.pop(&key, end, now, &mut out);
+                match live {
+                    Some(ModelEntry {
+                        value: ModelValue::List(mut list),
+                        expires,
+                    }) => {
+                        let expected = match end {
+                            ListEnd::Head => list.pop_front(),
+                            ListEnd::Tail => list.pop_back(),
+                        };
+                        assert_eq!(result, Ok(Some(ValueKind::Str)), "{context}");
+                        assert_eq!(Some(out.clone()), expected, "{context}");
+                        if list.is_empty() {
+                            model.remove(&key);
+                        } else {
+                            model.insert(&key, ModelValue::List(list), expires);
+                        }
+                    }
+                    Some(_) => assert_eq!(result, Err(StoreError::NotAList), "{context}"),
+                    None => assert_eq!(result, Ok(None), "{context}"),
+                }
+            }
+            7 => {
+                let existed = s.delete(&key);
+                assert_eq!(existed, model.entries.contains_key(&key), "{context}");
+                model.remove(&key);
+            }
+            _ => {
+                let result = s.ttl_ms(&key, now);
+                match live {
+                    Some(e) if e.expires == 0 => assert_eq!(result, Ok(0), "{context}"),
+                    Some(e) => assert_eq!(result, Ok(e.expires - now), "{context}"),
+                    None => assert_eq!(result, Err(StoreError::NotFound), "{context}"),
+                }
+            }
+        }
+        let evicted = model.reconcile(s, now, &context);
+        let after = s.counters();
+        assert_eq!(
+            after.evictions - before.evictions,
+            evicted,
+            "{context}: evictions"
+        );
+        assert_eq!(forcible, evicted > 0, "{context}: forcible");
+        assert_eq!(
+            after.entries,
+            model.entries.len() as u64,
+            "{context}: entries"
+        );
+        assert_eq!(slab_errors(), 0, "{context}: slab errors");
+    }
+}
+
+#[test]
+fn store_agrees_with_model_without_memory_pressure() {
+    for seed in 1..=20 {
+        run_model(seed, 1024 * 1024, 3000);
+    }
+}
+
+#[test]
+fn store_agrees_with_model_under_eviction() {
+    for seed in 100..=140 {
+        run_model(seed, 24 * 1024, 3000);
+    }
+}
