@@ -647,3 +647,27 @@ fn store_agrees_with_model_under_eviction() {
         run_model(seed, 24 * 1024, 3000);
     }
 }
+
+/// The figure the README quotes: zone bytes per entry for a 16-byte key and a
+/// 32-byte value. 80 header + 16 + 32 = 128 bytes fills the 128-byte slab
+/// class exactly (32 slots per 4 KiB page, bitmap kept in the page
+/// descriptor), so the only overhead on top is the page descriptor.
+#[test]
+fn memory_per_entry_for_16_byte_keys_and_32_byte_values() {
+    let zone = TestZone::new(8 * 1024 * 1024);
+    let s = &zone.store;
+    let entries = 20_000usize;
+    let before = s.free_page_bytes();
+    for i in 0..entries {
+        let key = format!("key-{i:012}");
+        assert_eq!(key.len(), 16);
+        set(s, &key, &[b'v'; 32], 0, 1);
+    }
+    let used = before - s.free_page_bytes();
+    let per_entry = used as f64 / entries as f64;
+    println!("zone bytes per entry (16-byte key, 32-byte value): {per_entry:.1}");
+    assert!(
+        (128.0..=129.0).contains(&per_entry),
+        "{per_entry} bytes per entry"
+    );
+}
