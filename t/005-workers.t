@@ -99,3 +99,42 @@ __DATA__
 [error]
 [alert]
 [crit]
+
+
+
+=== TEST 4: a list filled by both workers is drained in order
+--- http_config
+    lua_shared_dict queue 1m;
+--- config
+    location = /push {
+        content_by_lua_block {
+            local q = ngx.shared.queue
+            local n = q:incr("seq", 1, 0)
+            q:rpush("jobs", n)
+            q:set("pusher:" .. ngx.worker.pid(), true)
+            ngx.say("ok")
+        }
+    }
+    location = /drain {
+        content_by_lua_block {
+            local q = ngx.shared.queue
+            local pushers = 0
+            for _, key in ipairs(q:get_keys(0)) do
+                if key:find("^pusher:") then pushers = pushers + 1 end
+            end
+            local items, expected = {}, 1
+            local in_order = true
+            while true do
+                local job = q:lpop("jobs")
+                if not job then break end
+                if job ~= expected then in_order = false end
+                expected = expected + 1
+                items[#items + 1] = job
+            end
+            ngx.say(#items, " jobs, in order: ", in_order, ", pushed by ", pushers, " workers, left: ", q:llen("jobs"))
+        }
+    }
+--- request eval
+[("GET /push") x 40, "GET /drain"]
+--- response_body eval
+[("ok\n") x 40, "40 jobs, in order: true, pushed by 2 workers, left: 0\n"]
