@@ -88,6 +88,16 @@ fn key_of(lua: &Lua, key: &Value) -> mlua::Result<Result<Vec<u8>, &'static str>>
     })
 }
 
+/// The zone and key a keyed method starts with; `Err` holds the `nil, err`
+/// to return for a bad key.
+fn zone_and_key(lua: &Lua, args: &mut Args) -> mlua::Result<Result<(Store, Vec<u8>), MultiValue>> {
+    let store = store_of(&args.next())?;
+    Ok(match key_of(lua, &args.next())? {
+        Ok(key) => Ok((store, key)),
+        Err(msg) => Err(failure(lua, msg)?),
+    })
+}
+
 /// `nil, err`.
 fn failure(lua: &Lua, message: &str) -> mlua::Result<MultiValue> {
     (Value::Nil, lua.create_string(message)?).into_lua_multi(lua)
@@ -133,10 +143,9 @@ fn lua_value(lua: &Lua, kind: ValueKind, bytes: &[u8]) -> mlua::Result<Value> {
 
 fn get(lua: &Lua, args: MultiValue, allow_stale: bool) -> mlua::Result<MultiValue> {
     let mut args = Args::new(args);
-    let store = store_of(&args.next())?;
-    let key = match key_of(lua, &args.next())? {
-        Ok(key) => key,
-        Err(msg) => return failure(lua, msg),
+    let (store, key) = match zone_and_key(lua, &mut args)? {
+        Ok(found) => found,
+        Err(returns) => return Ok(returns),
     };
     READ_BUFFER.with(|buf| {
         let mut buf = buf.borrow_mut();
@@ -224,13 +233,11 @@ fn optional_number(value: &Value, name: &str) -> mlua::Result<Option<f64>> {
 
 fn incr(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let mut args = Args::new(args);
-    let store = store_of(&args.next())?;
-    let (key_arg, value_arg, init_arg, init_ttl_arg) =
-        (args.next(), args.next(), args.next(), args.next());
-    let key = match key_of(lua, &key_arg)? {
-        Ok(key) => key,
-        Err(msg) => return failure(lua, msg),
+    let (store, key) = match zone_and_key(lua, &mut args)? {
+        Ok(found) => found,
+        Err(returns) => return Ok(returns),
     };
+    let (value_arg, init_arg, init_ttl_arg) = (args.next(), args.next(), args.next());
     let delta = to_number(&value_arg).ok_or_else(|| {
         raise(format!(
             "bad value arg: number expected, got {}",
@@ -264,10 +271,9 @@ fn incr(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
 
 fn push(lua: &Lua, args: MultiValue, end: ListEnd) -> mlua::Result<MultiValue> {
     let mut args = Args::new(args);
-    let store = store_of(&args.next())?;
-    let key = match key_of(lua, &args.next())? {
-        Ok(key) => key,
-        Err(msg) => return failure(lua, msg),
+    let (store, key) = match zone_and_key(lua, &mut args)? {
+        Ok(found) => found,
+        Err(returns) => return Ok(returns),
     };
     let value_arg = args.next();
     let string_bytes;
@@ -288,10 +294,9 @@ fn push(lua: &Lua, args: MultiValue, end: ListEnd) -> mlua::Result<MultiValue> {
 
 fn pop(lua: &Lua, args: MultiValue, end: ListEnd) -> mlua::Result<MultiValue> {
     let mut args = Args::new(args);
-    let store = store_of(&args.next())?;
-    let key = match key_of(lua, &args.next())? {
-        Ok(key) => key,
-        Err(msg) => return failure(lua, msg),
+    let (store, key) = match zone_and_key(lua, &mut args)? {
+        Ok(found) => found,
+        Err(returns) => return Ok(returns),
     };
     READ_BUFFER.with(|buf| {
         let mut buf = buf.borrow_mut();
@@ -305,10 +310,9 @@ fn pop(lua: &Lua, args: MultiValue, end: ListEnd) -> mlua::Result<MultiValue> {
 
 fn llen(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let mut args = Args::new(args);
-    let store = store_of(&args.next())?;
-    let key = match key_of(lua, &args.next())? {
-        Ok(key) => key,
-        Err(msg) => return failure(lua, msg),
+    let (store, key) = match zone_and_key(lua, &mut args)? {
+        Ok(found) => found,
+        Err(returns) => return Ok(returns),
     };
     match store.llen(&key, nginx::now_ms()) {
         Ok(len) => (len as f64).into_lua_multi(lua),
@@ -318,10 +322,9 @@ fn llen(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
 
 fn ttl(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let mut args = Args::new(args);
-    let store = store_of(&args.next())?;
-    let key = match key_of(lua, &args.next())? {
-        Ok(key) => key,
-        Err(msg) => return failure(lua, msg),
+    let (store, key) = match zone_and_key(lua, &mut args)? {
+        Ok(found) => found,
+        Err(returns) => return Ok(returns),
     };
     match store.ttl_ms(&key, nginx::now_ms()) {
         Ok(ms) => (ms as f64 / 1000.0).into_lua_multi(lua),
