@@ -26,7 +26,7 @@ if [ "$mode" = system ]; then
     module="${module%;}"
     log "t/ suite against /usr/sbin/nginx with $module"
     TEST_NGINX_BINARY=/usr/sbin/nginx TEST_NGINX_LOAD_MODULES="$module" \
-        cargo test --release --test t --test nginx_cli -- "$@"
+        cargo test --release --test t --test nginx_cli --test stress -- "$@"
 else
     log "unit tests and the t/ suite"
     cargo test --release -- "$@"

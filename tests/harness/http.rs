@@ -205,7 +205,9 @@ pub fn parse_responses(
     Ok(responses)
 }
 
-fn parse_one(data: &[u8], is_head: bool, at_eof: bool) -> Result<(Response, usize), Parsed> {
+/// Parses the response at the start of `data`; returns it and the number of
+/// bytes it took, so a keep-alive client can read one response at a time.
+pub fn parse_one(data: &[u8], is_head: bool, at_eof: bool) -> Result<(Response, usize), Parsed> {
     let Some(head_end) = find(data, b"\r\n\r\n") else {
         return Err(Parsed::Incomplete);
     };
