@@ -14,6 +14,9 @@ if [ "${1:-}" = "--system-nginx" ]; then
 fi
 
 ensure_build_deps
+# promtool validates the status page's Prometheus output; without it those
+# blocks are reported as skipped, not passed.
+ensure_packages prometheus || log "promtool unavailable: its checks will be skipped"
 
 log "cargo fmt --check"
 cargo fmt --check

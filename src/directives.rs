@@ -16,7 +16,7 @@ const fn directive_name(name: &'static core::ffi::CStr) -> ngx_str_t {
 
 const LOCATION_CONTEXTS: u32 = NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF;
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 5] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 6] = [
     ngx_command_t {
         name: directive_name(c"lua_shared_dict"),
         type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2) as usize,
@@ -45,6 +45,14 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 5] = [
         name: directive_name(c"content_by_lua_file"),
         type_: (LOCATION_CONTEXTS | NGX_CONF_TAKE1) as usize,
         set: Some(crate::conf::set_content_by_lua_file),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: directive_name(c"lua_shared_dict_status"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as usize,
+        set: Some(crate::conf::set_lua_shared_dict_status),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: core::ptr::null_mut(),

@@ -138,3 +138,31 @@ __DATA__
 [("GET /push") x 40, "GET /drain"]
 --- response_body eval
 [("ok\n") x 40, "40 jobs, in order: true, pushed by 2 workers, left: 0\n"]
+
+
+
+=== TEST 5: zone counters are shared by both workers and survive a reload
+--- http_config
+    lua_shared_dict dogs 1m;
+--- config
+    location = /hit {
+        content_by_lua_block {
+            local dogs = ngx.shared.dogs
+            dogs:get("missing")
+            dogs:incr("n", 1, 0)
+            dogs:set("worker" .. ngx.worker.id(), true)
+            ngx.say("ok")
+        }
+    }
+    location = /report {
+        content_by_lua_block {
+            local s = ngx.shared.dogs:stats()
+            local both = ngx.shared.dogs:get("worker0") and ngx.shared.dogs:get("worker1")
+            ngx.say("misses=", s.misses, " stores=", s.stores, " both workers: ", both == true)
+        }
+    }
+--- reload_before: 22
+--- request eval
+[("GET /hit") x 20, "GET /report", "GET /report"]
+--- response_body eval
+[("ok\n") x 20, "misses=20 stores=40 both workers: true\n", "misses=20 stores=40 both workers: true\n"]

@@ -432,3 +432,30 @@ fn missing_module_fails_clearly() {
     let failure = harness::run_block(&block_from(HELLO_CONFIG), &settings).unwrap_err();
     assert!(failure.message.contains("does not exist"), "{failure}");
 }
+
+#[test]
+fn missing_validators_skip_blocks_instead_of_passing_them() {
+    let settings = plain_nginx();
+    let missing = block_from(
+        "--- config\n--- request\nGET /\n--- pipe_response_body_to: no-such-validator-xyz --strict\n",
+    );
+    assert_eq!(
+        harness::skip_reason(&missing, &settings).as_deref(),
+        Some("no-such-validator-xyz is not installed")
+    );
+    let present = block_from("--- config\n--- request\nGET /\n--- pipe_response_body_to: cat\n");
+    assert_eq!(harness::skip_reason(&present, &settings), None);
+}
+
+#[test]
+fn a_failing_validator_fails_the_block() {
+    let block = block_from(&format!(
+        "{HELLO_CONFIG}--- pipe_response_body_to: grep -q goodbye\n"
+    ));
+    let failure = harness::run_block(&block, &plain_nginx()).unwrap_err();
+    assert!(
+        failure.message.contains("`grep -q goodbye` exited with"),
+        "{}",
+        failure.message
+    );
+}

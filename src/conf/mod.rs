@@ -318,6 +318,26 @@ pub(crate) unsafe extern "C" fn set_content_by_lua_file(
     })
 }
 
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_lua_shared_dict_status(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        // SAFETY: the core module's location conf sits at its ctx_index in
+        // this http context.
+        unsafe {
+            let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
+            let clcf = (*(*ctx).loc_conf.add(ngx_http_core_module.ctx_index))
+                .cast::<ngx_http_core_loc_conf_t>();
+            (*clcf).handler = Some(crate::http::status::status_handler);
+        }
+        Ok(())
+    })
+}
+
 /// Relative paths are relative to the nginx prefix (`-p`), as in OpenResty.
 fn resolve_prefix_path(cf: *mut ngx_conf_t, arg: ngx_str_t) -> Result<PathBuf, String> {
     if arg.len == 0 {

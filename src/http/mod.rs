@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod request;
+pub mod status;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -39,6 +40,11 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
             }
         }
     }
+}
+
+/// Our `http` main configuration for the request's server.
+pub(crate) fn main_conf<'a>(req: HttpRequest) -> &'a MainConf {
+    module_confs(req).0
 }
 
 fn module_confs<'a>(req: HttpRequest) -> (&'a MainConf, &'a LocConf) {

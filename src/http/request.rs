@@ -9,7 +9,8 @@ use crate::nginx::Log;
 use nginx_sys::{
     ngx_alloc_chain_link, ngx_chain_t, ngx_create_temp_buf, ngx_hash_key, ngx_http_get_variable,
     ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_http_send_special,
-    ngx_http_set_content_type, ngx_int_t, ngx_str_t, NGX_ERROR, NGX_HTTP_LAST, NGX_OK,
+    ngx_http_set_content_type, ngx_int_t, ngx_list_part_t, ngx_str_t, ngx_table_elt_t, NGX_ERROR,
+    NGX_HTTP_LAST, NGX_OK,
 };
 
 /// Why writing to the response failed.
@@ -145,6 +146,55 @@ impl HttpRequest {
         }
         if self.raw().header_only() != 0 {
             return rc;
+        }
+        // SAFETY: valid request; NGX_HTTP_LAST marks the end of the body.
+        unsafe { ngx_http_send_special(self.raw_mut(), NGX_HTTP_LAST as usize) }
+    }
+
+    /// The first request header named `name` (ASCII case-insensitive).
+    pub fn header_in(&self, name: &[u8]) -> Option<Vec<u8>> {
+        let headers = &self.raw().headers_in.headers;
+        let mut part = &headers.part as *const ngx_list_part_t;
+        // SAFETY: nginx's header list: parts chained by `next`, each holding
+        // `nelts` ngx_table_elt_t in `elts`, all in the request pool.
+        unsafe {
+            while !part.is_null() {
+                let elts = (*part).elts.cast::<ngx_table_elt_t>();
+                for i in 0..(*part).nelts {
+                    let header = &*elts.add(i);
+                    if header.hash != 0 && bytes_of(&header.key).eq_ignore_ascii_case(name) {
+                        return Some(bytes_of(&header.value).to_vec());
+                    }
+                }
+                part = (*part).next;
+            }
+        }
+        None
+    }
+
+    /// Sends a whole response: status, `content_type`, length and body.
+    pub fn send_complete(
+        &self,
+        status: usize,
+        content_type: &'static str,
+        body: &[u8],
+    ) -> ngx_int_t {
+        let r = self.raw_mut();
+        r.headers_out.status = status;
+        r.headers_out.content_type = ngx_str_t {
+            len: content_type.len(),
+            data: content_type.as_ptr().cast_mut(),
+        };
+        r.headers_out.content_type_len = content_type.len();
+        r.headers_out.content_type_lowcase = core::ptr::null_mut();
+        r.headers_out.content_length_n = body.len() as i64;
+        // SAFETY: valid request; the header is sent once, here.
+        let rc = unsafe { ngx_http_send_header(r) };
+        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() != 0 {
+            return rc;
+        }
+        if self.write_body(body).is_err() {
+            return NGX_ERROR as ngx_int_t;
         }
         // SAFETY: valid request; NGX_HTTP_LAST marks the end of the body.
         unsafe { ngx_http_send_special(self.raw_mut(), NGX_HTTP_LAST as usize) }

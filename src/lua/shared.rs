@@ -13,7 +13,7 @@ use super::output::format_number;
 use super::raise::{api_function, raise};
 use crate::nginx;
 use crate::shdict::{
-    decode_value, ListEnd, SharedZone, Store, Value as StoreValue, ValueKind, WriteMode,
+    decode_value, ListEnd, SharedZone, Store, Value as StoreValue, ValueKind, WriteMode, ZoneStats,
     MAX_KEY_LEN,
 };
 
@@ -424,10 +424,53 @@ fn methods(lua: &Lua) -> mlua::Result<Table> {
     add("capacity", |lua, args| {
         (zone_of(&Args::new(args).next())?.size() as f64).into_lua_multi(lua)
     })?;
+    add("stats", |lua, args| {
+        let store = store_of(&Args::new(args).next())?;
+        stats_table(lua, &store.stats(nginx::now_ms()))?.into_lua_multi(lua)
+    })?;
     add("free_space", |lua, args| {
         (store_of(&Args::new(args).next())?.free_page_bytes() as f64).into_lua_multi(lua)
     })?;
     Ok(methods)
+}
+
+/// `dict:stats()`: our own method (OpenResty has none by that name).
+fn stats_table(lua: &Lua, stats: &ZoneStats) -> mlua::Result<Table> {
+    let c = &stats.counters;
+    let table = lua.create_table()?;
+    let figures: [(&str, f64); 12] = [
+        ("capacity", stats.capacity as f64),
+        ("free_space", stats.free_space as f64),
+        ("used_bytes", c.used_bytes as f64),
+        ("entries", c.entries as f64),
+        ("lists", c.lists as f64),
+        ("expired_pending", stats.expired_pending as f64),
+        ("hits", c.hits as f64),
+        ("misses", c.misses as f64),
+        ("stores", c.stores as f64),
+        ("evictions", c.evictions as f64),
+        ("expirations", c.expirations as f64),
+        ("no_memory", c.no_memory as f64),
+    ];
+    for (name, value) in figures {
+        table.raw_set(name, value)?;
+    }
+    let pages = lua.create_table()?;
+    pages.raw_set("total", stats.pages_total as f64)?;
+    pages.raw_set("free", stats.pages_free as f64)?;
+    table.raw_set("pages", pages)?;
+    let slabs = lua.create_table_with_capacity(stats.slabs().len(), 0)?;
+    for (i, class) in stats.slabs().iter().enumerate() {
+        let row = lua.create_table()?;
+        row.raw_set("size", class.size as f64)?;
+        row.raw_set("total", class.total as f64)?;
+        row.raw_set("used", class.used as f64)?;
+        row.raw_set("requests", class.requests as f64)?;
+        row.raw_set("failures", class.failures as f64)?;
+        slabs.raw_set(i + 1, row)?;
+    }
+    table.raw_set("slabs", slabs)?;
+    Ok(table)
 }
 
 /// Fills `ngx.shared` with one dictionary object per zone.

@@ -13,7 +13,7 @@ use nginx_sys::{ngx_queue_t, ngx_rbtree_node_t, ngx_rbtree_t};
 /// it, otherwise it was laid out by something else and is re-initialised.
 pub const STORE_MAGIC: u64 = 0x6e67_786c_7561_5344; // "ngxluaSD"
 /// Bumped whenever the shared layout changes incompatibly.
-pub const STORE_LAYOUT_VERSION: u32 = 1;
+pub const STORE_LAYOUT_VERSION: u32 = 2;
 
 pub const MAX_KEY_LEN: usize = 65535;
 
@@ -46,6 +46,11 @@ impl ValueKind {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ZoneCounters {
     pub entries: u64,
+    /// Entries holding lists (also counted in `entries`).
+    pub lists: u64,
+    /// Bytes requested from the slab allocator by live entries and list
+    /// elements (headers included), before rounding up to slab classes.
+    pub used_bytes: u64,
     pub hits: u64,
     pub misses: u64,
     pub stores: u64,

@@ -6,7 +6,10 @@ pub mod store;
 mod zone;
 
 pub use layout::{ValueKind, ZoneCounters, MAX_KEY_LEN};
-pub use store::{decode_value, Found, ListEnd, Store, StoreError, Value, WriteMode, Written};
+pub use store::{
+    decode_value, Found, ListEnd, SlabClass, Store, StoreError, Value, WriteMode, Written,
+    ZoneStats,
+};
 pub use zone::{init_shared_zone, SharedZone};
 
 #[cfg(test)]

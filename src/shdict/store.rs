@@ -103,6 +103,47 @@ pub fn decode_value(kind: ValueKind, bytes: &[u8]) -> Value<'_> {
     }
 }
 
+/// Slab size classes reported at most: page sizes up to 64 KiB with 8-byte
+/// minimum slots give 13.
+pub const MAX_SLAB_CLASSES: usize = 16;
+
+/// One slab size class of the zone's allocator.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SlabClass {
+    /// Slot size in bytes.
+    pub size: usize,
+    /// Slots in pages currently given to this class.
+    pub total: usize,
+    /// Slots in use.
+    pub used: usize,
+    /// Allocations asked of this class since the zone was created.
+    pub requests: usize,
+    /// Allocations of this class that failed.
+    pub failures: usize,
+}
+
+/// What `dict:stats()` and the status page report about one zone.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ZoneStats {
+    pub capacity: usize,
+    /// Bytes in wholly free pages.
+    pub free_space: usize,
+    pub pages_total: usize,
+    pub pages_free: usize,
+    /// Entries past their expiry that no operation has freed yet.
+    pub expired_pending: u64,
+    pub counters: ZoneCounters,
+    slabs: [SlabClass; MAX_SLAB_CLASSES],
+    slab_count: usize,
+}
+
+impl ZoneStats {
+    /// One row per slab size class, smallest first.
+    pub fn slabs(&self) -> &[SlabClass] {
+        &self.slabs[..self.slab_count]
+    }
+}
+
 /// What a read found; the value bytes are in the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Found {
@@ -371,7 +412,11 @@ impl Store {
     }
 
     fn remove(&self, lock: &ZoneLock<'_>, entry: Entry) {
-        if entry.header().kind == ValueKind::List as u8 {
+        let header = entry.header();
+        let mut freed_bytes =
+            entry_alloc_size(usize::from(header.key_len), header.value_len as usize) as u64;
+        let is_list = header.kind == ValueKind::List as u8;
+        if is_list {
             let list = Self::list_header(&entry);
             // SAFETY: every element linked in a live list is an allocation of
             // this pool that nothing else refers to.
@@ -380,12 +425,19 @@ impl Store {
                 let mut link = (*sentinel).next;
                 while link != sentinel {
                     let next = (*link).next;
+                    let element = link.cast::<ListElement>();
+                    freed_bytes +=
+                        (LIST_ELEMENT_HEADER_SIZE + (*element).value_len as usize) as u64;
                     ngx_slab_free_locked(self.pool.as_ptr(), link.cast());
                     link = next;
                 }
             }
         }
         let h = self.header_mut(lock);
+        h.counters.used_bytes = h.counters.used_bytes.saturating_sub(freed_bytes);
+        if is_list {
+            h.counters.lists = h.counters.lists.saturating_sub(1);
+        }
         // SAFETY: the entry is live, linked in both structures, and allocated
         // from this pool; nothing refers to it after this.
         unsafe {
@@ -526,6 +578,10 @@ impl Store {
             ngx_rbtree_insert(&mut h.rbtree, &mut (*e).rb);
             ngx_queue_insert_after(&mut h.lru, &mut (*e).lru);
             h.counters.entries += 1;
+            h.counters.used_bytes += entry_alloc_size(key.len(), value_len) as u64;
+            if kind == ValueKind::List {
+                h.counters.lists += 1;
+            }
             Entry(NonNull::new_unchecked(e))
         }
     }
@@ -825,7 +881,9 @@ impl Store {
             (*list).len
         };
         self.touch(&lock, &entry);
-        self.header_mut(&lock).counters.stores += 1;
+        let counters = &mut self.header_mut(&lock).counters;
+        counters.stores += 1;
+        counters.used_bytes += element_size as u64;
         Ok(len)
     }
 
@@ -876,6 +934,10 @@ impl Store {
                 let kind = ValueKind::from_byte((*el).kind).unwrap_or(ValueKind::Str);
                 ngx_queue_remove(link);
                 ngx_slab_free_locked(self.pool.as_ptr(), el.cast());
+                let counters = &mut self.header_mut(&lock).counters;
+                counters.used_bytes = counters
+                    .used_bytes
+                    .saturating_sub((LIST_ELEMENT_HEADER_SIZE + len) as u64);
                 (*list).len -= 1;
                 if (*list).len == 0 {
                     self.remove(&lock, entry);
@@ -1012,6 +1074,51 @@ impl Store {
             }
             return;
         }
+    }
+
+    /// A consistent snapshot of the zone: counters, page and slab-class
+    /// figures, and the number of expired entries not yet freed, read in one
+    /// critical section. Counting expired entries walks the LRU queue (a few
+    /// nanoseconds per entry); nothing is allocated while the lock is held.
+    pub fn stats(&self, now_ms: u64) -> ZoneStats {
+        let lock = self.lock();
+        let mut stats = ZoneStats {
+            capacity: self.capacity(),
+            ..ZoneStats::default()
+        };
+        // SAFETY: the pool header, its stats array (one row per slab class
+        // below the page size) and the LRU queue are read under the lock.
+        unsafe {
+            let pool = self.pool.as_ref();
+            let page_size = nginx_sys::ngx_pagesize;
+            stats.pages_total = (pool.end as usize - pool.start as usize) / page_size;
+            stats.pages_free = pool.pfree;
+            stats.free_space = pool.pfree * page_size;
+            let classes = (nginx_sys::ngx_pagesize_shift.saturating_sub(pool.min_shift))
+                .min(MAX_SLAB_CLASSES);
+            for i in 0..classes {
+                let row = &*pool.stats.add(i);
+                stats.slabs[i] = SlabClass {
+                    size: 1 << (pool.min_shift + i),
+                    total: row.total,
+                    used: row.used,
+                    requests: row.reqs,
+                    failures: row.fails,
+                };
+            }
+            stats.slab_count = classes;
+            let h = self.header_mut(&lock);
+            stats.counters = h.counters;
+            let sentinel = &mut h.lru as *mut ngx_queue_t;
+            let mut link = (*sentinel).next;
+            while link != sentinel {
+                if Entry::from_lru_link(link).is_expired(now_ms) {
+                    stats.expired_pending += 1;
+                }
+                link = (*link).next;
+            }
+        }
+        stats
     }
 
     /// Whether `key` has an entry (live or expired), without touching it.

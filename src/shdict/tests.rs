@@ -336,6 +336,8 @@ fn counters_track_every_outcome() {
         s.counters(),
         ZoneCounters {
             entries: 1,
+            lists: 0,
+            used_bytes: 82,
             hits: 1,
             misses: 2,
             stores: 2,
@@ -398,6 +400,35 @@ struct Model {
 }
 
 impl Model {
+    /// What the store's `used_bytes` should say: every entry's allocation
+    /// plus every list element's.
+    fn used_bytes(&self) -> u64 {
+        use super::layout::{entry_alloc_size, LIST_ELEMENT_HEADER_SIZE, LIST_HEADER_SIZE};
+        self.entries
+            .iter()
+            .map(|(key, entry)| {
+                (match &entry.value {
+                    ModelValue::Bytes(b) => entry_alloc_size(key.len(), b.len()),
+                    ModelValue::Number(_) => entry_alloc_size(key.len(), 8),
+                    ModelValue::List(items) => {
+                        entry_alloc_size(key.len(), LIST_HEADER_SIZE)
+                            + items
+                                .iter()
+                                .map(|i| LIST_ELEMENT_HEADER_SIZE + i.len())
+                                .sum::<usize>()
+                    }
+                }) as u64
+            })
+            .sum()
+    }
+
+    fn lists(&self) -> u64 {
+        self.entries
+            .values()
+            .filter(|e| matches!(e.value, ModelValue::List(_)))
+            .count() as u64
+    }
+
     fn live(&self, key: &[u8], now: u64) -> Option<&ModelEntry> {
         self.entries
             .get(key)
@@ -630,6 +661,12 @@ fn run_model(seed: u64, zone_size: usize, steps: usize) {
             model.entries.len() as u64,
             "{context}: entries"
         );
+        assert_eq!(
+            after.used_bytes,
+            model.used_bytes(),
+            "{context}: used bytes"
+        );
+        assert_eq!(after.lists, model.lists(), "{context}: lists");
         assert_eq!(slab_errors(), 0, "{context}: slab errors");
     }
 }
@@ -670,4 +707,61 @@ fn memory_per_entry_for_16_byte_keys_and_32_byte_values() {
         (128.0..=129.0).contains(&per_entry),
         "{per_entry} bytes per entry"
     );
+}
+
+#[test]
+fn stats_report_slab_classes_pages_and_pending_expiry() {
+    let zone = TestZone::new(256 * 1024);
+    let s = &zone.store;
+    let empty = s.stats(1);
+    assert_eq!(empty.capacity, 256 * 1024);
+    assert_eq!(
+        empty.slabs().len(),
+        9,
+        "8..2048-byte classes on 4 KiB pages"
+    );
+    assert_eq!(empty.slabs()[0].size, 8);
+    assert_eq!(empty.slabs()[8].size, 2048);
+    let header_class = empty
+        .slabs()
+        .iter()
+        .position(|c| c.used == 1)
+        .expect("the store header's slot");
+    // Ten 122-byte entries (80 + 2-byte key + 40-byte value) in the 128 class.
+    for i in 0..10 {
+        set(
+            s,
+            &format!("k{i}"),
+            &[b'v'; 40],
+            if i < 3 { 5 } else { 0 },
+            1,
+        );
+    }
+    s.push(b"list", Value::Str(b"x"), ListEnd::Tail, 1).unwrap();
+    let stats = s.stats(10);
+    let class_128 = stats.slabs().iter().find(|c| c.size == 128).unwrap();
+    // The list entry (80 + 4 + 24-byte list header) lands in the same class.
+    assert_eq!(class_128.used, 11);
+    assert_eq!(class_128.total, 32, "one page of 128-byte slots");
+    assert_eq!(class_128.requests, 11);
+    assert_eq!(class_128.failures, 0);
+    assert_eq!(
+        stats.slabs()[header_class].used,
+        1 + usize::from(header_class == 4)
+    );
+    assert_eq!(stats.counters.entries, 11);
+    assert_eq!(stats.counters.lists, 1);
+    assert_eq!(stats.expired_pending, 3);
+    assert_eq!(
+        stats.counters.used_bytes,
+        10 * 122 + (80 + 4 + 24) + (24 + 1),
+        "entries, the list entry and its element"
+    );
+    assert_eq!(
+        stats.pages_total - stats.pages_free,
+        empty.pages_total - empty.pages_free + 2
+    );
+    assert_eq!(stats.free_space, stats.pages_free * PAGE);
+    assert_eq!(s.flush_expired(10, 0), 3);
+    assert_eq!(s.stats(10).expired_pending, 0);
 }

@@ -18,7 +18,9 @@
 //! Understood sections: `main_config`, `http_config`, `config`, `request`,
 //! `pipelined_requests`, `more_headers`, `response_body`,
 //! `response_body_like`, `error_code`, `response_headers`, `error_log`,
-//! `no_error_log`, `log_level`, `timeout`, `wait`, `must_die`, `ignore_response`, `skip_nginx`,
+//! `no_error_log`, `log_level`, `timeout`, `wait`, `must_die`, `ignore_response`,
+//! `pipe_response_body_to` (a command validating each body; the block is
+//! skipped when the command is not installed), `skip_nginx`,
 //! `ONLY`, `SKIP`, `user_files`, and `reload_before`. Section filters: `eval`
 //! (a small Perl subset, see `eval.rs`) and `chomp`. Any other section fails
 //! the block, so typos are caught.
@@ -206,6 +208,14 @@ pub fn skip_reason(block: &Block, settings: &Settings) -> Option<String> {
     if block.has_section("SKIP") {
         return Some("--- SKIP".into());
     }
+    if let Some(section) = block.section("pipe_response_body_to") {
+        // A validator that cannot be installed here skips the block: it is
+        // reported as ignored, never as passed.
+        let program = section.body.split_whitespace().next().unwrap_or_default();
+        if !program.is_empty() && !program_on_path(program) {
+            return Some(format!("{program} is not installed"));
+        }
+    }
     let condition = &block.section("skip_nginx")?.body;
     let (operator, wanted) = match parse_skip_nginx(condition) {
         Ok(parsed) => parsed,
@@ -230,6 +240,14 @@ pub fn skip_reason(block: &Block, settings: &Settings) -> Option<String> {
             dotted(&wanted)
         )
     })
+}
+
+fn program_on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// `3: < 1.25.0` (the count is optional) into ("<", [1, 25, 0]).

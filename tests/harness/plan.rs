@@ -82,6 +82,9 @@ pub struct Plan {
     /// Send the requests but check neither status nor body (they may be
     /// cut short); the log checks still apply.
     pub ignore_response: bool,
+    /// `--- pipe_response_body_to: CMD`: a shell command that gets each
+    /// response body on stdin and must exit 0 (e.g. a format validator).
+    pub pipe_body_to: Option<String>,
     pub user_files: Vec<(String, Vec<u8>)>,
     /// 1-based request numbers to reload nginx before.
     pub reload_before: Vec<usize>,
@@ -120,6 +123,7 @@ impl Plan {
             wait: None,
             must_die: false,
             ignore_response: false,
+            pipe_body_to: None,
             user_files: Vec::new(),
             reload_before: Vec::new(),
             master_process: options.master_on || options.workers > 1,
@@ -213,6 +217,10 @@ impl Plan {
             "wait" => plan.wait = Some(seconds(section)?),
             "must_die" => plan.must_die = true,
             "ignore_response" => plan.ignore_response = true,
+            "pipe_response_body_to" => {
+                plan.pipe_body_to =
+                    Some(text(section)?.trim().to_string()).filter(|command| !command.is_empty())
+            }
             "user_files" => plan.user_files = user_files(section)?,
             "reload_before" => {
                 plan.reload_before = text(section)?

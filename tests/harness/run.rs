@@ -304,8 +304,45 @@ fn check_response(plan: &Plan, index: usize, response: &Response, check_body: bo
     problems
 }
 
+/// Runs the block's `pipe_response_body_to` command on a body.
+fn piped_body_problem(command: &str, body: &[u8]) -> Option<String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            return Some(format!(
+                "pipe_response_body_to: cannot run `{command}`: {e}\n"
+            ))
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(body);
+    }
+    match child.wait_with_output() {
+        Ok(output) if output.status.success() => None,
+        Ok(output) => Some(format!(
+            "pipe_response_body_to: `{command}` exited with {}\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )),
+        Err(e) => Some(format!("pipe_response_body_to: `{command}` failed: {e}\n")),
+    }
+}
+
 fn check_body_against(plan: &Plan, index: usize, body: &[u8]) -> Vec<String> {
     let mut problems = Vec::new();
+    if let Some(command) = &plan.pipe_body_to {
+        problems.extend(piped_body_problem(command, body));
+    }
     if let Some(expected) = &plan.body {
         let expected = expected.get(index);
         if expected.as_slice() != body {
