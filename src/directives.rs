@@ -1,72 +1,127 @@
 //! The directive table and HTTP module context nginx reads from the module.
 
+use core::ffi::CStr;
+
 use nginx_sys::{
-    ngx_command_t, ngx_http_module_t, ngx_str_t, NGX_CONF_BLOCK, NGX_CONF_NOARGS, NGX_CONF_TAKE1,
-    NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
-    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
+    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_str_t, NGX_CONF_BLOCK, NGX_CONF_NOARGS,
+    NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
+    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
 };
 
+use crate::lua::Phase;
+
+type DirectiveHandler = unsafe extern "C" fn(
+    *mut ngx_conf_t,
+    *mut ngx_command_t,
+    *mut core::ffi::c_void,
+) -> *mut core::ffi::c_char;
+
 /// nginx matches directive names with `strcmp`: they must be NUL-terminated.
-const fn directive_name(name: &'static core::ffi::CStr) -> ngx_str_t {
+const fn directive_name(name: &'static CStr) -> ngx_str_t {
     ngx_str_t {
         len: name.count_bytes(),
         data: name.as_ptr() as *mut u8,
     }
 }
 
-const LOCATION_CONTEXTS: u32 = NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF;
+const LOCATION: u32 = NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF;
+const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | LOCATION;
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 6] = [
+/// How a `*_by_lua*` directive carries its code.
+#[derive(Clone, Copy)]
+enum Form {
+    Inline,
+    Block,
+    File,
+}
+
+const fn command(
+    name: &'static CStr,
+    contexts: u32,
+    arguments: u32,
+    set: DirectiveHandler,
+    conf: usize,
+    offset: usize,
+) -> ngx_command_t {
     ngx_command_t {
-        name: directive_name(c"lua_shared_dict"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2) as usize,
-        set: Some(crate::conf::set_lua_shared_dict),
-        conf: NGX_HTTP_MAIN_CONF_OFFSET,
-        offset: 0,
+        name: directive_name(name),
+        type_: (contexts | arguments) as usize,
+        set: Some(set),
+        conf,
+        offset,
         post: core::ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: directive_name(c"content_by_lua"),
-        type_: (LOCATION_CONTEXTS | NGX_CONF_TAKE1) as usize,
-        set: Some(crate::conf::set_content_by_lua),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: core::ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: directive_name(c"content_by_lua_block"),
-        type_: (LOCATION_CONTEXTS | NGX_CONF_BLOCK | NGX_CONF_NOARGS) as usize,
-        set: Some(crate::conf::set_content_by_lua_block),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: core::ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: directive_name(c"content_by_lua_file"),
-        type_: (LOCATION_CONTEXTS | NGX_CONF_TAKE1) as usize,
-        set: Some(crate::conf::set_content_by_lua_file),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: core::ptr::null_mut(),
-    },
-    ngx_command_t {
-        name: directive_name(c"lua_shared_dict_status"),
-        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as usize,
-        set: Some(crate::conf::set_lua_shared_dict_status),
-        conf: NGX_HTTP_LOC_CONF_OFFSET,
-        offset: 0,
-        post: core::ptr::null_mut(),
-    },
+    }
+}
+
+/// A `*_by_lua*` directive; its phase travels in `offset` to the generic
+/// handlers.
+const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_command_t {
+    let (contexts, conf) = match phase {
+        Phase::Init | Phase::InitWorker | Phase::ExitWorker => {
+            (NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET)
+        }
+        Phase::Content => (LOCATION, NGX_HTTP_LOC_CONF_OFFSET),
+        Phase::Rewrite | Phase::Access | Phase::Log => (ANY_LEVEL, NGX_HTTP_LOC_CONF_OFFSET),
+    };
+    let (arguments, set): (u32, DirectiveHandler) = match form {
+        Form::Inline => (NGX_CONF_TAKE1, crate::conf::set_by_lua_inline),
+        Form::Block => (
+            NGX_CONF_BLOCK | NGX_CONF_NOARGS,
+            crate::conf::set_by_lua_block,
+        ),
+        Form::File => (NGX_CONF_TAKE1, crate::conf::set_by_lua_file),
+    };
+    command(name, contexts, arguments, set, conf, phase.index())
+}
+
+pub(crate) static mut COMMANDS: [ngx_command_t; 24] = [
+    command(
+        c"lua_shared_dict",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_TAKE2,
+        crate::conf::set_lua_shared_dict,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"lua_shared_dict_status",
+        NGX_HTTP_LOC_CONF,
+        NGX_CONF_NOARGS,
+        crate::conf::set_lua_shared_dict_status,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0,
+    ),
+    lua_command(c"init_by_lua", Phase::Init, Form::Inline),
+    lua_command(c"init_by_lua_block", Phase::Init, Form::Block),
+    lua_command(c"init_by_lua_file", Phase::Init, Form::File),
+    lua_command(c"init_worker_by_lua", Phase::InitWorker, Form::Inline),
+    lua_command(c"init_worker_by_lua_block", Phase::InitWorker, Form::Block),
+    lua_command(c"init_worker_by_lua_file", Phase::InitWorker, Form::File),
+    lua_command(c"exit_worker_by_lua", Phase::ExitWorker, Form::Inline),
+    lua_command(c"exit_worker_by_lua_block", Phase::ExitWorker, Form::Block),
+    lua_command(c"exit_worker_by_lua_file", Phase::ExitWorker, Form::File),
+    lua_command(c"rewrite_by_lua", Phase::Rewrite, Form::Inline),
+    lua_command(c"rewrite_by_lua_block", Phase::Rewrite, Form::Block),
+    lua_command(c"rewrite_by_lua_file", Phase::Rewrite, Form::File),
+    lua_command(c"access_by_lua", Phase::Access, Form::Inline),
+    lua_command(c"access_by_lua_block", Phase::Access, Form::Block),
+    lua_command(c"access_by_lua_file", Phase::Access, Form::File),
+    lua_command(c"content_by_lua", Phase::Content, Form::Inline),
+    lua_command(c"content_by_lua_block", Phase::Content, Form::Block),
+    lua_command(c"content_by_lua_file", Phase::Content, Form::File),
+    lua_command(c"log_by_lua", Phase::Log, Form::Inline),
+    lua_command(c"log_by_lua_block", Phase::Log, Form::Block),
+    lua_command(c"log_by_lua_file", Phase::Log, Form::File),
     ngx_command_t::empty(),
 ];
 
 pub(crate) static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: None,
-    postconfiguration: None,
+    postconfiguration: Some(crate::http::register_phase_handlers),
     create_main_conf: Some(crate::conf::create_main_conf),
     init_main_conf: Some(crate::conf::init_main_conf),
     create_srv_conf: None,
     merge_srv_conf: None,
     create_loc_conf: Some(crate::conf::create_loc_conf),
-    merge_loc_conf: None,
+    merge_loc_conf: Some(crate::conf::merge_loc_conf),
 };

@@ -34,6 +34,12 @@ pub static mut ngx_http_lua_shdict_module: ngx_module_t = ngx_module_t {
     #[cfg(not(test))]
     commands: core::ptr::addr_of_mut!(directives::COMMANDS) as *mut nginx_sys::ngx_command_t,
     type_: nginx_sys::NGX_HTTP_MODULE as _,
+    #[cfg(not(test))]
+    init_module: Some(http::lifecycle::init_module),
+    #[cfg(not(test))]
+    init_process: Some(http::lifecycle::init_process),
+    #[cfg(not(test))]
+    exit_process: Some(http::lifecycle::exit_process),
     ..ngx_module_t::default()
 };
 

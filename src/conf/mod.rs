@@ -14,7 +14,7 @@ use nginx_sys::{
 };
 
 use self::lua_block::{LuaBlockScanner, Step};
-use crate::lua::{ChunkId, LuaRuntime};
+use crate::lua::{ChunkId, LuaRuntime, Phase};
 use crate::nginx::conf_emerg;
 use crate::shdict::{init_shared_zone, SharedZone};
 
@@ -29,6 +29,13 @@ pub const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
 pub struct MainConf {
     zones: Vec<NonNull<SharedZone>>,
     runtime: Option<Box<LuaRuntime>>,
+    pub init: Option<ChunkId>,
+    pub init_worker: Option<ChunkId>,
+    pub exit_worker: Option<ChunkId>,
+    /// Phases some location runs Lua in: their handlers get registered.
+    pub rewrite_used: bool,
+    pub access_used: bool,
+    pub log_used: bool,
 }
 
 impl MainConf {
@@ -51,10 +58,42 @@ impl MainConf {
     }
 }
 
-/// `location`-level configuration.
+/// `location`-level configuration (also created at `http` and `server`
+/// level, where rewrite/access/log handlers may be set and are inherited).
 #[derive(Default, Clone, Copy)]
 pub struct LocConf {
+    pub rewrite: Option<ChunkId>,
+    pub access: Option<ChunkId>,
     pub content: Option<ChunkId>,
+    pub log: Option<ChunkId>,
+}
+
+impl LocConf {
+    fn slot(&mut self, phase: Phase) -> Option<&mut Option<ChunkId>> {
+        match phase {
+            Phase::Rewrite => Some(&mut self.rewrite),
+            Phase::Access => Some(&mut self.access),
+            Phase::Content => Some(&mut self.content),
+            Phase::Log => Some(&mut self.log),
+            _ => None,
+        }
+    }
+}
+
+/// # Safety
+/// Called by nginx with its parent and child location configurations.
+pub(crate) unsafe extern "C" fn merge_loc_conf(
+    _cf: *mut ngx_conf_t,
+    parent: *mut c_void,
+    child: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: both are LocConf objects made by create_loc_conf.
+    let (parent, child) = unsafe { (&*parent.cast::<LocConf>(), &mut *child.cast::<LocConf>()) };
+    // Content handlers belong to their location; the other phases inherit.
+    child.rewrite = child.rewrite.or(parent.rewrite);
+    child.access = child.access.or(parent.access);
+    child.log = child.log.or(parent.log);
+    NGX_CONF_OK
 }
 
 /// Allocates `T::default()` in the configuration pool and drops it when the
@@ -231,61 +270,132 @@ pub(crate) unsafe extern "C" fn set_lua_shared_dict(
     })
 }
 
-/// Points the location's content handler at ours and records the chunk.
-fn install_content(cf: *mut ngx_conf_t, conf: *mut c_void, chunk: ChunkId) -> Result<(), String> {
-    // SAFETY: nginx passes our LocConf for this location; the core module's
-    // location conf sits at its ctx_index in the same http context.
-    unsafe {
-        let loc = &mut *conf.cast::<LocConf>();
-        loc.content = Some(chunk);
-        let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
-        let clcf = (*(*ctx).loc_conf.add(ngx_http_core_module.ctx_index))
-            .cast::<ngx_http_core_loc_conf_t>();
-        (*clcf).handler = Some(crate::http::content_handler);
+/// The phase a `*_by_lua*` directive configures, kept in its command's
+/// otherwise unused `offset` field.
+fn phase_of(cmd: *mut ngx_command_t) -> Phase {
+    // SAFETY: nginx passes the command being handled, one of ours.
+    Phase::ALL[unsafe { (*cmd).offset }]
+}
+
+fn directive_name(cmd: *mut ngx_command_t) -> String {
+    // SAFETY: as above; the name is a static string of ours.
+    String::from_utf8_lossy(unsafe { bytes(&(*cmd).name) }).into_owned()
+}
+
+/// Records `chunk` for its phase: in the main conf for process-wide phases,
+/// else in the location (installing our content handler for content).
+fn install_chunk(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+    chunk: ChunkId,
+) -> Result<(), String> {
+    let phase = phase_of(cmd);
+    let duplicate = || format!("\"{}\" directive is duplicate", directive_name(cmd));
+    let main = main_conf(cf);
+    let process_slot = match phase {
+        Phase::Init => Some(&mut main.init),
+        Phase::InitWorker => Some(&mut main.init_worker),
+        Phase::ExitWorker => Some(&mut main.exit_worker),
+        _ => None,
+    };
+    if let Some(slot) = process_slot {
+        if slot.is_some() {
+            return Err(duplicate());
+        }
+        *slot = Some(chunk);
+        return Ok(());
+    }
+    match phase {
+        Phase::Rewrite => main.rewrite_used = true,
+        Phase::Access => main.access_used = true,
+        Phase::Log => main.log_used = true,
+        _ => {}
+    }
+    // SAFETY: nginx passes our LocConf for this level.
+    let loc = unsafe { &mut *conf.cast::<LocConf>() };
+    let slot = loc.slot(phase).ok_or("not a location phase")?;
+    if slot.is_some() {
+        return Err(duplicate());
+    }
+    *slot = Some(chunk);
+    if phase == Phase::Content {
+        // SAFETY: the core module's location conf sits at its ctx_index in
+        // the same http context.
+        unsafe {
+            let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
+            let clcf = (*(*ctx).loc_conf.add(ngx_http_core_module.ctx_index))
+                .cast::<ngx_http_core_loc_conf_t>();
+            (*clcf).handler = Some(crate::http::content_handler);
+        }
     }
     Ok(())
 }
 
-fn content_already_set(conf: *mut c_void) -> bool {
-    // SAFETY: nginx passes our LocConf.
-    unsafe { (*conf.cast::<LocConf>()).content.is_some() }
+/// A slot already taken is refused before any code is compiled, so the error
+/// is about the duplicate rather than the code.
+fn ensure_free(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> Result<(), String> {
+    let phase = phase_of(cmd);
+    let main = main_conf(cf);
+    let taken = match phase {
+        Phase::Init => main.init.is_some(),
+        Phase::InitWorker => main.init_worker.is_some(),
+        Phase::ExitWorker => main.exit_worker.is_some(),
+        // SAFETY: nginx passes our LocConf for this level.
+        _ => unsafe { &mut *conf.cast::<LocConf>() }
+            .slot(phase)
+            .is_some_and(|slot| slot.is_some()),
+    };
+    if taken {
+        return Err(format!(
+            "\"{}\" directive is duplicate",
+            directive_name(cmd)
+        ));
+    }
+    Ok(())
 }
 
 fn compile_inline(
     cf: *mut ngx_conf_t,
-    directive: &str,
+    phase: Phase,
     code: &[u8],
     line: usize,
 ) -> Result<ChunkId, String> {
-    let chunk_name = format!("{directive}({})", conf_position(cf, line));
+    let chunk_name = format!("{}({})", phase.directive(), conf_position(cf, line));
     main_conf(cf)
         .runtime_mut()?
-        .add_inline(code, &chunk_name)
+        .add_inline(code, &chunk_name, phase)
         .map_err(|e| format!("failed to load inlined Lua code: {e}"))
 }
 
+/// `*_by_lua 'code';`
+///
 /// # Safety
 /// Called by nginx while reading the configuration, with its arguments.
-pub(crate) unsafe extern "C" fn set_content_by_lua(
+pub(crate) unsafe extern "C" fn set_by_lua_inline(
     cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
+    cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
     guarded(cf, || {
-        if content_already_set(conf) {
-            return Err("\"content_by_lua\" directive is duplicate".into());
-        }
+        ensure_free(cf, cmd, conf)?;
         let code = bytes(&conf_args(cf)[1]).to_vec();
-        let chunk = compile_inline(cf, "content_by_lua", &code, current_line(cf))?;
-        install_content(cf, conf, chunk)
+        let chunk = compile_inline(cf, phase_of(cmd), &code, current_line(cf))?;
+        install_chunk(cf, cmd, conf, chunk)
     })
 }
 
+/// `*_by_lua_block { code }`
+///
 /// # Safety
 /// Called by nginx while reading the configuration, with its arguments.
-pub(crate) unsafe extern "C" fn set_content_by_lua_block(
+pub(crate) unsafe extern "C" fn set_by_lua_block(
     cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
+    cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
     guarded(cf, || {
@@ -293,28 +403,26 @@ pub(crate) unsafe extern "C" fn set_content_by_lua_block(
         // Read the block even for a duplicate, so the error names its line
         // and parsing stays in step.
         let code = read_lua_block(cf)?;
-        if content_already_set(conf) {
-            return Err("\"content_by_lua_block\" directive is duplicate".into());
-        }
-        let chunk = compile_inline(cf, "content_by_lua", &code, start_line)?;
-        install_content(cf, conf, chunk)
+        ensure_free(cf, cmd, conf)?;
+        let chunk = compile_inline(cf, phase_of(cmd), &code, start_line)?;
+        install_chunk(cf, cmd, conf, chunk)
     })
 }
 
+/// `*_by_lua_file path;`
+///
 /// # Safety
 /// Called by nginx while reading the configuration, with its arguments.
-pub(crate) unsafe extern "C" fn set_content_by_lua_file(
+pub(crate) unsafe extern "C" fn set_by_lua_file(
     cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
+    cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
     guarded(cf, || {
-        if content_already_set(conf) {
-            return Err("\"content_by_lua_file\" directive is duplicate".into());
-        }
+        ensure_free(cf, cmd, conf)?;
         let path = resolve_prefix_path(cf, conf_args(cf)[1])?;
-        let chunk = main_conf(cf).runtime_mut()?.add_file(path);
-        install_content(cf, conf, chunk)
+        let chunk = main_conf(cf).runtime_mut()?.add_file(path, phase_of(cmd));
+        install_chunk(cf, cmd, conf, chunk)
     })
 }
 

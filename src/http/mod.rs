@@ -1,46 +1,24 @@
 //! Phase handlers: where nginx hands a request to Lua and takes it back.
 
 pub mod args;
+pub mod lifecycle;
 pub mod request;
 pub mod status;
 
+use core::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nginx_sys::{
-    ngx_http_discard_request_body, ngx_http_request_t, ngx_int_t, NGX_DECLINED, NGX_ERROR,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NO_CONTENT, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
+    ngx_array_push, ngx_conf_t, ngx_http_core_main_conf_t, ngx_http_core_module,
+    ngx_http_discard_request_body, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+    ngx_http_phases_NGX_HTTP_LOG_PHASE, ngx_http_phases_NGX_HTTP_REWRITE_PHASE, ngx_http_request_t,
+    ngx_int_t, ngx_pool_cleanup_add, NGX_DECLINED, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_HTTP_NO_CONTENT, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
 };
 
 use self::request::HttpRequest;
 use crate::conf::{LocConf, MainConf};
-use crate::lua::RunOutcome;
-
-/// The location content handler installed by `content_by_lua*`.
-///
-/// # Safety
-/// Called by nginx's content phase with a live request.
-pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: per this function's contract.
-    let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
-        return NGX_ERROR as ngx_int_t;
-    };
-    match catch_unwind(AssertUnwindSafe(|| serve_content(req))) {
-        Ok(rc) => rc,
-        Err(_) => {
-            if let Some(log) = req.log() {
-                log.write(
-                    NGX_LOG_ALERT as usize,
-                    b"panic while running content_by_lua",
-                );
-            }
-            if req.headers_sent() {
-                NGX_ERROR as ngx_int_t
-            } else {
-                NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
-            }
-        }
-    }
-}
+use crate::lua::{Phase, RunOutcome};
 
 /// Our `http` main configuration for the request's server.
 pub(crate) fn main_conf<'a>(req: HttpRequest) -> &'a MainConf {
@@ -59,24 +37,22 @@ fn module_confs<'a>(req: HttpRequest) -> (&'a MainConf, &'a LocConf) {
     }
 }
 
-fn serve_content(req: HttpRequest) -> ngx_int_t {
-    // SAFETY: live request; nginx's content handlers that do not use the
-    // body discard it so keep-alive connections stay in sync.
-    let rc = unsafe { ngx_http_discard_request_body(req.as_ptr()) };
-    if rc != NGX_OK as ngx_int_t {
-        return rc;
-    }
-    let (main, loc) = module_confs(req);
-    let (Some(chunk), Some(runtime)) = (loc.content, main.runtime()) else {
-        return NGX_DECLINED as ngx_int_t;
+/// Runs a phase handler body, turning a panic into a failed request.
+fn guarded(
+    r: *mut ngx_http_request_t,
+    phase: Phase,
+    body: impl FnOnce(HttpRequest) -> ngx_int_t,
+) -> ngx_int_t {
+    // SAFETY: nginx calls phase handlers with a live request.
+    let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
+        return NGX_ERROR as ngx_int_t;
     };
-    match runtime.run(chunk, req.as_ptr()) {
-        RunOutcome::Finished => req.finish_response(),
-        RunOutcome::Exited(status) => exit_response(req, status),
-        RunOutcome::Failed(message) => {
-            let line = format!("lua entry thread aborted: {message}");
+    match catch_unwind(AssertUnwindSafe(|| body(req))) {
+        Ok(rc) => rc,
+        Err(_) => {
             if let Some(log) = req.log() {
-                log.write(NGX_LOG_ERR as usize, line.as_bytes());
+                let line = format!("panic while running {}", phase.directive());
+                log.write(NGX_LOG_ALERT as usize, line.as_bytes());
             }
             if req.headers_sent() {
                 NGX_ERROR as ngx_int_t
@@ -87,10 +63,24 @@ fn serve_content(req: HttpRequest) -> ngx_int_t {
     }
 }
 
-/// What `ngx.exit(status)` means in the content phase, as in OpenResty:
-/// `ngx.OK` or any status once output started ends the response normally; a
-/// 2xx status (other than 204) before output sends an empty response with it;
-/// `ngx.ERROR` aborts; other statuses produce nginx's response for them.
+/// Logs an aborted request handler as OpenResty does and answers 500 (or
+/// aborts the connection when the header is already out).
+fn fail_request(req: HttpRequest, message: &str) -> ngx_int_t {
+    if let Some(log) = req.log() {
+        let line = format!("lua entry thread aborted: {message}");
+        log.write(NGX_LOG_ERR as usize, line.as_bytes());
+    }
+    if req.headers_sent() {
+        NGX_ERROR as ngx_int_t
+    } else {
+        NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
+    }
+}
+
+/// What `ngx.exit(status)` means once a handler stops, as in OpenResty:
+/// `ngx.ERROR` aborts; after output started any status just ends the
+/// response; a 2xx status (other than 204) sends an empty response with it;
+/// other statuses of 300 and up produce nginx's response for them.
 fn exit_response(req: HttpRequest, status: isize) -> ngx_int_t {
     if status == NGX_ERROR as isize {
         return NGX_ERROR as ngx_int_t;
@@ -103,4 +93,162 @@ fn exit_response(req: HttpRequest, status: isize) -> ngx_int_t {
         return req.finish_response();
     }
     status as ngx_int_t
+}
+
+/// The location content handler installed by `content_by_lua*`.
+///
+/// # Safety
+/// Called by nginx's content phase with a live request.
+pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    guarded(r, Phase::Content, |req| {
+        // SAFETY: live request; content handlers that do not read the body
+        // discard it so keep-alive connections stay in step.
+        let rc = unsafe { ngx_http_discard_request_body(req.as_ptr()) };
+        if rc != NGX_OK as ngx_int_t {
+            return rc;
+        }
+        let (main, loc) = module_confs(req);
+        let (Some(chunk), Some(runtime)) = (loc.content, main.runtime()) else {
+            return NGX_DECLINED as ngx_int_t;
+        };
+        match runtime.run(chunk, req.as_ptr(), Phase::Content) {
+            RunOutcome::Finished => req.finish_response(),
+            RunOutcome::Exited(0) => req.finish_response(),
+            RunOutcome::Exited(status) => exit_response(req, status),
+            RunOutcome::Failed(message) => fail_request(req, &message),
+        }
+    })
+}
+
+/// rewrite_by_lua* and access_by_lua*: finishing normally, or with
+/// `ngx.exit(ngx.OK)`, goes on to the next handler; other exits end the
+/// request.
+fn run_request_phase(req: HttpRequest, phase: Phase) -> ngx_int_t {
+    let (main, loc) = module_confs(req);
+    let chunk = match phase {
+        Phase::Rewrite => loc.rewrite,
+        _ => loc.access,
+    };
+    let (Some(chunk), Some(runtime)) = (chunk, main.runtime()) else {
+        return NGX_DECLINED as ngx_int_t;
+    };
+    match runtime.run(chunk, req.as_ptr(), phase) {
+        RunOutcome::Finished | RunOutcome::Exited(0) if req.headers_sent() => req.finish_response(),
+        RunOutcome::Finished | RunOutcome::Exited(0) => NGX_DECLINED as ngx_int_t,
+        RunOutcome::Exited(status) => exit_response(req, status),
+        RunOutcome::Failed(message) => fail_request(req, &message),
+    }
+}
+
+unsafe extern "C" fn rewrite_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    guarded(r, Phase::Rewrite, |req| {
+        run_request_phase(req, Phase::Rewrite)
+    })
+}
+
+unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    guarded(r, Phase::Access, |req| {
+        run_request_phase(req, Phase::Access)
+    })
+}
+
+unsafe extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    guarded(r, Phase::Log, |req| {
+        let (main, loc) = module_confs(req);
+        if let (Some(chunk), Some(runtime)) = (loc.log, main.runtime()) {
+            if let RunOutcome::Failed(message) = runtime.run(chunk, req.as_ptr(), Phase::Log) {
+                if let Some(log) = req.log() {
+                    let line = format!("failed to run log_by_lua*: {message}");
+                    log.write(NGX_LOG_ERR as usize, line.as_bytes());
+                }
+            }
+        }
+        NGX_OK as ngx_int_t
+    })
+}
+
+/// Adds `handler` to a phase so that it runs after the handlers already
+/// there: nginx runs a phase's handlers from the last registered to the
+/// first, so ours goes first in the array. That puts rewrite_by_lua after
+/// the rewrite module's `set`/`rewrite`, and access_by_lua after
+/// `allow`/`deny`, as in OpenResty.
+unsafe fn add_phase_handler(
+    cmcf: *mut ngx_http_core_main_conf_t,
+    phase: u32,
+    handler: ngx_http_handler_pt,
+) -> bool {
+    // SAFETY: the caller passes the core main conf during postconfiguration,
+    // when phase handler arrays are still being filled.
+    unsafe {
+        let handlers = &mut (*cmcf).phases[phase as usize].handlers;
+        if ngx_array_push(handlers).is_null() {
+            return false;
+        }
+        let elts = handlers.elts.cast::<ngx_http_handler_pt>();
+        core::ptr::copy(elts, elts.add(1), handlers.nelts - 1);
+        *elts = handler;
+    }
+    true
+}
+
+/// postconfiguration: registers the phase handlers some location uses.
+///
+/// # Safety
+/// Called by nginx once the `http` block is read.
+pub(crate) unsafe extern "C" fn register_phase_handlers(cf: *mut ngx_conf_t) -> ngx_int_t {
+    // SAFETY: cf's context is the http block's; both main confs exist there.
+    unsafe {
+        let ctx = (*cf).ctx.cast::<nginx_sys::ngx_http_conf_ctx_t>();
+        let main = &*(*(*ctx)
+            .main_conf
+            .add(crate::ngx_http_lua_shdict_module.ctx_index))
+        .cast::<MainConf>();
+        let cmcf = (*(*ctx).main_conf.add(ngx_http_core_module.ctx_index))
+            .cast::<ngx_http_core_main_conf_t>();
+        let wanted = [
+            (
+                main.rewrite_used,
+                ngx_http_phases_NGX_HTTP_REWRITE_PHASE,
+                rewrite_handler as unsafe extern "C" fn(_) -> _,
+            ),
+            (
+                main.access_used,
+                ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+                access_handler,
+            ),
+            (
+                main.log_used,
+                ngx_http_phases_NGX_HTTP_LOG_PHASE,
+                log_handler,
+            ),
+        ];
+        for (used, phase, handler) in wanted {
+            if used && !add_phase_handler(cmcf, phase, Some(handler)) {
+                return NGX_ERROR as ngx_int_t;
+            }
+        }
+    }
+    NGX_OK as ngx_int_t
+}
+
+/// Arranges for the request's `ngx.ctx` to be dropped when it ends.
+pub(crate) fn forget_ctx_at_request_end(req: HttpRequest) {
+    unsafe extern "C" fn forget(data: *mut c_void) {
+        let r = data.cast::<ngx_http_request_t>();
+        // SAFETY: pool cleanups run before the pool's memory (the request
+        // included) is freed; the confs outlive every request.
+        if let Some(req) = unsafe { HttpRequest::from_raw(r) } {
+            if let Some(runtime) = main_conf(req).runtime() {
+                runtime.forget_request_ctx(r);
+            }
+        }
+    }
+    // SAFETY: live request; the cleanup is allocated from its pool.
+    unsafe {
+        let cleanup = ngx_pool_cleanup_add((*req.as_ptr()).pool, 0);
+        if !cleanup.is_null() {
+            (*cleanup).handler = Some(forget);
+            (*cleanup).data = req.as_ptr().cast();
+        }
+    }
 }

@@ -19,6 +19,69 @@ use nginx_sys::ngx_http_request_t;
 
 use crate::shdict::SharedZone;
 
+/// Where Lua code runs: decides which APIs it may use and what `ngx.exit`
+/// means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Init,
+    InitWorker,
+    ExitWorker,
+    Rewrite,
+    Access,
+    Content,
+    Log,
+}
+
+impl Phase {
+    /// What `ngx.get_phase()` returns.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Init => "init",
+            Phase::InitWorker => "init_worker",
+            Phase::ExitWorker => "exit_worker",
+            Phase::Rewrite => "rewrite",
+            Phase::Access => "access",
+            Phase::Content => "content",
+            Phase::Log => "log",
+        }
+    }
+
+    /// The directive family, as error messages and chunk names say it.
+    pub fn directive(self) -> &'static str {
+        match self {
+            Phase::Init => "init_by_lua",
+            Phase::InitWorker => "init_worker_by_lua",
+            Phase::ExitWorker => "exit_worker_by_lua",
+            Phase::Rewrite => "rewrite_by_lua",
+            Phase::Access => "access_by_lua",
+            Phase::Content => "content_by_lua",
+            Phase::Log => "log_by_lua",
+        }
+    }
+
+    /// Request handlers get their own global environment (falling back to
+    /// `_G`); process-level code writes `_G` itself, so that what
+    /// init_by_lua defines is seen by every handler, as in OpenResty.
+    pub fn isolates_globals(self) -> bool {
+        !matches!(self, Phase::Init | Phase::InitWorker | Phase::ExitWorker)
+    }
+
+    /// Position in [`Phase::ALL`] (the declaration order).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub const ALL: [Phase; 7] = [
+        Phase::Init,
+        Phase::InitWorker,
+        Phase::ExitWorker,
+        Phase::Rewrite,
+        Phase::Access,
+        Phase::Content,
+        Phase::Log,
+    ];
+}
+
 /// Index of a chunk in its runtime; what a location's configuration stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkId(u32);
@@ -29,6 +92,7 @@ enum ChunkSource {
     /// Compiled on first use in each worker, then cached.
     File {
         path: PathBuf,
+        isolated: bool,
         compiled: RefCell<Option<Function>>,
     },
 }
@@ -54,6 +118,13 @@ thread_local! {
     static CURRENT_REQUEST: Cell<*mut ngx_http_request_t> = const { Cell::new(core::ptr::null_mut()) };
     /// Status passed to `ngx.exit` by the running chunk.
     static EXIT_STATUS: Cell<Option<isize>> = const { Cell::new(None) };
+    /// The phase of the running chunk.
+    static CURRENT_PHASE: Cell<Option<Phase>> = const { Cell::new(None) };
+}
+
+/// The phase of the Lua code running now.
+pub fn current_phase() -> Option<Phase> {
+    CURRENT_PHASE.with(Cell::get)
 }
 
 /// The running request, if Lua code runs on behalf of one.
@@ -66,21 +137,28 @@ pub(crate) fn record_exit(status: isize) {
     EXIT_STATUS.with(|s| s.set(Some(status)));
 }
 
-struct RequestScope {
-    previous: *mut ngx_http_request_t,
+/// Sets the current request and phase for the duration of a resume.
+struct RunScope {
+    previous_request: *mut ngx_http_request_t,
+    previous_phase: Option<Phase>,
 }
 
-impl RequestScope {
-    fn enter(r: *mut ngx_http_request_t) -> RequestScope {
-        let previous = CURRENT_REQUEST.with(|c| c.replace(r));
+impl RunScope {
+    fn enter(r: *mut ngx_http_request_t, phase: Phase) -> RunScope {
+        let previous_request = CURRENT_REQUEST.with(|c| c.replace(r));
+        let previous_phase = CURRENT_PHASE.with(|c| c.replace(Some(phase)));
         EXIT_STATUS.with(|s| s.set(None));
-        RequestScope { previous }
+        RunScope {
+            previous_request,
+            previous_phase,
+        }
     }
 }
 
-impl Drop for RequestScope {
+impl Drop for RunScope {
     fn drop(&mut self) {
-        CURRENT_REQUEST.with(|c| c.set(self.previous));
+        CURRENT_REQUEST.with(|c| c.set(self.previous_request));
+        CURRENT_PHASE.with(|c| c.set(self.previous_phase));
     }
 }
 
@@ -127,6 +205,16 @@ impl LuaRuntime {
         })
     }
 
+    /// Drops a finished request's `ngx.ctx`.
+    pub fn forget_request_ctx(&self, r: *mut ngx_http_request_t) {
+        if let Ok(map) = self
+            .lua
+            .named_registry_value::<Table>(ngx_api::REQUEST_CTX_KEY)
+        {
+            let _ = map.raw_remove(mlua::LightUserData(r.cast()));
+        }
+    }
+
     /// Makes `ngx.shared.NAME` available for every declared zone.
     pub fn register_zones<'a>(
         &self,
@@ -150,14 +238,21 @@ impl LuaRuntime {
 
     /// Compiles inline code. The error text names the chunk and carries the
     /// Lua message, e.g. `content_by_lua(nginx.conf:12):2: '=' expected ...`.
-    pub fn add_inline(&mut self, code: &[u8], chunk_name: &str) -> Result<ChunkId, String> {
+    pub fn add_inline(
+        &mut self,
+        code: &[u8],
+        chunk_name: &str,
+        phase: Phase,
+    ) -> Result<ChunkId, String> {
         let func = self
             .lua
             .load(code)
             .set_name(format!("={chunk_name}"))
             .into_function()
             .map_err(|e| error_text(&e))?;
-        self.isolate(&func).map_err(|e| error_text(&e))?;
+        if phase.isolates_globals() {
+            self.isolate(&func).map_err(|e| error_text(&e))?;
+        }
         let id = self.next_id();
         self.chunks.push(Chunk {
             source: ChunkSource::Inline(func),
@@ -166,11 +261,12 @@ impl LuaRuntime {
     }
 
     /// Registers a Lua file, compiled on first use.
-    pub fn add_file(&mut self, path: PathBuf) -> ChunkId {
+    pub fn add_file(&mut self, path: PathBuf, phase: Phase) -> ChunkId {
         let id = self.next_id();
         self.chunks.push(Chunk {
             source: ChunkSource::File {
                 path,
+                isolated: phase.isolates_globals(),
                 compiled: RefCell::new(None),
             },
         });
@@ -184,7 +280,11 @@ impl LuaRuntime {
             .ok_or_else(|| format!("unknown Lua chunk {}", id.0))?;
         match &chunk.source {
             ChunkSource::Inline(func) => Ok(func.clone()),
-            ChunkSource::File { path, compiled } => {
+            ChunkSource::File {
+                path,
+                isolated,
+                compiled,
+            } => {
                 if let Some(func) = compiled.borrow().as_ref() {
                     return Ok(func.clone());
                 }
@@ -206,15 +306,18 @@ impl LuaRuntime {
                             error_text(&e)
                         )
                     })?;
-                self.isolate(&func).map_err(|e| error_text(&e))?;
+                if *isolated {
+                    self.isolate(&func).map_err(|e| error_text(&e))?;
+                }
                 *compiled.borrow_mut() = Some(func.clone());
                 Ok(func)
             }
         }
     }
 
-    /// Runs a chunk for request `r` to its end, its `ngx.exit`, or its error.
-    pub fn run(&self, id: ChunkId, r: *mut ngx_http_request_t) -> RunOutcome {
+    /// Runs a chunk in `phase` (for request `r`, null outside requests) to
+    /// its end, its `ngx.exit`, or its error.
+    pub fn run(&self, id: ChunkId, r: *mut ngx_http_request_t, phase: Phase) -> RunOutcome {
         let func = match self.function_of(id) {
             Ok(func) => func,
             Err(msg) => return RunOutcome::Failed(msg),
@@ -223,7 +326,7 @@ impl LuaRuntime {
             Ok(thread) => thread,
             Err(e) => return RunOutcome::Failed(error_text(&e)),
         };
-        let _scope = RequestScope::enter(r);
+        let _scope = RunScope::enter(r, phase);
         let resumed = thread.resume::<MultiValue>(());
         let exit = EXIT_STATUS.with(Cell::take);
         match resumed {

@@ -7,6 +7,7 @@ use nginx_sys::NGX_LOG_DEBUG;
 
 use super::output::{append_printable, append_scalar};
 use super::raise::{api_function, raise, CALLER_LEVEL};
+use super::Phase;
 use crate::http::args::parse_query;
 use crate::http::request::HttpRequest;
 use crate::nginx::{self, Log};
@@ -89,10 +90,42 @@ const RESULT_CONSTANTS: &[(&str, i64)] = &[
 ];
 
 fn request() -> mlua::Result<HttpRequest> {
-    let r = super::current_request().ok_or_else(|| raise("no request found"))?;
+    let r = super::current_request().ok_or_else(|| raise("no request object found"))?;
     // SAFETY: the pointer is set only while the handler for this live
     // request runs the chunk.
-    unsafe { HttpRequest::from_raw(r) }.ok_or_else(|| raise("no request found"))
+    unsafe { HttpRequest::from_raw(r) }.ok_or_else(|| raise("no request object found"))
+}
+
+/// Key of the registry table mapping each live request to its `ngx.ctx`.
+pub const REQUEST_CTX_KEY: &str = "ngx_lua_shdict.request_ctx";
+
+/// Raises OpenResty's error when the running phase may not use an API.
+fn allow_in(phases: &[Phase]) -> mlua::Result<()> {
+    match super::current_phase() {
+        Some(phase) if phases.contains(&phase) => Ok(()),
+        Some(phase) => Err(raise(format!(
+            "API disabled in the context of {}*",
+            phase.directive()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Phases that may write a response body.
+const OUTPUT_PHASES: &[Phase] = &[Phase::Rewrite, Phase::Access, Phase::Content];
+
+/// `ngx.ctx` of the running request, created on first use.
+fn request_ctx(lua: &Lua) -> mlua::Result<Table> {
+    let r = request()?;
+    let map: Table = lua.named_registry_value(REQUEST_CTX_KEY)?;
+    let key = LightUserData(r.as_ptr().cast());
+    if let Value::Table(ctx) = map.raw_get::<Value>(key)? {
+        return Ok(ctx);
+    }
+    let ctx = lua.create_table()?;
+    map.raw_set(key, ctx.clone())?;
+    crate::http::forget_ctx_at_request_end(r);
+    Ok(ctx)
 }
 
 fn set_constants(table: &Table, constants: &[(&str, i64)]) -> mlua::Result<()> {
@@ -119,6 +152,13 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     ngx.set("req", request_table(lua)?)?;
     ngx.set("worker", worker_table(lua)?)?;
     ngx.set("shared", lua.create_table()?)?;
+    ngx.set(
+        "get_phase",
+        api_function(lua, |_, ()| {
+            Ok(super::current_phase().map(Phase::name).unwrap_or("init"))
+        })?,
+    )?;
+    lua.set_named_registry_value(REQUEST_CTX_KEY, lua.create_table()?)?;
     ngx.set_metatable(Some(status_metatable(lua)?))?;
 
     lua.globals().set("ngx", ngx.clone())?;
@@ -129,6 +169,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
 
 fn output_function(lua: &Lua, name: &'static str, newline: bool) -> mlua::Result<Function> {
     api_function(lua, move |lua, args: MultiValue| {
+        allow_in(OUTPUT_PHASES)?;
         let r = request()?;
         let mut body = Vec::new();
         for (i, value) in args.iter().enumerate() {
@@ -256,6 +297,7 @@ fn print_function(lua: &Lua) -> mlua::Result<Function> {
 /// `pcall` and nested calls as OpenResty's does.
 fn exit_function(lua: &Lua) -> mlua::Result<Function> {
     let record = api_function(lua, |_, status: f64| {
+        allow_in(OUTPUT_PHASES)?;
         request()?;
         super::record_exit(status as isize);
         Ok(())
@@ -286,11 +328,12 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
     let meta = lua.create_table()?;
     meta.set(
         "__index",
-        api_function(lua, |_, (_ngx, key): (Table, Value)| {
+        api_function(lua, |lua, (_ngx, key): (Table, Value)| {
             if let Value::String(k) = &key {
-                if k.as_bytes().as_ref() == b"status" {
-                    let r = request()?;
-                    return Ok(Value::Integer(r.status() as _));
+                match k.as_bytes().as_ref() {
+                    b"status" => return Ok(Value::Integer(request()?.status() as _)),
+                    b"ctx" => return Ok(Value::Table(request_ctx(lua)?)),
+                    _ => {}
                 }
             }
             Ok(Value::Nil)
@@ -298,9 +341,27 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
     )?;
     meta.set(
         "__newindex",
-        api_function(lua, |_, (ngx, key, value): (Table, Value, Value)| {
-            let is_status = matches!(&key, Value::String(k) if k.as_bytes().as_ref() == b"status");
-            if !is_status {
+        api_function(lua, |lua, (ngx, key, value): (Table, Value, Value)| {
+            let name = match &key {
+                Value::String(k) => k.as_bytes().to_vec(),
+                _ => Vec::new(),
+            };
+            if name == b"ctx" {
+                let Value::Table(table) = value else {
+                    return Err(raise(format!(
+                        "ctx should be a table while getting a {}",
+                        value.type_name()
+                    )));
+                };
+                let r = request()?;
+                let map: Table = lua.named_registry_value(REQUEST_CTX_KEY)?;
+                let slot = LightUserData(r.as_ptr().cast());
+                if map.raw_get::<Value>(slot)?.is_nil() {
+                    crate::http::forget_ctx_at_request_end(r);
+                }
+                return map.raw_set(slot, table);
+            }
+            if name != b"status" {
                 return ngx.raw_set(key, value);
             }
             let r = request()?;

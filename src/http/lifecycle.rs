@@ -1,0 +1,105 @@
+//! init_by_lua*, init_worker_by_lua* and exit_worker_by_lua*: Lua run by
+//! nginx's process lifecycle rather than by requests.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use nginx_sys::{
+    ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_module, ngx_int_t, NGX_ERROR, NGX_LOG_EMERG,
+    NGX_LOG_ERR, NGX_OK,
+};
+
+use crate::conf::MainConf;
+use crate::lua::{ChunkId, Phase, RunOutcome};
+use crate::nginx::Log;
+
+/// Our http main conf in `cycle`, if it has an http block.
+fn main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
+    // SAFETY: a cycle's conf_ctx has one slot per module; the http slot, when
+    // set, is the http block's conf context holding our main conf.
+    unsafe {
+        let http = *(*cycle).conf_ctx.add(ngx_http_module.index);
+        let ctx = (http as *mut ngx_http_conf_ctx_t).as_ref()?;
+        let conf = *ctx
+            .main_conf
+            .add(crate::ngx_http_lua_shdict_module.ctx_index);
+        conf.cast::<MainConf>().as_ref()
+    }
+}
+
+/// Runs a process-level chunk; returns the error text on failure.
+fn run(
+    cycle: *mut ngx_cycle_t,
+    pick: fn(&MainConf) -> Option<ChunkId>,
+    phase: Phase,
+) -> Result<(), String> {
+    let Some(main) = main_conf(cycle) else {
+        return Ok(());
+    };
+    let (Some(chunk), Some(runtime)) = (pick(main), main.runtime()) else {
+        return Ok(());
+    };
+    match catch_unwind(AssertUnwindSafe(|| {
+        runtime.run(chunk, core::ptr::null_mut(), phase)
+    })) {
+        Ok(RunOutcome::Failed(message)) => Err(message),
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!("panic while running {}", phase.directive())),
+    }
+}
+
+fn cycle_log(cycle: *mut ngx_cycle_t) -> Option<Log> {
+    // SAFETY: the cycle's log lives as long as the cycle.
+    unsafe { Log::from_raw((*cycle).log) }
+}
+
+/// init_module: after the zones are set up, in the master (and again on each
+/// reload). An error fails startup or the reload.
+///
+/// # Safety
+/// Called by nginx with the cycle being initialised.
+pub unsafe extern "C" fn init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    match run(cycle, |main| main.init, Phase::Init) {
+        Ok(()) => NGX_OK as ngx_int_t,
+        Err(message) => {
+            if let Some(log) = cycle_log(cycle) {
+                log.write(
+                    NGX_LOG_EMERG as usize,
+                    format!("init_by_lua error: {message}").as_bytes(),
+                );
+            }
+            NGX_ERROR as ngx_int_t
+        }
+    }
+}
+
+/// init_process: in each worker as it starts. An error is logged and the
+/// worker serves anyway, as in OpenResty.
+///
+/// # Safety
+/// Called by nginx with the worker's cycle.
+pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    if let Err(message) = run(cycle, |main| main.init_worker, Phase::InitWorker) {
+        if let Some(log) = cycle_log(cycle) {
+            log.write(
+                NGX_LOG_ERR as usize,
+                format!("init_worker_by_lua error: {message}").as_bytes(),
+            );
+        }
+    }
+    NGX_OK as ngx_int_t
+}
+
+/// exit_process: when a worker exits gracefully.
+///
+/// # Safety
+/// Called by nginx with the worker's cycle.
+pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
+    if let Err(message) = run(cycle, |main| main.exit_worker, Phase::ExitWorker) {
+        if let Some(log) = cycle_log(cycle) {
+            log.write(
+                NGX_LOG_ERR as usize,
+                format!("exit_worker_by_lua error: {message}").as_bytes(),
+            );
+        }
+    }
+}
