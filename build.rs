@@ -4,12 +4,20 @@
 //! - Compiles nginx's own slab allocator and rbtree, with a few stubs, into a
 //!   static library that only the store's unit tests link, so they exercise
 //!   the real shared-memory data structures in-process.
+//! - Exports LuaJIT's C API from the module and embeds LuaJIT's `jit.*` Lua
+//!   modules (see `build/luajit.rs`).
 
 use std::env;
 use std::path::{Path, PathBuf};
 
+#[path = "build/luajit.rs"]
+mod luajit;
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build/luajit.rs");
+    luajit::export_c_api();
+    luajit::embed_jit_modules();
     println!("cargo:rerun-if-changed=src/shdict/test_support.c");
     println!("cargo:rerun-if-env-changed=NGINX_BUILD_DIR");
     let Ok(build_dir) = env::var("DEP_NGINX_BUILD_DIR") else {
@@ -49,8 +57,9 @@ fn build_store_test_support() {
             .map(|dir| dir.join(file))
             .find(|p| p.is_file())
     };
+    // Builds against a distribution's nginx need no test support: only the
+    // vendored build runs the unit tests.
     let (Some(slab), Some(rbtree)) = (find("ngx_slab.c"), find("ngx_rbtree.c")) else {
-        println!("cargo:warning=nginx sources not found; store unit tests will not link");
         return;
     };
     let mut build = cc::Build::new();

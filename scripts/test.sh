@@ -17,6 +17,9 @@ ensure_build_deps
 # promtool validates the status page's Prometheus output; without it those
 # blocks are reported as skipped, not passed.
 ensure_packages prometheus || log "promtool unavailable: its checks will be skipped"
+# Debian's lua-cjson (a Lua 5.1 C module) checks that C modules load through
+# lua_package_cpath; without it that block is skipped, not passed.
+ensure_packages lua-cjson || log "lua-cjson unavailable: its test will be skipped"
 
 log "cargo fmt --check"
 cargo fmt --check

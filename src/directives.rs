@@ -3,9 +3,9 @@
 use core::ffi::CStr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_str_t, NGX_CONF_BLOCK, NGX_CONF_NOARGS,
-    NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
-    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
+    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_str_t, NGX_CONF_BLOCK, NGX_CONF_FLAG,
+    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
 };
 
 use crate::lua::Phase;
@@ -74,7 +74,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 24] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 27] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -112,6 +112,31 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 24] = [
     lua_command(c"log_by_lua", Phase::Log, Form::Inline),
     lua_command(c"log_by_lua_block", Phase::Log, Form::Block),
     lua_command(c"log_by_lua_file", Phase::Log, Form::File),
+    // `offset` tells package.path (0) from package.cpath (1).
+    command(
+        c"lua_package_path",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_TAKE1,
+        crate::conf::packages::set_lua_package_path,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"lua_package_cpath",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_TAKE1,
+        crate::conf::packages::set_lua_package_path,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        1,
+    ),
+    command(
+        c"lua_code_cache",
+        ANY_LEVEL,
+        NGX_CONF_FLAG,
+        crate::conf::packages::set_lua_code_cache,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0,
+    ),
     ngx_command_t::empty(),
 ];
 

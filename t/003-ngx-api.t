@@ -412,16 +412,22 @@ header value|header value|a=hello&b=2
 
 
 
-=== TEST 25: ngx.var is read-only for now
+=== TEST 25: ngx.var refuses built-in and unknown variables for writing
 --- config
     location = /t {
-        content_by_lua_block { ngx.var.uri = "/x" }
+        content_by_lua_block {
+            local ok, err = pcall(function() ngx.var.uri = "/x" end)
+            ngx.say(err)
+            ok, err = pcall(function() ngx.var.no_such_var = "x" end)
+            ngx.say(err)
+        }
     }
 --- request
 GET /t
---- error_code: 500
---- error_log
-variable "uri" not found for writing
+--- response_body_like
+^content_by_lua\(nginx\.conf:\d+\):2: variable "uri" not changeable
+content_by_lua\(nginx\.conf:\d+\):4: variable "no_such_var" not found for writing; maybe it is a built-in variable that is not changeable or you forgot to use "set \$no_such_var '';" in the config file to define it first
+$
 
 
 

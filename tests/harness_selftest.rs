@@ -448,6 +448,19 @@ fn missing_validators_skip_blocks_instead_of_passing_them() {
 }
 
 #[test]
+fn missing_files_skip_blocks_instead_of_passing_them() {
+    let settings = plain_nginx();
+    let missing =
+        block_from("--- config\n--- request\nGET /\n--- skip_unless_file: /no/such/file.so\n");
+    assert_eq!(
+        harness::skip_reason(&missing, &settings).as_deref(),
+        Some("/no/such/file.so does not exist")
+    );
+    let present = block_from("--- config\n--- request\nGET /\n--- skip_unless_file: /\n");
+    assert_eq!(harness::skip_reason(&present, &settings), None);
+}
+
+#[test]
 fn a_failing_validator_fails_the_block() {
     let block = block_from(&format!(
         "{HELLO_CONFIG}--- pipe_response_body_to: grep -q goodbye\n"

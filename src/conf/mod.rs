@@ -1,6 +1,7 @@
 //! Directive handlers and the module's configuration structures.
 
 pub mod lua_block;
+pub mod packages;
 
 use core::ffi::{c_char, c_void};
 use core::ptr::{self, NonNull};
@@ -36,6 +37,9 @@ pub struct MainConf {
     pub rewrite_used: bool,
     pub access_used: bool,
     pub log_used: bool,
+    /// `lua_package_path` / `lua_package_cpath`, applied by init_main_conf.
+    pub package_path: Option<Vec<u8>>,
+    pub package_cpath: Option<Vec<u8>>,
 }
 
 impl MainConf {
@@ -66,6 +70,8 @@ pub struct LocConf {
     pub access: Option<ChunkId>,
     pub content: Option<ChunkId>,
     pub log: Option<ChunkId>,
+    /// `lua_code_cache`; unset means inherited, on at the top.
+    pub code_cache: Option<bool>,
 }
 
 impl LocConf {
@@ -83,7 +89,7 @@ impl LocConf {
 /// # Safety
 /// Called by nginx with its parent and child location configurations.
 pub(crate) unsafe extern "C" fn merge_loc_conf(
-    _cf: *mut ngx_conf_t,
+    cf: *mut ngx_conf_t,
     parent: *mut c_void,
     child: *mut c_void,
 ) -> *mut c_char {
@@ -93,6 +99,7 @@ pub(crate) unsafe extern "C" fn merge_loc_conf(
     child.rewrite = child.rewrite.or(parent.rewrite);
     child.access = child.access.or(parent.access);
     child.log = child.log.or(parent.log);
+    packages::merge_code_cache(cf, parent, child);
     NGX_CONF_OK
 }
 
@@ -152,6 +159,7 @@ pub(crate) unsafe extern "C" fn init_main_conf(
                 .register_zones(main.zones())
                 .map_err(|e| format!("failed to register lua_shared_dict zones: {e}"))?;
         }
+        packages::apply_package_paths(cf, main)?;
         Ok(())
     })
 }

@@ -1,6 +1,7 @@
 //! Phase handlers: where nginx hands a request to Lua and takes it back.
 
 pub mod args;
+pub mod headers;
 pub mod lifecycle;
 pub mod request;
 pub mod status;
@@ -10,10 +11,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nginx_sys::{
     ngx_array_push, ngx_conf_t, ngx_http_core_main_conf_t, ngx_http_core_module,
-    ngx_http_discard_request_body, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
-    ngx_http_phases_NGX_HTTP_LOG_PHASE, ngx_http_phases_NGX_HTTP_REWRITE_PHASE, ngx_http_request_t,
-    ngx_int_t, ngx_pool_cleanup_add, NGX_DECLINED, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR,
-    NGX_HTTP_NO_CONTENT, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
+    ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_handler_pt,
+    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_phases_NGX_HTTP_LOG_PHASE,
+    ngx_http_phases_NGX_HTTP_REWRITE_PHASE, ngx_http_request_t, ngx_int_t, ngx_pool_cleanup_add,
+    NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NO_CONTENT,
+    NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
 };
 
 use self::request::HttpRequest;
@@ -112,9 +114,15 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
             return NGX_DECLINED as ngx_int_t;
         };
         match runtime.run(chunk, req.as_ptr(), Phase::Content) {
-            RunOutcome::Finished => req.finish_response(),
-            RunOutcome::Exited(0) => req.finish_response(),
+            // ngx.eof() already sent the end of the response.
+            RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::eof_sent() => {
+                NGX_OK as ngx_int_t
+            }
+            RunOutcome::Finished | RunOutcome::Exited(0) => req.finish_response(),
             RunOutcome::Exited(status) => exit_response(req, status),
+            // The content phase finalizes with what we return (NGX_DONE),
+            // balancing the reference the redirect took.
+            RunOutcome::Exec { uri, args } => req.internal_redirect(&uri, &args),
             RunOutcome::Failed(message) => fail_request(req, &message),
         }
     })
@@ -133,7 +141,21 @@ fn run_request_phase(req: HttpRequest, phase: Phase) -> ngx_int_t {
         return NGX_DECLINED as ngx_int_t;
     };
     match runtime.run(chunk, req.as_ptr(), phase) {
+        RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::eof_sent() => {
+            NGX_OK as ngx_int_t
+        }
         RunOutcome::Finished | RunOutcome::Exited(0) if req.headers_sent() => req.finish_response(),
+        RunOutcome::Exec { uri, args } => {
+            let rc = req.internal_redirect(&uri, &args);
+            if rc == NGX_ERROR as ngx_int_t {
+                return rc;
+            }
+            // Outside the content phase nobody finalizes for us: release the
+            // reference the redirect took, and stop this phase engine.
+            // SAFETY: live request.
+            unsafe { ngx_http_finalize_request(req.as_ptr(), NGX_DONE as ngx_int_t) };
+            NGX_DONE as ngx_int_t
+        }
         RunOutcome::Finished | RunOutcome::Exited(0) => NGX_DECLINED as ngx_int_t,
         RunOutcome::Exited(status) => exit_response(req, status),
         RunOutcome::Failed(message) => fail_request(req, &message),

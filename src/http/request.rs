@@ -7,10 +7,13 @@ use core::ptr::NonNull;
 use crate::nginx::Log;
 
 use nginx_sys::{
-    ngx_alloc_chain_link, ngx_chain_t, ngx_create_temp_buf, ngx_hash_key, ngx_http_get_variable,
-    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_http_send_special,
-    ngx_http_set_content_type, ngx_int_t, ngx_list_part_t, ngx_str_t, ngx_table_elt_t, NGX_ERROR,
-    NGX_HTTP_LAST, NGX_OK,
+    ngx_alloc_chain_link, ngx_chain_t, ngx_create_temp_buf, ngx_hash_find, ngx_hash_key,
+    ngx_http_core_main_conf_t, ngx_http_core_module, ngx_http_get_variable,
+    ngx_http_internal_redirect, ngx_http_named_location, ngx_http_output_filter,
+    ngx_http_request_t, ngx_http_send_header, ngx_http_send_special, ngx_http_set_content_type,
+    ngx_http_variable_t, ngx_http_variable_value_t, ngx_int_t, ngx_list_part_t, ngx_pcalloc,
+    ngx_pnalloc, ngx_str_t, ngx_table_elt_t, NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_LAST,
+    NGX_HTTP_VAR_CHANGEABLE, NGX_HTTP_VAR_INDEXED, NGX_OK,
 };
 
 /// Why writing to the response failed.
@@ -18,6 +21,17 @@ use nginx_sys::{
 pub enum OutputError {
     #[error("nginx output filter error")]
     Filter,
+    #[error("no memory")]
+    NoMemory,
+}
+
+/// Why `ngx.var.NAME = value` failed; texts are OpenResty's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VariableError {
+    #[error("variable \"{0}\" not found for writing; maybe it is a built-in variable that is not changeable or you forgot to use \"set ${0} '';\" in the config file to define it first")]
+    NotFound(String),
+    #[error("variable \"{0}\" not changeable")]
+    NotChangeable(String),
     #[error("no memory")]
     NoMemory,
 }
@@ -80,7 +94,7 @@ impl HttpRequest {
     }
 
     /// Sends the response header unless already sent, as the first output
-    /// does in OpenResty: status 200 unless set, `default_type`, no length.
+    /// does in OpenResty: status 200 unless set, `default_type`.
     pub fn send_header_if_needed(&self) -> ngx_int_t {
         if self.headers_sent() {
             return NGX_OK as ngx_int_t;
@@ -95,11 +109,8 @@ impl HttpRequest {
             if ngx_http_set_content_type(r) != NGX_OK as ngx_int_t {
                 return NGX_ERROR as ngx_int_t;
             }
-            r.headers_out.content_length_n = -1;
-            if !r.headers_out.content_length.is_null() {
-                (*r.headers_out.content_length).hash = 0;
-                r.headers_out.content_length = core::ptr::null_mut();
-            }
+            // A length set through ngx.header.content_length stays; without
+            // one the body is streamed (chunked, or until close).
             ngx_http_send_header(r)
         }
     }
@@ -198,6 +209,145 @@ impl HttpRequest {
         }
         // SAFETY: valid request; NGX_HTTP_LAST marks the end of the body.
         unsafe { ngx_http_send_special(self.raw_mut(), NGX_HTTP_LAST as usize) }
+    }
+
+    /// Writes a changeable nginx variable (one made by `set`, or one whose
+    /// module allows writes); `None` makes it "not found".
+    pub fn set_variable(&self, name: &[u8], value: Option<&[u8]>) -> Result<(), VariableError> {
+        let shown = String::from_utf8_lossy(name).into_owned();
+        let mut lower = name.to_ascii_lowercase();
+        let r = self.raw_mut();
+        // SAFETY: the core main conf's variables hash is built before any
+        // request; values live in the request pool.
+        unsafe {
+            let cmcf = (*r.main_conf.add(ngx_http_core_module.ctx_index))
+                .cast::<ngx_http_core_main_conf_t>();
+            let key = ngx_hash_key(lower.as_mut_ptr(), lower.len());
+            let variable = ngx_hash_find(
+                &mut (*cmcf).variables_hash,
+                key,
+                lower.as_mut_ptr(),
+                lower.len(),
+            )
+            .cast::<ngx_http_variable_t>();
+            let Some(variable) = variable.as_ref() else {
+                return Err(VariableError::NotFound(shown));
+            };
+            if variable.flags & NGX_HTTP_VAR_CHANGEABLE as usize == 0 {
+                return Err(VariableError::NotChangeable(shown));
+            }
+            let vv = ngx_pcalloc(r.pool, core::mem::size_of::<ngx_http_variable_value_t>())
+                .cast::<ngx_http_variable_value_t>();
+            if vv.is_null() {
+                return Err(VariableError::NoMemory);
+            }
+            match value {
+                Some(bytes) => {
+                    let data = ngx_pnalloc(r.pool, bytes.len().max(1)).cast::<u8>();
+                    if data.is_null() {
+                        return Err(VariableError::NoMemory);
+                    }
+                    core::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+                    (*vv).data = data;
+                    (*vv).set_len(bytes.len() as u32);
+                    (*vv).set_valid(1);
+                }
+                None => (*vv).set_not_found(1),
+            }
+            if let Some(set) = variable.set_handler {
+                set(r, vv, variable.data);
+            } else if variable.flags & NGX_HTTP_VAR_INDEXED as usize != 0 {
+                *r.variables.add(variable.index) = *vv;
+            } else {
+                return Err(VariableError::NotChangeable(shown));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what is buffered so far (sending the header first if needed).
+    pub fn flush(&self) -> Result<(), OutputError> {
+        let rc = self.send_header_if_needed();
+        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t {
+            return Err(OutputError::Filter);
+        }
+        if self.raw().header_only() != 0 {
+            return Ok(());
+        }
+        // SAFETY: valid request; NGX_HTTP_FLUSH emits a flush buffer.
+        let rc = unsafe { ngx_http_send_special(self.raw_mut(), NGX_HTTP_FLUSH as usize) };
+        if rc == NGX_ERROR as ngx_int_t {
+            return Err(OutputError::Filter);
+        }
+        Ok(())
+    }
+
+    /// `ngx.req.http_version()`: 0.9, 1.0, 1.1, 2.0, 3.0.
+    pub fn http_version(&self) -> f64 {
+        let v = self.raw().http_version;
+        (v / 1000) as f64 + (v % 1000) as f64 / 10.0
+    }
+
+    /// When the request started, in seconds with milliseconds.
+    pub fn start_time(&self) -> f64 {
+        let r = self.raw();
+        r.start_sec as f64 + r.start_msec as f64 / 1000.0
+    }
+
+    pub fn is_internal(&self) -> bool {
+        self.raw().internal() != 0
+    }
+
+    pub fn is_subrequest(&self) -> bool {
+        self.raw().main != self.0.as_ptr()
+    }
+
+    /// Replaces the query string (the request's `$args`).
+    pub fn set_query_string(&self, args: &[u8]) -> Result<(), OutputError> {
+        let r = self.raw_mut();
+        // SAFETY: a pool copy that lives as long as the request.
+        unsafe {
+            let data = ngx_pnalloc(r.pool, args.len().max(1)).cast::<u8>();
+            if data.is_null() {
+                return Err(OutputError::NoMemory);
+            }
+            core::ptr::copy_nonoverlapping(args.as_ptr(), data, args.len());
+            r.args = ngx_str_t {
+                len: args.len(),
+                data,
+            };
+            r.set_valid_unparsed_uri(0);
+        }
+        Ok(())
+    }
+
+    /// Internal redirect to `uri` (with `args`), or to a named location
+    /// `@name`. The caller returns NGX_DONE (after finalizing with it outside
+    /// the content phase).
+    pub fn internal_redirect(&self, uri: &[u8], args: &[u8]) -> ngx_int_t {
+        let r = self.raw_mut();
+        // SAFETY: strings copied to the request pool outlive the redirect.
+        unsafe {
+            let copy = |bytes: &[u8]| -> Option<ngx_str_t> {
+                let data = ngx_pnalloc(r.pool, bytes.len().max(1)).cast::<u8>();
+                if data.is_null() {
+                    return None;
+                }
+                core::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+                Some(ngx_str_t {
+                    len: bytes.len(),
+                    data,
+                })
+            };
+            let (Some(mut uri), Some(mut args)) = (copy(uri), copy(args)) else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            if uri.len > 0 && *uri.data == b'@' {
+                ngx_http_named_location(r, &mut uri)
+            } else {
+                ngx_http_internal_redirect(r, &mut uri, &mut args)
+            }
+        }
     }
 
     /// Reads an nginx variable by name (any case); `None` when it does not

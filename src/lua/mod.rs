@@ -6,8 +6,12 @@
 //! handler invocation runs its chunk in a fresh coroutine, so that `ngx.exit`
 //! can leave the chunk by yielding, from any depth and through `pcall`.
 
+pub mod cjson;
 pub mod ngx_api;
+pub mod ngx_request;
+pub mod ngx_util;
 pub mod output;
+pub mod packages;
 pub mod raise;
 pub mod shared;
 
@@ -99,6 +103,8 @@ enum ChunkSource {
 
 struct Chunk {
     source: ChunkSource,
+    /// False under `lua_code_cache off`: see [`packages::forget_request_modules`].
+    code_cache: bool,
 }
 
 /// How a handler's chunk ended.
@@ -106,8 +112,10 @@ struct Chunk {
 pub enum RunOutcome {
     /// Ran to its end.
     Finished,
-    /// Called `ngx.exit(status)`.
+    /// Called `ngx.exit(status)` (or `ngx.redirect`).
     Exited(isize),
+    /// Called `ngx.exec(uri, args)`: an internal redirect is due.
+    Exec { uri: Vec<u8>, args: Vec<u8> },
     /// Raised an error; the text is ready for the error log.
     Failed(String),
 }
@@ -116,8 +124,10 @@ thread_local! {
     /// The request whose chunk is running. nginx workers are single-threaded;
     /// the pointer is set for exactly the duration of a resume.
     static CURRENT_REQUEST: Cell<*mut ngx_http_request_t> = const { Cell::new(core::ptr::null_mut()) };
-    /// Status passed to `ngx.exit` by the running chunk.
-    static EXIT_STATUS: Cell<Option<isize>> = const { Cell::new(None) };
+    /// How the running chunk asked to leave: `ngx.exit` or `ngx.exec`.
+    static LEAVE: RefCell<Option<Leave>> = const { RefCell::new(None) };
+    /// The running chunk called `ngx.eof()`: the response is complete.
+    static EOF_SENT: Cell<bool> = const { Cell::new(false) };
     /// The phase of the running chunk.
     static CURRENT_PHASE: Cell<Option<Phase>> = const { Cell::new(None) };
 }
@@ -133,8 +143,27 @@ pub fn current_request() -> Option<*mut ngx_http_request_t> {
     (!r.is_null()).then_some(r)
 }
 
+#[derive(Debug)]
+enum Leave {
+    Exit(isize),
+    Exec { uri: Vec<u8>, args: Vec<u8> },
+}
+
 pub(crate) fn record_exit(status: isize) {
-    EXIT_STATUS.with(|s| s.set(Some(status)));
+    LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Exit(status)));
+}
+
+pub(crate) fn record_exec(uri: Vec<u8>, args: Vec<u8>) {
+    LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Exec { uri, args }));
+}
+
+pub(crate) fn mark_eof() {
+    EOF_SENT.with(|e| e.set(true));
+}
+
+/// Whether the chunk that ran last (or is running) sent the response's end.
+pub fn eof_sent() -> bool {
+    EOF_SENT.with(Cell::get)
 }
 
 /// Sets the current request and phase for the duration of a resume.
@@ -147,7 +176,8 @@ impl RunScope {
     fn enter(r: *mut ngx_http_request_t, phase: Phase) -> RunScope {
         let previous_request = CURRENT_REQUEST.with(|c| c.replace(r));
         let previous_phase = CURRENT_PHASE.with(|c| c.replace(Some(phase)));
-        EXIT_STATUS.with(|s| s.set(None));
+        LEAVE.with(|l| l.borrow_mut().take());
+        EOF_SENT.with(|e| e.set(false));
         RunScope {
             previous_request,
             previous_phase,
@@ -193,6 +223,7 @@ impl LuaRuntime {
         let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
         raise::install(&lua)?;
         ngx_api::install(&lua)?;
+        packages::install(&lua)?;
         let debug: Table = lua.globals().get("debug")?;
         let traceback: Function = debug.get("traceback")?;
         let chunk_env_meta = lua.create_table()?;
@@ -255,6 +286,7 @@ impl LuaRuntime {
         }
         let id = self.next_id();
         self.chunks.push(Chunk {
+            code_cache: true,
             source: ChunkSource::Inline(func),
         });
         Ok(id)
@@ -264,6 +296,7 @@ impl LuaRuntime {
     pub fn add_file(&mut self, path: PathBuf, phase: Phase) -> ChunkId {
         let id = self.next_id();
         self.chunks.push(Chunk {
+            code_cache: true,
             source: ChunkSource::File {
                 path,
                 isolated: phase.isolates_globals(),
@@ -278,6 +311,9 @@ impl LuaRuntime {
             .chunks
             .get(id.0 as usize)
             .ok_or_else(|| format!("unknown Lua chunk {}", id.0))?;
+        if !chunk.code_cache {
+            packages::forget_request_modules(&self.lua).map_err(|e| error_text(&e))?;
+        }
         match &chunk.source {
             ChunkSource::Inline(func) => Ok(func.clone()),
             ChunkSource::File {
@@ -285,7 +321,7 @@ impl LuaRuntime {
                 isolated,
                 compiled,
             } => {
-                if let Some(func) = compiled.borrow().as_ref() {
+                if let Some(func) = compiled.borrow().as_ref().filter(|_| chunk.code_cache) {
                     return Ok(func.clone());
                 }
                 let code = std::fs::read(path).map_err(|e| {
@@ -309,7 +345,9 @@ impl LuaRuntime {
                 if *isolated {
                     self.isolate(&func).map_err(|e| error_text(&e))?;
                 }
-                *compiled.borrow_mut() = Some(func.clone());
+                if chunk.code_cache {
+                    *compiled.borrow_mut() = Some(func.clone());
+                }
                 Ok(func)
             }
         }
@@ -328,11 +366,12 @@ impl LuaRuntime {
         };
         let _scope = RunScope::enter(r, phase);
         let resumed = thread.resume::<MultiValue>(());
-        let exit = EXIT_STATUS.with(Cell::take);
+        let leave = LEAVE.with(|l| l.borrow_mut().take());
         match resumed {
             Err(e) => RunOutcome::Failed(self.describe_failure(&thread, &e)),
-            Ok(_) => match exit {
-                Some(status) => RunOutcome::Exited(status),
+            Ok(_) => match leave {
+                Some(Leave::Exit(status)) => RunOutcome::Exited(status),
+                Some(Leave::Exec { uri, args }) => RunOutcome::Exec { uri, args },
                 None if thread.is_resumable() => RunOutcome::Failed(
                     "attempt to yield from the handler without a pending operation".to_string(),
                 ),

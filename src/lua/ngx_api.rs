@@ -151,6 +151,8 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     ngx.set("var", variables_table(lua)?)?;
     ngx.set("req", request_table(lua)?)?;
     ngx.set("worker", worker_table(lua)?)?;
+    super::ngx_request::install(lua, &ngx)?;
+    super::ngx_util::install(lua, &ngx)?;
     ngx.set("shared", lua.create_table()?)?;
     ngx.set(
         "get_phase",
@@ -171,6 +173,9 @@ fn output_function(lua: &Lua, name: &'static str, newline: bool) -> mlua::Result
     api_function(lua, move |lua, args: MultiValue| {
         allow_in(OUTPUT_PHASES)?;
         let r = request()?;
+        if super::eof_sent() {
+            return Ok((Value::Nil, Value::String(lua.create_string("seen eof")?)));
+        }
         let mut body = Vec::new();
         for (i, value) in args.iter().enumerate() {
             append_printable(value, &mut body)
@@ -332,7 +337,9 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
             if let Value::String(k) = &key {
                 match k.as_bytes().as_ref() {
                     b"status" => return Ok(Value::Integer(request()?.status() as _)),
+                    b"headers_sent" => return Ok(Value::Boolean(request()?.headers_sent())),
                     b"ctx" => return Ok(Value::Table(request_ctx(lua)?)),
+                    b"is_subrequest" => return super::ngx_util::is_subrequest(),
                     _ => {}
                 }
             }
@@ -436,12 +443,29 @@ fn variables_table(lua: &Lua) -> mlua::Result<Table> {
     )?;
     meta.set(
         "__newindex",
-        api_function(lua, |_, (_t, name, _value): (Value, mlua::LuaString, Value)| {
-            let name = name.to_string_lossy();
-            Err::<(), _>(raise(
-                format!("variable \"{name}\" not found for writing; maybe it is a built-in variable that is not changeable or you forgot to use \"set ${name} '';\" in the config file to define it first"),
-            ))
-        })?,
+        api_function(
+            lua,
+            |_, (_t, name, value): (Value, mlua::LuaString, Value)| {
+                let r = request()?;
+                let value = match &value {
+                    Value::Nil => None,
+                    Value::String(s) => Some(s.as_bytes().to_vec()),
+                    Value::Number(_) | Value::Integer(_) => {
+                        let mut out = Vec::new();
+                        super::output::append_scalar(&value, &mut out).ok();
+                        Some(out)
+                    }
+                    other => {
+                        return Err(raise(format!(
+                            "bad variable value type {}",
+                            other.type_name()
+                        )))
+                    }
+                };
+                r.set_variable(&name.as_bytes(), value.as_deref())
+                    .map_err(|e| raise(e.to_string()))
+            },
+        )?,
     )?;
     var.set_metatable(Some(meta))?;
     Ok(var)

@@ -21,6 +21,8 @@
 //! `no_error_log`, `log_level`, `timeout`, `wait`, `must_die`, `ignore_response`,
 //! `pipe_response_body_to` (a command validating each body; the block is
 //! skipped when the command is not installed), `skip_nginx`,
+//! `skip_unless_file` (our extension: a path; the block is skipped, not
+//! passed, when it does not exist, e.g. an optional system library),
 //! `ONLY`, `SKIP`, `user_files`, and `reload_before`. Section filters: `eval`
 //! (a small Perl subset, see `eval.rs`) and `chomp`. Any other section fails
 //! the block, so typos are caught.
@@ -29,7 +31,8 @@
 //! - `error_log` patterns are polled for up to max(`timeout`, 3 s), so a test
 //!   needs no sleep for messages logged after the response; both `error_log`
 //!   and `no_error_log` look at the whole log of the block's nginx, startup
-//!   included.
+//!   included; `error_log` patterns also match nginx's stderr, where a
+//!   distribution nginx writes what it logs while reading its configuration.
 //! - `response_body_like` given as a string (plain or eval) gets `(?s)`; a
 //!   `qr//` keeps its own flags, as in Perl. Patterns use the `regex` crate's
 //!   syntax (no look-around or back-references), except that `$` and `\Z`
@@ -202,8 +205,9 @@ pub fn run_block(block: &Block, settings: &Settings) -> Result<(), Failure> {
     }
 }
 
-/// Why a block is skipped (`--- SKIP`, or `--- skip_nginx` matching the
-/// nginx version); None when it should run.
+/// Why a block is skipped (`--- SKIP`, `--- skip_nginx` matching the nginx
+/// version, a missing `--- pipe_response_body_to` program or `---
+/// skip_unless_file` path); None when it should run.
 pub fn skip_reason(block: &Block, settings: &Settings) -> Option<String> {
     if block.has_section("SKIP") {
         return Some("--- SKIP".into());
@@ -214,6 +218,12 @@ pub fn skip_reason(block: &Block, settings: &Settings) -> Option<String> {
         let program = section.body.split_whitespace().next().unwrap_or_default();
         if !program.is_empty() && !program_on_path(program) {
             return Some(format!("{program} is not installed"));
+        }
+    }
+    if let Some(section) = block.section("skip_unless_file") {
+        let path = section.body.trim();
+        if !path.is_empty() && !Path::new(path).exists() {
+            return Some(format!("{path} does not exist"));
         }
     }
     let condition = &block.section("skip_nginx")?.body;

@@ -97,7 +97,7 @@ pub struct Plan {
 const UNKNOWN_SECTION: &str = "unknown section";
 
 /// Sections that only t.rs looks at (skipping) or that are plain flags.
-const FLAG_SECTIONS: &[&str] = &["ONLY", "SKIP", "skip_nginx"];
+const FLAG_SECTIONS: &[&str] = &["ONLY", "SKIP", "skip_nginx", "skip_unless_file"];
 
 impl Plan {
     pub fn from_block(block: &Block) -> Result<Plan, String> {

@@ -428,13 +428,18 @@ fn check_pipelined(plan: &Plan, responses: &[Response]) -> Vec<String> {
 }
 
 /// Polls for the `error_log` patterns (they may be logged after the
-/// response was sent), then checks `no_error_log`.
+/// response was sent), then checks `no_error_log`. `error_log` patterns may
+/// also match nginx's stderr: a distribution nginx built with
+/// `--error-log-path=stderr` writes there what it logs while reading the
+/// configuration (e.g. directive warnings), before `error_log` applies.
 fn check_logs(plan: &Plan, prefix: &Path) -> Result<(), String> {
     let log_path = prefix.join("logs/error.log");
+    let stderr_path = prefix.join(nginx::STDERR_FILE);
     let patience = plan.timeout.max(Duration::from_secs(3));
     let deadline = Instant::now() + patience;
     let missing = loop {
-        let log = fs::read(&log_path).unwrap_or_default();
+        let mut log = fs::read(&stderr_path).unwrap_or_default();
+        log.extend(fs::read(&log_path).unwrap_or_default());
         let missing = missing_patterns(&plan.error_log, &log);
         if missing.is_empty() || Instant::now() >= deadline {
             break missing;

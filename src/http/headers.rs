@@ -1,0 +1,254 @@
+//! Request and response headers of the request being served: reading the
+//! lists nginx parsed, and changing the response headers the way nginx's own
+//! filters expect (some headers live in dedicated fields besides the list).
+
+use core::ptr;
+
+use nginx_sys::{
+    ngx_http_headers_out_t, ngx_list_part_t, ngx_list_push, ngx_pnalloc, ngx_pool_t, ngx_str_t,
+    ngx_table_elt_t,
+};
+
+use super::request::HttpRequest;
+
+/// Why a header could not be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("no memory")]
+    NoMemory,
+}
+
+fn bytes_of(s: &ngx_str_t) -> &[u8] {
+    if s.data.is_null() || s.len == 0 {
+        return &[];
+    }
+    // SAFETY: nginx strings point at `len` readable bytes in a pool.
+    unsafe { core::slice::from_raw_parts(s.data, s.len) }
+}
+
+/// Every live element of an nginx header list.
+///
+/// # Safety
+/// `part` must be the first part of a live `ngx_list_t` of `ngx_table_elt_t`.
+unsafe fn elements<'a>(mut part: *const ngx_list_part_t) -> Vec<&'a mut ngx_table_elt_t> {
+    let mut out = Vec::new();
+    // SAFETY: per the contract: parts chained by `next`, each holding `nelts`
+    // elements in `elts`.
+    unsafe {
+        while !part.is_null() {
+            let elts = (*part).elts.cast::<ngx_table_elt_t>();
+            for i in 0..(*part).nelts {
+                let header = &mut *elts.add(i);
+                // nginx marks deleted headers with a zero hash.
+                if header.hash != 0 {
+                    out.push(header);
+                }
+            }
+            part = (*part).next;
+        }
+    }
+    out
+}
+
+/// Header names match case-insensitively, with `_` standing for `-` as in
+/// `ngx.header.content_type`.
+pub fn header_name_matches(wanted: &[u8], actual: &[u8]) -> bool {
+    let normal = |b: u8| {
+        if b == b'_' {
+            b'-'
+        } else {
+            b.to_ascii_lowercase()
+        }
+    };
+    wanted.len() == actual.len()
+        && wanted
+            .iter()
+            .zip(actual)
+            .all(|(w, a)| normal(*w) == normal(*a))
+}
+
+fn copy_to_pool(pool: *mut ngx_pool_t, bytes: &[u8]) -> Option<ngx_str_t> {
+    // SAFETY: a fresh pool allocation of `len` bytes, filled completely.
+    unsafe {
+        let data = ngx_pnalloc(pool, bytes.len().max(1)).cast::<u8>();
+        if data.is_null() {
+            return None;
+        }
+        ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+        Some(ngx_str_t {
+            len: bytes.len(),
+            data,
+        })
+    }
+}
+
+/// The name sent for an added header: as given, `_` becoming `-`.
+pub fn canonical_header_name(name: &[u8]) -> Vec<u8> {
+    name.iter()
+        .map(|&b| if b == b'_' { b'-' } else { b })
+        .collect()
+}
+
+impl HttpRequest {
+    /// All request headers in arrival order (names as the client sent them).
+    pub fn request_headers(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        // SAFETY: the request's parsed header list.
+        unsafe { elements(&(*self.as_ptr()).headers_in.headers.part) }
+            .into_iter()
+            .map(|h| (bytes_of(&h.key).to_vec(), bytes_of(&h.value).to_vec()))
+            .collect()
+    }
+
+    /// All response headers nginx will send, the ones kept in dedicated
+    /// fields (`Content-Type`, `Content-Length`) included.
+    pub fn response_headers(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let r = self.as_ptr();
+        let mut out = Vec::new();
+        // SAFETY: live request; reading its response header fields and list.
+        unsafe {
+            let headers_out = &(*r).headers_out;
+            if headers_out.content_type.len > 0 {
+                out.push((
+                    b"Content-Type".to_vec(),
+                    bytes_of(&headers_out.content_type).to_vec(),
+                ));
+            }
+            if headers_out.content_length.is_null() && headers_out.content_length_n >= 0 {
+                out.push((
+                    b"Content-Length".to_vec(),
+                    headers_out.content_length_n.to_string().into_bytes(),
+                ));
+            }
+            for h in elements(&headers_out.headers.part) {
+                out.push((bytes_of(&h.key).to_vec(), bytes_of(&h.value).to_vec()));
+            }
+        }
+        out
+    }
+
+    /// Values of response header `name` (see [`header_name_matches`]).
+    pub fn response_header(&self, name: &[u8]) -> Vec<Vec<u8>> {
+        self.response_headers()
+            .into_iter()
+            .filter(|(key, _)| header_name_matches(name, key))
+            .map(|(_, value)| value)
+            .collect()
+    }
+
+    /// Replaces response header `name` by `values` (none: removes it).
+    pub fn set_response_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
+        let r = self.as_ptr();
+        // SAFETY: live request whose header has not been sent (the caller
+        // checks); new strings and list elements come from its pool.
+        unsafe {
+            let headers_out = &mut (*r).headers_out;
+            if header_name_matches(b"content-type", name) {
+                headers_out.content_type_lowcase = ptr::null_mut();
+                headers_out.content_type_hash = 0;
+                let value = values.last().copied().unwrap_or_default();
+                let copied = copy_to_pool((*r).pool, value).ok_or(HeaderError::NoMemory)?;
+                headers_out.content_type = if values.is_empty() {
+                    ngx_str_t {
+                        len: 0,
+                        data: ptr::null_mut(),
+                    }
+                } else {
+                    copied
+                };
+                headers_out.content_type_len = headers_out.content_type.len;
+                return Ok(());
+            }
+            if header_name_matches(b"content-length", name) {
+                headers_out.content_length_n = values
+                    .last()
+                    .and_then(|v| core::str::from_utf8(v).ok()?.trim().parse::<i64>().ok())
+                    .unwrap_or(-1);
+                if !headers_out.content_length.is_null() {
+                    (*headers_out.content_length).hash = 0;
+                    headers_out.content_length = ptr::null_mut();
+                }
+                return Ok(());
+            }
+            for h in elements(&headers_out.headers.part) {
+                if header_name_matches(name, bytes_of(&h.key)) {
+                    h.hash = 0;
+                }
+            }
+            let field = dedicated_field(headers_out, name);
+            if let Some(field) = field {
+                *field = ptr::null_mut();
+            }
+            if header_name_matches(b"last-modified", name) {
+                headers_out.last_modified_time = -1;
+            }
+            let key = canonical_header_name(name);
+            let mut lowcase = name.to_ascii_lowercase();
+            for b in lowcase.iter_mut() {
+                if *b == b'_' {
+                    *b = b'-';
+                }
+            }
+            for value in values {
+                let elt = ngx_list_push(&mut headers_out.headers).cast::<ngx_table_elt_t>();
+                if elt.is_null() {
+                    return Err(HeaderError::NoMemory);
+                }
+                // Zeroed first: nginx versions differ in the fields after
+                // these (1.23 added `next`), all of which are null by default.
+                ptr::write_bytes(elt, 0, 1);
+                (*elt).hash = 1;
+                (*elt).key = copy_to_pool((*r).pool, &key).ok_or(HeaderError::NoMemory)?;
+                (*elt).value = copy_to_pool((*r).pool, value).ok_or(HeaderError::NoMemory)?;
+                (*elt).lowcase_key = copy_to_pool((*r).pool, &lowcase)
+                    .ok_or(HeaderError::NoMemory)?
+                    .data;
+                if let Some(field) = field {
+                    *field = elt;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Headers nginx's header filter reads from a dedicated field as well as
+/// (or instead of) the list: that field must point at our element. A raw
+/// pointer, because the caller goes on to modify the list beside it.
+fn dedicated_field(
+    h: &mut ngx_http_headers_out_t,
+    name: &[u8],
+) -> Option<*mut *mut ngx_table_elt_t> {
+    // (Cache-Control is not here: nginx 1.22 keeps it in an array.)
+    let fields: [(&[u8], *mut *mut ngx_table_elt_t); 7] = [
+        (b"server", &mut h.server),
+        (b"date", &mut h.date),
+        (b"location", &mut h.location),
+        (b"last-modified", &mut h.last_modified),
+        (b"content-encoding", &mut h.content_encoding),
+        (b"etag", &mut h.etag),
+        (b"expires", &mut h.expires),
+    ];
+    fields
+        .into_iter()
+        .find(|(field_name, _)| header_name_matches(name, field_name))
+        .map(|(_, field)| field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_with_underscores_and_any_case() {
+        assert!(header_name_matches(b"content_type", b"Content-Type"));
+        assert!(header_name_matches(b"content-type", b"content_type"));
+        assert!(header_name_matches(b"X-FOO", b"x-foo"));
+        assert!(!header_name_matches(b"x-foo", b"x-foob"));
+    }
+
+    #[test]
+    fn added_names_keep_their_case_with_dashes_for_underscores() {
+        assert_eq!(canonical_header_name(b"x_my_header"), b"x-my-header");
+        assert_eq!(canonical_header_name(b"X-Custom"), b"X-Custom");
+    }
+}

@@ -1,0 +1,384 @@
+//! The request and response side of the `ngx` API: `ngx.header`,
+//! `ngx.resp.get_headers`, `ngx.req.*` beyond the basics, `ngx.redirect`,
+//! `ngx.exec`, `ngx.flush`, `ngx.eof`.
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+use super::raise::{api_function, raise};
+use super::Phase;
+use crate::http::request::HttpRequest;
+
+/// The default `max_headers` of `get_headers`, as in OpenResty.
+const DEFAULT_MAX_HEADERS: usize = 100;
+
+fn request() -> mlua::Result<HttpRequest> {
+    let r = super::current_request().ok_or_else(|| raise("no request object found"))?;
+    // SAFETY: the pointer is set only while the live request's chunk runs.
+    unsafe { HttpRequest::from_raw(r) }.ok_or_else(|| raise("no request object found"))
+}
+
+fn allow_in(phases: &[Phase]) -> mlua::Result<()> {
+    match super::current_phase() {
+        Some(phase) if !phases.contains(&phase) => Err(raise(format!(
+            "API disabled in the context of {}*",
+            phase.directive()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+const OUTPUT_PHASES: &[Phase] = &[Phase::Rewrite, Phase::Access, Phase::Content];
+const HEADER_PHASES: &[Phase] = &[Phase::Rewrite, Phase::Access, Phase::Content];
+
+/// A Lua value as header text: strings and numbers (as Lua prints them).
+fn header_text(lua: &Lua, value: &Value) -> mlua::Result<Vec<u8>> {
+    match value {
+        Value::String(s) => Ok(s.as_bytes().to_vec()),
+        Value::Number(_) | Value::Integer(_) | Value::Boolean(_) => {
+            let tostring: Function = lua.globals().get("tostring")?;
+            let s: mlua::LuaString = tostring.call(value.clone())?;
+            Ok(s.as_bytes().to_vec())
+        }
+        other => Err(raise(format!(
+            "bad header value of type {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn header_key(value: &Value) -> mlua::Result<Vec<u8>> {
+    match value {
+        Value::String(s) => Ok(s.as_bytes().to_vec()),
+        other => Err(raise(format!(
+            "bad header name of type {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// `{name = value | {values...}}` with at most `max` headers (0: all), keys
+/// lower-cased unless `raw`; plus `"truncated"` when cut.
+fn headers_table(
+    lua: &Lua,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    max: usize,
+    raw: bool,
+) -> mlua::Result<MultiValue> {
+    let table = lua.create_table()?;
+    let mut truncated = false;
+    for (count, (key, value)) in headers.into_iter().enumerate() {
+        if max > 0 && count == max {
+            truncated = true;
+            break;
+        }
+        let key = if raw { key } else { key.to_ascii_lowercase() };
+        let key = lua.create_string(&key)?;
+        let value = Value::String(lua.create_string(&value)?);
+        match table.raw_get::<Value>(key.clone())? {
+            Value::Nil => table.raw_set(key, value)?,
+            Value::Table(list) => list.raw_push(value)?,
+            first => table.raw_set(key, lua.create_sequence_from([first, value])?)?,
+        }
+    }
+    if !raw {
+        // Lookups by any spelling (`h["Content-Type"]`, `h.content_type`)
+        // find the lower-cased entry, as OpenResty's table does.
+        let meta = lua.create_table()?;
+        meta.set(
+            "__index",
+            lua.create_function(|lua, (t, key): (Table, mlua::LuaString)| {
+                let normal: Vec<u8> = key
+                    .as_bytes()
+                    .iter()
+                    .map(|&b| {
+                        if b == b'_' {
+                            b'-'
+                        } else {
+                            b.to_ascii_lowercase()
+                        }
+                    })
+                    .collect();
+                t.raw_get::<Value>(lua.create_string(&normal)?)
+            })?,
+        )?;
+        table.set_metatable(Some(meta))?;
+    }
+    let truncated = if truncated {
+        Value::String(lua.create_string("truncated")?)
+    } else {
+        Value::Nil
+    };
+    mlua::IntoLuaMulti::into_lua_multi((table, truncated), lua)
+}
+
+fn max_headers(value: Option<f64>) -> mlua::Result<usize> {
+    match value {
+        None => Ok(DEFAULT_MAX_HEADERS),
+        Some(n) if n >= 0.0 => Ok(n as usize),
+        Some(_) => Err(raise("bad number of max headers")),
+    }
+}
+
+fn header_table(lua: &Lua) -> mlua::Result<Table> {
+    let header = lua.create_table()?;
+    let meta = lua.create_table()?;
+    meta.set(
+        "__index",
+        api_function(lua, |lua, (_t, name): (Value, Value)| {
+            let name = header_key(&name)?;
+            let values = request()?.response_header(&name);
+            Ok(match values.len() {
+                0 => Value::Nil,
+                1 => Value::String(lua.create_string(&values[0])?),
+                _ => Value::Table(
+                    lua.create_sequence_from(
+                        values
+                            .iter()
+                            .map(|v| lua.create_string(v))
+                            .collect::<mlua::Result<Vec<_>>>()?,
+                    )?,
+                ),
+            })
+        })?,
+    )?;
+    meta.set(
+        "__newindex",
+        api_function(lua, |lua, (_t, name, value): (Value, Value, Value)| {
+            allow_in(HEADER_PHASES)?;
+            let name = header_key(&name)?;
+            let r = request()?;
+            if r.headers_sent() {
+                if let Some(log) = r.log() {
+                    let line = format!(
+                        "attempt to set ngx.header.HEADER after sending out response headers ({})",
+                        String::from_utf8_lossy(&name)
+                    );
+                    log.write(nginx_sys::NGX_LOG_ERR as usize, line.as_bytes());
+                }
+                return Ok(());
+            }
+            let values: Vec<Vec<u8>> = match &value {
+                Value::Nil => Vec::new(),
+                Value::Table(list) => list
+                    .sequence_values::<Value>()
+                    .map(|v| header_text(lua, &v?))
+                    .collect::<mlua::Result<_>>()?,
+                single => vec![header_text(lua, single)?],
+            };
+            let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+            r.set_response_header(&name, &refs)
+                .map_err(|e| raise(e.to_string()))
+        })?,
+    )?;
+    header.set_metatable(Some(meta))?;
+    Ok(header)
+}
+
+/// `ngx.redirect` and `ngx.exec` record where to go and yield, like
+/// `ngx.exit`, so they leave the chunk from any depth.
+fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
+    let record_redirect = api_function(lua, |_, (uri, status): (mlua::LuaString, Option<f64>)| {
+        allow_in(OUTPUT_PHASES)?;
+        let status = status.unwrap_or(302.0) as isize;
+        if ![301, 302, 303, 307, 308].contains(&status) {
+            return Err(raise(
+                "only ngx.HTTP_MOVED_TEMPORARILY, ngx.HTTP_MOVED_PERMANENTLY, ngx.HTTP_PERMANENT_REDIRECT, ngx.HTTP_SEE_OTHER, and ngx.HTTP_TEMPORARY_REDIRECT are allowed",
+            ));
+        }
+        let r = request()?;
+        if r.headers_sent() {
+            return Err(raise(
+                "attempt to call ngx.redirect after sending out the headers",
+            ));
+        }
+        r.set_response_header(b"location", &[&uri.as_bytes()])
+            .map_err(|e| raise(e.to_string()))?;
+        super::record_exit(status);
+        Ok(())
+    })?;
+    let record_exec = api_function(
+        lua,
+        |_, (uri, args): (mlua::LuaString, Option<mlua::LuaString>)| {
+            allow_in(OUTPUT_PHASES)?;
+            let r = request()?;
+            if r.headers_sent() {
+                return Err(raise(
+                    "attempt to call ngx.exec after sending out response headers",
+                ));
+            }
+            let uri = uri.as_bytes().to_vec();
+            if uri.is_empty() {
+                return Err(raise("The uri argument is empty"));
+            }
+            let (path, mut query) = match uri.iter().position(|&b| b == b'?') {
+                Some(q) => (uri[..q].to_vec(), uri[q + 1..].to_vec()),
+                None => (uri, Vec::new()),
+            };
+            if let Some(args) = args {
+                let args = args.as_bytes();
+                if !args.is_empty() {
+                    if !query.is_empty() {
+                        query.push(b'&');
+                    }
+                    query.extend_from_slice(&args);
+                }
+            }
+            super::record_exec(path, query);
+            Ok(())
+        },
+    )?;
+    let coroutine: Table = lua.globals().get("coroutine")?;
+    let yield_fn: Function = coroutine.get("yield")?;
+    let make: Function = lua
+        .load(
+            "local record_redirect, record_exec, yield, type, ngx = ...\n\
+             local function redirect(uri, status)\n\
+                 record_redirect(uri, status)\n\
+                 return yield()\n\
+             end\n\
+             local function exec(uri, args)\n\
+                 if type(args) == 'table' then args = ngx.encode_args(args) end\n\
+                 record_exec(uri, args)\n\
+                 return yield()\n\
+             end\n\
+             return redirect, exec",
+        )
+        .set_name("=ngx.redirect")
+        .into_function()?;
+    let (redirect, exec): (Function, Function) = make.call((
+        record_redirect,
+        record_exec,
+        yield_fn,
+        lua.globals().get::<Function>("type")?,
+        ngx.clone(),
+    ))?;
+    ngx.set("redirect", redirect)?;
+    ngx.set("exec", exec)?;
+    Ok(())
+}
+
+pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
+    ngx.set("header", header_table(lua)?)?;
+    leaving_functions(lua, ngx)?;
+    ngx.set(
+        "flush",
+        api_function(lua, |lua, _wait: Value| {
+            allow_in(OUTPUT_PHASES)?;
+            if super::eof_sent() {
+                return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "seen eof"), lua);
+            }
+            match request()?.flush() {
+                Ok(()) => mlua::IntoLuaMulti::into_lua_multi(1, lua),
+                Err(e) => mlua::IntoLuaMulti::into_lua_multi((Value::Nil, e.to_string()), lua),
+            }
+        })?,
+    )?;
+    ngx.set(
+        "eof",
+        api_function(lua, |lua, ()| {
+            allow_in(OUTPUT_PHASES)?;
+            if super::eof_sent() {
+                return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "seen eof"), lua);
+            }
+            let rc = request()?.finish_response();
+            super::mark_eof();
+            if rc == nginx_sys::NGX_ERROR as nginx_sys::ngx_int_t {
+                return mlua::IntoLuaMulti::into_lua_multi(
+                    (Value::Nil, "nginx output filter error"),
+                    lua,
+                );
+            }
+            mlua::IntoLuaMulti::into_lua_multi(1, lua)
+        })?,
+    )?;
+
+    let resp = lua.create_table()?;
+    resp.set(
+        "get_headers",
+        api_function(lua, |lua, (max, raw): (Option<f64>, Option<bool>)| {
+            let max = max_headers(max)?;
+            headers_table(
+                lua,
+                request()?.response_headers(),
+                max,
+                raw.unwrap_or(false),
+            )
+        })?,
+    )?;
+    ngx.set("resp", resp)?;
+
+    let req: Table = ngx.get("req")?;
+    req.set(
+        "get_headers",
+        api_function(lua, |lua, (max, raw): (Option<f64>, Option<bool>)| {
+            let max = max_headers(max)?;
+            headers_table(lua, request()?.request_headers(), max, raw.unwrap_or(false))
+        })?,
+    )?;
+    req.set(
+        "http_version",
+        api_function(lua, |_, ()| Ok(request()?.http_version()))?,
+    )?;
+    req.set(
+        "start_time",
+        api_function(lua, |_, ()| Ok(request()?.start_time()))?,
+    )?;
+    req.set(
+        "is_internal",
+        api_function(lua, |_, ()| Ok(request()?.is_internal()))?,
+    )?;
+    req.set(
+        "set_uri_args",
+        api_function(lua, |lua, args: Value| {
+            let query = match &args {
+                Value::String(s) => s.as_bytes().to_vec(),
+                Value::Table(_) => {
+                    let ngx: Table = lua.globals().get("ngx")?;
+                    let encode: Function = ngx.get("encode_args")?;
+                    let s: mlua::LuaString = encode.call(args.clone())?;
+                    s.as_bytes().to_vec()
+                }
+                other => {
+                    return Err(raise(format!(
+                        "bad argument #1 to 'set_uri_args' (string or table expected, got {})",
+                        other.type_name()
+                    )))
+                }
+            };
+            request()?
+                .set_query_string(&query)
+                .map_err(|e| raise(e.to_string()))
+        })?,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_tables_find_any_spelling_unless_raw() {
+        let lua = Lua::new();
+        let headers = vec![
+            (b"X-One".to_vec(), b"1".to_vec()),
+            (b"X-Twice".to_vec(), b"a".to_vec()),
+            (b"x-twice".to_vec(), b"b".to_vec()),
+        ];
+        let (table, truncated): (Table, Value) = lua
+            .unpack_multi(headers_table(&lua, headers.clone(), 0, false).unwrap())
+            .unwrap();
+        lua.globals().set("h", table).unwrap();
+        let found: (String, String, String, String) = lua
+            .load(r#"return h["x-one"], h["X-One"], h.x_one, table.concat(h.x_twice, ",")"#)
+            .eval()
+            .unwrap();
+        assert_eq!(found, ("1".into(), "1".into(), "1".into(), "a,b".into()));
+        assert!(truncated.is_nil());
+        let (raw, _): (Table, Value) = lua
+            .unpack_multi(headers_table(&lua, headers, 1, true).unwrap())
+            .unwrap();
+        assert_eq!(raw.get::<String>("X-One").unwrap(), "1");
+        assert!(raw.get::<Value>("x-one").unwrap().is_nil());
+    }
+}
