@@ -5,7 +5,8 @@ use core::ffi::CStr;
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_str_t, NGX_CONF_BLOCK, NGX_CONF_FLAG,
     NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SIF_CONF,
+    NGX_HTTP_SRV_CONF,
 };
 
 use crate::lua::Phase;
@@ -26,6 +27,8 @@ const fn directive_name(name: &'static CStr) -> ngx_str_t {
 
 const LOCATION: u32 = NGX_HTTP_LOC_CONF | NGX_HTTP_LIF_CONF;
 const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | LOCATION;
+/// Where nginx's own `set` may appear: set_by_lua* goes there too.
+const SET_CONTEXTS: u32 = NGX_HTTP_SRV_CONF | NGX_HTTP_SIF_CONF | LOCATION;
 
 /// How a `*_by_lua*` directive carries its code.
 #[derive(Clone, Copy)]
@@ -61,7 +64,11 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
             (NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET)
         }
         Phase::Content => (LOCATION, NGX_HTTP_LOC_CONF_OFFSET),
-        Phase::Rewrite | Phase::Access | Phase::Log => (ANY_LEVEL, NGX_HTTP_LOC_CONF_OFFSET),
+        // set_by_lua* takes a variable and arguments: see `set_command`.
+        Phase::Set => (SET_CONTEXTS, NGX_HTTP_LOC_CONF_OFFSET),
+        Phase::Rewrite | Phase::Access | Phase::HeaderFilter | Phase::BodyFilter | Phase::Log => {
+            (ANY_LEVEL, NGX_HTTP_LOC_CONF_OFFSET)
+        }
     };
     let (arguments, set): (u32, DirectiveHandler) = match form {
         Form::Inline => (NGX_CONF_TAKE1, crate::conf::set_by_lua_inline),
@@ -74,7 +81,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 27] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 33] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -109,6 +116,20 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 27] = [
     lua_command(c"content_by_lua", Phase::Content, Form::Inline),
     lua_command(c"content_by_lua_block", Phase::Content, Form::Block),
     lua_command(c"content_by_lua_file", Phase::Content, Form::File),
+    lua_command(c"header_filter_by_lua", Phase::HeaderFilter, Form::Inline),
+    lua_command(
+        c"header_filter_by_lua_block",
+        Phase::HeaderFilter,
+        Form::Block,
+    ),
+    lua_command(
+        c"header_filter_by_lua_file",
+        Phase::HeaderFilter,
+        Form::File,
+    ),
+    lua_command(c"body_filter_by_lua", Phase::BodyFilter, Form::Inline),
+    lua_command(c"body_filter_by_lua_block", Phase::BodyFilter, Form::Block),
+    lua_command(c"body_filter_by_lua_file", Phase::BodyFilter, Form::File),
     lua_command(c"log_by_lua", Phase::Log, Form::Inline),
     lua_command(c"log_by_lua_block", Phase::Log, Form::Block),
     lua_command(c"log_by_lua_file", Phase::Log, Form::File),

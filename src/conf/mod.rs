@@ -37,6 +37,8 @@ pub struct MainConf {
     pub rewrite_used: bool,
     pub access_used: bool,
     pub log_used: bool,
+    pub header_filter_used: bool,
+    pub body_filter_used: bool,
     /// `lua_package_path` / `lua_package_cpath`, applied by init_main_conf.
     pub package_path: Option<Vec<u8>>,
     pub package_cpath: Option<Vec<u8>>,
@@ -69,6 +71,8 @@ pub struct LocConf {
     pub rewrite: Option<ChunkId>,
     pub access: Option<ChunkId>,
     pub content: Option<ChunkId>,
+    pub header_filter: Option<ChunkId>,
+    pub body_filter: Option<ChunkId>,
     pub log: Option<ChunkId>,
     /// `lua_code_cache`; unset means inherited, on at the top.
     pub code_cache: Option<bool>,
@@ -80,6 +84,8 @@ impl LocConf {
             Phase::Rewrite => Some(&mut self.rewrite),
             Phase::Access => Some(&mut self.access),
             Phase::Content => Some(&mut self.content),
+            Phase::HeaderFilter => Some(&mut self.header_filter),
+            Phase::BodyFilter => Some(&mut self.body_filter),
             Phase::Log => Some(&mut self.log),
             _ => None,
         }
@@ -99,6 +105,8 @@ pub(crate) unsafe extern "C" fn merge_loc_conf(
     child.rewrite = child.rewrite.or(parent.rewrite);
     child.access = child.access.or(parent.access);
     child.log = child.log.or(parent.log);
+    child.header_filter = child.header_filter.or(parent.header_filter);
+    child.body_filter = child.body_filter.or(parent.body_filter);
     packages::merge_code_cache(cf, parent, child);
     NGX_CONF_OK
 }
@@ -318,6 +326,8 @@ fn install_chunk(
         Phase::Rewrite => main.rewrite_used = true,
         Phase::Access => main.access_used = true,
         Phase::Log => main.log_used = true,
+        Phase::HeaderFilter => main.header_filter_used = true,
+        Phase::BodyFilter => main.body_filter_used = true,
         _ => {}
     }
     // SAFETY: nginx passes our LocConf for this level.

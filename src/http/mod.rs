@@ -1,6 +1,7 @@
 //! Phase handlers: where nginx hands a request to Lua and takes it back.
 
 pub mod args;
+mod filters;
 pub mod headers;
 pub mod lifecycle;
 pub mod request;
@@ -115,7 +116,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         };
         match runtime.run(chunk, req.as_ptr(), Phase::Content) {
             // ngx.eof() already sent the end of the response.
-            RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::eof_sent() => {
+            RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::last_run_sent_eof() => {
                 NGX_OK as ngx_int_t
             }
             RunOutcome::Finished | RunOutcome::Exited(0) => req.finish_response(),
@@ -141,7 +142,7 @@ fn run_request_phase(req: HttpRequest, phase: Phase) -> ngx_int_t {
         return NGX_DECLINED as ngx_int_t;
     };
     match runtime.run(chunk, req.as_ptr(), phase) {
-        RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::eof_sent() => {
+        RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::last_run_sent_eof() => {
             NGX_OK as ngx_int_t
         }
         RunOutcome::Finished | RunOutcome::Exited(0) if req.headers_sent() => req.finish_response(),
@@ -249,6 +250,7 @@ pub(crate) unsafe extern "C" fn register_phase_handlers(cf: *mut ngx_conf_t) -> 
                 return NGX_ERROR as ngx_int_t;
             }
         }
+        filters::install(main);
     }
     NGX_OK as ngx_int_t
 }

@@ -7,6 +7,7 @@
 //! can leave the chunk by yielding, from any depth and through `pcall`.
 
 pub mod cjson;
+pub mod lrucache;
 pub mod ngx_api;
 pub mod ngx_request;
 pub mod ngx_util;
@@ -30,9 +31,12 @@ pub enum Phase {
     Init,
     InitWorker,
     ExitWorker,
+    Set,
     Rewrite,
     Access,
     Content,
+    HeaderFilter,
+    BodyFilter,
     Log,
 }
 
@@ -43,9 +47,12 @@ impl Phase {
             Phase::Init => "init",
             Phase::InitWorker => "init_worker",
             Phase::ExitWorker => "exit_worker",
+            Phase::Set => "set",
             Phase::Rewrite => "rewrite",
             Phase::Access => "access",
             Phase::Content => "content",
+            Phase::HeaderFilter => "header_filter",
+            Phase::BodyFilter => "body_filter",
             Phase::Log => "log",
         }
     }
@@ -56,9 +63,12 @@ impl Phase {
             Phase::Init => "init_by_lua",
             Phase::InitWorker => "init_worker_by_lua",
             Phase::ExitWorker => "exit_worker_by_lua",
+            Phase::Set => "set_by_lua",
             Phase::Rewrite => "rewrite_by_lua",
             Phase::Access => "access_by_lua",
             Phase::Content => "content_by_lua",
+            Phase::HeaderFilter => "header_filter_by_lua",
+            Phase::BodyFilter => "body_filter_by_lua",
             Phase::Log => "log_by_lua",
         }
     }
@@ -75,13 +85,16 @@ impl Phase {
         self as usize
     }
 
-    pub const ALL: [Phase; 7] = [
+    pub const ALL: [Phase; 10] = [
         Phase::Init,
         Phase::InitWorker,
         Phase::ExitWorker,
+        Phase::Set,
         Phase::Rewrite,
         Phase::Access,
         Phase::Content,
+        Phase::HeaderFilter,
+        Phase::BodyFilter,
         Phase::Log,
     ];
 }
@@ -128,6 +141,8 @@ thread_local! {
     static LEAVE: RefCell<Option<Leave>> = const { RefCell::new(None) };
     /// The running chunk called `ngx.eof()`: the response is complete.
     static EOF_SENT: Cell<bool> = const { Cell::new(false) };
+    /// Whether the run that just returned called `ngx.eof()`.
+    static LAST_RUN_EOF: Cell<bool> = const { Cell::new(false) };
     /// The phase of the running chunk.
     static CURRENT_PHASE: Cell<Option<Phase>> = const { Cell::new(None) };
 }
@@ -161,26 +176,35 @@ pub(crate) fn mark_eof() {
     EOF_SENT.with(|e| e.set(true));
 }
 
-/// Whether the chunk that ran last (or is running) sent the response's end.
+/// Whether the running chunk sent the response's end (`ngx.eof()`).
 pub fn eof_sent() -> bool {
     EOF_SENT.with(Cell::get)
 }
 
+/// Whether the run that just returned sent the response's end.
+pub fn last_run_sent_eof() -> bool {
+    LAST_RUN_EOF.with(Cell::get)
+}
+
 /// Sets the current request and phase for the duration of a resume.
+///
+/// Runs nest: a handler's `ngx.say` sends the header, which runs a
+/// header_filter_by_lua chunk before returning. Everything a run keeps in
+/// thread-locals is therefore saved on entry and restored on exit.
 struct RunScope {
     previous_request: *mut ngx_http_request_t,
     previous_phase: Option<Phase>,
+    previous_leave: Option<Leave>,
+    previous_eof: bool,
 }
 
 impl RunScope {
     fn enter(r: *mut ngx_http_request_t, phase: Phase) -> RunScope {
-        let previous_request = CURRENT_REQUEST.with(|c| c.replace(r));
-        let previous_phase = CURRENT_PHASE.with(|c| c.replace(Some(phase)));
-        LEAVE.with(|l| l.borrow_mut().take());
-        EOF_SENT.with(|e| e.set(false));
         RunScope {
-            previous_request,
-            previous_phase,
+            previous_request: CURRENT_REQUEST.with(|c| c.replace(r)),
+            previous_phase: CURRENT_PHASE.with(|c| c.replace(Some(phase))),
+            previous_leave: LEAVE.with(|l| l.borrow_mut().take()),
+            previous_eof: EOF_SENT.with(|e| e.replace(false)),
         }
     }
 }
@@ -189,6 +213,8 @@ impl Drop for RunScope {
     fn drop(&mut self) {
         CURRENT_REQUEST.with(|c| c.set(self.previous_request));
         CURRENT_PHASE.with(|c| c.set(self.previous_phase));
+        LEAVE.with(|l| *l.borrow_mut() = self.previous_leave.take());
+        EOF_SENT.with(|e| e.set(self.previous_eof));
     }
 }
 
@@ -223,6 +249,7 @@ impl LuaRuntime {
         let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
         raise::install(&lua)?;
         ngx_api::install(&lua)?;
+        lrucache::install(&lua)?;
         packages::install(&lua)?;
         let debug: Table = lua.globals().get("debug")?;
         let traceback: Function = debug.get("traceback")?;
@@ -356,27 +383,147 @@ impl LuaRuntime {
     /// Runs a chunk in `phase` (for request `r`, null outside requests) to
     /// its end, its `ngx.exit`, or its error.
     pub fn run(&self, id: ChunkId, r: *mut ngx_http_request_t, phase: Phase) -> RunOutcome {
+        self.run_with_arg(id, r, phase, None).0
+    }
+
+    /// Runs a body filter chunk on one piece of the body: `ngx.arg[1]` is the
+    /// data, `ngx.arg[2]` the end-of-body flag, both writable. Returns what
+    /// they hold afterwards.
+    pub fn run_body_filter(
+        &self,
+        id: ChunkId,
+        r: *mut ngx_http_request_t,
+        data: &[u8],
+        eof: bool,
+    ) -> (RunOutcome, Vec<u8>, bool) {
+        let arg = match self
+            .args_table(&[Value::Nil, Value::Boolean(eof)])
+            .and_then(|t| {
+                t.raw_set(1, self.lua.create_string(data)?)?;
+                Ok(t)
+            }) {
+            Ok(arg) => arg,
+            Err(e) => return (RunOutcome::Failed(error_text(&e)), data.to_vec(), eof),
+        };
+        let (outcome, _) = self.run_with_arg(id, r, Phase::BodyFilter, Some(arg.clone()));
+        let mut new_data = Vec::new();
+        match arg.raw_get::<Value>(1) {
+            Ok(Value::Nil) => {}
+            Ok(value) => {
+                if let Err(e) = output::append_printable(&value, &mut new_data) {
+                    let message = e.argument_message(1, "ngx.arg");
+                    return (RunOutcome::Failed(message), Vec::new(), eof);
+                }
+            }
+            Err(e) => return (RunOutcome::Failed(error_text(&e)), Vec::new(), eof),
+        }
+        let new_eof = matches!(arg.raw_get::<Value>(2), Ok(Value::Boolean(true)));
+        (outcome, new_data, new_eof)
+    }
+
+    /// Runs a set_by_lua chunk with `ngx.arg` holding the directive's
+    /// arguments; the chunk's first return value becomes the variable's.
+    pub fn run_set(
+        &self,
+        id: ChunkId,
+        r: *mut ngx_http_request_t,
+        args: &[Vec<u8>],
+    ) -> (RunOutcome, Option<Vec<u8>>) {
+        let values: mlua::Result<Vec<Value>> = args
+            .iter()
+            .map(|a| Ok(Value::String(self.lua.create_string(a)?)))
+            .collect();
+        let arg = match values.and_then(|v| self.args_table(&v)) {
+            Ok(arg) => arg,
+            Err(e) => return (RunOutcome::Failed(error_text(&e)), None),
+        };
+        let (outcome, returned) = self.run_with_arg(id, r, Phase::Set, Some(arg));
+        let value = match returned.into_iter().next() {
+            None | Some(Value::Nil) => None,
+            Some(value) => {
+                let mut out = Vec::new();
+                match output::append_scalar(&value, &mut out) {
+                    Ok(()) => Some(out),
+                    Err(type_name) => {
+                        let message = format!(
+                            "set_by_lua* handler returned a {type_name} value (string, number, boolean or nil expected)"
+                        );
+                        return (RunOutcome::Failed(message), None);
+                    }
+                }
+            }
+        };
+        (outcome, value)
+    }
+
+    fn args_table(&self, values: &[Value]) -> mlua::Result<Table> {
+        let table = self.lua.create_table_with_capacity(values.len(), 0)?;
+        for (i, value) in values.iter().enumerate() {
+            table.raw_set(i + 1, value.clone())?;
+        }
+        Ok(table)
+    }
+
+    /// Runs a chunk with `ngx.arg` set to `arg` (restored afterwards, as runs
+    /// nest); also returns what the chunk returned.
+    fn run_with_arg(
+        &self,
+        id: ChunkId,
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+        arg: Option<Table>,
+    ) -> (RunOutcome, MultiValue) {
+        let ngx: Option<Table> = arg
+            .as_ref()
+            .and_then(|_| self.lua.globals().get("ngx").ok());
+        let previous_arg = ngx.as_ref().map(|ngx| {
+            let previous = ngx.raw_get::<Value>("arg").unwrap_or(Value::Nil);
+            let _ = ngx.raw_set("arg", arg.clone());
+            previous
+        });
+        let result = self.resume_chunk(id, r, phase);
+        if let (Some(ngx), Some(previous)) = (ngx, previous_arg) {
+            let _ = ngx.raw_set("arg", previous);
+        }
+        result
+    }
+
+    fn resume_chunk(
+        &self,
+        id: ChunkId,
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+    ) -> (RunOutcome, MultiValue) {
         let func = match self.function_of(id) {
             Ok(func) => func,
-            Err(msg) => return RunOutcome::Failed(msg),
+            Err(msg) => return (RunOutcome::Failed(msg), MultiValue::new()),
         };
         let thread = match self.lua.create_thread(func) {
             Ok(thread) => thread,
-            Err(e) => return RunOutcome::Failed(error_text(&e)),
+            Err(e) => return (RunOutcome::Failed(error_text(&e)), MultiValue::new()),
         };
-        let _scope = RunScope::enter(r, phase);
+        let scope = RunScope::enter(r, phase);
         let resumed = thread.resume::<MultiValue>(());
         let leave = LEAVE.with(|l| l.borrow_mut().take());
+        let eof = EOF_SENT.with(Cell::get);
+        drop(scope);
+        LAST_RUN_EOF.with(|e| e.set(eof));
         match resumed {
-            Err(e) => RunOutcome::Failed(self.describe_failure(&thread, &e)),
-            Ok(_) => match leave {
-                Some(Leave::Exit(status)) => RunOutcome::Exited(status),
-                Some(Leave::Exec { uri, args }) => RunOutcome::Exec { uri, args },
-                None if thread.is_resumable() => RunOutcome::Failed(
-                    "attempt to yield from the handler without a pending operation".to_string(),
-                ),
-                None => RunOutcome::Finished,
-            },
+            Err(e) => (
+                RunOutcome::Failed(self.describe_failure(&thread, &e)),
+                MultiValue::new(),
+            ),
+            Ok(returned) => {
+                let outcome = match leave {
+                    Some(Leave::Exit(status)) => RunOutcome::Exited(status),
+                    Some(Leave::Exec { uri, args }) => RunOutcome::Exec { uri, args },
+                    None if thread.is_resumable() => RunOutcome::Failed(
+                        "attempt to yield from the handler without a pending operation".to_string(),
+                    ),
+                    None => RunOutcome::Finished,
+                };
+                (outcome, returned)
+            }
         }
     }
 

@@ -28,7 +28,13 @@ fn allow_in(phases: &[Phase]) -> mlua::Result<()> {
 }
 
 const OUTPUT_PHASES: &[Phase] = &[Phase::Rewrite, Phase::Access, Phase::Content];
-const HEADER_PHASES: &[Phase] = &[Phase::Rewrite, Phase::Access, Phase::Content];
+const HEADER_PHASES: &[Phase] = &[
+    Phase::Set,
+    Phase::Rewrite,
+    Phase::Access,
+    Phase::Content,
+    Phase::HeaderFilter,
+];
 
 /// A Lua value as header text: strings and numbers (as Lua prints them).
 fn header_text(lua: &Lua, value: &Value) -> mlua::Result<Vec<u8>> {

@@ -1,0 +1,268 @@
+//! header_filter_by_lua* and body_filter_by_lua*: our filters sit at the top
+//! of nginx's output filter chains, so Lua sees the response before any
+//! other filter (gzip, chunked encoding) changes it.
+
+use core::ptr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use nginx_sys::{
+    ngx_alloc_chain_link, ngx_buf_t, ngx_chain_t, ngx_create_temp_buf,
+    ngx_http_output_body_filter_pt, ngx_http_output_header_filter_pt, ngx_http_request_t,
+    ngx_http_top_body_filter, ngx_http_top_header_filter, ngx_int_t, ngx_pcalloc, ngx_read_file,
+    NGX_ERROR, NGX_LOG_ERR,
+};
+
+use super::request::HttpRequest;
+use crate::conf::MainConf;
+use crate::lua::{Phase, RunOutcome};
+
+/// The filters below ours, set when ours are installed (per process: a
+/// reload re-installs them in the new cycle).
+static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
+static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
+
+/// Per-request state of the body filter, in the request's module context.
+#[derive(Default)]
+struct BodyFilterState {
+    /// Lua ended the body early (`ngx.arg[2] = true`): drop what follows.
+    truncated: bool,
+}
+
+/// Installs our filters on top of the chains, as postconfiguration must.
+///
+/// # Safety
+/// Called from postconfiguration, while nginx builds its filter chains.
+pub(crate) unsafe fn install(main: &MainConf) {
+    // SAFETY: nginx's filter chain heads are plain globals written only
+    // during configuration, in the single master thread.
+    unsafe {
+        if main.header_filter_used || main.body_filter_used {
+            NEXT_HEADER_FILTER = ngx_http_top_header_filter;
+            ngx_http_top_header_filter = Some(header_filter);
+        }
+        if main.body_filter_used {
+            NEXT_BODY_FILTER = ngx_http_top_body_filter;
+            ngx_http_top_body_filter = Some(body_filter);
+        }
+    }
+}
+
+fn next_header(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: set in `install` before any request; nginx's chain always
+    // ends in its own header filter.
+    match unsafe { NEXT_HEADER_FILTER } {
+        // SAFETY: passing the live request down the chain.
+        Some(next) => unsafe { next(r) },
+        None => NGX_ERROR as ngx_int_t,
+    }
+}
+
+fn next_body(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t) -> ngx_int_t {
+    // SAFETY: as above, for the body filter chain.
+    match unsafe { NEXT_BODY_FILTER } {
+        // SAFETY: passing the live request and a chain from its pool down.
+        Some(next) => unsafe { next(r, chain) },
+        None => NGX_ERROR as ngx_int_t,
+    }
+}
+
+fn log_failure(req: HttpRequest, phase: Phase, message: &str) {
+    if let Some(log) = req.log() {
+        let line = format!("failed to run {}*: {message}", phase.directive());
+        log.write(NGX_LOG_ERR as usize, line.as_bytes());
+    }
+}
+
+unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx calls header filters with a live request.
+    let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let (main, loc) = super::module_confs(req);
+        if loc.body_filter.is_some() {
+            // Lua sees and may change the body: it must be in memory, and
+            // its length is no longer known.
+            // SAFETY: live request, before its header is written.
+            unsafe {
+                (*r).set_filter_need_in_memory(1);
+                (*r).headers_out.content_length_n = -1;
+                if !(*r).headers_out.content_length.is_null() {
+                    (*(*r).headers_out.content_length).hash = 0;
+                    (*r).headers_out.content_length = ptr::null_mut();
+                }
+            }
+        }
+        let (Some(chunk), Some(runtime)) = (loc.header_filter, main.runtime()) else {
+            return Ok(());
+        };
+        match runtime.run(chunk, r, Phase::HeaderFilter) {
+            RunOutcome::Failed(message) => {
+                log_failure(req, Phase::HeaderFilter, &message);
+                Err(())
+            }
+            _ => Ok(()),
+        }
+    }));
+    match outcome {
+        Ok(Ok(())) => next_header(r),
+        _ => NGX_ERROR as ngx_int_t,
+    }
+}
+
+/// # Safety
+/// `b` must be a live buffer.
+unsafe fn in_memory(b: *const ngx_buf_t) -> bool {
+    // SAFETY: per the contract.
+    unsafe { (*b).temporary() != 0 || (*b).memory() != 0 || (*b).mmap() != 0 }
+}
+
+unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_chain_t) -> ngx_int_t {
+    // SAFETY: nginx calls body filters with a live request.
+    let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    let (main, loc) = super::module_confs(req);
+    let (Some(chunk), Some(runtime)) = (loc.body_filter, main.runtime()) else {
+        return next_body(r, input);
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the input chain and its buffers belong to this request;
+        // we consume them (pos = last) and pass new buffers from its pool.
+        unsafe {
+            let state = filter_state(r).ok_or(())?;
+            let (mut data, mut eof, mut flush) = (Vec::new(), false, false);
+            let mut link = input;
+            while !link.is_null() {
+                let b = (*link).buf;
+                if in_memory(b) {
+                    let len = (*b).last.offset_from((*b).pos) as usize;
+                    data.extend_from_slice(core::slice::from_raw_parts((*b).pos, len));
+                    (*b).pos = (*b).last;
+                } else if (*b).in_file() != 0 {
+                    // Our filter sits above nginx's copy filter, which would
+                    // otherwise read files into memory: read them here.
+                    read_file_part(b, &mut data)?;
+                }
+                if (*b).in_file() != 0 {
+                    (*b).file_pos = (*b).file_last;
+                }
+                eof |= (*b).last_buf() != 0 || (*b).last_in_chain() != 0;
+                flush |= (*b).flush() != 0;
+                link = (*link).next;
+            }
+            if (*state).truncated {
+                return Ok(ptr::null_mut());
+            }
+            let (outcome, new_data, new_eof) = runtime.run_body_filter(chunk, r, &data, eof);
+            if let RunOutcome::Failed(message) = outcome {
+                log_failure(req, Phase::BodyFilter, &message);
+                return Err(());
+            }
+            if new_eof && !eof {
+                (*state).truncated = true;
+            }
+            output_chain(r, &new_data, new_eof, flush).ok_or(())
+        }
+    }));
+    match outcome {
+        Ok(Ok(chain)) => next_body(r, chain),
+        _ => NGX_ERROR as ngx_int_t,
+    }
+}
+
+/// Appends a file buffer's bytes (`file_pos..file_last`) to `out`.
+///
+/// # Safety
+/// `b` must be a live file buffer.
+unsafe fn read_file_part(b: *const ngx_buf_t, out: &mut Vec<u8>) -> Result<(), ()> {
+    // SAFETY: per the contract; nginx reads at most `len` bytes into the
+    // spare capacity we reserved, and we only keep what it reports.
+    unsafe {
+        let len = ((*b).file_last - (*b).file_pos).max(0) as usize;
+        out.reserve(len);
+        let start = out.len();
+        let dst = out.as_mut_ptr().add(start);
+        let n = ngx_read_file((*b).file, dst, len, (*b).file_pos);
+        if n < 0 || n as usize != len {
+            return Err(());
+        }
+        out.set_len(start + len);
+    }
+    Ok(())
+}
+
+/// The request's body filter state, created on first use.
+///
+/// # Safety
+/// `r` must be a live request.
+unsafe fn filter_state(r: *mut ngx_http_request_t) -> Option<*mut BodyFilterState> {
+    let index = crate::ngx_http_lua_shdict_module.ctx_index;
+    // SAFETY: r->ctx has a slot per HTTP module; ours holds this state or
+    // null. The state is plain data in the request pool.
+    unsafe {
+        let slot = (*r).ctx.add(index);
+        if (*slot).is_null() {
+            let state = ngx_pcalloc((*r).pool, core::mem::size_of::<BodyFilterState>())
+                .cast::<BodyFilterState>();
+            if state.is_null() {
+                return None;
+            }
+            ptr::write(state, BodyFilterState::default());
+            *slot = state.cast();
+        }
+        Some((*slot).cast())
+    }
+}
+
+/// One buffer holding `data`, marked last (or last in its subrequest) on
+/// `eof` and flushing on `flush`; null when there is nothing to send.
+///
+/// # Safety
+/// `r` must be a live request.
+unsafe fn output_chain(
+    r: *mut ngx_http_request_t,
+    data: &[u8],
+    eof: bool,
+    flush: bool,
+) -> Option<*mut ngx_chain_t> {
+    if data.is_empty() && !eof && !flush {
+        return Some(ptr::null_mut());
+    }
+    // SAFETY: buffers and links from the request pool, filled within bounds.
+    unsafe {
+        let pool = (*r).pool;
+        let b = if data.is_empty() {
+            ngx_pcalloc(pool, core::mem::size_of::<ngx_buf_t>()).cast::<ngx_buf_t>()
+        } else {
+            let b = ngx_create_temp_buf(pool, data.len());
+            if !b.is_null() {
+                ptr::copy_nonoverlapping(data.as_ptr(), (*b).last, data.len());
+                (*b).last = (*b).last.add(data.len());
+            }
+            b
+        };
+        if b.is_null() {
+            return None;
+        }
+        if eof {
+            if (*r).main == r {
+                (*b).set_last_buf(1);
+            }
+            (*b).set_last_in_chain(1);
+        }
+        if flush {
+            (*b).set_flush(1);
+        }
+        if data.is_empty() {
+            (*b).set_sync(1);
+        }
+        let link = ngx_alloc_chain_link(pool);
+        if link.is_null() {
+            return None;
+        }
+        (*link).buf = b;
+        (*link).next = ptr::null_mut();
+        Some(link)
+    }
+}
