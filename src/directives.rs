@@ -3,10 +3,10 @@
 use core::ffi::CStr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_str_t, NGX_CONF_BLOCK, NGX_CONF_FLAG,
-    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SIF_CONF,
-    NGX_HTTP_SRV_CONF,
+    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_str_t, NGX_CONF_2MORE, NGX_CONF_BLOCK,
+    NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF,
+    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
+    NGX_HTTP_SIF_CONF, NGX_HTTP_SRV_CONF,
 };
 
 use crate::lua::Phase;
@@ -81,7 +81,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 33] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 36] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -107,6 +107,30 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 33] = [
     lua_command(c"exit_worker_by_lua", Phase::ExitWorker, Form::Inline),
     lua_command(c"exit_worker_by_lua_block", Phase::ExitWorker, Form::Block),
     lua_command(c"exit_worker_by_lua_file", Phase::ExitWorker, Form::File),
+    command(
+        c"set_by_lua",
+        SET_CONTEXTS,
+        NGX_CONF_2MORE,
+        crate::conf::set_by_lua::set_by_lua_inline,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"set_by_lua_block",
+        SET_CONTEXTS,
+        NGX_CONF_BLOCK | NGX_CONF_TAKE1,
+        crate::conf::set_by_lua::set_by_lua_block,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"set_by_lua_file",
+        SET_CONTEXTS,
+        NGX_CONF_2MORE,
+        crate::conf::set_by_lua::set_by_lua_file,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0,
+    ),
     lua_command(c"rewrite_by_lua", Phase::Rewrite, Form::Inline),
     lua_command(c"rewrite_by_lua_block", Phase::Rewrite, Form::Block),
     lua_command(c"rewrite_by_lua_file", Phase::Rewrite, Form::File),

@@ -2,6 +2,7 @@
 
 pub mod lua_block;
 pub mod packages;
+pub mod set_by_lua;
 
 use core::ffi::{c_char, c_void};
 use core::ptr::{self, NonNull};

@@ -5,6 +5,7 @@ mod filters;
 pub mod headers;
 pub mod lifecycle;
 pub mod request;
+pub mod set_var;
 pub mod status;
 
 use core::ffi::c_void;

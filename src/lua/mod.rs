@@ -103,6 +103,17 @@ impl Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkId(u32);
 
+impl ChunkId {
+    /// For configuration stored as plain integers (nginx script codes).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    pub fn from_index(index: usize) -> ChunkId {
+        ChunkId(index as u32)
+    }
+}
+
 enum ChunkSource {
     /// Compiled while the configuration was read.
     Inline(Function),
