@@ -314,3 +314,48 @@ part two
 ["GET /t", "GET /check"]
 --- response_body eval
 ["complete\n", "after eof; say: nil seen eof\n"]
+
+
+
+=== TEST 18: ngx.req.set_header and clear_header change what nginx sees
+--- config
+    location = /t {
+        rewrite_by_lua_block {
+            ngx.req.set_header("X-Added", "new")
+            ngx.req.set_header("User-Agent", "lua-agent")
+            ngx.req.set_header("X-Multi", {"a", "b"})
+            ngx.req.clear_header("X-Remove")
+            ngx.req.set_header("Host", "changed.example")
+        }
+        content_by_lua_block {
+            local h = ngx.req.get_headers()
+            ngx.say(ngx.var.http_x_added, " ", ngx.var.http_user_agent, " ", tostring(ngx.var.http_x_remove))
+            ngx.say(table.concat(h["x-multi"], ","), " ", tostring(h["x-remove"]), " ", h.host, " ", ngx.var.host)
+        }
+    }
+--- request
+GET /t
+--- more_headers
+User-Agent: original
+X-Remove: gone
+--- response_body
+new lua-agent nil
+a,b nil changed.example changed.example
+
+
+
+=== TEST 19: ngx.req.set_header with nil clears; request headers are read-only in log
+--- config
+    location = /t {
+        access_by_lua_block { ngx.req.set_header("X-Remove", nil) }
+        content_by_lua_block { ngx.say(tostring(ngx.req.get_headers()["x-remove"])) }
+        log_by_lua_block { ngx.req.set_header("X-Late", "1") }
+    }
+--- request
+GET /t
+--- more_headers
+X-Remove: gone
+--- response_body
+nil
+--- error_log
+API disabled in the context of log_by_lua*

@@ -5,8 +5,8 @@
 use core::ptr;
 
 use nginx_sys::{
-    ngx_http_headers_out_t, ngx_list_part_t, ngx_list_push, ngx_pnalloc, ngx_pool_t, ngx_str_t,
-    ngx_table_elt_t,
+    ngx_http_headers_in_t, ngx_http_headers_out_t, ngx_list_part_t, ngx_list_push, ngx_pnalloc,
+    ngx_pool_t, ngx_str_t, ngx_table_elt_t,
 };
 
 use super::request::HttpRequest;
@@ -135,6 +135,59 @@ impl HttpRequest {
             .collect()
     }
 
+    /// Replaces request header `name` by `values` (none: removes it), as
+    /// `ngx.req.set_header` / `clear_header` do, so that `$http_NAME` and
+    /// the modules reading dedicated fields see the change.
+    pub fn set_request_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
+        let r = self.as_ptr();
+        // SAFETY: live request; new strings and elements come from its pool.
+        unsafe {
+            let headers_in = &mut (*r).headers_in;
+            for h in elements(&headers_in.headers.part) {
+                if header_name_matches(name, bytes_of(&h.key)) {
+                    h.hash = 0;
+                }
+            }
+            let field = dedicated_request_field(headers_in, name);
+            if let Some(field) = field {
+                *field = ptr::null_mut();
+            }
+            if header_name_matches(b"content-length", name) {
+                headers_in.content_length_n = values
+                    .first()
+                    .and_then(|v| core::str::from_utf8(v).ok()?.trim().parse::<i64>().ok())
+                    .unwrap_or(-1);
+            }
+            let key = canonical_header_name(name);
+            let lowcase: Vec<u8> = key.to_ascii_lowercase();
+            for value in values {
+                let elt = ngx_list_push(&mut headers_in.headers).cast::<ngx_table_elt_t>();
+                if elt.is_null() {
+                    return Err(HeaderError::NoMemory);
+                }
+                ptr::write_bytes(elt, 0, 1);
+                (*elt).key = copy_to_pool((*r).pool, &key).ok_or(HeaderError::NoMemory)?;
+                (*elt).value = copy_to_pool((*r).pool, value).ok_or(HeaderError::NoMemory)?;
+                (*elt).lowcase_key = copy_to_pool((*r).pool, &lowcase)
+                    .ok_or(HeaderError::NoMemory)?
+                    .data;
+                (*elt).hash = nginx_sys::ngx_hash_key((*elt).lowcase_key, lowcase.len());
+                if let Some(field) = field {
+                    if (*field).is_null() {
+                        *field = elt;
+                    }
+                }
+            }
+            if header_name_matches(b"host", name) {
+                if let Some(host) = values.first() {
+                    headers_in.server =
+                        copy_to_pool((*r).pool, host).ok_or(HeaderError::NoMemory)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Replaces response header `name` by `values` (none: removes it).
     pub fn set_response_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
         let r = self.as_ptr();
@@ -209,6 +262,29 @@ impl HttpRequest {
         }
         Ok(())
     }
+}
+
+/// Request headers nginx and its modules read from a dedicated field. Only
+/// fields present in every supported nginx build are listed (1.22 and 1.23+
+/// differ for cookies and forwarding headers, which stay list-only here).
+fn dedicated_request_field(
+    h: &mut ngx_http_headers_in_t,
+    name: &[u8],
+) -> Option<*mut *mut ngx_table_elt_t> {
+    let fields: [(&[u8], *mut *mut ngx_table_elt_t); 8] = [
+        (b"host", &mut h.host),
+        (b"connection", &mut h.connection),
+        (b"user-agent", &mut h.user_agent),
+        (b"referer", &mut h.referer),
+        (b"content-length", &mut h.content_length),
+        (b"content-type", &mut h.content_type),
+        (b"range", &mut h.range),
+        (b"authorization", &mut h.authorization),
+    ];
+    fields
+        .into_iter()
+        .find(|(field_name, _)| header_name_matches(name, field_name))
+        .map(|(_, field)| field)
 }
 
 /// Headers nginx's header filter reads from a dedicated field as well as

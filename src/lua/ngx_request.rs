@@ -28,6 +28,8 @@ fn allow_in(phases: &[Phase]) -> mlua::Result<()> {
 }
 
 const OUTPUT_PHASES: &[Phase] = &[Phase::Rewrite, Phase::Access, Phase::Content];
+const REQUEST_HEADER_PHASES: &[Phase] =
+    &[Phase::Set, Phase::Rewrite, Phase::Access, Phase::Content];
 const HEADER_PHASES: &[Phase] = &[
     Phase::Set,
     Phase::Rewrite,
@@ -319,6 +321,35 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         api_function(lua, |lua, (max, raw): (Option<f64>, Option<bool>)| {
             let max = max_headers(max)?;
             headers_table(lua, request()?.request_headers(), max, raw.unwrap_or(false))
+        })?,
+    )?;
+    req.set(
+        "set_header",
+        api_function(lua, |lua, (name, value): (Value, Value)| {
+            allow_in(REQUEST_HEADER_PHASES)?;
+            let name = header_key(&name)?;
+            let values: Vec<Vec<u8>> = match &value {
+                Value::Nil => Vec::new(),
+                Value::Table(list) => list
+                    .sequence_values::<Value>()
+                    .map(|v| header_text(lua, &v?))
+                    .collect::<mlua::Result<_>>()?,
+                single => vec![header_text(lua, single)?],
+            };
+            let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+            request()?
+                .set_request_header(&name, &refs)
+                .map_err(|e| raise(e.to_string()))
+        })?,
+    )?;
+    req.set(
+        "clear_header",
+        api_function(lua, |_, name: Value| {
+            allow_in(REQUEST_HEADER_PHASES)?;
+            let name = header_key(&name)?;
+            request()?
+                .set_request_header(&name, &[])
+                .map_err(|e| raise(e.to_string()))
         })?,
     )?;
     req.set(
