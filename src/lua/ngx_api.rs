@@ -89,7 +89,8 @@ const RESULT_CONSTANTS: &[(&str, i64)] = &[
     ("DECLINED", -5),
 ];
 
-fn request() -> mlua::Result<HttpRequest> {
+/// The request the running chunk serves, or OpenResty's error outside one.
+pub(super) fn request() -> mlua::Result<HttpRequest> {
     let r = super::current_request().ok_or_else(|| raise("no request object found"))?;
     // SAFETY: the pointer is set only while the handler for this live
     // request runs the chunk.
@@ -100,7 +101,7 @@ fn request() -> mlua::Result<HttpRequest> {
 pub const REQUEST_CTX_KEY: &str = "ngx_lua_shdict.request_ctx";
 
 /// Raises OpenResty's error when the running phase may not use an API.
-fn allow_in(phases: &[Phase]) -> mlua::Result<()> {
+pub(super) fn allow_in(phases: &[Phase]) -> mlua::Result<()> {
     match super::current_phase() {
         Some(phase) if phases.contains(&phase) => Ok(()),
         Some(phase) => Err(raise(format!(
@@ -112,7 +113,7 @@ fn allow_in(phases: &[Phase]) -> mlua::Result<()> {
 }
 
 /// Phases that may write a response body.
-const OUTPUT_PHASES: &[Phase] = &[Phase::Rewrite, Phase::Access, Phase::Content];
+pub(super) const OUTPUT_PHASES: &[Phase] = &[Phase::Rewrite, Phase::Access, Phase::Content];
 
 /// `ngx.ctx` of the running request, created on first use.
 fn request_ctx(lua: &Lua) -> mlua::Result<Table> {

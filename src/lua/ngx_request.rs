@@ -4,30 +4,13 @@
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
+use super::ngx_api::{allow_in, request, OUTPUT_PHASES};
 use super::raise::{api_function, raise};
 use super::Phase;
-use crate::http::request::HttpRequest;
 
 /// The default `max_headers` of `get_headers`, as in OpenResty.
 const DEFAULT_MAX_HEADERS: usize = 100;
 
-fn request() -> mlua::Result<HttpRequest> {
-    let r = super::current_request().ok_or_else(|| raise("no request object found"))?;
-    // SAFETY: the pointer is set only while the live request's chunk runs.
-    unsafe { HttpRequest::from_raw(r) }.ok_or_else(|| raise("no request object found"))
-}
-
-fn allow_in(phases: &[Phase]) -> mlua::Result<()> {
-    match super::current_phase() {
-        Some(phase) if !phases.contains(&phase) => Err(raise(format!(
-            "API disabled in the context of {}*",
-            phase.directive()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-const OUTPUT_PHASES: &[Phase] = &[Phase::Rewrite, Phase::Access, Phase::Content];
 const REQUEST_HEADER_PHASES: &[Phase] =
     &[Phase::Set, Phase::Rewrite, Phase::Access, Phase::Content];
 const HEADER_PHASES: &[Phase] = &[
