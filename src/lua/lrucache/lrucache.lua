@@ -6,7 +6,8 @@
 -- module table. Both modules share this code: `strings_only` adds the key
 -- type check of `resty.lrucache.pureffi`.
 --
--- Layout of a cache (all plain Lua and FFI data; no call leaves the JIT):
+-- Layout of a cache (plain Lua tables and FFI memory: no operation calls
+-- out of Lua, so LuaJIT compiles each into the caller's trace):
 --   index    key -> slot number, or `false` for a removed key (see below)
 --   keys     slot -> key
 --   values   slot -> value (any Lua value)
@@ -72,8 +73,15 @@ local function unlink(records, slot)
     records[next].prev = prev
 end
 
+-- Marks `slot` as the most recently used. Unlinking first makes this right
+-- for a slot that already is (cheaper than testing for it on every hit).
+local function move_first(records, slot)
+    unlink(records, slot)
+    link_first(records, slot)
+end
+
 local function rebuild_index(self)
-    local index = new_tab(0, self.count + self.slots)
+    local index = new_tab(0, self.item_count + self.slots)
     local keys, records = self.keys, self.records
     local slot = records[0].next
     while slot ~= 0 do
@@ -92,7 +100,7 @@ local function remove(self, key, slot)
     self.free_slot = slot
     self.keys[slot] = nil
     self.values[slot] = nil
-    self.count = self.count - 1
+    self.item_count = self.item_count - 1
     self.index[key] = false
     local tombstones = self.tombstones + 1
     self.tombstones = tombstones
@@ -108,7 +116,7 @@ local function reset(self)
     local head = self.records[0]
     head.prev = 0
     head.next = 0
-    self.count = 0
+    self.item_count = 0
     self.used = 0
     self.free_slot = 0
     self.tombstones = 0
@@ -139,17 +147,7 @@ local function define(strings_only)
             remove(self, key, slot)
             return nil, stale, flags
         end
-        local head = records[0]
-        local first = head.next
-        if first ~= slot then
-            local prev, next = record.prev, record.next
-            records[prev].next = next
-            records[next].prev = prev
-            record.prev = 0
-            record.next = first
-            records[first].prev = slot
-            head.next = slot
-        end
+        move_first(records, slot)
         return self.values[slot], nil, record.flags
     end
 
@@ -162,25 +160,14 @@ local function define(strings_only)
         local slot = index[key]
         local records = self.records
         if slot then
-            local head = records[0]
-            local first = head.next
-            if first ~= slot then
-                local record = records[slot]
-                local prev, next = record.prev, record.next
-                records[prev].next = next
-                records[next].prev = prev
-                record.prev = 0
-                record.next = first
-                records[first].prev = slot
-                head.next = slot
-            end
+            move_first(records, slot)
         else
             local tombstones = self.tombstones
             if slot == false then
                 -- The key comes back: its mark turns into a live entry.
                 tombstones = tombstones - 1
             end
-            local count = self.count
+            local count = self.item_count
             if count < self.slots then
                 slot = self.free_slot
                 if slot ~= 0 then
@@ -189,7 +176,7 @@ local function define(strings_only)
                     slot = self.used + 1
                     self.used = slot
                 end
-                self.count = count + 1
+                self.item_count = count + 1
             else
                 -- Full: the least recently used item makes room.
                 slot = records[0].prev
@@ -231,7 +218,7 @@ local function define(strings_only)
     end
 
     function cache.count(self)
-        return self.count
+        return self.item_count
     end
 
     function cache.capacity(self)
@@ -241,7 +228,7 @@ local function define(strings_only)
     -- Keys from the most recently used on; `max_count` nil or 0 for all.
     -- Into `res` when given, ending with a nil after the last key.
     function cache.get_keys(self, max_count, res)
-        local limit = self.count
+        local limit = self.item_count
         if max_count ~= nil and max_count ~= 0 and max_count < limit then
             limit = max_count
         end

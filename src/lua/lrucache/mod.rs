@@ -64,8 +64,8 @@ fn nginx_clock(lua: &Lua) -> mlua::Result<Function> {
     let cached_time = &raw const nginx_sys::ngx_cached_time;
     let time_struct = format!(
         "const struct {{ int{}_t sec; uint{}_t msec; }}",
-        size_of::<time_t>() * 8,
-        size_of::<ngx_uint_t>() * 8
+        time_t::BITS,
+        ngx_uint_t::BITS
     );
     lua.load(CLOCK_SOURCE)
         .set_name("@resty/lrucache/clock.lua")
