@@ -805,6 +805,55 @@ fn reload_keeps_data_and_resizes_fresh() {
 /// An nginx (master and WORKERS workers) in its own prefix. Dropping it stops
 /// nginx; the prefix is removed when the test passed and kept, with its path
 /// and the end of its error log printed, when it failed.
+/// One worker and 200 clients that each wait in `ngx.sleep(0.5)`: if a
+/// sleep blocked the worker the batch would take 100 s; suspended in the
+/// event loop, it takes about half a second.
+#[test]
+fn sleeping_requests_do_not_block_the_worker() {
+    let _serial = exclusive();
+    let server = TestServer::start_with_workers(
+        "",
+        "location = /sleep { content_by_lua_block { ngx.sleep(0.5) ngx.say(\"slept\") } }",
+        1,
+    );
+    let port = server.port();
+    let started = Instant::now();
+    let clients: Vec<_> = (0..200)
+        .map(|_| {
+            thread::spawn(move || -> Result<String, String> {
+                let mut connection = KeepAlive::connect(port).map_err(|e| e.to_string())?;
+                let response = connection.get("/sleep").map_err(|e| e.to_string())?;
+                if response.status != 200 {
+                    return Err(format!("status {}", response.status));
+                }
+                Ok(String::from_utf8_lossy(&response.body).into_owned())
+            })
+        })
+        .collect();
+    let results: Vec<Result<String, String>> = clients
+        .into_iter()
+        .map(|c| c.join().unwrap_or_else(|_| Err("client panicked".into())))
+        .collect();
+    let elapsed = started.elapsed();
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failures.is_empty(),
+        "expected 200 answers, {} failed (first: {}); server root {}/\n{}",
+        failures.len(),
+        failures[0],
+        server.prefix().display(),
+        server.error_log()
+    );
+    assert!(
+        results.iter().all(|r| r.as_deref() == Ok("slept\n")),
+        "unexpected bodies"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "expected the 200 sleeps to overlap (about 0.5 s in all), the batch took {elapsed:?}"
+    );
+}
+
 struct TestServer {
     nginx: Nginx,
     modules: Vec<PathBuf>,
@@ -812,6 +861,10 @@ struct TestServer {
 
 impl TestServer {
     fn start(http_config: &str, config: &str) -> TestServer {
+        TestServer::start_with_workers(http_config, config, WORKERS)
+    }
+
+    fn start_with_workers(http_config: &str, config: &str, workers: usize) -> TestServer {
         let settings = Settings::from_env();
         if let Some(problem) = &settings.setup_error {
             panic!("cannot run nginx: {problem}");
@@ -822,7 +875,14 @@ impl TestServer {
             for stale in ["logs/error.log", "logs/nginx.pid"] {
                 let _ = fs::remove_file(prefix.join(stale));
             }
-            write_config(&prefix, &settings.modules, port, http_config, config);
+            write_config(
+                &prefix,
+                &settings.modules,
+                port,
+                workers,
+                http_config,
+                config,
+            );
             let mut child =
                 nginx::spawn(&settings.nginx_binary, &prefix).unwrap_or_else(|e| panic!("{e}"));
             match nginx::wait_for_startup(&mut child, &prefix, port, STARTUP_LIMIT) {
@@ -897,6 +957,7 @@ impl TestServer {
             self.prefix(),
             &self.modules,
             self.port(),
+            WORKERS,
             http_config,
             config,
         );
@@ -994,11 +1055,18 @@ impl Drop for TestServer {
     }
 }
 
-fn write_config(prefix: &Path, modules: &[PathBuf], port: u16, http_config: &str, config: &str) {
+fn write_config(
+    prefix: &Path,
+    modules: &[PathBuf],
+    port: u16,
+    workers: usize,
+    http_config: &str,
+    config: &str,
+) {
     let text = config::generate(&ConfigInput {
         modules,
         master_process: true,
-        workers: WORKERS as u32,
+        workers: workers as u32,
         log_level: "info",
         main_config: "",
         http_config,

@@ -21,13 +21,6 @@ use crate::lua::{Phase, RunOutcome};
 static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
 static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
 
-/// Per-request state of the body filter, in the request's module context.
-#[derive(Default)]
-struct BodyFilterState {
-    /// Lua ended the body early (`ngx.arg[2] = true`): drop what follows.
-    truncated: bool,
-}
-
 /// Installs our filters on top of the chains, as postconfiguration must.
 ///
 /// # Safety
@@ -130,7 +123,7 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
         // SAFETY: the input chain and its buffers belong to this request;
         // we consume them (pos = last) and pass new buffers from its pool.
         unsafe {
-            let state = filter_state(r).ok_or(())?;
+            let state = super::state::request_state(r).ok_or(())?;
             let (mut data, mut eof, mut flush) = (Vec::new(), false, false);
             let mut link = input;
             while !link.is_null() {
@@ -151,7 +144,7 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
                 flush |= (*b).flush() != 0;
                 link = (*link).next;
             }
-            if (*state).truncated {
+            if state.body_filter_truncated {
                 return Ok(ptr::null_mut());
             }
             let (outcome, new_data, new_eof) = runtime.run_body_filter(chunk, r, &data, eof);
@@ -160,7 +153,7 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
                 return Err(());
             }
             if new_eof && !eof {
-                (*state).truncated = true;
+                state.body_filter_truncated = true;
             }
             output_chain(r, &new_data, new_eof, flush).ok_or(())
         }
@@ -190,29 +183,6 @@ unsafe fn read_file_part(b: *const ngx_buf_t, out: &mut Vec<u8>) -> Result<(), (
         out.set_len(start + len);
     }
     Ok(())
-}
-
-/// The request's body filter state, created on first use.
-///
-/// # Safety
-/// `r` must be a live request.
-unsafe fn filter_state(r: *mut ngx_http_request_t) -> Option<*mut BodyFilterState> {
-    let index = crate::ngx_http_lua_shdict_module.ctx_index;
-    // SAFETY: r->ctx has a slot per HTTP module; ours holds this state or
-    // null. The state is plain data in the request pool.
-    unsafe {
-        let slot = (*r).ctx.add(index);
-        if (*slot).is_null() {
-            let state = ngx_pcalloc((*r).pool, core::mem::size_of::<BodyFilterState>())
-                .cast::<BodyFilterState>();
-            if state.is_null() {
-                return None;
-            }
-            ptr::write(state, BodyFilterState::default());
-            *slot = state.cast();
-        }
-        Some((*slot).cast())
-    }
 }
 
 /// One buffer holding `data`, marked last (or last in its subrequest) on

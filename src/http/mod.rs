@@ -6,6 +6,7 @@ pub mod headers;
 pub mod lifecycle;
 pub mod request;
 pub mod set_var;
+mod state;
 pub mod status;
 
 use core::ffi::c_void;
@@ -18,6 +19,11 @@ use nginx_sys::{
     ngx_http_phases_NGX_HTTP_REWRITE_PHASE, ngx_http_request_t, ngx_int_t, ngx_pool_cleanup_add,
     NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NO_CONTENT,
     NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
+};
+
+use nginx_sys::{
+    ngx_add_timer, ngx_event_t, ngx_http_core_run_phases, ngx_http_request_empty_handler,
+    ngx_http_run_posted_requests, ngx_msec_t,
 };
 
 use self::request::HttpRequest;
@@ -99,6 +105,154 @@ fn exit_response(req: HttpRequest, status: isize) -> ngx_int_t {
     status as ngx_int_t
 }
 
+/// What a handler's outcome means for nginx in the content phase. `None`
+/// for a coroutine that went to sleep (already suspended by `suspend`).
+fn content_rc(req: HttpRequest, outcome: RunOutcome) -> Option<ngx_int_t> {
+    Some(match outcome {
+        // ngx.eof() already sent the end of the response.
+        RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::last_run_sent_eof() => {
+            NGX_OK as ngx_int_t
+        }
+        RunOutcome::Finished | RunOutcome::Exited(0) => req.finish_response(),
+        RunOutcome::Exited(status) => exit_response(req, status),
+        // Finalizing with NGX_DONE balances the reference the redirect took.
+        RunOutcome::Exec { uri, args } => req.internal_redirect(&uri, &args),
+        RunOutcome::Failed(message) => fail_request(req, &message),
+        RunOutcome::Sleeping { thread, ms } => {
+            return suspend(req, thread, Phase::Content, ms, true).err();
+        }
+    })
+}
+
+/// How rewrite/access go on after their chunk stopped.
+enum PhaseStep {
+    /// Finished (or `ngx.exit(ngx.OK)`): on to the next phase handler.
+    Continue,
+    /// The request ends with this code.
+    Finish(ngx_int_t),
+    /// `ngx.exec` redirected it; the phase engine must stop.
+    Redirected,
+    /// The coroutine sleeps (already suspended).
+    Suspended,
+}
+
+fn phase_step(req: HttpRequest, phase: Phase, outcome: RunOutcome) -> PhaseStep {
+    match outcome {
+        RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::last_run_sent_eof() => {
+            PhaseStep::Finish(NGX_OK as ngx_int_t)
+        }
+        RunOutcome::Finished | RunOutcome::Exited(0) if req.headers_sent() => {
+            PhaseStep::Finish(req.finish_response())
+        }
+        RunOutcome::Finished | RunOutcome::Exited(0) => PhaseStep::Continue,
+        RunOutcome::Exec { uri, args } => {
+            let rc = req.internal_redirect(&uri, &args);
+            if rc == NGX_ERROR as ngx_int_t {
+                return PhaseStep::Finish(rc);
+            }
+            // Nobody finalizes a redirect outside the content phase: release
+            // the reference it took.
+            // SAFETY: live request.
+            unsafe { ngx_http_finalize_request(req.as_ptr(), NGX_DONE as ngx_int_t) };
+            PhaseStep::Redirected
+        }
+        RunOutcome::Exited(status) => PhaseStep::Finish(exit_response(req, status)),
+        RunOutcome::Failed(message) => PhaseStep::Finish(fail_request(req, &message)),
+        RunOutcome::Sleeping { thread, ms } => match suspend(req, thread, phase, ms, false) {
+            Ok(()) => PhaseStep::Suspended,
+            Err(rc) => PhaseStep::Finish(rc),
+        },
+    }
+}
+
+/// Parks a sleeping coroutine: its timer resumes it from nginx's event loop
+/// and nothing else may run the request meanwhile. In the content phase
+/// nginx finalizes with our NGX_DONE, so the request needs an extra
+/// reference to stay alive; in rewrite/access NGX_DONE just pauses the
+/// phase engine. `Err` holds the code to end the request with.
+fn suspend(
+    req: HttpRequest,
+    thread: mlua::Thread,
+    phase: Phase,
+    ms: u64,
+    take_reference: bool,
+) -> Result<(), ngx_int_t> {
+    let r = req.as_ptr();
+    // SAFETY: live request; the state and its timer live in its pool.
+    unsafe {
+        let Some(state) = state::request_state(r) else {
+            return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
+        };
+        state.sleeping = Some((thread, phase));
+        state.timer.handler = Some(wake_up);
+        state.timer.data = r.cast();
+        state.timer.log = (*(*r).connection).log;
+        ngx_add_timer(&mut state.timer, ms as ngx_msec_t);
+        (*r).write_event_handler = Some(ngx_http_request_empty_handler);
+        if take_reference {
+            let main = (*r).main;
+            (*main).set_count((*main).count() + 1);
+        }
+    }
+    Ok(())
+}
+
+/// The sleep timer fired: resume the coroutine where `ngx.sleep` left it.
+unsafe extern "C" fn wake_up(ev: *mut ngx_event_t) {
+    // SAFETY: the timer's data is the request it was armed for, which the
+    // pool cleanup keeps from outliving the timer.
+    let r = unsafe { (*ev).data.cast::<ngx_http_request_t>() };
+    let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
+        return;
+    };
+    // SAFETY: live request.
+    let connection = unsafe { (*r).connection };
+    let resumed = catch_unwind(AssertUnwindSafe(|| resume_sleeper(req)));
+    if resumed.is_err() {
+        if let Some(log) = req.log() {
+            log.write(
+                NGX_LOG_ALERT as usize,
+                b"panic while resuming a Lua handler",
+            );
+        }
+        // SAFETY: live request.
+        unsafe { ngx_http_finalize_request(r, NGX_ERROR as ngx_int_t) };
+    }
+    // SAFETY: as every event handler that ran request code must.
+    unsafe { ngx_http_run_posted_requests(connection) };
+}
+
+fn resume_sleeper(req: HttpRequest) {
+    let r = req.as_ptr();
+    // SAFETY: live request.
+    let Some(state) = (unsafe { state::request_state(r) }) else {
+        return;
+    };
+    let Some((thread, phase)) = state.sleeping.take() else {
+        return;
+    };
+    let Some(runtime) = main_conf(req).runtime() else {
+        return;
+    };
+    let outcome = runtime.resume(thread, r, phase);
+    // SAFETY (all blocks below): live request, resumed from its own timer.
+    if phase == Phase::Content {
+        if let Some(rc) = content_rc(req, outcome) {
+            unsafe { ngx_http_finalize_request(r, rc) };
+        }
+        return;
+    }
+    match phase_step(req, phase, outcome) {
+        PhaseStep::Continue => unsafe {
+            (*r).phase_handler += 1;
+            (*r).write_event_handler = Some(ngx_http_core_run_phases);
+            ngx_http_core_run_phases(r);
+        },
+        PhaseStep::Finish(rc) => unsafe { ngx_http_finalize_request(r, rc) },
+        PhaseStep::Redirected | PhaseStep::Suspended => {}
+    }
+}
+
 /// The location content handler installed by `content_by_lua*`.
 ///
 /// # Safety
@@ -115,18 +269,8 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         let (Some(chunk), Some(runtime)) = (loc.content, main.runtime()) else {
             return NGX_DECLINED as ngx_int_t;
         };
-        match runtime.run(chunk, req.as_ptr(), Phase::Content) {
-            // ngx.eof() already sent the end of the response.
-            RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::last_run_sent_eof() => {
-                NGX_OK as ngx_int_t
-            }
-            RunOutcome::Finished | RunOutcome::Exited(0) => req.finish_response(),
-            RunOutcome::Exited(status) => exit_response(req, status),
-            // The content phase finalizes with what we return (NGX_DONE),
-            // balancing the reference the redirect took.
-            RunOutcome::Exec { uri, args } => req.internal_redirect(&uri, &args),
-            RunOutcome::Failed(message) => fail_request(req, &message),
-        }
+        let outcome = runtime.run(chunk, req.as_ptr(), Phase::Content);
+        content_rc(req, outcome).unwrap_or(NGX_DONE as ngx_int_t)
     })
 }
 
@@ -142,25 +286,10 @@ fn run_request_phase(req: HttpRequest, phase: Phase) -> ngx_int_t {
     let (Some(chunk), Some(runtime)) = (chunk, main.runtime()) else {
         return NGX_DECLINED as ngx_int_t;
     };
-    match runtime.run(chunk, req.as_ptr(), phase) {
-        RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::last_run_sent_eof() => {
-            NGX_OK as ngx_int_t
-        }
-        RunOutcome::Finished | RunOutcome::Exited(0) if req.headers_sent() => req.finish_response(),
-        RunOutcome::Exec { uri, args } => {
-            let rc = req.internal_redirect(&uri, &args);
-            if rc == NGX_ERROR as ngx_int_t {
-                return rc;
-            }
-            // Outside the content phase nobody finalizes for us: release the
-            // reference the redirect took, and stop this phase engine.
-            // SAFETY: live request.
-            unsafe { ngx_http_finalize_request(req.as_ptr(), NGX_DONE as ngx_int_t) };
-            NGX_DONE as ngx_int_t
-        }
-        RunOutcome::Finished | RunOutcome::Exited(0) => NGX_DECLINED as ngx_int_t,
-        RunOutcome::Exited(status) => exit_response(req, status),
-        RunOutcome::Failed(message) => fail_request(req, &message),
+    match phase_step(req, phase, runtime.run(chunk, req.as_ptr(), phase)) {
+        PhaseStep::Continue => NGX_DECLINED as ngx_int_t,
+        PhaseStep::Finish(rc) => rc,
+        PhaseStep::Redirected | PhaseStep::Suspended => NGX_DONE as ngx_int_t,
     }
 }
 

@@ -140,6 +140,9 @@ pub enum RunOutcome {
     Exited(isize),
     /// Called `ngx.exec(uri, args)`: an internal redirect is due.
     Exec { uri: Vec<u8>, args: Vec<u8> },
+    /// Waits (`ngx.sleep`): resume `thread` with [`LuaRuntime::resume`]
+    /// after `ms` milliseconds, from nginx's event loop.
+    Sleeping { thread: Thread, ms: u64 },
     /// Raised an error; the text is ready for the error log.
     Failed(String),
 }
@@ -173,10 +176,15 @@ pub fn current_request() -> Option<*mut ngx_http_request_t> {
 enum Leave {
     Exit(isize),
     Exec { uri: Vec<u8>, args: Vec<u8> },
+    Sleep(u64),
 }
 
 pub(crate) fn record_exit(status: isize) {
     LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Exit(status)));
+}
+
+pub(crate) fn record_sleep(ms: u64) {
+    LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Sleep(ms)));
 }
 
 pub(crate) fn record_exec(uri: Vec<u8>, args: Vec<u8>) {
@@ -513,6 +521,21 @@ impl LuaRuntime {
             Ok(thread) => thread,
             Err(e) => return (RunOutcome::Failed(error_text(&e)), MultiValue::new()),
         };
+        self.drive(thread, r, phase)
+    }
+
+    /// Resumes a coroutine suspended by `ngx.sleep` (see
+    /// [`RunOutcome::Sleeping`]), until it ends, leaves or waits again.
+    pub fn resume(&self, thread: Thread, r: *mut ngx_http_request_t, phase: Phase) -> RunOutcome {
+        self.drive(thread, r, phase).0
+    }
+
+    fn drive(
+        &self,
+        thread: Thread,
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+    ) -> (RunOutcome, MultiValue) {
         let scope = RunScope::enter(r, phase);
         let resumed = thread.resume::<MultiValue>(());
         let leave = LEAVE.with(|l| l.borrow_mut().take());
@@ -528,6 +551,7 @@ impl LuaRuntime {
                 let outcome = match leave {
                     Some(Leave::Exit(status)) => RunOutcome::Exited(status),
                     Some(Leave::Exec { uri, args }) => RunOutcome::Exec { uri, args },
+                    Some(Leave::Sleep(ms)) => RunOutcome::Sleeping { thread, ms },
                     None if thread.is_resumable() => RunOutcome::Failed(
                         "attempt to yield from the handler without a pending operation".to_string(),
                     ),

@@ -321,7 +321,7 @@ fn exit_function(lua: &Lua) -> mlua::Result<Function> {
              return yield()\n\
          end",
     )
-    .set_name("=ngx.exit")
+    .set_name(super::raise::internal_chunk_name("ngx.exit"))
     .call((
         record,
         yield_fn,

@@ -218,11 +218,30 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
             Ok(())
         },
     )?;
+    let record_sleep = api_function(lua, |_, seconds: Value| {
+        let seconds = match seconds {
+            Value::Number(n) => n,
+            Value::Integer(i) => i as f64,
+            other => {
+                return Err(raise(format!(
+                    "bad argument #1 to 'sleep' (number expected, got {})",
+                    other.type_name()
+                )))
+            }
+        };
+        if seconds.is_nan() || seconds < 0.0 {
+            return Err(raise("invalid sleep duration"));
+        }
+        allow_in(OUTPUT_PHASES)?;
+        request()?;
+        super::record_sleep((seconds * 1000.0) as u64);
+        Ok(())
+    })?;
     let coroutine: Table = lua.globals().get("coroutine")?;
     let yield_fn: Function = coroutine.get("yield")?;
     let make: Function = lua
         .load(
-            "local record_redirect, record_exec, yield, type, ngx = ...\n\
+            "local record_redirect, record_exec, record_sleep, yield, type, ngx = ...\n\
              local function redirect(uri, status)\n\
                  record_redirect(uri, status)\n\
                  return yield()\n\
@@ -232,19 +251,25 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                  record_exec(uri, args)\n\
                  return yield()\n\
              end\n\
-             return redirect, exec",
+             local function sleep(seconds)\n\
+                 record_sleep(seconds)\n\
+                 return yield()\n\
+             end\n\
+             return redirect, exec, sleep",
         )
-        .set_name("=ngx.redirect")
+        .set_name(super::raise::internal_chunk_name("ngx.redirect"))
         .into_function()?;
-    let (redirect, exec): (Function, Function) = make.call((
+    let (redirect, exec, sleep): (Function, Function, Function) = make.call((
         record_redirect,
         record_exec,
+        record_sleep,
         yield_fn,
         lua.globals().get::<Function>("type")?,
         ngx.clone(),
     ))?;
     ngx.set("redirect", redirect)?;
     ngx.set("exec", exec)?;
+    ngx.set("sleep", sleep)?;
     Ok(())
 }
 

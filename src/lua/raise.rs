@@ -11,6 +11,15 @@ use mlua::{FromLuaMulti, Function, IntoLuaMulti, LightUserData, Lua, MultiValue,
 
 const WRAPPER_KEY: &str = "ngx_lua_shdict.raise_wrapper";
 
+/// Chunk names of the module's own Lua wrappers start with this; error
+/// positions skip their frames. Use [`internal_chunk_name`].
+pub const INTERNAL_CHUNK: &str = "ngx_lua_shdict";
+
+/// The chunk name for one of the module's Lua wrappers.
+pub fn internal_chunk_name(what: &str) -> String {
+    format!("={INTERNAL_CHUNK}:{what}")
+}
+
 /// The sentinel's identity: the address of this static.
 static RAISE_SENTINEL: u8 = 0;
 
@@ -43,7 +52,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
                  return function(...) return pass(f(...)) end\n\
              end",
         )
-        .set_name("=ngx_lua_shdict")
+        .set_name(internal_chunk_name("raise"))
         .call((sentinel(), lua.globals().get::<Function>("error")?))?;
     lua.set_named_registry_value(WRAPPER_KEY, factory)
 }
@@ -55,13 +64,20 @@ pub const CALLER_LEVEL: usize = 2;
 /// `source:line: ` of the API function's caller, as `error(msg, 2)` would
 /// prefix it; empty when the caller is not Lua code.
 fn caller_position(lua: &Lua) -> String {
-    lua.inspect_stack(CALLER_LEVEL, |debug| {
-        let line = debug.current_line()?;
-        let source = debug.source();
-        Some(format!("{}:{line}: ", source.short_src?))
-    })
-    .flatten()
-    .unwrap_or_default()
+    // Skip our own Lua wrappers (ngx.exit, ngx.sleep, ...): the position is
+    // the user's code that called them.
+    for level in CALLER_LEVEL..CALLER_LEVEL + 4 {
+        let frame = lua.inspect_stack(level, |debug| {
+            let source = debug.source().short_src.map(|s| s.into_owned());
+            (source, debug.current_line())
+        });
+        match frame {
+            Some((Some(source), _)) if source.starts_with(INTERNAL_CHUNK) => continue,
+            Some((Some(source), Some(line))) => return format!("{source}:{line}: "),
+            _ => return String::new(),
+        }
+    }
+    String::new()
 }
 
 /// Creates an API function whose `raise` errors reach Lua as plain strings.

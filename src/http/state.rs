@@ -1,0 +1,67 @@
+//! What the module keeps per request between nginx's calls into it: the body
+//! filter's truncation flag, and a coroutine suspended by `ngx.sleep` with
+//! the timer event that resumes it.
+
+use core::ffi::c_void;
+use core::ptr;
+
+use nginx_sys::{
+    ngx_del_timer, ngx_event_t, ngx_http_request_t, ngx_pcalloc, ngx_pool_cleanup_add,
+};
+
+use crate::lua::Phase;
+
+pub(crate) struct RequestState {
+    /// Lua ended the body early (`ngx.arg[2] = true`): drop what follows.
+    pub body_filter_truncated: bool,
+    /// The coroutine waiting in `ngx.sleep`, and the phase it runs in.
+    pub sleeping: Option<(mlua::Thread, Phase)>,
+    /// Fires when the sleep is over. Lives here, at a fixed address in the
+    /// request pool, because nginx's timer tree points at it.
+    pub timer: ngx_event_t,
+}
+
+/// The request's state, created on first use; freed (its timer disarmed,
+/// its coroutine released) with the request.
+///
+/// # Safety
+/// `r` must be a live request.
+pub(crate) unsafe fn request_state<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut RequestState> {
+    unsafe extern "C" fn release(data: *mut c_void) {
+        let state = data.cast::<RequestState>();
+        // SAFETY: registered below for this initialised state; the pool runs
+        // cleanups before freeing the memory they refer to.
+        unsafe {
+            if (*state).timer.timer_set() != 0 {
+                ngx_del_timer(&mut (*state).timer);
+            }
+            ptr::drop_in_place(state);
+        }
+    }
+    let index = crate::ngx_http_lua_shdict_module.ctx_index;
+    // SAFETY: r->ctx has a slot per HTTP module; ours is null or this state,
+    // allocated from the request pool.
+    unsafe {
+        let slot = (*r).ctx.add(index);
+        if (*slot).is_null() {
+            let state =
+                ngx_pcalloc((*r).pool, core::mem::size_of::<RequestState>()).cast::<RequestState>();
+            let cleanup = ngx_pool_cleanup_add((*r).pool, 0);
+            if state.is_null() || cleanup.is_null() {
+                return None;
+            }
+            ptr::write(
+                state,
+                RequestState {
+                    body_filter_truncated: false,
+                    sleeping: None,
+                    timer: core::mem::zeroed(),
+                },
+            );
+            (*cleanup).handler = Some(release);
+            (*cleanup).data = state.cast();
+            *slot = state.cast();
+        }
+        Some(&mut *(*slot).cast::<RequestState>())
+    }
+}
