@@ -14,16 +14,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nginx_sys::{
     ngx_array_push, ngx_conf_t, ngx_http_core_main_conf_t, ngx_http_core_module,
-    ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_handler_pt,
-    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_phases_NGX_HTTP_LOG_PHASE,
-    ngx_http_phases_NGX_HTTP_REWRITE_PHASE, ngx_http_request_t, ngx_int_t, ngx_pool_cleanup_add,
-    NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NO_CONTENT,
-    NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
+    ngx_http_finalize_request, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+    ngx_http_phases_NGX_HTTP_LOG_PHASE, ngx_http_phases_NGX_HTTP_REWRITE_PHASE, ngx_http_request_t,
+    ngx_int_t, ngx_pool_cleanup_add, NGX_DECLINED, NGX_DONE, NGX_ERROR,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NO_CONTENT, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
 };
 
 use nginx_sys::{
-    ngx_add_timer, ngx_event_t, ngx_http_core_run_phases, ngx_http_request_empty_handler,
-    ngx_http_run_posted_requests, ngx_msec_t,
+    ngx_add_timer, ngx_event_t, ngx_http_core_run_phases, ngx_http_read_client_request_body,
+    ngx_http_request_empty_handler, ngx_http_run_posted_requests, ngx_msec_t, NGX_AGAIN,
+    NGX_HTTP_SPECIAL_RESPONSE,
 };
 
 use self::request::HttpRequest;
@@ -108,6 +108,14 @@ fn exit_response(req: HttpRequest, status: isize) -> ngx_int_t {
 /// What a handler's outcome means for nginx in the content phase. `None`
 /// for a coroutine that went to sleep (already suspended by `suspend`).
 fn content_rc(req: HttpRequest, outcome: RunOutcome) -> Option<ngx_int_t> {
+    if matches!(outcome, RunOutcome::Finished | RunOutcome::Exited(_)) {
+        // The chunk did not read the body: discard it before answering so
+        // that a keep-alive connection stays in step.
+        let rc = req.discard_unread_body();
+        if rc != NGX_OK as ngx_int_t {
+            return Some(rc);
+        }
+    }
     Some(match outcome {
         // ngx.eof() already sent the end of the response.
         RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::last_run_sent_eof() => {
@@ -119,7 +127,11 @@ fn content_rc(req: HttpRequest, outcome: RunOutcome) -> Option<ngx_int_t> {
         RunOutcome::Exec { uri, args } => req.internal_redirect(&uri, &args),
         RunOutcome::Failed(message) => fail_request(req, &message),
         RunOutcome::Sleeping { thread, ms } => {
-            return suspend(req, thread, Phase::Content, ms, true).err();
+            return suspend(req, thread, Phase::Content, Some(ms), true).err();
+        }
+        // The reference nginx took to read the body keeps the request.
+        RunOutcome::WaitingForBody { thread } => {
+            return suspend(req, thread, Phase::Content, None, false).err();
         }
     })
 }
@@ -158,7 +170,11 @@ fn phase_step(req: HttpRequest, phase: Phase, outcome: RunOutcome) -> PhaseStep 
         }
         RunOutcome::Exited(status) => PhaseStep::Finish(exit_response(req, status)),
         RunOutcome::Failed(message) => PhaseStep::Finish(fail_request(req, &message)),
-        RunOutcome::Sleeping { thread, ms } => match suspend(req, thread, phase, ms, false) {
+        RunOutcome::Sleeping { thread, ms } => match suspend(req, thread, phase, Some(ms), false) {
+            Ok(()) => PhaseStep::Suspended,
+            Err(rc) => PhaseStep::Finish(rc),
+        },
+        RunOutcome::WaitingForBody { thread } => match suspend(req, thread, phase, None, false) {
             Ok(()) => PhaseStep::Suspended,
             Err(rc) => PhaseStep::Finish(rc),
         },
@@ -170,11 +186,13 @@ fn phase_step(req: HttpRequest, phase: Phase, outcome: RunOutcome) -> PhaseStep 
 /// nginx finalizes with our NGX_DONE, so the request needs an extra
 /// reference to stay alive; in rewrite/access NGX_DONE just pauses the
 /// phase engine. `Err` holds the code to end the request with.
+/// `sleep_ms` is `None` for a coroutine waiting for the request body, which
+/// [`body_ready`] resumes.
 fn suspend(
     req: HttpRequest,
     thread: mlua::Thread,
     phase: Phase,
-    ms: u64,
+    sleep_ms: Option<u64>,
     take_reference: bool,
 ) -> Result<(), ngx_int_t> {
     let r = req.as_ptr();
@@ -184,10 +202,13 @@ fn suspend(
             return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
         };
         state.sleeping = Some((thread, phase));
-        state.timer.handler = Some(wake_up);
-        state.timer.data = r.cast();
-        state.timer.log = (*(*r).connection).log;
-        ngx_add_timer(&mut state.timer, ms as ngx_msec_t);
+        state.waiting_for_body = sleep_ms.is_none();
+        if let Some(ms) = sleep_ms {
+            state.timer.handler = Some(wake_up);
+            state.timer.data = r.cast();
+            state.timer.log = (*(*r).connection).log;
+            ngx_add_timer(&mut state.timer, ms as ngx_msec_t);
+        }
         (*r).write_event_handler = Some(ngx_http_request_empty_handler);
         if take_reference {
             let main = (*r).main;
@@ -231,6 +252,81 @@ fn resume_sleeper(req: HttpRequest) {
     let Some((thread, phase)) = state.sleeping.take() else {
         return;
     };
+    resume_waiting(req, thread, phase);
+}
+
+/// nginx's post handler for `ngx.req.read_body`: the body is in. Resumes
+/// the coroutine if it had to wait (when the body was already there,
+/// `read_body` returned at once and nobody waits).
+unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
+    // SAFETY: nginx calls the post handler with the live request.
+    let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
+        return;
+    };
+    let resumed = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: live request.
+        let Some(state) = (unsafe { state::request_state(r) }) else {
+            return;
+        };
+        if !state.waiting_for_body {
+            return;
+        }
+        state.waiting_for_body = false;
+        let Some((thread, phase)) = state.sleeping.take() else {
+            return;
+        };
+        if phase != Phase::Content {
+            // Outside the content phase the request still holds its own
+            // reference: release the one nginx took to read the body.
+            // SAFETY: live request; the count includes that reference.
+            unsafe {
+                let main = (*r).main;
+                (*main).set_count((*main).count() - 1);
+            }
+        }
+        resume_waiting(req, thread, phase);
+    }));
+    if resumed.is_err() {
+        // SAFETY: live request.
+        unsafe { ngx_http_finalize_request(r, NGX_ERROR as ngx_int_t) };
+    }
+}
+
+/// Outcome of reading the request body for `ngx.req.read_body`.
+pub(crate) enum BodyRead {
+    /// Read (or there was none): go on.
+    Done,
+    /// Arriving: the coroutine must wait for [`body_ready`].
+    Pending,
+    /// nginx refused it (e.g. 413): end the request with this status.
+    Failed(isize),
+}
+
+/// Starts reading the request body.
+pub(crate) fn start_reading_body(req: HttpRequest) -> BodyRead {
+    let r = req.as_ptr();
+    // SAFETY: live request. nginx takes a request reference for the read;
+    // when it completes at once we release it, as we go on synchronously.
+    unsafe {
+        let rc = ngx_http_read_client_request_body(r, Some(body_ready));
+        if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+            return BodyRead::Failed(rc as isize);
+        }
+        if rc == NGX_AGAIN as ngx_int_t {
+            return BodyRead::Pending;
+        }
+        let main = (*r).main;
+        (*main).set_count((*main).count() - 1);
+        if rc == NGX_OK as ngx_int_t {
+            BodyRead::Done
+        } else {
+            BodyRead::Failed(NGX_HTTP_INTERNAL_SERVER_ERROR as isize)
+        }
+    }
+}
+
+fn resume_waiting(req: HttpRequest, thread: mlua::Thread, phase: Phase) {
+    let r = req.as_ptr();
     let Some(runtime) = main_conf(req).runtime() else {
         return;
     };
@@ -259,12 +355,6 @@ fn resume_sleeper(req: HttpRequest) {
 /// Called by nginx's content phase with a live request.
 pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     guarded(r, Phase::Content, |req| {
-        // SAFETY: live request; content handlers that do not read the body
-        // discard it so keep-alive connections stay in step.
-        let rc = unsafe { ngx_http_discard_request_body(req.as_ptr()) };
-        if rc != NGX_OK as ngx_int_t {
-            return rc;
-        }
         let (main, loc) = module_confs(req);
         let (Some(chunk), Some(runtime)) = (loc.content, main.runtime()) else {
             return NGX_DECLINED as ngx_int_t;

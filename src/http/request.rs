@@ -8,12 +8,12 @@ use crate::nginx::Log;
 
 use nginx_sys::{
     ngx_alloc_chain_link, ngx_chain_t, ngx_create_temp_buf, ngx_hash_find, ngx_hash_key,
-    ngx_http_core_main_conf_t, ngx_http_core_module, ngx_http_get_variable,
-    ngx_http_internal_redirect, ngx_http_named_location, ngx_http_output_filter,
-    ngx_http_request_t, ngx_http_send_header, ngx_http_send_special, ngx_http_set_content_type,
-    ngx_http_variable_t, ngx_http_variable_value_t, ngx_int_t, ngx_list_part_t, ngx_pcalloc,
-    ngx_pnalloc, ngx_str_t, ngx_table_elt_t, NGX_ERROR, NGX_HTTP_FLUSH, NGX_HTTP_LAST,
-    NGX_HTTP_VAR_CHANGEABLE, NGX_HTTP_VAR_INDEXED, NGX_OK,
+    ngx_http_core_main_conf_t, ngx_http_core_module, ngx_http_discard_request_body,
+    ngx_http_get_variable, ngx_http_internal_redirect, ngx_http_named_location,
+    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_http_send_special,
+    ngx_http_set_content_type, ngx_http_variable_t, ngx_http_variable_value_t, ngx_int_t,
+    ngx_list_part_t, ngx_pcalloc, ngx_pnalloc, ngx_str_t, ngx_table_elt_t, NGX_ERROR,
+    NGX_HTTP_FLUSH, NGX_HTTP_LAST, NGX_HTTP_VAR_CHANGEABLE, NGX_HTTP_VAR_INDEXED, NGX_OK,
 };
 
 /// Why writing to the response failed.
@@ -280,6 +280,56 @@ impl HttpRequest {
             return Err(OutputError::Filter);
         }
         Ok(())
+    }
+
+    /// Discards the request body unless a handler read (or discarded) it,
+    /// so that a keep-alive connection stays in step.
+    pub fn discard_unread_body(&self) -> ngx_int_t {
+        let r = self.raw_mut();
+        if !r.request_body.is_null() || r.discard_body() != 0 {
+            return NGX_OK as ngx_int_t;
+        }
+        // SAFETY: live request.
+        unsafe { ngx_http_discard_request_body(r) }
+    }
+
+    /// The request body when it was read into memory; `None` when not read,
+    /// empty, or kept in a temporary file.
+    pub fn body_data(&self) -> Option<Vec<u8>> {
+        let r = self.raw();
+        // SAFETY: the request body's chain and buffers live in its pool.
+        unsafe {
+            let body = r.request_body.as_ref()?;
+            if !body.temp_file.is_null() {
+                return None;
+            }
+            let mut data = Vec::new();
+            let mut link = body.bufs;
+            while !link.is_null() {
+                let b = (*link).buf;
+                if (*b).in_file() != 0 {
+                    return None;
+                }
+                let len = (*b).last.offset_from((*b).pos) as usize;
+                data.extend_from_slice(core::slice::from_raw_parts((*b).pos, len));
+                link = (*link).next;
+            }
+            (!data.is_empty()).then_some(data)
+        }
+    }
+
+    /// The temporary file holding the body, when nginx wrote it to one.
+    pub fn body_file(&self) -> Option<Vec<u8>> {
+        // SAFETY: as above; the temp file's name lives in the request pool.
+        unsafe {
+            let body = self.raw().request_body.as_ref()?;
+            let file = body.temp_file.as_ref()?;
+            Some(bytes_of(&file.file.name).to_vec())
+        }
+    }
+
+    pub fn body_was_read(&self) -> bool {
+        !self.raw().request_body.is_null()
     }
 
     /// `ngx.req.http_version()`: 0.9, 1.0, 1.1, 2.0, 3.0.

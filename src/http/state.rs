@@ -14,8 +14,11 @@ use crate::lua::Phase;
 pub(crate) struct RequestState {
     /// Lua ended the body early (`ngx.arg[2] = true`): drop what follows.
     pub body_filter_truncated: bool,
-    /// The coroutine waiting in `ngx.sleep`, and the phase it runs in.
+    /// The coroutine waiting in `ngx.sleep` or `ngx.req.read_body`, and the
+    /// phase it runs in.
     pub sleeping: Option<(mlua::Thread, Phase)>,
+    /// It waits for the request body rather than the timer.
+    pub waiting_for_body: bool,
     /// Fires when the sleep is over. Lives here, at a fixed address in the
     /// request pool, because nginx's timer tree points at it.
     pub timer: ngx_event_t,
@@ -55,6 +58,7 @@ pub(crate) unsafe fn request_state<'a>(r: *mut ngx_http_request_t) -> Option<&'a
                 RequestState {
                     body_filter_truncated: false,
                     sleeping: None,
+                    waiting_for_body: false,
                     timer: core::mem::zeroed(),
                 },
             );

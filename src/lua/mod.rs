@@ -143,6 +143,9 @@ pub enum RunOutcome {
     /// Waits (`ngx.sleep`): resume `thread` with [`LuaRuntime::resume`]
     /// after `ms` milliseconds, from nginx's event loop.
     Sleeping { thread: Thread, ms: u64 },
+    /// Waits for the request body (`ngx.req.read_body`): resume `thread`
+    /// once nginx has read it.
+    WaitingForBody { thread: Thread },
     /// Raised an error; the text is ready for the error log.
     Failed(String),
 }
@@ -177,10 +180,15 @@ enum Leave {
     Exit(isize),
     Exec { uri: Vec<u8>, args: Vec<u8> },
     Sleep(u64),
+    ReadBody,
 }
 
 pub(crate) fn record_exit(status: isize) {
     LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Exit(status)));
+}
+
+pub(crate) fn record_read_body() {
+    LEAVE.with(|l| *l.borrow_mut() = Some(Leave::ReadBody));
 }
 
 pub(crate) fn record_sleep(ms: u64) {
@@ -552,6 +560,7 @@ impl LuaRuntime {
                     Some(Leave::Exit(status)) => RunOutcome::Exited(status),
                     Some(Leave::Exec { uri, args }) => RunOutcome::Exec { uri, args },
                     Some(Leave::Sleep(ms)) => RunOutcome::Sleeping { thread, ms },
+                    Some(Leave::ReadBody) => RunOutcome::WaitingForBody { thread },
                     None if thread.is_resumable() => RunOutcome::Failed(
                         "attempt to yield from the handler without a pending operation".to_string(),
                     ),

@@ -237,11 +237,31 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         super::record_sleep((seconds * 1000.0) as u64);
         Ok(())
     })?;
+    // True when the coroutine must wait for the body (or leave with an error
+    // status nginx chose, e.g. 413).
+    let start_read_body = api_function(lua, |_, ()| {
+        allow_in(OUTPUT_PHASES)?;
+        let r = request()?;
+        if r.body_was_read() {
+            return Ok(false);
+        }
+        Ok(match crate::http::start_reading_body(r) {
+            crate::http::BodyRead::Done => false,
+            crate::http::BodyRead::Pending => {
+                super::record_read_body();
+                true
+            }
+            crate::http::BodyRead::Failed(status) => {
+                super::record_exit(status);
+                true
+            }
+        })
+    })?;
     let coroutine: Table = lua.globals().get("coroutine")?;
     let yield_fn: Function = coroutine.get("yield")?;
     let make: Function = lua
         .load(
-            "local record_redirect, record_exec, record_sleep, yield, type, ngx = ...\n\
+            "local record_redirect, record_exec, record_sleep, start_read_body, yield, type, ngx = ...\n\
              local function redirect(uri, status)\n\
                  record_redirect(uri, status)\n\
                  return yield()\n\
@@ -255,21 +275,28 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                  record_sleep(seconds)\n\
                  return yield()\n\
              end\n\
-             return redirect, exec, sleep",
+             local function read_body()\n\
+                 if start_read_body() then return yield() end\n\
+             end\n\
+             return redirect, exec, sleep, read_body",
         )
         .set_name(super::raise::internal_chunk_name("ngx.redirect"))
         .into_function()?;
-    let (redirect, exec, sleep): (Function, Function, Function) = make.call((
-        record_redirect,
-        record_exec,
-        record_sleep,
-        yield_fn,
-        lua.globals().get::<Function>("type")?,
-        ngx.clone(),
-    ))?;
+    let (redirect, exec, sleep, read_body): (Function, Function, Function, Function) =
+        make.call((
+            record_redirect,
+            record_exec,
+            record_sleep,
+            start_read_body,
+            yield_fn,
+            lua.globals().get::<Function>("type")?,
+            ngx.clone(),
+        ))?;
     ngx.set("redirect", redirect)?;
     ngx.set("exec", exec)?;
     ngx.set("sleep", sleep)?;
+    let req: Table = ngx.get("req")?;
+    req.set("read_body", read_body)?;
     Ok(())
 }
 
@@ -329,6 +356,74 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         api_function(lua, |lua, (max, raw): (Option<f64>, Option<bool>)| {
             let max = max_headers(max)?;
             headers_table(lua, request()?.request_headers(), max, raw.unwrap_or(false))
+        })?,
+    )?;
+    req.set(
+        "get_body_data",
+        api_function(lua, |lua, ()| match request()?.body_data() {
+            Some(data) => Ok(Value::String(lua.create_string(data)?)),
+            None => Ok(Value::Nil),
+        })?,
+    )?;
+    req.set(
+        "get_body_file",
+        api_function(lua, |lua, ()| match request()?.body_file() {
+            Some(path) => Ok(Value::String(lua.create_string(path)?)),
+            None => Ok(Value::Nil),
+        })?,
+    )?;
+    req.set(
+        "get_post_args",
+        api_function(lua, |lua, max: Option<f64>| {
+            let r = request()?;
+            if !r.body_was_read() {
+                return Err(raise(
+                    "request body not read yet: call ngx.req.read_body() first",
+                ));
+            }
+            if r.body_file().is_some() {
+                return mlua::IntoLuaMulti::into_lua_multi(
+                    (Value::Nil, "request body in temp file not supported"),
+                    lua,
+                );
+            }
+            let max = match max {
+                Some(m) if m >= 0.0 => m as usize,
+                Some(_) => {
+                    return Err(raise(
+                        "bad argument #1 to 'get_post_args' (max_args must be non-negative)",
+                    ))
+                }
+                None => 100,
+            };
+            let parsed = crate::http::args::parse_query(&r.body_data().unwrap_or_default(), max);
+            let args = lua.create_table()?;
+            for arg in parsed.args {
+                let key = lua.create_string(&arg.key)?;
+                let value = match arg.value {
+                    Some(v) => Value::String(lua.create_string(v)?),
+                    None => Value::Boolean(true),
+                };
+                match args.raw_get::<Value>(key.clone())? {
+                    Value::Nil => args.raw_set(key, value)?,
+                    Value::Table(list) => list.raw_push(value)?,
+                    first => args.raw_set(key, lua.create_sequence_from([first, value])?)?,
+                }
+            }
+            let truncated = if parsed.truncated {
+                Value::String(lua.create_string("truncated")?)
+            } else {
+                Value::Nil
+            };
+            mlua::IntoLuaMulti::into_lua_multi((args, truncated), lua)
+        })?,
+    )?;
+    req.set(
+        "discard_body",
+        api_function(lua, |_, ()| {
+            allow_in(OUTPUT_PHASES)?;
+            request()?.discard_unread_body();
+            Ok(())
         })?,
     )?;
     req.set(
