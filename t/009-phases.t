@@ -307,3 +307,22 @@ qr/\[emerg\] .*failed to load inlined Lua code: rewrite_by_lua\(nginx\.conf:\d+\
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*"init_by_lua" directive is not allowed here/
+
+
+
+=== TEST 19: ngx.exit(ngx.ERROR) aborts the request without a response
+--- config
+    location = /content { content_by_lua_block { ngx.exit(ngx.ERROR) } }
+    location = /access {
+        access_by_lua_block { ngx.exit(ngx.ERROR) }
+        content_by_lua_block { ngx.log(ngx.ERR, "content reached") }
+    }
+    log_by_lua_block { ngx.log(ngx.NOTICE, "aborted ", ngx.var.uri, " with status ", ngx.var.status) }
+--- request eval
+["GET /content", "GET /access"]
+--- ignore_response
+--- error_log
+aborted /content with status 000
+aborted /access with status 000
+--- no_error_log
+content reached
