@@ -64,8 +64,10 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
             (NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET)
         }
         Phase::Content => (LOCATION, NGX_HTTP_LOC_CONF_OFFSET),
-        // set_by_lua* takes a variable and arguments: see `set_command`.
+        // set_by_lua* takes a variable and arguments: see its commands.
         Phase::Set => (SET_CONTEXTS, NGX_HTTP_LOC_CONF_OFFSET),
+        // Timers have no directive.
+        Phase::Timer => (0, NGX_HTTP_LOC_CONF_OFFSET),
         Phase::Rewrite | Phase::Access | Phase::HeaderFilter | Phase::BodyFilter | Phase::Log => {
             (ANY_LEVEL, NGX_HTTP_LOC_CONF_OFFSET)
         }

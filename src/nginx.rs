@@ -41,6 +41,12 @@ impl Log {
     }
 }
 
+/// The current cycle's log as nginx wants it in events it owns.
+pub fn cycle_log_ptr() -> *mut ngx_log_t {
+    // SAFETY: ngx_cycle is set before any module code runs.
+    unsafe { (*ngx_cycle).log }
+}
+
 /// Logs an `[emerg]` line with the configuration file and line appended by
 /// nginx, as directive errors are reported.
 ///

@@ -62,6 +62,9 @@ qr/init_by_lua error: runtime error: init_by_lua\(nginx\.conf:\d+\):3: refusing 
     location = /t {
         content_by_lua_block {
             local w = ngx.shared.workers
+            -- the second worker may still be starting: wait for it
+            local deadline = ngx.now() + 5
+            while (w:get("starts") or 0) < 2 and ngx.now() < deadline do ngx.sleep(0.01) end
             local a, b = w:get("started:0"), w:get("started:1")
             ngx.say("starts: ", w:get("starts"), ", distinct pids: ", a ~= nil and b ~= nil and a ~= b,
                     ", phase: ", phase_at_start)
@@ -122,3 +125,32 @@ qr/\[error\] .*init_worker_by_lua error: runtime error: init_worker_by_lua\(ngin
 ["GET /t", "GET /t"]
 --- response_body eval
 ["init runs: 1\n", "init runs: 2\n"]
+
+
+
+=== TEST 7: pending timers run with premature = true when workers exit on reload
+--- http_config
+    lua_shared_dict timers 1m;
+--- config
+    location = /schedule {
+        content_by_lua_block {
+            local ok = ngx.timer.at(3600, function(premature)
+                ngx.shared.timers:incr("premature:" .. tostring(premature), 1, 0)
+            end)
+            ngx.say("scheduled ", ok)
+        }
+    }
+    location = /check {
+        content_by_lua_block {
+            ngx.say("premature runs: ", ngx.shared.timers:get("premature:true") or 0,
+                    ", normal runs: ", ngx.shared.timers:get("premature:false") or 0)
+        }
+    }
+--- reload_before: 3
+--- request eval
+["GET /schedule", "GET /schedule", "GET /check"]
+--- response_body eval
+["scheduled true\n", "scheduled true\n", "premature runs: 2, normal runs: 0\n"]
+--- no_error_log
+[alert]
+[crit]

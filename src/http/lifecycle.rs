@@ -26,6 +26,15 @@ fn main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
     }
 }
 
+/// The Lua runtime of the running cycle (what timers run their callbacks
+/// in).
+pub(crate) fn current_runtime() -> Option<&'static crate::lua::LuaRuntime> {
+    // SAFETY: ngx_cycle is the running cycle, which outlives every timer of
+    // this process.
+    let cycle = unsafe { nginx_sys::ngx_cycle } as *mut ngx_cycle_t;
+    main_conf(cycle)?.runtime()
+}
+
 /// Runs a process-level chunk; returns the error text on failure.
 fn run(
     cycle: *mut ngx_cycle_t,
@@ -94,6 +103,15 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 /// # Safety
 /// Called by nginx with the worker's cycle.
 pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
+    // Pending timers run now, with premature = true, before exit_worker_by_lua.
+    if std::panic::catch_unwind(crate::lua::timer::run_premature_timers).is_err() {
+        if let Some(log) = cycle_log(cycle) {
+            log.write(
+                NGX_LOG_ERR as usize,
+                b"panic while running premature timers",
+            );
+        }
+    }
     if let Err(message) = run(cycle, |main| main.exit_worker, Phase::ExitWorker) {
         if let Some(log) = cycle_log(cycle) {
             log.write(

@@ -30,6 +30,8 @@ use self::request::HttpRequest;
 use crate::conf::{LocConf, MainConf};
 use crate::lua::{Phase, RunOutcome};
 
+pub(crate) use self::lifecycle::current_runtime;
+
 /// Our `http` main configuration for the request's server.
 pub(crate) fn main_conf<'a>(req: HttpRequest) -> &'a MainConf {
     module_confs(req).0

@@ -15,6 +15,7 @@ pub mod output;
 pub mod packages;
 pub mod raise;
 pub mod shared;
+pub mod timer;
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub enum Phase {
     HeaderFilter,
     BodyFilter,
     Log,
+    /// A callback of `ngx.timer.at` / `ngx.timer.every`: no request.
+    Timer,
 }
 
 impl Phase {
@@ -54,6 +57,7 @@ impl Phase {
             Phase::HeaderFilter => "header_filter",
             Phase::BodyFilter => "body_filter",
             Phase::Log => "log",
+            Phase::Timer => "timer",
         }
     }
 
@@ -70,6 +74,7 @@ impl Phase {
             Phase::HeaderFilter => "header_filter_by_lua",
             Phase::BodyFilter => "body_filter_by_lua",
             Phase::Log => "log_by_lua",
+            Phase::Timer => "ngx.timer",
         }
     }
 
@@ -85,7 +90,7 @@ impl Phase {
         self as usize
     }
 
-    pub const ALL: [Phase; 10] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Init,
         Phase::InitWorker,
         Phase::ExitWorker,
@@ -96,6 +101,7 @@ impl Phase {
         Phase::HeaderFilter,
         Phase::BodyFilter,
         Phase::Log,
+        Phase::Timer,
     ];
 }
 
@@ -532,6 +538,21 @@ impl LuaRuntime {
         self.drive(thread, r, phase)
     }
 
+    /// Runs `func(args...)` in a fresh coroutine outside any request (timer
+    /// callbacks).
+    pub fn run_function(&self, func: Function, args: MultiValue, phase: Phase) -> RunOutcome {
+        let thread = match self.lua.create_thread(func) {
+            Ok(thread) => thread,
+            Err(e) => return RunOutcome::Failed(error_text(&e)),
+        };
+        self.drive_with(thread, core::ptr::null_mut(), phase, args)
+            .0
+    }
+
+    pub fn lua(&self) -> &Lua {
+        &self.lua
+    }
+
     /// Resumes a coroutine suspended by `ngx.sleep` (see
     /// [`RunOutcome::Sleeping`]), until it ends, leaves or waits again.
     pub fn resume(&self, thread: Thread, r: *mut ngx_http_request_t, phase: Phase) -> RunOutcome {
@@ -544,8 +565,18 @@ impl LuaRuntime {
         r: *mut ngx_http_request_t,
         phase: Phase,
     ) -> (RunOutcome, MultiValue) {
+        self.drive_with(thread, r, phase, MultiValue::new())
+    }
+
+    fn drive_with(
+        &self,
+        thread: Thread,
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+        args: MultiValue,
+    ) -> (RunOutcome, MultiValue) {
         let scope = RunScope::enter(r, phase);
-        let resumed = thread.resume::<MultiValue>(());
+        let resumed = thread.resume::<MultiValue>(args);
         let leave = LEAVE.with(|l| l.borrow_mut().take());
         let eof = EOF_SENT.with(Cell::get);
         drop(scope);

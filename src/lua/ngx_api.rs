@@ -153,6 +153,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     ngx.set("req", request_table(lua)?)?;
     ngx.set("worker", worker_table(lua)?)?;
     super::ngx_request::install(lua, &ngx)?;
+    super::timer::install(lua, &ngx)?;
     super::ngx_util::install(lua, &ngx)?;
     ngx.set("shared", lua.create_table()?)?;
     ngx.set(

@@ -232,8 +232,10 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         if seconds.is_nan() || seconds < 0.0 {
             return Err(raise("invalid sleep duration"));
         }
-        allow_in(OUTPUT_PHASES)?;
-        request()?;
+        allow_in(&[Phase::Rewrite, Phase::Access, Phase::Content, Phase::Timer])?;
+        if super::current_phase() != Some(Phase::Timer) {
+            request()?;
+        }
         super::record_sleep((seconds * 1000.0) as u64);
         Ok(())
     })?;

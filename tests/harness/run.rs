@@ -69,6 +69,18 @@ pub fn write_server_files(
     Ok(())
 }
 
+/// The master writes its pid file before forking: wait (bounded) until the
+/// configured workers exist, so that the first requests can reach every
+/// worker and init_worker code has had its chance to start.
+fn wait_for_workers(server: &Nginx, workers: u32) {
+    let deadline = std::time::Instant::now() + STARTUP_LIMIT;
+    while (nginx::children_of(server.child.id()).len() as u32) < workers
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Starts nginx, retrying with another port when the one picked was taken
 /// meanwhile (another thread's nginx or client may grab it).
 fn start(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<Nginx, String> {
@@ -80,7 +92,13 @@ fn start(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<Nginx, Strin
         write_server_files(plan, settings, prefix, port)?;
         let mut child = nginx::spawn(&settings.nginx_binary, prefix)?;
         match nginx::wait_for_startup(&mut child, prefix, port, STARTUP_LIMIT) {
-            Startup::Ready => return Ok(Nginx::new(child, port, prefix.to_path_buf())),
+            Startup::Ready => {
+                let server = Nginx::new(child, port, prefix.to_path_buf());
+                if plan.master_process {
+                    wait_for_workers(&server, plan.workers);
+                }
+                return Ok(server);
+            }
             Startup::Exited(status) => {
                 let output = startup_output(prefix);
                 let our_port_taken = output.contains(&format!(":{port} failed"))

@@ -1,0 +1,257 @@
+//! `ngx.timer.at`, `ngx.timer.every`, `ngx.timer.running_count`,
+//! `ngx.timer.pending_count`: Lua callbacks run from nginx timer events in
+//! their own coroutines, outside any request.
+//!
+//! Each scheduled callback is a heap task owning its nginx event (nginx's
+//! timer tree points at it) and, while the callback waits in `ngx.sleep`,
+//! its coroutine. The events are cancelable: when a worker shuts down
+//! gracefully nginx fires them early, and the callbacks run with
+//! `premature = true`, as in OpenResty.
+
+use std::cell::{Cell, RefCell};
+
+use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
+use nginx_sys::{ngx_add_timer, ngx_event_t, ngx_exiting, ngx_msec_t, NGX_LOG_ERR};
+
+use super::raise::{api_function, raise};
+use super::{Phase, RunOutcome};
+use crate::nginx::Log;
+
+/// OpenResty's defaults for `lua_max_pending_timers` and
+/// `lua_max_running_timers`.
+const MAX_PENDING: usize = 1024;
+const MAX_RUNNING: usize = 256;
+
+thread_local! {
+    /// Timers scheduled and not yet started (or waiting for their next
+    /// round, for `every`).
+    static PENDING: Cell<usize> = const { Cell::new(0) };
+    /// Callbacks started and not yet finished (sleeping ones included).
+    static RUNNING: Cell<usize> = const { Cell::new(0) };
+    /// Every live task, so that a worker shutting down can run the pending
+    /// ones early.
+    static TASKS: RefCell<Vec<*mut TimerTask>> = const { RefCell::new(Vec::new()) };
+    /// Set while the exit hook runs pending callbacks early.
+    static SHUTTING_DOWN: Cell<bool> = const { Cell::new(false) };
+}
+
+struct TimerTask {
+    /// Must stay first and in place: nginx's timer tree points at it.
+    event: ngx_event_t,
+    lua: Lua,
+    callback: Function,
+    args: Vec<Value>,
+    /// `ngx.timer.every`: the period in ms.
+    every: Option<u64>,
+    /// The callback's coroutine while it waits in `ngx.sleep`.
+    sleeping: Option<Thread>,
+}
+
+fn worker_exiting() -> bool {
+    // SAFETY: plain read of a global nginx sets in this process.
+    SHUTTING_DOWN.with(Cell::get) || unsafe { ngx_exiting != 0 }
+}
+
+fn arm(task: *mut TimerTask, ms: u64) {
+    // SAFETY: the task is alive until its handler frees it; nginx keeps a
+    // pointer to its event while the timer is set.
+    unsafe { ngx_add_timer(&mut (*task).event, ms as ngx_msec_t) };
+}
+
+fn schedule(lua: &Lua, delay_ms: u64, callback: Function, args: Vec<Value>, every: Option<u64>) {
+    let task = Box::into_raw(Box::new(TimerTask {
+        // SAFETY: an all-zero ngx_event_t is nginx's own initial state.
+        event: unsafe { core::mem::zeroed() },
+        lua: lua.clone(),
+        callback,
+        args,
+        every,
+        sleeping: None,
+    }));
+    // SAFETY: the task was just allocated; the handler owns it from here.
+    unsafe {
+        (*task).event.handler = Some(timer_fired);
+        (*task).event.data = task.cast();
+        (*task).event.log = crate::nginx::cycle_log_ptr();
+        (*task).event.set_cancelable(1);
+    }
+    PENDING.with(|p| p.set(p.get() + 1));
+    TASKS.with(|tasks| tasks.borrow_mut().push(task));
+    arm(task, delay_ms);
+}
+
+fn free_task(task: *mut TimerTask) {
+    TASKS.with(|tasks| tasks.borrow_mut().retain(|&t| t != task));
+    // SAFETY: finished tasks have no timer set and are referred to nowhere
+    // else once out of TASKS.
+    drop(unsafe { Box::from_raw(task) });
+}
+
+/// A worker is exiting gracefully: run every callback still waiting for its
+/// timer now, with `premature = true`, as OpenResty does. Callbacks that
+/// sleep are resumed at once.
+pub fn run_premature_timers() {
+    SHUTTING_DOWN.with(|s| s.set(true));
+    let tasks: Vec<*mut TimerTask> = TASKS.with(|tasks| tasks.borrow().clone());
+    for task in tasks {
+        // SAFETY: tasks in TASKS are alive; a set timer is removed before
+        // running the task by hand.
+        unsafe {
+            if (*task).event.timer_set() != 0 {
+                nginx_sys::ngx_del_timer(&mut (*task).event);
+            }
+        }
+        let mut finished = run_task(task);
+        // A callback that sleeps again during shutdown is resumed at once,
+        // a bounded number of times.
+        for _ in 0..100 {
+            if finished {
+                break;
+            }
+            // SAFETY: as above.
+            unsafe {
+                if (*task).event.timer_set() != 0 {
+                    nginx_sys::ngx_del_timer(&mut (*task).event);
+                }
+            }
+            finished = run_task(task);
+        }
+        if finished {
+            free_task(task);
+        }
+    }
+}
+
+unsafe extern "C" fn timer_fired(ev: *mut ngx_event_t) {
+    // SAFETY: the event's data is its task, created by `schedule`.
+    let task = unsafe { (*ev).data.cast::<TimerTask>() };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_task(task)));
+    if outcome.unwrap_or(true) {
+        free_task(task);
+    }
+}
+
+/// Runs (or resumes) the callback; true when the task is finished.
+fn run_task(task: *mut TimerTask) -> bool {
+    // SAFETY: the task is alive for the duration of its handler.
+    let t = unsafe { &mut *task };
+    let Some(runtime) = runtime_of(&t.lua) else {
+        return true;
+    };
+    let outcome = match t.sleeping.take() {
+        Some(thread) => runtime.resume(thread, core::ptr::null_mut(), Phase::Timer),
+        None => {
+            PENDING.with(|p| p.set(p.get().saturating_sub(1)));
+            RUNNING.with(|r| r.set(r.get() + 1));
+            let mut args = vec![Value::Boolean(worker_exiting())];
+            args.extend(t.args.iter().cloned());
+            runtime.run_function(
+                t.callback.clone(),
+                MultiValue::from_iter(args),
+                Phase::Timer,
+            )
+        }
+    };
+    match outcome {
+        RunOutcome::Sleeping { thread, ms } => {
+            t.sleeping = Some(thread);
+            arm(task, if worker_exiting() { 0 } else { ms });
+            return false;
+        }
+        RunOutcome::Failed(message) => {
+            if let Some(log) = Log::cycle() {
+                let line = format!("lua entry thread aborted: {message}, context: ngx.timer");
+                log.write(NGX_LOG_ERR as usize, line.as_bytes());
+            }
+        }
+        _ => {}
+    }
+    RUNNING.with(|r| r.set(r.get().saturating_sub(1)));
+    match t.every {
+        Some(period) if !worker_exiting() => {
+            PENDING.with(|p| p.set(p.get() + 1));
+            arm(task, period);
+            false
+        }
+        _ => true,
+    }
+}
+
+/// The runtime owning `lua`: the one of the current cycle's http block.
+fn runtime_of(_lua: &Lua) -> Option<&'static super::LuaRuntime> {
+    crate::http::current_runtime()
+}
+
+fn seconds_to_ms(value: &Value, what: &str) -> mlua::Result<u64> {
+    let seconds = match value {
+        Value::Number(n) => *n,
+        Value::Integer(i) => *i as f64,
+        other => {
+            return Err(raise(format!(
+                "bad argument #1 to '{what}' (number expected, got {})",
+                other.type_name()
+            )))
+        }
+    };
+    if seconds.is_nan() || seconds < 0.0 {
+        return Err(raise(format!(
+            "bad argument #1 to '{what}' (delay must not be negative)"
+        )));
+    }
+    Ok((seconds * 1000.0) as u64)
+}
+
+fn schedule_from_lua(lua: &Lua, args: MultiValue, every: bool) -> mlua::Result<MultiValue> {
+    let what = if every { "every" } else { "at" };
+    let mut args = args.into_vec().into_iter();
+    let ms = seconds_to_ms(&args.next().unwrap_or(Value::Nil), what)?;
+    let callback = match args.next() {
+        Some(Value::Function(f)) => f,
+        other => {
+            return Err(raise(format!(
+                "bad argument #2 to '{what}' (function expected, got {})",
+                other.map(|v| v.type_name()).unwrap_or("no value")
+            )))
+        }
+    };
+    if every && ms == 0 {
+        return Err(raise("bad argument #1 to 'every' (delay must be positive)"));
+    }
+    if PENDING.with(Cell::get) >= MAX_PENDING {
+        return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "too many pending timers"), lua);
+    }
+    if RUNNING.with(Cell::get) >= MAX_RUNNING && ms == 0 {
+        return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "too many running timers"), lua);
+    }
+    if worker_exiting() {
+        return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "process exiting"), lua);
+    }
+    schedule(lua, ms, callback, args.collect(), every.then_some(ms));
+    mlua::IntoLuaMulti::into_lua_multi(true, lua)
+}
+
+pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
+    let timer = lua.create_table()?;
+    timer.set(
+        "at",
+        api_function(lua, |lua, args: MultiValue| {
+            schedule_from_lua(lua, args, false)
+        })?,
+    )?;
+    timer.set(
+        "every",
+        api_function(lua, |lua, args: MultiValue| {
+            schedule_from_lua(lua, args, true)
+        })?,
+    )?;
+    timer.set(
+        "pending_count",
+        api_function(lua, |_, ()| Ok(PENDING.with(Cell::get) as f64))?,
+    )?;
+    timer.set(
+        "running_count",
+        api_function(lua, |_, ()| Ok(RUNNING.with(Cell::get) as f64))?,
+    )?;
+    ngx.set("timer", timer)?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+# ngx.timer.at / ngx.timer.every: callbacks outside requests.
+use Test::Nginx::Socket 'no_plan';
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: ngx.timer.at runs its callback later with premature false and its arguments
+--- http_config
+    lua_shared_dict results 1m;
+--- config
+    location = /start {
+        content_by_lua_block {
+            local ok, err = ngx.timer.at(0.05, function(premature, a, b)
+                ngx.shared.results:set("ran", tostring(premature) .. " " .. a .. " " .. b .. " " .. ngx.get_phase())
+            end, "one", 2)
+            ngx.say(ok, " ", tostring(err), " pending ", ngx.timer.pending_count())
+        }
+    }
+    location = /check {
+        content_by_lua_block {
+            local deadline = ngx.now() + 3
+            while not ngx.shared.results:get("ran") and ngx.now() < deadline do ngx.sleep(0.01) end
+            ngx.say(ngx.shared.results:get("ran"), "; pending ", ngx.timer.pending_count(), " running ", ngx.timer.running_count())
+        }
+    }
+--- request eval
+["GET /start", "GET /check"]
+--- response_body eval
+["true nil pending 1\n", "false one 2 timer; pending 0 running 0\n"]
+
+
+
+=== TEST 2: ngx.timer.every refreshes a value repeatedly; callbacks may sleep
+--- http_config
+    lua_shared_dict results 1m;
+    init_worker_by_lua_block {
+        ngx.timer.every(0.02, function()
+            ngx.sleep(0.001)
+            ngx.shared.results:incr("ticks", 1, 0)
+        end)
+    }
+--- config
+    location = /check {
+        content_by_lua_block {
+            local deadline = ngx.now() + 3
+            while (ngx.shared.results:get("ticks") or 0) < 3 and ngx.now() < deadline do ngx.sleep(0.01) end
+            ngx.say("ticks >= 3: ", (ngx.shared.results:get("ticks") or 0) >= 3)
+        }
+    }
+--- request
+GET /check
+--- response_body
+ticks >= 3: true
+
+
+
+=== TEST 3: an error in a timer callback is logged with its context
+--- config
+    location = /t {
+        content_by_lua_block {
+            ngx.timer.at(0, function() error("timer broke") end)
+            ngx.sleep(0.05)
+            ngx.say("still serving")
+        }
+    }
+--- request
+GET /t
+--- response_body
+still serving
+--- error_log eval
+qr/\[error\] .*lua entry thread aborted: runtime error: content_by_lua\(nginx\.conf:\d+\):2: timer broke.*context: ngx\.timer/s
+
+
+
+=== TEST 4: bad arguments and request-only APIs in timers
+--- http_config
+    lua_shared_dict results 1m;
+--- config
+    location = /t {
+        content_by_lua_block {
+            ngx.say(select(2, pcall(ngx.timer.at, "x", print)))
+            ngx.say(select(2, pcall(ngx.timer.at, 1, "not a function")))
+            ngx.say(select(2, pcall(ngx.timer.at, -1, print)))
+            ngx.timer.at(0, function()
+                local ok, err = pcall(ngx.say, "no request")
+                ngx.shared.results:set("say", err)
+            end)
+            ngx.sleep(0.05)
+            ngx.say(ngx.shared.results:get("say"))
+        }
+    }
+--- request
+GET /t
+--- response_body
+bad argument #1 to 'at' (number expected, got string)
+bad argument #2 to 'at' (function expected, got string)
+bad argument #1 to 'at' (delay must not be negative)
+API disabled in the context of ngx.timer*
