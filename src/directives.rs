@@ -83,7 +83,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 36] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 38] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -182,6 +182,22 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 36] = [
         NGX_CONF_FLAG,
         crate::conf::packages::set_lua_code_cache,
         NGX_HTTP_LOC_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"lua_max_pending_timers",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_TAKE1,
+        crate::conf::timers::set_max_pending_timers,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"lua_max_running_timers",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_TAKE1,
+        crate::conf::timers::set_max_running_timers,
+        NGX_HTTP_MAIN_CONF_OFFSET,
         0,
     ),
     ngx_command_t::empty(),

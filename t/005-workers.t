@@ -166,3 +166,41 @@ __DATA__
 [("GET /hit") x 20, "GET /report", "GET /report"]
 --- response_body eval
 [("ok\n") x 20, "misses=20 stores=40 both workers: true\n", "misses=20 stores=40 both workers: true\n"]
+
+
+
+=== TEST 6: the add + sleep lock pattern works on both workers (tests/stress.rs runs it concurrently)
+--- http_config
+    lua_shared_dict locks 1m;
+    lua_shared_dict data 1m;
+--- config
+    location = /t {
+        content_by_lua_block {
+            local locks, data = ngx.shared.locks, ngx.shared.data
+            -- acquire: add succeeds for exactly one holder; others poll
+            local deadline = ngx.now() + 10
+            while not locks:add("counter-lock", ngx.worker.pid(), 5) do
+                if ngx.now() > deadline then return ngx.exit(503) end
+                ngx.sleep(0.001)
+            end
+            -- critical section: a non-atomic read-modify-write, with a
+            -- yield in the middle to invite interleaving
+            local n = data:get("n") or 0
+            ngx.sleep(0)
+            data:set("n", n + 1)
+            data:set("seen:" .. ngx.worker.id(), true)
+            locks:delete("counter-lock")
+            ngx.say("ok")
+        }
+    }
+    location = /report {
+        content_by_lua_block {
+            local data = ngx.shared.data
+            ngx.say(data:get("n"), " increments, both workers: ",
+                    data:get("seen:0") == true and data:get("seen:1") == true)
+        }
+    }
+--- request eval
+[("GET /t") x 40, "GET /report"]
+--- response_body eval
+[("ok\n") x 40, "40 increments, both workers: true\n"]

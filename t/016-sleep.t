@@ -149,3 +149,36 @@ API disabled in the context of log_by_lua*
 ["GET /t?n=1", "GET /t?n=2", "GET /t?n=3"]
 --- response_body eval
 ["1\n", "2\n", "3\n"]
+
+
+
+=== TEST 10: several sleeps per request on one keep-alive connection
+--- config
+    location = /t {
+        content_by_lua_block {
+            for _ = 1, 3 do ngx.sleep(0.001) end
+            ngx.say("done ", ngx.var.arg_n)
+        }
+    }
+--- pipelined_requests eval
+["GET /t?n=1", "GET /t?n=2", "GET /t?n=3"]
+--- response_body eval
+["done 1\n", "done 2\n", "done 3\n"]
+
+
+
+=== TEST 11: sleep, then read a large body, on one keep-alive connection
+--- config
+    location = /t {
+        client_body_buffer_size 2m;
+        content_by_lua_block {
+            ngx.sleep(0.001)
+            ngx.req.read_body()
+            ngx.sleep(0.001)
+            ngx.say(#(ngx.req.get_body_data() or ""))
+        }
+    }
+--- pipelined_requests eval
+["POST /t\n" . ("x" x 500000), "POST /t\nsmall", "GET /t"]
+--- response_body eval
+["500000\n", "5\n", "0\n"]

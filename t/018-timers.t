@@ -97,3 +97,50 @@ bad argument #1 to 'at' (number expected, got string)
 bad argument #2 to 'at' (function expected, got string)
 bad argument #1 to 'at' (delay must not be negative)
 API disabled in the context of ngx.timer*
+
+
+
+=== TEST 5: lua_max_pending_timers caps pending timers
+--- http_config
+    lua_max_pending_timers 3;
+--- config
+    location = /t {
+        content_by_lua_block {
+            for i = 1, 4 do
+                local ok, err = ngx.timer.at(10, function() end)
+                ngx.say(i, ": ", tostring(ok), " ", tostring(err))
+            end
+        }
+    }
+--- request
+GET /t
+--- response_body
+1: true nil
+2: true nil
+3: true nil
+4: nil too many pending timers
+
+
+
+=== TEST 6: bad timer limits fail the configuration
+--- http_config
+    lua_max_running_timers lots;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid value "lots" in "lua_max_running_timers" directive in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 7: timers cannot be created in init_by_lua
+--- http_config
+    init_by_lua_block {
+        local ok, err = pcall(ngx.timer.at, 0, function() end)
+        init_result = err
+    }
+--- config
+    location = /t { content_by_lua_block { ngx.say(init_result) } }
+--- request
+GET /t
+--- response_body
+API disabled in the context of init_by_lua*

@@ -805,6 +805,78 @@ fn reload_keeps_data_and_resizes_fresh() {
 /// An nginx (master and WORKERS workers) in its own prefix. Dropping it stops
 /// nginx; the prefix is removed when the test passed and kept, with its path
 /// and the end of its error log printed, when it failed.
+/// A lock built from `add` and `ngx.sleep` polling (the resty.lock pattern)
+/// protects a non-atomic read-modify-write: 8 concurrent clients on two
+/// workers, 2,000 increments, none lost.
+#[test]
+fn add_and_sleep_lock_excludes_across_workers() {
+    let _serial = exclusive();
+    let server = TestServer::start(
+        "lua_shared_dict locks 1m;\nlua_shared_dict data 1m;\n",
+        r#"location = /locked {
+            content_by_lua_block {
+                local locks, data = ngx.shared.locks, ngx.shared.data
+                local deadline = ngx.now() + 10
+                while not locks:add("lock", true, 5) do
+                    if ngx.now() > deadline then return ngx.exit(503) end
+                    ngx.sleep(0.001)
+                end
+                local n = data:get("n") or 0
+                ngx.sleep(0)
+                data:set("n", n + 1)
+                data:set("pid:" .. ngx.worker.pid(), true)
+                locks:delete("lock")
+                ngx.say("ok")
+            }
+        }
+        location = /total { content_by_lua_block { ngx.say(ngx.shared.data:get("n")) } }
+        location = /pids {
+            content_by_lua_block {
+                local n = 0
+                for _, key in ipairs(ngx.shared.data:get_keys(0)) do
+                    if key:find("^pid:") then n = n + 1 end
+                end
+                ngx.say(n)
+            }
+        }"#,
+    );
+    let port = server.port();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            thread::spawn(move || -> Result<(), String> {
+                let mut connection = KeepAlive::connect(port).map_err(|e| e.to_string())?;
+                for _ in 0..250 {
+                    let response = connection.get("/locked").map_err(|e| e.to_string())?;
+                    if response.status != 200 || response.body != b"ok\n" {
+                        return Err(format!("status {}", response.status));
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for client in clients {
+        let result = client
+            .join()
+            .unwrap_or_else(|_| Err("client panicked".into()));
+        assert!(
+            result.is_ok(),
+            "a locked request failed: {result:?}\n{}",
+            server.error_log()
+        );
+    }
+    assert_eq!(
+        body_of(&server.get_once("/total"), "/total"),
+        "2000\n",
+        "expected every locked increment to count"
+    );
+    assert_eq!(
+        body_of(&server.get_once("/pids"), "/pids"),
+        "2\n",
+        "expected both workers to take the lock"
+    );
+}
+
 /// One worker and 200 clients that each wait in `ngx.sleep(0.5)`: if a
 /// sleep blocked the worker the batch would take 100 s; suspended in the
 /// event loop, it takes about half a second.

@@ -3,6 +3,7 @@
 pub mod lua_block;
 pub mod packages;
 pub mod set_by_lua;
+pub mod timers;
 
 use core::ffi::{c_char, c_void};
 use core::ptr::{self, NonNull};
@@ -38,6 +39,9 @@ pub struct MainConf {
     pub rewrite_used: bool,
     pub access_used: bool,
     pub log_used: bool,
+    /// `lua_max_pending_timers` / `lua_max_running_timers`, when set.
+    pub max_pending_timers: Option<usize>,
+    pub max_running_timers: Option<usize>,
     pub header_filter_used: bool,
     pub body_filter_used: bool,
     /// `lua_package_path` / `lua_package_cpath`, applied by init_main_conf.

@@ -87,6 +87,9 @@ pub unsafe extern "C" fn init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 /// # Safety
 /// Called by nginx with the worker's cycle.
 pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    if let Some(main) = main_conf(cycle) {
+        crate::lua::timer::set_limits(main.max_pending_timers, main.max_running_timers);
+    }
     if let Err(message) = run(cycle, |main| main.init_worker, Phase::InitWorker) {
         if let Some(log) = cycle_log(cycle) {
             log.write(

@@ -109,7 +109,10 @@ fn exit_response(req: HttpRequest, status: isize) -> ngx_int_t {
 
 /// What a handler's outcome means for nginx in the content phase. `None`
 /// for a coroutine that went to sleep (already suspended by `suspend`).
-fn content_rc(req: HttpRequest, outcome: RunOutcome) -> Option<ngx_int_t> {
+///
+/// `resumed` is true when the coroutine was already suspended before: it
+/// holds its extra request reference already and must not take another.
+fn content_rc(req: HttpRequest, outcome: RunOutcome, resumed: bool) -> Option<ngx_int_t> {
     if matches!(outcome, RunOutcome::Finished | RunOutcome::Exited(_)) {
         // The chunk did not read the body: discard it before answering so
         // that a keep-alive connection stays in step.
@@ -129,10 +132,18 @@ fn content_rc(req: HttpRequest, outcome: RunOutcome) -> Option<ngx_int_t> {
         RunOutcome::Exec { uri, args } => req.internal_redirect(&uri, &args),
         RunOutcome::Failed(message) => fail_request(req, &message),
         RunOutcome::Sleeping { thread, ms } => {
-            return suspend(req, thread, Phase::Content, Some(ms), true).err();
+            return suspend(req, thread, Phase::Content, Some(ms), !resumed).err();
         }
-        // The reference nginx took to read the body keeps the request.
+        // The reference nginx took to read the body keeps the request; a
+        // resumed coroutine holds one already, so it drops nginx's.
         RunOutcome::WaitingForBody { thread } => {
+            if resumed {
+                // SAFETY: live request; its count includes both references.
+                unsafe {
+                    let main = (*req.as_ptr()).main;
+                    (*main).set_count((*main).count() - 1);
+                }
+            }
             return suspend(req, thread, Phase::Content, None, false).err();
         }
     })
@@ -335,7 +346,7 @@ fn resume_waiting(req: HttpRequest, thread: mlua::Thread, phase: Phase) {
     let outcome = runtime.resume(thread, r, phase);
     // SAFETY (all blocks below): live request, resumed from its own timer.
     if phase == Phase::Content {
-        if let Some(rc) = content_rc(req, outcome) {
+        if let Some(rc) = content_rc(req, outcome, true) {
             unsafe { ngx_http_finalize_request(r, rc) };
         }
         return;
@@ -362,7 +373,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
             return NGX_DECLINED as ngx_int_t;
         };
         let outcome = runtime.run(chunk, req.as_ptr(), Phase::Content);
-        content_rc(req, outcome).unwrap_or(NGX_DONE as ngx_int_t)
+        content_rc(req, outcome, false).unwrap_or(NGX_DONE as ngx_int_t)
     })
 }
 

@@ -19,8 +19,8 @@ use crate::nginx::Log;
 
 /// OpenResty's defaults for `lua_max_pending_timers` and
 /// `lua_max_running_timers`.
-const MAX_PENDING: usize = 1024;
-const MAX_RUNNING: usize = 256;
+const DEFAULT_MAX_PENDING: usize = 1024;
+const DEFAULT_MAX_RUNNING: usize = 256;
 
 thread_local! {
     /// Timers scheduled and not yet started (or waiting for their next
@@ -31,6 +31,8 @@ thread_local! {
     /// Every live task, so that a worker shutting down can run the pending
     /// ones early.
     static TASKS: RefCell<Vec<*mut TimerTask>> = const { RefCell::new(Vec::new()) };
+    static MAX_PENDING: Cell<usize> = const { Cell::new(DEFAULT_MAX_PENDING) };
+    static MAX_RUNNING: Cell<usize> = const { Cell::new(DEFAULT_MAX_RUNNING) };
     /// Set while the exit hook runs pending callbacks early.
     static SHUTTING_DOWN: Cell<bool> = const { Cell::new(false) };
 }
@@ -78,6 +80,12 @@ fn schedule(lua: &Lua, delay_ms: u64, callback: Function, args: Vec<Value>, ever
     PENDING.with(|p| p.set(p.get() + 1));
     TASKS.with(|tasks| tasks.borrow_mut().push(task));
     arm(task, delay_ms);
+}
+
+/// Applies `lua_max_pending_timers` / `lua_max_running_timers` in a worker.
+pub fn set_limits(pending: Option<usize>, running: Option<usize>) {
+    MAX_PENDING.with(|m| m.set(pending.unwrap_or(DEFAULT_MAX_PENDING)));
+    MAX_RUNNING.with(|m| m.set(running.unwrap_or(DEFAULT_MAX_RUNNING)));
 }
 
 fn free_task(task: *mut TimerTask) {
@@ -203,6 +211,10 @@ fn seconds_to_ms(value: &Value, what: &str) -> mlua::Result<u64> {
 
 fn schedule_from_lua(lua: &Lua, args: MultiValue, every: bool) -> mlua::Result<MultiValue> {
     let what = if every { "every" } else { "at" };
+    // The master runs no event loop: timers belong to workers.
+    if super::current_phase() == Some(Phase::Init) {
+        return Err(raise("API disabled in the context of init_by_lua*"));
+    }
     let mut args = args.into_vec().into_iter();
     let ms = seconds_to_ms(&args.next().unwrap_or(Value::Nil), what)?;
     let callback = match args.next() {
@@ -217,10 +229,10 @@ fn schedule_from_lua(lua: &Lua, args: MultiValue, every: bool) -> mlua::Result<M
     if every && ms == 0 {
         return Err(raise("bad argument #1 to 'every' (delay must be positive)"));
     }
-    if PENDING.with(Cell::get) >= MAX_PENDING {
+    if PENDING.with(Cell::get) >= MAX_PENDING.with(Cell::get) {
         return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "too many pending timers"), lua);
     }
-    if RUNNING.with(Cell::get) >= MAX_RUNNING && ms == 0 {
+    if RUNNING.with(Cell::get) >= MAX_RUNNING.with(Cell::get) && ms == 0 {
         return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "too many running timers"), lua);
     }
     if worker_exiting() {
