@@ -8,7 +8,7 @@ use nginx_sys::NGX_LOG_DEBUG;
 use super::output::{append_printable, append_scalar};
 use super::raise::{api_function, raise, CALLER_LEVEL};
 use super::Phase;
-use crate::http::args::parse_query;
+use crate::http::args::{parse_query, ParsedArgs};
 use crate::http::request::HttpRequest;
 use crate::nginx::{self, Log};
 
@@ -495,29 +495,34 @@ fn request_table(lua: &Lua) -> mlua::Result<Table> {
                 }
                 None => 100,
             };
-            let parsed = parse_query(r.query_string(), max);
-            let args = lua.create_table()?;
-            for arg in parsed.args {
-                let key = lua.create_string(&arg.key)?;
-                let value = match arg.value {
-                    Some(v) => Value::String(lua.create_string(v)?),
-                    None => Value::Boolean(true),
-                };
-                match args.raw_get::<Value>(key.clone())? {
-                    Value::Nil => args.raw_set(key, value)?,
-                    Value::Table(list) => list.raw_push(value)?,
-                    first => args.raw_set(key, lua.create_sequence_from([first, value])?)?,
-                }
-            }
-            let truncated = if parsed.truncated {
-                Value::String(lua.create_string("truncated")?)
-            } else {
-                Value::Nil
-            };
-            Ok((args, truncated))
+            parsed_args_table(lua, parse_query(r.query_string(), max))
         })?,
     )?;
     Ok(req)
+}
+
+/// `args, "truncated"?` as `get_uri_args` and `get_post_args` return them:
+/// repeated keys become arrays, bare keys `true`.
+pub(super) fn parsed_args_table(lua: &Lua, parsed: ParsedArgs) -> mlua::Result<(Table, Value)> {
+    let args = lua.create_table()?;
+    for arg in parsed.args {
+        let key = lua.create_string(&arg.key)?;
+        let value = match arg.value {
+            Some(v) => Value::String(lua.create_string(v)?),
+            None => Value::Boolean(true),
+        };
+        match args.raw_get::<Value>(key.clone())? {
+            Value::Nil => args.raw_set(key, value)?,
+            Value::Table(list) => list.raw_push(value)?,
+            first => args.raw_set(key, lua.create_sequence_from([first, value])?)?,
+        }
+    }
+    let truncated = if parsed.truncated {
+        Value::String(lua.create_string("truncated")?)
+    } else {
+        Value::Nil
+    };
+    Ok((args, truncated))
 }
 
 fn worker_table(lua: &Lua) -> mlua::Result<Table> {

@@ -399,25 +399,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                 None => 100,
             };
             let parsed = crate::http::args::parse_query(&r.body_data().unwrap_or_default(), max);
-            let args = lua.create_table()?;
-            for arg in parsed.args {
-                let key = lua.create_string(&arg.key)?;
-                let value = match arg.value {
-                    Some(v) => Value::String(lua.create_string(v)?),
-                    None => Value::Boolean(true),
-                };
-                match args.raw_get::<Value>(key.clone())? {
-                    Value::Nil => args.raw_set(key, value)?,
-                    Value::Table(list) => list.raw_push(value)?,
-                    first => args.raw_set(key, lua.create_sequence_from([first, value])?)?,
-                }
-            }
-            let truncated = if parsed.truncated {
-                Value::String(lua.create_string("truncated")?)
-            } else {
-                Value::Nil
-            };
-            mlua::IntoLuaMulti::into_lua_multi((args, truncated), lua)
+            mlua::IntoLuaMulti::into_lua_multi(super::ngx_api::parsed_args_table(lua, parsed)?, lua)
         })?,
     )?;
     req.set(
