@@ -27,6 +27,11 @@ impl Log {
         unsafe { Log::from_raw((*ngx_cycle).log) }
     }
 
+    /// The raw log, for nginx structures that point at one (events).
+    pub fn as_ptr(&self) -> *mut ngx_log_t {
+        self.0.as_ptr()
+    }
+
     /// Whether the log would write a line at `level`.
     pub fn enabled(&self, level: usize) -> bool {
         // SAFETY: valid per the constructor's contract.
@@ -41,10 +46,16 @@ impl Log {
     }
 }
 
-/// The current cycle's log as nginx wants it in events it owns.
-pub fn cycle_log_ptr() -> *mut ngx_log_t {
-    // SAFETY: ngx_cycle is set before any module code runs.
-    unsafe { (*ngx_cycle).log }
+/// Runs `f` in a callback nginx calls (pool cleanups, event handlers),
+/// where an unwinding panic must not reach nginx's C frames: a panic is
+/// logged at `alert` level on the cycle log and the callback returns.
+pub fn without_unwinding(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        if let Some(log) = Log::cycle() {
+            let line = format!("panic in {what}");
+            log.write(nginx_sys::NGX_LOG_ALERT as usize, line.as_bytes());
+        }
+    }
 }
 
 /// Logs an `[emerg]` line with the configuration file and line appended by

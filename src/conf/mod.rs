@@ -120,8 +120,11 @@ pub(crate) unsafe extern "C" fn merge_loc_conf(
 /// pool (the cycle) goes away.
 unsafe fn alloc_in_conf_pool<T: Default>(cf: *mut ngx_conf_t) -> *mut c_void {
     unsafe extern "C" fn drop_value<T>(data: *mut c_void) {
-        // SAFETY: registered below for exactly this initialised T.
-        unsafe { ptr::drop_in_place(data.cast::<T>()) };
+        // SAFETY: registered below for exactly this initialised T, and
+        // dropped exactly once, when the pool is destroyed.
+        crate::nginx::without_unwinding("configuration cleanup", || unsafe {
+            ptr::drop_in_place(data.cast::<T>())
+        });
     }
     // SAFETY: cf is valid during configuration; the pool returns memory
     // aligned for any type nginx uses (NGX_ALIGNMENT).

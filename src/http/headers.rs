@@ -5,8 +5,8 @@
 use core::ptr;
 
 use nginx_sys::{
-    ngx_http_headers_in_t, ngx_http_headers_out_t, ngx_list_part_t, ngx_list_push, ngx_pnalloc,
-    ngx_pool_t, ngx_str_t, ngx_table_elt_t,
+    ngx_http_headers_in_t, ngx_http_headers_out_t, ngx_list_part_t, ngx_list_push, ngx_list_t,
+    ngx_pnalloc, ngx_pool_t, ngx_str_t, ngx_table_elt_t,
 };
 
 use super::request::HttpRequest;
@@ -158,20 +158,8 @@ impl HttpRequest {
                     .and_then(|v| core::str::from_utf8(v).ok()?.trim().parse::<i64>().ok())
                     .unwrap_or(-1);
             }
-            let key = canonical_header_name(name);
-            let lowcase: Vec<u8> = key.to_ascii_lowercase();
             for value in values {
-                let elt = ngx_list_push(&mut headers_in.headers).cast::<ngx_table_elt_t>();
-                if elt.is_null() {
-                    return Err(HeaderError::NoMemory);
-                }
-                ptr::write_bytes(elt, 0, 1);
-                (*elt).key = copy_to_pool((*r).pool, &key).ok_or(HeaderError::NoMemory)?;
-                (*elt).value = copy_to_pool((*r).pool, value).ok_or(HeaderError::NoMemory)?;
-                (*elt).lowcase_key = copy_to_pool((*r).pool, &lowcase)
-                    .ok_or(HeaderError::NoMemory)?
-                    .data;
-                (*elt).hash = nginx_sys::ngx_hash_key((*elt).lowcase_key, lowcase.len());
+                let elt = push_header(&mut headers_in.headers, (*r).pool, name, value)?;
                 if let Some(field) = field {
                     if (*field).is_null() {
                         *field = elt;
@@ -234,33 +222,46 @@ impl HttpRequest {
             if header_name_matches(b"last-modified", name) {
                 headers_out.last_modified_time = -1;
             }
-            let key = canonical_header_name(name);
-            let mut lowcase = name.to_ascii_lowercase();
-            for b in lowcase.iter_mut() {
-                if *b == b'_' {
-                    *b = b'-';
-                }
-            }
             for value in values {
-                let elt = ngx_list_push(&mut headers_out.headers).cast::<ngx_table_elt_t>();
-                if elt.is_null() {
-                    return Err(HeaderError::NoMemory);
-                }
-                // Zeroed first: nginx versions differ in the fields after
-                // these (1.23 added `next`), all of which are null by default.
-                ptr::write_bytes(elt, 0, 1);
-                (*elt).hash = 1;
-                (*elt).key = copy_to_pool((*r).pool, &key).ok_or(HeaderError::NoMemory)?;
-                (*elt).value = copy_to_pool((*r).pool, value).ok_or(HeaderError::NoMemory)?;
-                (*elt).lowcase_key = copy_to_pool((*r).pool, &lowcase)
-                    .ok_or(HeaderError::NoMemory)?
-                    .data;
+                let elt = push_header(&mut headers_out.headers, (*r).pool, name, value)?;
                 if let Some(field) = field {
                     *field = elt;
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Appends header `name: value` to an nginx header list, with its pool
+/// copies, lower-cased key and hash, as nginx's own parser would.
+///
+/// # Safety
+/// `list` must be a live header list whose elements live in `pool`.
+unsafe fn push_header(
+    list: *mut ngx_list_t,
+    pool: *mut ngx_pool_t,
+    name: &[u8],
+    value: &[u8],
+) -> Result<*mut ngx_table_elt_t, HeaderError> {
+    let key = canonical_header_name(name);
+    let lowcase = key.to_ascii_lowercase();
+    // SAFETY: per the contract; the element is zeroed first because nginx
+    // versions differ in the fields after these (1.23 added `next`), all of
+    // which are null by default.
+    unsafe {
+        let elt = ngx_list_push(list).cast::<ngx_table_elt_t>();
+        if elt.is_null() {
+            return Err(HeaderError::NoMemory);
+        }
+        ptr::write_bytes(elt, 0, 1);
+        (*elt).key = copy_to_pool(pool, &key).ok_or(HeaderError::NoMemory)?;
+        (*elt).value = copy_to_pool(pool, value).ok_or(HeaderError::NoMemory)?;
+        (*elt).lowcase_key = copy_to_pool(pool, &lowcase)
+            .ok_or(HeaderError::NoMemory)?
+            .data;
+        (*elt).hash = nginx_sys::ngx_hash_key((*elt).lowcase_key, lowcase.len());
+        Ok(elt)
     }
 }
 

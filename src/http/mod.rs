@@ -110,8 +110,9 @@ fn exit_response(req: HttpRequest, status: isize) -> ngx_int_t {
 /// What a handler's outcome means for nginx in the content phase. `None`
 /// for a coroutine that went to sleep (already suspended by `suspend`).
 ///
-/// `resumed` is true when the coroutine was already suspended before: it
-/// holds its extra request reference already and must not take another.
+/// `resumed` is true when the coroutine was already suspended before: the
+/// content handler has returned NGX_DONE, so no extra request reference is
+/// needed to outlive it.
 fn content_rc(req: HttpRequest, outcome: RunOutcome, resumed: bool) -> Option<ngx_int_t> {
     if matches!(outcome, RunOutcome::Finished | RunOutcome::Exited(_)) {
         // The chunk did not read the body: discard it before answering so
@@ -134,17 +135,8 @@ fn content_rc(req: HttpRequest, outcome: RunOutcome, resumed: bool) -> Option<ng
         RunOutcome::Sleeping { thread, ms } => {
             return suspend(req, thread, Phase::Content, Some(ms), !resumed).err();
         }
-        // The reference nginx took to read the body keeps the request; a
-        // resumed coroutine holds one already, so it drops nginx's.
         RunOutcome::WaitingForBody { thread } => {
-            if resumed {
-                // SAFETY: live request; its count includes both references.
-                unsafe {
-                    let main = (*req.as_ptr()).main;
-                    (*main).set_count((*main).count() - 1);
-                }
-            }
-            return suspend(req, thread, Phase::Content, None, false).err();
+            return suspend(req, thread, Phase::Content, None, !resumed).err();
         }
     })
 }
@@ -288,15 +280,6 @@ unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
         let Some((thread, phase)) = state.sleeping.take() else {
             return;
         };
-        if phase != Phase::Content {
-            // Outside the content phase the request still holds its own
-            // reference: release the one nginx took to read the body.
-            // SAFETY: live request; the count includes that reference.
-            unsafe {
-                let main = (*r).main;
-                (*main).set_count((*main).count() - 1);
-            }
-        }
         resume_waiting(req, thread, phase);
     }));
     if resumed.is_err() {
@@ -318,18 +301,21 @@ pub(crate) enum BodyRead {
 /// Starts reading the request body.
 pub(crate) fn start_reading_body(req: HttpRequest) -> BodyRead {
     let r = req.as_ptr();
-    // SAFETY: live request. nginx takes a request reference for the read;
-    // when it completes at once we release it, as we go on synchronously.
+    // SAFETY: live request. nginx takes a request reference for the read
+    // (and drops it itself on a special-response failure). It is released
+    // at once, even while the body is still arriving: a waiting coroutine is
+    // kept alive the way a sleeping one is (see `suspend`), so that one rule
+    // governs references whatever the coroutine waits for.
     unsafe {
         let rc = ngx_http_read_client_request_body(r, Some(body_ready));
         if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
             return BodyRead::Failed(rc as isize);
         }
+        let main = (*r).main;
+        (*main).set_count((*main).count() - 1);
         if rc == NGX_AGAIN as ngx_int_t {
             return BodyRead::Pending;
         }
-        let main = (*r).main;
-        (*main).set_count((*main).count() - 1);
         if rc == NGX_OK as ngx_int_t {
             BodyRead::Done
         } else {
@@ -344,19 +330,24 @@ fn resume_waiting(req: HttpRequest, thread: mlua::Thread, phase: Phase) {
         return;
     };
     let outcome = runtime.resume(thread, r, phase);
-    // SAFETY (all blocks below): live request, resumed from its own timer.
     if phase == Phase::Content {
         if let Some(rc) = content_rc(req, outcome, true) {
+            // SAFETY: live request, resumed from its own timer; finalizing
+            // drops the reference the content phase kept while it waited.
             unsafe { ngx_http_finalize_request(r, rc) };
         }
         return;
     }
     match phase_step(req, phase, outcome) {
+        // SAFETY: live request, resumed from its own timer outside nginx's
+        // phase loop, so the loop is re-entered past the handler that waited.
         PhaseStep::Continue => unsafe {
             (*r).phase_handler += 1;
             (*r).write_event_handler = Some(ngx_http_core_run_phases);
             ngx_http_core_run_phases(r);
         },
+        // SAFETY: live request, resumed from its own timer; the phase failed
+        // or answered, so the request ends here.
         PhaseStep::Finish(rc) => unsafe { ngx_http_finalize_request(r, rc) },
         PhaseStep::Redirected | PhaseStep::Suspended => {}
     }
@@ -495,9 +486,11 @@ pub(crate) fn forget_ctx_at_request_end(req: HttpRequest) {
         // SAFETY: pool cleanups run before the pool's memory (the request
         // included) is freed; the confs outlive every request.
         if let Some(req) = unsafe { HttpRequest::from_raw(r) } {
-            if let Some(runtime) = main_conf(req).runtime() {
-                runtime.forget_request_ctx(r);
-            }
+            crate::nginx::without_unwinding("request cleanup", || {
+                if let Some(runtime) = main_conf(req).runtime() {
+                    runtime.forget_request_ctx(r);
+                }
+            });
         }
     }
     // SAFETY: live request; the cleanup is allocated from its pool.

@@ -38,8 +38,11 @@ pub(crate) unsafe fn request_state<'a>(r: *mut ngx_http_request_t) -> Option<&'a
             if (*state).timer.timer_set() != 0 {
                 ngx_del_timer(&mut (*state).timer);
             }
-            ptr::drop_in_place(state);
         }
+        // SAFETY: as above; the state is dropped exactly once, here.
+        crate::nginx::without_unwinding("request state cleanup", || unsafe {
+            ptr::drop_in_place(state)
+        });
     }
     let index = crate::ngx_http_lua_shdict_module.ctx_index;
     // SAFETY: r->ctx has a slot per HTTP module; ours is null or this state,

@@ -20,7 +20,7 @@ use super::{cjson, error_text, ChunkId, LuaRuntime};
 
 include!(concat!(env!("OUT_DIR"), "/luajit_jit_modules.rs"));
 
-const RESTY_CORE_STUB: &str = include_str!("bundled/resty_core.lua");
+const RESTY_CORE_STAND_IN: &str = include_str!("bundled/resty_core.lua");
 /// The lua-resty-core version the stand-ins report.
 const RESTY_CORE_VERSION: &str = "0.1.28";
 
@@ -63,18 +63,18 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     let resty_core: Function = lua
         .load(
             "local source, version, loadstring = ...\n\
-             local stub\n\
+             local stand_in\n\
              return function(name)\n\
                  if name ~= 'resty.core' and name:sub(1, 11) ~= 'resty.core.' then\n\
                      return nil\n\
                  end\n\
-                 stub = stub or assert(loadstring(source, '=resty.core'))\n\
-                 return function(modname) return stub(modname, version) end\n\
+                 stand_in = stand_in or assert(loadstring(source, '=resty.core'))\n\
+                 return function(modname) return stand_in(modname, version) end\n\
              end",
         )
         .set_name("=require")
         .call((
-            RESTY_CORE_STUB,
+            RESTY_CORE_STAND_IN,
             RESTY_CORE_VERSION,
             lua.globals().get::<Function>("loadstring")?,
         ))?;

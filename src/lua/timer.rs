@@ -40,7 +40,6 @@ thread_local! {
 struct TimerTask {
     /// Must stay first and in place: nginx's timer tree points at it.
     event: ngx_event_t,
-    lua: Lua,
     callback: Function,
     args: Vec<Value>,
     /// `ngx.timer.every`: the period in ms.
@@ -60,11 +59,10 @@ fn arm(task: *mut TimerTask, ms: u64) {
     unsafe { ngx_add_timer(&mut (*task).event, ms as ngx_msec_t) };
 }
 
-fn schedule(lua: &Lua, delay_ms: u64, callback: Function, args: Vec<Value>, every: Option<u64>) {
+fn schedule(delay_ms: u64, callback: Function, args: Vec<Value>, every: Option<u64>) {
     let task = Box::into_raw(Box::new(TimerTask {
         // SAFETY: an all-zero ngx_event_t is nginx's own initial state.
         event: unsafe { core::mem::zeroed() },
-        lua: lua.clone(),
         callback,
         args,
         every,
@@ -74,7 +72,7 @@ fn schedule(lua: &Lua, delay_ms: u64, callback: Function, args: Vec<Value>, ever
     unsafe {
         (*task).event.handler = Some(timer_fired);
         (*task).event.data = task.cast();
-        (*task).event.log = crate::nginx::cycle_log_ptr();
+        (*task).event.log = Log::cycle().map_or(core::ptr::null_mut(), |log| log.as_ptr());
         (*task).event.set_cancelable(1);
     }
     PENDING.with(|p| p.set(p.get() + 1));
@@ -143,7 +141,9 @@ unsafe extern "C" fn timer_fired(ev: *mut ngx_event_t) {
 fn run_task(task: *mut TimerTask) -> bool {
     // SAFETY: the task is alive for the duration of its handler.
     let t = unsafe { &mut *task };
-    let Some(runtime) = runtime_of(&t.lua) else {
+    // Callbacks run in the Lua state of the running cycle, the one that
+    // scheduled them.
+    let Some(runtime) = crate::http::current_runtime() else {
         return true;
     };
     let outcome = match t.sleeping.take() {
@@ -183,11 +183,6 @@ fn run_task(task: *mut TimerTask) -> bool {
         }
         _ => true,
     }
-}
-
-/// The runtime owning `lua`: the one of the current cycle's http block.
-fn runtime_of(_lua: &Lua) -> Option<&'static super::LuaRuntime> {
-    crate::http::current_runtime()
 }
 
 fn seconds_to_ms(value: &Value, what: &str) -> mlua::Result<u64> {
@@ -238,7 +233,7 @@ fn schedule_from_lua(lua: &Lua, args: MultiValue, every: bool) -> mlua::Result<M
     if worker_exiting() {
         return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "process exiting"), lua);
     }
-    schedule(lua, ms, callback, args.collect(), every.then_some(ms));
+    schedule(ms, callback, args.collect(), every.then_some(ms));
     mlua::IntoLuaMulti::into_lua_multi(true, lua)
 }
 

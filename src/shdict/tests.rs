@@ -65,7 +65,7 @@ impl Drop for TestZone {
 }
 
 fn slab_errors() -> ngx_uint_t {
-    // SAFETY: a plain counter written by the C stub, read between operations.
+    // SAFETY: a plain counter written by test_support.c, read between operations.
     unsafe { core::ptr::addr_of!(ngx_store_test_slab_errors).read_volatile() }
 }
 
