@@ -20,14 +20,15 @@ use nginx_sys::{
     NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NO_CONTENT, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
 };
 
+use mlua::MultiValue;
 use nginx_sys::{
-    ngx_add_timer, ngx_event_t, ngx_http_core_run_phases, ngx_http_read_client_request_body,
-    ngx_http_request_empty_handler, ngx_http_run_posted_requests, ngx_msec_t, NGX_AGAIN,
-    NGX_HTTP_SPECIAL_RESPONSE,
+    ngx_http_core_run_phases, ngx_http_read_client_request_body, ngx_http_request_empty_handler,
+    ngx_http_run_posted_requests, NGX_AGAIN, NGX_HTTP_SPECIAL_RESPONSE,
 };
 
 use self::request::HttpRequest;
 use crate::conf::{LocConf, MainConf};
+use crate::lua::scheduler::{CoId, Owner, Shared, Wait};
 use crate::lua::{Phase, RunOutcome};
 
 pub(crate) use self::lifecycle::current_runtime;
@@ -108,9 +109,9 @@ fn exit_response(req: HttpRequest, status: isize) -> ngx_int_t {
 }
 
 /// What a handler's outcome means for nginx in the content phase. `None`
-/// for a coroutine that went to sleep (already suspended by `suspend`).
+/// for a handler whose coroutines wait (already suspended by `suspend`).
 ///
-/// `resumed` is true when the coroutine was already suspended before: the
+/// `resumed` is true when the handler was already suspended before: the
 /// content handler has returned NGX_DONE, so no extra request reference is
 /// needed to outlive it.
 fn content_rc(req: HttpRequest, outcome: RunOutcome, resumed: bool) -> Option<ngx_int_t> {
@@ -132,11 +133,8 @@ fn content_rc(req: HttpRequest, outcome: RunOutcome, resumed: bool) -> Option<ng
         // Finalizing with NGX_DONE balances the reference the redirect took.
         RunOutcome::Exec { uri, args } => req.internal_redirect(&uri, &args),
         RunOutcome::Failed(message) => fail_request(req, &message),
-        RunOutcome::Sleeping { thread, ms } => {
-            return suspend(req, thread, Phase::Content, Some(ms), !resumed).err();
-        }
-        RunOutcome::WaitingForBody { thread } => {
-            return suspend(req, thread, Phase::Content, None, !resumed).err();
+        RunOutcome::Suspended(scheduler) => {
+            return suspend(req, scheduler, Phase::Content, !resumed).err();
         }
     })
 }
@@ -149,7 +147,7 @@ enum PhaseStep {
     Finish(ngx_int_t),
     /// `ngx.exec` redirected it; the phase engine must stop.
     Redirected,
-    /// The coroutine sleeps (already suspended).
+    /// The handler's coroutines wait (already suspended).
     Suspended,
 }
 
@@ -175,45 +173,45 @@ fn phase_step(req: HttpRequest, phase: Phase, outcome: RunOutcome) -> PhaseStep 
         }
         RunOutcome::Exited(status) => PhaseStep::Finish(exit_response(req, status)),
         RunOutcome::Failed(message) => PhaseStep::Finish(fail_request(req, &message)),
-        RunOutcome::Sleeping { thread, ms } => match suspend(req, thread, phase, Some(ms), false) {
-            Ok(()) => PhaseStep::Suspended,
-            Err(rc) => PhaseStep::Finish(rc),
-        },
-        RunOutcome::WaitingForBody { thread } => match suspend(req, thread, phase, None, false) {
+        RunOutcome::Suspended(scheduler) => match suspend(req, scheduler, phase, false) {
             Ok(()) => PhaseStep::Suspended,
             Err(rc) => PhaseStep::Finish(rc),
         },
     }
 }
 
-/// Parks a sleeping coroutine: its timer resumes it from nginx's event loop
-/// and nothing else may run the request meanwhile. In the content phase
-/// nginx finalizes with our NGX_DONE, so the request needs an extra
-/// reference to stay alive; in rewrite/access NGX_DONE just pauses the
-/// phase engine. `Err` holds the code to end the request with.
-/// `sleep_ms` is `None` for a coroutine waiting for the request body, which
-/// [`body_ready`] resumes.
+/// Whom a request handler's scheduler belongs to: its events resume it
+/// through [`wake_request`].
+fn request_owner(req: HttpRequest) -> Owner {
+    let r = req.as_ptr();
+    Owner {
+        data: r.cast(),
+        wake: wake_request,
+        // SAFETY: live request; its connection's log lives as long.
+        log: unsafe { (*(*r).connection).log },
+        log_context: "",
+        cancelable_sleeps: false,
+    }
+}
+
+/// Parks a handler whose coroutines wait: their events resume it from
+/// nginx's event loop and nothing else may run the request meanwhile. In
+/// the content phase nginx finalizes with our NGX_DONE, so the request needs
+/// an extra reference to stay alive; in rewrite/access NGX_DONE just pauses
+/// the phase engine. `Err` holds the code to end the request with.
 fn suspend(
     req: HttpRequest,
-    thread: mlua::Thread,
+    scheduler: Shared,
     phase: Phase,
-    sleep_ms: Option<u64>,
     take_reference: bool,
 ) -> Result<(), ngx_int_t> {
     let r = req.as_ptr();
-    // SAFETY: live request; the state and its timer live in its pool.
+    // SAFETY: live request; the state lives in its pool.
     unsafe {
         let Some(state) = state::request_state(r) else {
             return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
         };
-        state.sleeping = Some((thread, phase));
-        state.waiting_for_body = sleep_ms.is_none();
-        if let Some(ms) = sleep_ms {
-            state.timer.handler = Some(wake_up);
-            state.timer.data = r.cast();
-            state.timer.log = (*(*r).connection).log;
-            ngx_add_timer(&mut state.timer, ms as ngx_msec_t);
-        }
+        state.suspended = Some((scheduler, phase));
         (*r).write_event_handler = Some(ngx_http_request_empty_handler);
         if take_reference {
             let main = (*r).main;
@@ -223,17 +221,20 @@ fn suspend(
     Ok(())
 }
 
-/// The sleep timer fired: resume the coroutine where `ngx.sleep` left it.
-unsafe extern "C" fn wake_up(ev: *mut ngx_event_t) {
-    // SAFETY: the timer's data is the request it was armed for, which the
-    // pool cleanup keeps from outliving the timer.
-    let r = unsafe { (*ev).data.cast::<ngx_http_request_t>() };
+/// An event for a coroutine of a suspended request handler (its sleep
+/// timer fired).
+unsafe fn wake_request(data: *mut c_void, co: CoId) {
+    let r = data.cast::<ngx_http_request_t>();
+    // SAFETY: the scheduler's owner is this request, which its pool cleanup
+    // keeps from outliving the scheduler's events.
     let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
         return;
     };
     // SAFETY: live request.
     let connection = unsafe { (*r).connection };
-    let resumed = catch_unwind(AssertUnwindSafe(|| resume_sleeper(req)));
+    let resumed = catch_unwind(AssertUnwindSafe(|| {
+        resume_coroutine(req, co, MultiValue::new())
+    }));
     if resumed.is_err() {
         if let Some(log) = req.log() {
             log.write(
@@ -246,18 +247,6 @@ unsafe extern "C" fn wake_up(ev: *mut ngx_event_t) {
     }
     // SAFETY: as every event handler that ran request code must.
     unsafe { ngx_http_run_posted_requests(connection) };
-}
-
-fn resume_sleeper(req: HttpRequest) {
-    let r = req.as_ptr();
-    // SAFETY: live request.
-    let Some(state) = (unsafe { state::request_state(r) }) else {
-        return;
-    };
-    let Some((thread, phase)) = state.sleeping.take() else {
-        return;
-    };
-    resume_waiting(req, thread, phase);
 }
 
 /// nginx's post handler for `ngx.req.read_body`: the body is in. Resumes
@@ -273,14 +262,13 @@ unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
         let Some(state) = (unsafe { state::request_state(r) }) else {
             return;
         };
-        if !state.waiting_for_body {
-            return;
+        let waiting = state
+            .suspended
+            .as_ref()
+            .and_then(|(scheduler, _)| scheduler.borrow().waiting_for(&Wait::Body));
+        if let Some(co) = waiting {
+            resume_coroutine(req, co, MultiValue::new());
         }
-        state.waiting_for_body = false;
-        let Some((thread, phase)) = state.sleeping.take() else {
-            return;
-        };
-        resume_waiting(req, thread, phase);
     }));
     if resumed.is_err() {
         // SAFETY: live request.
@@ -303,9 +291,9 @@ pub(crate) fn start_reading_body(req: HttpRequest) -> BodyRead {
     let r = req.as_ptr();
     // SAFETY: live request. nginx takes a request reference for the read
     // (and drops it itself on a special-response failure). It is released
-    // at once, even while the body is still arriving: a waiting coroutine is
+    // at once, even while the body is still arriving: a waiting handler is
     // kept alive the way a sleeping one is (see `suspend`), so that one rule
-    // governs references whatever the coroutine waits for.
+    // governs references whatever its coroutines wait for.
     unsafe {
         let rc = ngx_http_read_client_request_body(r, Some(body_ready));
         if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
@@ -324,29 +312,46 @@ pub(crate) fn start_reading_body(req: HttpRequest) -> BodyRead {
     }
 }
 
-fn resume_waiting(req: HttpRequest, thread: mlua::Thread, phase: Phase) {
+/// Resumes coroutine `co` of the request's suspended handler with `args`,
+/// and takes the handler's phase on from wherever the run ends.
+fn resume_coroutine(req: HttpRequest, co: CoId, args: MultiValue) {
     let r = req.as_ptr();
+    // SAFETY: live request.
+    let Some(state) = (unsafe { state::request_state(r) }) else {
+        return;
+    };
+    let Some((scheduler, phase)) = state.suspended.clone() else {
+        return;
+    };
     let Some(runtime) = main_conf(req).runtime() else {
         return;
     };
-    let outcome = runtime.resume(thread, r, phase);
+    let Some(outcome) = runtime.wake(&scheduler, co, args, r, phase) else {
+        return;
+    };
+    if !matches!(outcome, RunOutcome::Suspended(_)) {
+        // SAFETY: live request (the run holds a reference to it).
+        if let Some(state) = unsafe { state::request_state(r) } {
+            state.suspended = None;
+        }
+    }
     if phase == Phase::Content {
         if let Some(rc) = content_rc(req, outcome, true) {
-            // SAFETY: live request, resumed from its own timer; finalizing
+            // SAFETY: live request, resumed from its own event; finalizing
             // drops the reference the content phase kept while it waited.
             unsafe { ngx_http_finalize_request(r, rc) };
         }
         return;
     }
     match phase_step(req, phase, outcome) {
-        // SAFETY: live request, resumed from its own timer outside nginx's
+        // SAFETY: live request, resumed from its own event outside nginx's
         // phase loop, so the loop is re-entered past the handler that waited.
         PhaseStep::Continue => unsafe {
             (*r).phase_handler += 1;
             (*r).write_event_handler = Some(ngx_http_core_run_phases);
             ngx_http_core_run_phases(r);
         },
-        // SAFETY: live request, resumed from its own timer; the phase failed
+        // SAFETY: live request, resumed from its own event; the phase failed
         // or answered, so the request ends here.
         PhaseStep::Finish(rc) => unsafe { ngx_http_finalize_request(r, rc) },
         PhaseStep::Redirected | PhaseStep::Suspended => {}
@@ -363,7 +368,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         let (Some(chunk), Some(runtime)) = (loc.content, main.runtime()) else {
             return NGX_DECLINED as ngx_int_t;
         };
-        let outcome = runtime.run(chunk, req.as_ptr(), Phase::Content);
+        let outcome = runtime.start(chunk, req.as_ptr(), Phase::Content, request_owner(req));
         content_rc(req, outcome, false).unwrap_or(NGX_DONE as ngx_int_t)
     })
 }
@@ -380,7 +385,8 @@ fn run_request_phase(req: HttpRequest, phase: Phase) -> ngx_int_t {
     let (Some(chunk), Some(runtime)) = (chunk, main.runtime()) else {
         return NGX_DECLINED as ngx_int_t;
     };
-    match phase_step(req, phase, runtime.run(chunk, req.as_ptr(), phase)) {
+    let outcome = runtime.start(chunk, req.as_ptr(), phase, request_owner(req));
+    match phase_step(req, phase, outcome) {
         PhaseStep::Continue => NGX_DECLINED as ngx_int_t,
         PhaseStep::Finish(rc) => rc,
         PhaseStep::Redirected | PhaseStep::Suspended => NGX_DONE as ngx_int_t,

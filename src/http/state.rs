@@ -1,27 +1,21 @@
 //! What the module keeps per request between nginx's calls into it: the body
-//! filter's truncation flag, and a coroutine suspended by `ngx.sleep` with
-//! the timer event that resumes it.
+//! filter's truncation flag, and the scheduler of a handler whose coroutines
+//! wait for events.
 
 use core::ffi::c_void;
 use core::ptr;
 
-use nginx_sys::{
-    ngx_del_timer, ngx_event_t, ngx_http_request_t, ngx_pcalloc, ngx_pool_cleanup_add,
-};
+use nginx_sys::{ngx_http_request_t, ngx_pcalloc, ngx_pool_cleanup_add};
 
+use crate::lua::scheduler::Shared;
 use crate::lua::Phase;
 
 pub(crate) struct RequestState {
     /// Lua ended the body early (`ngx.arg[2] = true`): drop what follows.
     pub body_filter_truncated: bool,
-    /// The coroutine waiting in `ngx.sleep` or `ngx.req.read_body`, and the
-    /// phase it runs in.
-    pub sleeping: Option<(mlua::Thread, Phase)>,
-    /// It waits for the request body rather than the timer.
-    pub waiting_for_body: bool,
-    /// Fires when the sleep is over. Lives here, at a fixed address in the
-    /// request pool, because nginx's timer tree points at it.
-    pub timer: ngx_event_t,
+    /// The scheduler of a handler whose coroutines wait (`ngx.sleep`, the
+    /// request body, light threads, subrequests), and the handler's phase.
+    pub suspended: Option<(Shared, Phase)>,
 }
 
 /// The request's state, created on first use; freed (its timer disarmed,
@@ -33,13 +27,8 @@ pub(crate) unsafe fn request_state<'a>(r: *mut ngx_http_request_t) -> Option<&'a
     unsafe extern "C" fn release(data: *mut c_void) {
         let state = data.cast::<RequestState>();
         // SAFETY: registered below for this initialised state; the pool runs
-        // cleanups before freeing the memory they refer to.
-        unsafe {
-            if (*state).timer.timer_set() != 0 {
-                ngx_del_timer(&mut (*state).timer);
-            }
-        }
-        // SAFETY: as above; the state is dropped exactly once, here.
+        // cleanups before freeing the memory they refer to, and the state is
+        // dropped exactly once, here (its scheduler disarms its timers).
         crate::nginx::without_unwinding("request state cleanup", || unsafe {
             ptr::drop_in_place(state)
         });
@@ -60,9 +49,7 @@ pub(crate) unsafe fn request_state<'a>(r: *mut ngx_http_request_t) -> Option<&'a
                 state,
                 RequestState {
                     body_filter_truncated: false,
-                    sleeping: None,
-                    waiting_for_body: false,
-                    timer: core::mem::zeroed(),
+                    suspended: None,
                 },
             );
             (*cleanup).handler = Some(release);

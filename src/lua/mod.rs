@@ -14,6 +14,7 @@ pub mod ngx_util;
 pub mod output;
 pub mod packages;
 pub mod raise;
+pub mod scheduler;
 pub mod shared;
 pub mod timer;
 
@@ -138,7 +139,6 @@ struct Chunk {
 }
 
 /// How a handler's chunk ended.
-#[derive(Debug)]
 pub enum RunOutcome {
     /// Ran to its end.
     Finished,
@@ -146,12 +146,10 @@ pub enum RunOutcome {
     Exited(isize),
     /// Called `ngx.exec(uri, args)`: an internal redirect is due.
     Exec { uri: Vec<u8>, args: Vec<u8> },
-    /// Waits (`ngx.sleep`): resume `thread` with [`LuaRuntime::resume`]
-    /// after `ms` milliseconds, from nginx's event loop.
-    Sleeping { thread: Thread, ms: u64 },
-    /// Waits for the request body (`ngx.req.read_body`): resume `thread`
-    /// once nginx has read it.
-    WaitingForBody { thread: Thread },
+    /// Coroutines wait for events (`ngx.sleep`, the request body, light
+    /// threads, subrequests): the owner keeps the scheduler, whose events
+    /// resume it with [`LuaRuntime::wake`].
+    Suspended(scheduler::Shared),
     /// Raised an error; the text is ready for the error log.
     Failed(String),
 }
@@ -181,24 +179,22 @@ pub fn current_request() -> Option<*mut ngx_http_request_t> {
     (!r.is_null()).then_some(r)
 }
 
-#[derive(Debug)]
 enum Leave {
     Exit(isize),
-    Exec { uri: Vec<u8>, args: Vec<u8> },
-    Sleep(u64),
-    ReadBody,
+    Exec {
+        uri: Vec<u8>,
+        args: Vec<u8>,
+    },
+    /// Hand the coroutine over to the scheduler.
+    Request(scheduler::Request),
 }
 
 pub(crate) fn record_exit(status: isize) {
     LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Exit(status)));
 }
 
-pub(crate) fn record_read_body() {
-    LEAVE.with(|l| *l.borrow_mut() = Some(Leave::ReadBody));
-}
-
-pub(crate) fn record_sleep(ms: u64) {
-    LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Sleep(ms)));
+pub(crate) fn record_request(request: scheduler::Request) {
+    LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Request(request)));
 }
 
 pub(crate) fn record_exec(uri: Vec<u8>, args: Vec<u8>) {
@@ -229,15 +225,21 @@ struct RunScope {
     previous_phase: Option<Phase>,
     previous_leave: Option<Leave>,
     previous_eof: bool,
+    _scheduler: scheduler::CurrentGuard,
 }
 
 impl RunScope {
-    fn enter(r: *mut ngx_http_request_t, phase: Phase) -> RunScope {
+    fn enter(
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+        scheduler: Option<scheduler::Shared>,
+    ) -> RunScope {
         RunScope {
             previous_request: CURRENT_REQUEST.with(|c| c.replace(r)),
             previous_phase: CURRENT_PHASE.with(|c| c.replace(Some(phase))),
             previous_leave: LEAVE.with(|l| l.borrow_mut().take()),
             previous_eof: EOF_SENT.with(|e| e.replace(false)),
+            _scheduler: scheduler::CurrentGuard::enter(scheduler),
         }
     }
 }
@@ -258,6 +260,10 @@ pub struct LuaRuntime {
     traceback: Function,
     /// Metatable of per-chunk environments: unknown globals come from `_G`.
     chunk_env_meta: Table,
+    /// LuaJIT's own `coroutine.resume`, with which the scheduler resumes
+    /// coroutines (error values come back unchanged).
+    raw_resume: Function,
+    tostring: Function,
 }
 
 /// A Lua error as one line of text, without mlua's decorations.
@@ -280,6 +286,8 @@ impl LuaRuntime {
         // SAFETY: OpenResty code expects the full standard library, `ffi` and
         // `debug` included; loading them is what makes this constructor unsafe.
         let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
+        let coroutine: Table = lua.globals().get("coroutine")?;
+        let raw_resume: Function = coroutine.get("resume")?;
         raise::install(&lua)?;
         ngx_api::install(&lua)?;
         lrucache::install(&lua)?;
@@ -288,11 +296,14 @@ impl LuaRuntime {
         let traceback: Function = debug.get("traceback")?;
         let chunk_env_meta = lua.create_table()?;
         chunk_env_meta.set("__index", lua.globals())?;
+        let tostring: Function = lua.globals().get("tostring")?;
         Ok(LuaRuntime {
             lua,
             chunks: Vec::new(),
             traceback,
             chunk_env_meta,
+            raw_resume,
+            tostring,
         })
     }
 
@@ -527,85 +538,216 @@ impl LuaRuntime {
         r: *mut ngx_http_request_t,
         phase: Phase,
     ) -> (RunOutcome, MultiValue) {
-        let func = match self.function_of(id) {
-            Ok(func) => func,
-            Err(msg) => return (RunOutcome::Failed(msg), MultiValue::new()),
-        };
-        let thread = match self.lua.create_thread(func) {
+        let thread = match self.entry_thread(id) {
             Ok(thread) => thread,
-            Err(e) => return (RunOutcome::Failed(error_text(&e)), MultiValue::new()),
+            Err(message) => return (RunOutcome::Failed(message), MultiValue::new()),
         };
         self.drive(thread, r, phase)
     }
 
-    /// Runs `func(args...)` in a fresh coroutine outside any request (timer
-    /// callbacks).
-    pub fn run_function(&self, func: Function, args: MultiValue, phase: Phase) -> RunOutcome {
-        let thread = match self.lua.create_thread(func) {
-            Ok(thread) => thread,
-            Err(e) => return RunOutcome::Failed(error_text(&e)),
-        };
-        self.drive_with(thread, core::ptr::null_mut(), phase, args)
-            .0
+    fn entry_thread(&self, id: ChunkId) -> Result<Thread, String> {
+        let func = self.function_of(id)?;
+        self.lua.create_thread(func).map_err(|e| error_text(&e))
     }
 
     pub fn lua(&self) -> &Lua {
         &self.lua
     }
 
-    /// Resumes a coroutine suspended by `ngx.sleep` (see
-    /// [`RunOutcome::Sleeping`]), until it ends, leaves or waits again.
-    pub fn resume(&self, thread: Thread, r: *mut ngx_http_request_t, phase: Phase) -> RunOutcome {
-        self.drive(thread, r, phase).0
+    /// Runs a chunk of a phase with yielding APIs (rewrite, access,
+    /// content) under a fresh scheduler owned by `owner`.
+    pub fn start(
+        &self,
+        id: ChunkId,
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+        owner: scheduler::Owner,
+    ) -> RunOutcome {
+        match self.entry_thread(id) {
+            Ok(thread) => {
+                let scheduler = scheduler::Scheduler::new(thread, MultiValue::new(), owner);
+                self.run_scheduler(&scheduler, r, phase)
+            }
+            Err(message) => RunOutcome::Failed(message),
+        }
     }
 
+    /// Runs `func(args...)` under a fresh scheduler outside any request
+    /// (timer callbacks).
+    pub fn start_function(
+        &self,
+        func: Function,
+        args: MultiValue,
+        phase: Phase,
+        owner: scheduler::Owner,
+    ) -> RunOutcome {
+        match self.lua.create_thread(func) {
+            Ok(thread) => {
+                let scheduler = scheduler::Scheduler::new(thread, args, owner);
+                self.run_scheduler(&scheduler, core::ptr::null_mut(), phase)
+            }
+            Err(e) => RunOutcome::Failed(error_text(&e)),
+        }
+    }
+
+    /// An event for coroutine `co` of a parked scheduler: resumes it with
+    /// `args`, and the rest of the run after it. `None` when the scheduler
+    /// is running already (the event came from inside the run, which picks
+    /// `co` up itself).
+    pub fn wake(
+        &self,
+        scheduler: &scheduler::Shared,
+        co: scheduler::CoId,
+        args: MultiValue,
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+    ) -> Option<RunOutcome> {
+        let running = {
+            let mut s = scheduler.borrow_mut();
+            s.make_ready(co, args);
+            s.is_running()
+        };
+        (!running).then(|| self.run_scheduler(scheduler, r, phase))
+    }
+
+    /// Resumes the scheduler's ready coroutines until none is left.
+    pub fn run_scheduler(
+        &self,
+        scheduler: &scheduler::Shared,
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+    ) -> RunOutcome {
+        use scheduler::{Finish, Progress};
+        let scope = RunScope::enter(r, phase, Some(scheduler.clone()));
+        scheduler.borrow_mut().begin();
+        let progress = loop {
+            let next = scheduler.borrow_mut().next();
+            let Some((co, thread, args)) = next else {
+                break scheduler.borrow_mut().idle();
+            };
+            let resumed = self.resume_raw(&thread, args);
+            if EOF_SENT.with(Cell::get) {
+                scheduler.borrow_mut().eof_sent = true;
+            }
+            let leave = LEAVE.with(|l| l.borrow_mut().take());
+            let stopped = match (resumed, leave) {
+                (Resumed::Raised { error, message }, _) => {
+                    scheduler::Stopped::Raised { error, message }
+                }
+                (
+                    Resumed::Returned {
+                        values,
+                        finished: true,
+                    },
+                    _,
+                ) => scheduler::Stopped::Finished(values),
+                (Resumed::Returned { .. }, Some(Leave::Exit(status))) => {
+                    break scheduler.borrow_mut().finish(Finish::Exit(status));
+                }
+                (Resumed::Returned { .. }, Some(Leave::Exec { uri, args })) => {
+                    break scheduler.borrow_mut().finish(Finish::Exec { uri, args });
+                }
+                (Resumed::Returned { .. }, Some(Leave::Request(request))) => {
+                    scheduler::Stopped::Yielded(request)
+                }
+                (Resumed::Returned { .. }, None) => {
+                    let text = "attempt to yield from a handler without a pending operation";
+                    scheduler::Stopped::Raised {
+                        error: self
+                            .lua
+                            .create_string(text)
+                            .map_or(Value::Nil, Value::String),
+                        message: self.describe_failure(&thread, text),
+                    }
+                }
+            };
+            let settled = scheduler
+                .borrow_mut()
+                .settle(co, stopped, log_thread_failure);
+            if let Some(finish) = settled {
+                break scheduler.borrow_mut().finish(finish);
+            }
+        };
+        drop(scope);
+        LAST_RUN_EOF.with(|e| e.set(scheduler.borrow().eof_sent));
+        match progress {
+            Progress::Parked => RunOutcome::Suspended(scheduler.clone()),
+            Progress::Finished(Finish::Done) => RunOutcome::Finished,
+            Progress::Finished(Finish::Exit(status)) => RunOutcome::Exited(status),
+            Progress::Finished(Finish::Exec { uri, args }) => RunOutcome::Exec { uri, args },
+            Progress::Finished(Finish::Failed(message)) => RunOutcome::Failed(message),
+        }
+    }
+
+    /// Resumes `thread` with LuaJIT's own `coroutine.resume`.
+    fn resume_raw(&self, thread: &Thread, args: MultiValue) -> Resumed {
+        let mut call_args = MultiValue::from_iter([Value::Thread(thread.clone())]);
+        call_args.extend(args);
+        let mut values = match self.raw_resume.call::<MultiValue>(call_args) {
+            Ok(values) => values,
+            Err(e) => {
+                let message = self.describe_failure(thread, &error_text(&e));
+                return Resumed::Raised {
+                    error: Value::Nil,
+                    message,
+                };
+            }
+        };
+        let ok = matches!(values.pop_front(), Some(Value::Boolean(true)));
+        if ok {
+            return Resumed::Returned {
+                finished: !thread.is_resumable(),
+                values,
+            };
+        }
+        let error = values.pop_front().unwrap_or(Value::Nil);
+        // As OpenResty logs it: only strings (and numbers) say anything.
+        let text = match &error {
+            Value::String(s) => s.to_string_lossy(),
+            Value::Integer(_) | Value::Number(_) => self
+                .tostring
+                .call::<String>(error.clone())
+                .unwrap_or_default(),
+            Value::Error(e) => error_text(e),
+            _ => "unknown reason".to_string(),
+        };
+        let message = self.describe_failure(thread, &text);
+        Resumed::Raised { error, message }
+    }
+
+    /// Runs a coroutine of a phase without yielding APIs to its end, its
+    /// `ngx.exit`, or its error.
     fn drive(
         &self,
         thread: Thread,
         r: *mut ngx_http_request_t,
         phase: Phase,
     ) -> (RunOutcome, MultiValue) {
-        self.drive_with(thread, r, phase, MultiValue::new())
-    }
-
-    fn drive_with(
-        &self,
-        thread: Thread,
-        r: *mut ngx_http_request_t,
-        phase: Phase,
-        args: MultiValue,
-    ) -> (RunOutcome, MultiValue) {
-        let scope = RunScope::enter(r, phase);
-        let resumed = thread.resume::<MultiValue>(args);
+        let scope = RunScope::enter(r, phase, None);
+        let stopped = self.resume_raw(&thread, MultiValue::new());
         let leave = LEAVE.with(|l| l.borrow_mut().take());
         let eof = EOF_SENT.with(Cell::get);
         drop(scope);
         LAST_RUN_EOF.with(|e| e.set(eof));
-        match resumed {
-            Err(e) => (
-                RunOutcome::Failed(self.describe_failure(&thread, &e)),
-                MultiValue::new(),
-            ),
-            Ok(returned) => {
+        match stopped {
+            Resumed::Raised { message, .. } => (RunOutcome::Failed(message), MultiValue::new()),
+            Resumed::Returned { values, finished } => {
                 let outcome = match leave {
                     Some(Leave::Exit(status)) => RunOutcome::Exited(status),
                     Some(Leave::Exec { uri, args }) => RunOutcome::Exec { uri, args },
-                    Some(Leave::Sleep(ms)) => RunOutcome::Sleeping { thread, ms },
-                    Some(Leave::ReadBody) => RunOutcome::WaitingForBody { thread },
-                    None if thread.is_resumable() => RunOutcome::Failed(
+                    _ if !finished => RunOutcome::Failed(
                         "attempt to yield from the handler without a pending operation".to_string(),
                     ),
-                    None => RunOutcome::Finished,
+                    _ => RunOutcome::Finished,
                 };
-                (outcome, returned)
+                (outcome, values)
             }
         }
     }
 
     /// `runtime error: <message>` plus the coroutine's stack, as OpenResty
     /// logs an aborted handler.
-    fn describe_failure(&self, thread: &Thread, err: &mlua::Error) -> String {
-        let message = error_text(err);
+    fn describe_failure(&self, thread: &Thread, message: &str) -> String {
         let stack = self
             .traceback
             .call::<Value>(thread.clone())
@@ -620,5 +762,28 @@ impl LuaRuntime {
             .unwrap_or(&stack)
             .trim_start_matches('\n');
         format!("runtime error: {message}\nstack traceback:\ncoroutine 0:\n{frames}")
+    }
+}
+
+/// How LuaJIT's `coroutine.resume` left a coroutine.
+enum Resumed {
+    Returned {
+        values: MultiValue,
+        finished: bool,
+    },
+    /// The error value, and the text for the log.
+    Raised {
+        error: Value,
+        message: String,
+    },
+}
+
+/// A light thread failed: logged, and the other threads go on.
+fn log_thread_failure(owner: &scheduler::Owner, message: &str) {
+    // SAFETY: the owner's log lives as long as the request or cycle that
+    // owns the scheduler.
+    if let Some(log) = unsafe { crate::nginx::Log::from_raw(owner.log) } {
+        let line = format!("lua user thread aborted: {message}{}", owner.log_context);
+        log.write(nginx_sys::NGX_LOG_ERR as usize, line.as_bytes());
     }
 }

@@ -155,6 +155,8 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     super::ngx_request::install(lua, &ngx)?;
     super::timer::install(lua, &ngx)?;
     super::ngx_util::install(lua, &ngx)?;
+    // Last: the functions above keep LuaJIT's own coroutine.yield.
+    super::scheduler::install(lua, &ngx)?;
     ngx.set("shared", lua.create_table()?)?;
     ngx.set(
         "get_phase",

@@ -236,7 +236,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         if super::current_phase() != Some(Phase::Timer) {
             request()?;
         }
-        super::record_sleep((seconds * 1000.0) as u64);
+        super::record_request(super::scheduler::Request::Sleep((seconds * 1000.0) as u64));
         Ok(())
     })?;
     // True when the coroutine must wait for the body (or leave with an error
@@ -250,7 +250,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         Ok(match crate::http::start_reading_body(r) {
             crate::http::BodyRead::Done => false,
             crate::http::BodyRead::Pending => {
-                super::record_read_body();
+                super::record_request(super::scheduler::Request::ReadBody);
                 true
             }
             crate::http::BodyRead::Failed(status) => {

@@ -3,17 +3,18 @@
 //! their own coroutines, outside any request.
 //!
 //! Each scheduled callback is a heap task owning its nginx event (nginx's
-//! timer tree points at it) and, while the callback waits in `ngx.sleep`,
-//! its coroutine. The events are cancelable: when a worker shuts down
+//! timer tree points at it) and, while the callback's coroutines wait
+//! (`ngx.sleep`, light threads), their scheduler. The events are cancelable: when a worker shuts down
 //! gracefully nginx fires them early, and the callbacks run with
 //! `premature = true`, as in OpenResty.
 
 use std::cell::{Cell, RefCell};
 
-use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 use nginx_sys::{ngx_add_timer, ngx_event_t, ngx_exiting, ngx_msec_t, NGX_LOG_ERR};
 
 use super::raise::{api_function, raise};
+use super::scheduler::{CoId, Owner, Shared};
 use super::{Phase, RunOutcome};
 use crate::nginx::Log;
 
@@ -44,8 +45,8 @@ struct TimerTask {
     args: Vec<Value>,
     /// `ngx.timer.every`: the period in ms.
     every: Option<u64>,
-    /// The callback's coroutine while it waits in `ngx.sleep`.
-    sleeping: Option<Thread>,
+    /// The callback's scheduler while its coroutines wait.
+    scheduler: Option<Shared>,
 }
 
 fn worker_exiting() -> bool {
@@ -59,6 +60,10 @@ fn arm(task: *mut TimerTask, ms: u64) {
     unsafe { ngx_add_timer(&mut (*task).event, ms as ngx_msec_t) };
 }
 
+fn cycle_log_ptr() -> *mut nginx_sys::ngx_log_t {
+    Log::cycle().map_or(core::ptr::null_mut(), |log| log.as_ptr())
+}
+
 fn schedule(delay_ms: u64, callback: Function, args: Vec<Value>, every: Option<u64>) {
     let task = Box::into_raw(Box::new(TimerTask {
         // SAFETY: an all-zero ngx_event_t is nginx's own initial state.
@@ -66,13 +71,13 @@ fn schedule(delay_ms: u64, callback: Function, args: Vec<Value>, every: Option<u
         callback,
         args,
         every,
-        sleeping: None,
+        scheduler: None,
     }));
     // SAFETY: the task was just allocated; the handler owns it from here.
     unsafe {
         (*task).event.handler = Some(timer_fired);
         (*task).event.data = task.cast();
-        (*task).event.log = Log::cycle().map_or(core::ptr::null_mut(), |log| log.as_ptr());
+        (*task).event.log = cycle_log_ptr();
         (*task).event.set_cancelable(1);
     }
     PENDING.with(|p| p.set(p.get() + 1));
@@ -98,6 +103,9 @@ fn free_task(task: *mut TimerTask) {
 /// sleep are resumed at once.
 pub fn run_premature_timers() {
     SHUTTING_DOWN.with(|s| s.set(true));
+    let Some(runtime) = crate::http::current_runtime() else {
+        return;
+    };
     let tasks: Vec<*mut TimerTask> = TASKS.with(|tasks| tasks.borrow().clone());
     for task in tasks {
         // SAFETY: tasks in TASKS are alive; a set timer is removed before
@@ -107,20 +115,24 @@ pub fn run_premature_timers() {
                 nginx_sys::ngx_del_timer(&mut (*task).event);
             }
         }
-        let mut finished = run_task(task);
-        // A callback that sleeps again during shutdown is resumed at once,
+        // SAFETY: as above.
+        let mut finished = match unsafe { (*task).scheduler.clone() } {
+            Some(_) => false,
+            None => run_task(task),
+        };
+        // The event loop is over: sleeping coroutines are resumed at once,
         // a bounded number of times.
         for _ in 0..100 {
             if finished {
                 break;
             }
             // SAFETY: as above.
-            unsafe {
-                if (*task).event.timer_set() != 0 {
-                    nginx_sys::ngx_del_timer(&mut (*task).event);
-                }
-            }
-            finished = run_task(task);
+            let Some(scheduler) = (unsafe { (*task).scheduler.clone() }) else {
+                break;
+            };
+            scheduler.borrow_mut().cut_sleeps_short();
+            let outcome = runtime.run_scheduler(&scheduler, core::ptr::null_mut(), Phase::Timer);
+            finished = settle_run(task, outcome);
         }
         if finished {
             free_task(task);
@@ -137,7 +149,34 @@ unsafe extern "C" fn timer_fired(ev: *mut ngx_event_t) {
     }
 }
 
-/// Runs (or resumes) the callback; true when the task is finished.
+/// An event for a coroutine of a timer callback that waits.
+unsafe fn wake_timer(data: *mut core::ffi::c_void, co: CoId) {
+    let task = data.cast::<TimerTask>();
+    let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: the task owns the scheduler whose event fired.
+        let Some(scheduler) = (unsafe { (*task).scheduler.clone() }) else {
+            return false;
+        };
+        let Some(runtime) = crate::http::current_runtime() else {
+            return true;
+        };
+        match runtime.wake(
+            &scheduler,
+            co,
+            MultiValue::new(),
+            core::ptr::null_mut(),
+            Phase::Timer,
+        ) {
+            Some(outcome) => settle_run(task, outcome),
+            None => false,
+        }
+    }));
+    if finished.unwrap_or(true) {
+        free_task(task);
+    }
+}
+
+/// Starts the callback; true when the task is finished.
 fn run_task(task: *mut TimerTask) -> bool {
     // SAFETY: the task is alive for the duration of its handler.
     let t = unsafe { &mut *task };
@@ -146,24 +185,34 @@ fn run_task(task: *mut TimerTask) -> bool {
     let Some(runtime) = crate::http::current_runtime() else {
         return true;
     };
-    let outcome = match t.sleeping.take() {
-        Some(thread) => runtime.resume(thread, core::ptr::null_mut(), Phase::Timer),
-        None => {
-            PENDING.with(|p| p.set(p.get().saturating_sub(1)));
-            RUNNING.with(|r| r.set(r.get() + 1));
-            let mut args = vec![Value::Boolean(worker_exiting())];
-            args.extend(t.args.iter().cloned());
-            runtime.run_function(
-                t.callback.clone(),
-                MultiValue::from_iter(args),
-                Phase::Timer,
-            )
-        }
+    PENDING.with(|p| p.set(p.get().saturating_sub(1)));
+    RUNNING.with(|r| r.set(r.get() + 1));
+    let mut args = vec![Value::Boolean(worker_exiting())];
+    args.extend(t.args.iter().cloned());
+    let owner = Owner {
+        data: task.cast(),
+        wake: wake_timer,
+        log: cycle_log_ptr(),
+        log_context: ", context: ngx.timer",
+        cancelable_sleeps: true,
     };
+    let outcome = runtime.start_function(
+        t.callback.clone(),
+        MultiValue::from_iter(args),
+        Phase::Timer,
+        owner,
+    );
+    settle_run(task, outcome)
+}
+
+/// What a run of the callback's coroutines leaves; true when the task is
+/// finished.
+fn settle_run(task: *mut TimerTask, outcome: RunOutcome) -> bool {
+    // SAFETY: the task is alive for the duration of its handler.
+    let t = unsafe { &mut *task };
     match outcome {
-        RunOutcome::Sleeping { thread, ms } => {
-            t.sleeping = Some(thread);
-            arm(task, if worker_exiting() { 0 } else { ms });
+        RunOutcome::Suspended(scheduler) => {
+            t.scheduler = Some(scheduler);
             return false;
         }
         RunOutcome::Failed(message) => {
@@ -174,6 +223,7 @@ fn run_task(task: *mut TimerTask) -> bool {
         }
         _ => {}
     }
+    t.scheduler = None;
     RUNNING.with(|r| r.set(r.get().saturating_sub(1)));
     match t.every {
         Some(period) if !worker_exiting() => {

@@ -1,0 +1,772 @@
+//! The coroutines of one handler run: the entry coroutine, the light threads
+//! it spawns (`ngx.thread.*`) and the user coroutines they resume
+//! (`coroutine.*`).
+//!
+//! Only this scheduler ever resumes them (a trampoline): `coroutine.resume`
+//! inside a handler does not resume its target from Lua but yields to the
+//! scheduler, which resumes the target and later hands the results back.
+//! That keeps every coroutine one Lua-level resume away from Rust, so a
+//! yielding API called at any depth (`ngx.sleep` inside a user coroutine
+//! inside a light thread) parks exactly the coroutine that called it, and a
+//! user coroutine's own `coroutine.yield` can never be taken for the
+//! scheduler's, or the other way round.
+//!
+//! A run ends when the entry coroutine and every light thread have finished,
+//! or as soon as any of them calls `ngx.exit`/`ngx.exec` or the entry
+//! coroutine fails. Until then the scheduler is parked with the request (or
+//! timer) and woken by nginx events: sleep timers here, the request body and
+//! subrequests in the HTTP layer.
+
+use core::ffi::c_void;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use mlua::prelude::LuaThreadStatus as ThreadStatus;
+use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
+use nginx_sys::{ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_log_t, ngx_msec_t};
+
+use super::raise::{api_function, raise};
+use super::Phase;
+
+/// A coroutine's index in its scheduler.
+pub type CoId = usize;
+
+/// A scheduler shared by its owner (request or timer) and, while it runs,
+/// the API functions that queue work on it.
+pub type Shared = Rc<RefCell<Scheduler>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The handler's own chunk (or the timer callback).
+    Entry,
+    /// Spawned by `ngx.thread.spawn`.
+    LightThread,
+    /// Any other coroutine, resumed by `coroutine.resume` or `wrap`.
+    UserCoroutine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Running,
+    /// Not started, or yielded by `coroutine.yield`.
+    Suspended,
+    /// Resumed another coroutine and waits for it to yield or end.
+    Normal,
+    /// Waits for an event (`ngx.sleep`, the request body, threads,
+    /// subrequests), or for its turn after `coroutine.yield` in a thread.
+    /// Reported as running, as OpenResty does.
+    Parked,
+    Dead,
+    /// A light thread that ended and whose results nobody collected yet.
+    Zombie,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Running | Status::Parked => "running",
+            Status::Suspended => "suspended",
+            Status::Normal => "normal",
+            Status::Dead => "dead",
+            Status::Zombie => "zombie",
+        }
+    }
+}
+
+/// What a parked coroutine waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    Nothing,
+    Sleep,
+    Body,
+    Threads(Vec<CoId>),
+    /// The HTTP layer's subrequests (`ngx.location.capture*`).
+    Subrequests,
+}
+
+/// Whom a scheduler belongs to, so that its events can wake it.
+#[derive(Clone, Copy)]
+pub struct Owner {
+    /// The request or timer task the scheduler is parked with.
+    pub data: *mut c_void,
+    /// Resumes coroutine `co` of the owner's scheduler (from an nginx event).
+    pub wake: unsafe fn(data: *mut c_void, co: CoId),
+    pub log: *mut ngx_log_t,
+    /// What log lines of failed light threads end with (nginx adds the
+    /// request's context to request logs itself).
+    pub log_context: &'static str,
+    /// Whether sleeps may be cut short by a graceful worker shutdown.
+    pub cancelable_sleeps: bool,
+}
+
+/// A sleep's timer event. Boxed: nginx's timer tree points at it.
+struct SleepTimer {
+    event: ngx_event_t,
+    owner: Owner,
+    co: CoId,
+}
+
+unsafe extern "C" fn sleep_over(ev: *mut ngx_event_t) {
+    // SAFETY: the event's data is its SleepTimer, which the scheduler owns
+    // and which disarms the timer before being dropped.
+    let (owner, co) = unsafe {
+        let timer = &*(*ev).data.cast::<SleepTimer>();
+        (timer.owner, timer.co)
+    };
+    // SAFETY: the owner outlives its scheduler, hence the armed timer.
+    crate::nginx::without_unwinding("Lua sleep timer", || unsafe {
+        (owner.wake)(owner.data, co)
+    });
+}
+
+impl Drop for SleepTimer {
+    fn drop(&mut self) {
+        if self.event.timer_set() != 0 {
+            // SAFETY: the event is in nginx's timer tree; take it out before
+            // its memory goes.
+            unsafe { ngx_del_timer(&mut self.event) };
+        }
+    }
+}
+
+struct Slot {
+    thread: Thread,
+    kind: Kind,
+    /// Who resumed (user coroutine) or spawned (light thread) it.
+    parent: Option<CoId>,
+    status: Status,
+    wait: Wait,
+    /// A finished light thread's `true, results...` or `false, error`,
+    /// kept for `ngx.thread.wait`.
+    results: Option<MultiValue>,
+    sleep: Option<Box<SleepTimer>>,
+}
+
+/// How a scheduler run ended.
+pub enum Finish {
+    /// Everything ran to its end.
+    Done,
+    /// `ngx.exit(status)`.
+    Exit(isize),
+    Exec {
+        uri: Vec<u8>,
+        args: Vec<u8>,
+    },
+    /// The entry coroutine failed; the text is ready for the error log.
+    Failed(String),
+}
+
+pub struct Scheduler {
+    slots: Vec<Slot>,
+    ready: VecDeque<(CoId, MultiValue)>,
+    owner: Owner,
+    /// The coroutine being resumed.
+    current: Option<CoId>,
+    /// A run is in progress: events arriving meanwhile only queue work.
+    running: bool,
+    entry_finished: bool,
+    /// Some coroutine called `ngx.eof()`: the response is complete.
+    pub eof_sent: bool,
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        // Dropping the slots disarms their timers.
+        self.slots.clear();
+    }
+}
+
+impl Scheduler {
+    pub fn new(entry: Thread, args: MultiValue, owner: Owner) -> Shared {
+        let mut scheduler = Scheduler {
+            slots: Vec::new(),
+            ready: VecDeque::new(),
+            owner,
+            current: None,
+            running: false,
+            entry_finished: false,
+            eof_sent: false,
+        };
+        let id = scheduler.add(entry, Kind::Entry, None);
+        scheduler.ready.push_back((id, args));
+        Rc::new(RefCell::new(scheduler))
+    }
+
+    fn add(&mut self, thread: Thread, kind: Kind, parent: Option<CoId>) -> CoId {
+        self.slots.push(Slot {
+            thread,
+            kind,
+            parent,
+            status: Status::Suspended,
+            wait: Wait::Nothing,
+            results: None,
+            sleep: None,
+        });
+        self.slots.len() - 1
+    }
+
+    fn find(&self, thread: &Thread) -> Option<CoId> {
+        let wanted = thread.to_pointer();
+        self.slots
+            .iter()
+            .position(|s| s.thread.to_pointer() == wanted)
+    }
+
+    /// The coroutine now running, as the API functions see it.
+    pub fn current(&self) -> Option<CoId> {
+        self.current
+    }
+
+    /// Which coroutine waits for `what`, if any.
+    pub fn waiting_for(&self, what: &Wait) -> Option<CoId> {
+        self.slots
+            .iter()
+            .position(|s| s.status == Status::Parked && &s.wait == what)
+    }
+
+    /// Queues `co`, parked until now, to be resumed with `args`.
+    pub fn make_ready(&mut self, co: CoId, args: MultiValue) {
+        if let Some(slot) = self.slots.get_mut(co) {
+            if slot.status == Status::Parked {
+                slot.wait = Wait::Nothing;
+                slot.status = Status::Suspended;
+                self.ready.push_back((co, args));
+            }
+        }
+    }
+
+    /// Whether a run is in progress (an event that arrives now must only
+    /// queue its coroutine).
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// Resumes every sleeping coroutine now: the worker is shutting down and
+    /// its event loop will not fire their timers.
+    pub fn cut_sleeps_short(&mut self) {
+        for co in 0..self.slots.len() {
+            if self.slots[co].status == Status::Parked && self.slots[co].wait == Wait::Sleep {
+                self.slots[co].sleep = None;
+                self.make_ready(co, MultiValue::new());
+            }
+        }
+    }
+
+    fn park(&mut self, co: CoId, wait: Wait) {
+        let slot = &mut self.slots[co];
+        slot.status = Status::Parked;
+        slot.wait = wait;
+    }
+
+    fn park_sleeping(&mut self, co: CoId, ms: u64) {
+        let owner = self.owner;
+        let slot = &mut self.slots[co];
+        let timer = slot.sleep.get_or_insert_with(|| {
+            Box::new(SleepTimer {
+                // SAFETY: an all-zero event is nginx's own initial state.
+                event: unsafe { core::mem::zeroed() },
+                owner,
+                co,
+            })
+        });
+        let timer_ptr: *mut SleepTimer = &mut **timer;
+        // SAFETY: the box stays where it is until the slot is dropped, which
+        // disarms the timer first.
+        unsafe {
+            (*timer_ptr).event.handler = Some(sleep_over);
+            (*timer_ptr).event.data = timer_ptr.cast();
+            (*timer_ptr).event.log = owner.log;
+            (*timer_ptr)
+                .event
+                .set_cancelable(u32::from(owner.cancelable_sleeps));
+            ngx_add_timer(&mut (*timer_ptr).event, ms as ngx_msec_t);
+        }
+        self.park(co, Wait::Sleep);
+    }
+
+    /// Whether `co`, or a coroutine it runs, waits for subrequests (which
+    /// nginx cannot cancel).
+    fn waits_for_subrequests(&self, co: CoId) -> bool {
+        self.slots[co].wait == Wait::Subrequests
+            || (0..self.slots.len()).any(|c| {
+                self.slots[c].parent == Some(co)
+                    && self.slots[c].kind == Kind::UserCoroutine
+                    && matches!(self.slots[c].status, Status::Normal | Status::Parked)
+                    && self.waits_for_subrequests(c)
+            })
+    }
+
+    /// Light threads still at work.
+    fn live_threads(&self) -> bool {
+        self.slots.iter().any(|s| {
+            s.kind == Kind::LightThread && !matches!(s.status, Status::Dead | Status::Zombie)
+        })
+    }
+
+    /// Stops every coroutine: disarms their timers and forgets what they
+    /// wait for. The HTTP layer tears down its own waits (subrequests).
+    fn end_all(&mut self) {
+        for slot in &mut self.slots {
+            slot.sleep = None;
+            slot.wait = Wait::Nothing;
+            if slot.status != Status::Dead {
+                slot.status = Status::Dead;
+            }
+        }
+        self.ready.clear();
+    }
+
+    /// Kills light thread `co` and the coroutines it is running.
+    fn kill(&mut self, co: CoId) {
+        let slot = &mut self.slots[co];
+        slot.status = Status::Dead;
+        slot.wait = Wait::Nothing;
+        slot.sleep = None;
+        slot.results = None;
+        self.ready.retain(|(id, _)| *id != co);
+        let active_children: Vec<CoId> = (0..self.slots.len())
+            .filter(|&c| {
+                self.slots[c].parent == Some(co)
+                    && self.slots[c].kind == Kind::UserCoroutine
+                    && matches!(self.slots[c].status, Status::Normal | Status::Parked)
+            })
+            .collect();
+        for child in active_children {
+            self.kill(child);
+        }
+    }
+
+    /// A light thread ended: hand its results to a parent waiting for it,
+    /// or keep them for a later `ngx.thread.wait`.
+    fn thread_ended(&mut self, co: CoId, results: MultiValue) {
+        let parent = self.slots[co].parent;
+        if parent.is_some_and(|p| self.slots[p].status == Status::Dead) {
+            self.slots[co].status = Status::Dead;
+            return;
+        }
+        if let Some(p) = parent {
+            let waits_for_it =
+                matches!(&self.slots[p].wait, Wait::Threads(ids) if ids.contains(&co));
+            if self.slots[p].status == Status::Parked && waits_for_it {
+                self.slots[co].status = Status::Dead;
+                self.make_ready(p, results);
+                return;
+            }
+        }
+        self.slots[co].status = Status::Zombie;
+        self.slots[co].results = Some(results);
+    }
+
+    /// Where a resumed coroutine's `coroutine.resume` returns: to its parent.
+    fn return_to_parent(&mut self, co: CoId, results: MultiValue) {
+        if let Some(p) = self.slots[co].parent {
+            self.slots[p].status = Status::Suspended;
+            self.ready.push_front((p, results));
+        }
+    }
+}
+
+thread_local! {
+    /// The scheduler whose coroutine is running, for the API functions.
+    static CURRENT: RefCell<Option<Shared>> = const { RefCell::new(None) };
+}
+
+/// Makes `scheduler` the current one (or none) until the guard is dropped.
+pub(crate) struct CurrentGuard(Option<Shared>);
+
+impl CurrentGuard {
+    pub fn enter(scheduler: Option<Shared>) -> CurrentGuard {
+        CurrentGuard(CURRENT.with(|c| c.replace(scheduler)))
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = self.0.take());
+    }
+}
+
+/// The running scheduler, if the running Lua code is a scheduled handler.
+pub fn current() -> Option<Shared> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// What a coroutine asked the scheduler for when it yielded.
+#[derive(Debug)]
+pub enum Request {
+    Sleep(u64),
+    ReadBody,
+    Subrequests,
+    /// `coroutine.resume(target, args...)`.
+    Resume(CoId, MultiValue),
+    /// `coroutine.yield(values...)`.
+    Yield(MultiValue),
+    /// `ngx.thread.spawn`: run the new thread first, then return it.
+    Spawn(CoId, MultiValue),
+    WaitThreads(Vec<CoId>),
+}
+
+/// How a resumed coroutine stopped.
+pub(crate) enum Stopped {
+    /// Ran to its end, returning these values.
+    Finished(MultiValue),
+    /// Handed itself over to the scheduler.
+    Yielded(Request),
+    /// Raised an error: the error value and the text for the log.
+    Raised { error: Value, message: String },
+}
+
+/// What a run leaves behind.
+pub enum Progress {
+    Finished(Finish),
+    /// Coroutines wait for events; the owner keeps the scheduler.
+    Parked,
+}
+
+impl Scheduler {
+    /// Takes the next coroutine to resume, marking it running.
+    pub(crate) fn next(&mut self) -> Option<(CoId, Thread, MultiValue)> {
+        while let Some((co, args)) = self.ready.pop_front() {
+            let slot = &mut self.slots[co];
+            if slot.status == Status::Dead {
+                continue;
+            }
+            slot.status = Status::Running;
+            self.current = Some(co);
+            return Some((co, slot.thread.clone(), args));
+        }
+        None
+    }
+
+    pub(crate) fn begin(&mut self) {
+        self.running = true;
+    }
+
+    /// What the run amounts to once nothing is ready.
+    pub(crate) fn idle(&mut self) -> Progress {
+        self.running = false;
+        self.current = None;
+        if self.entry_finished && !self.live_threads() {
+            self.end_all();
+            Progress::Finished(Finish::Done)
+        } else {
+            Progress::Parked
+        }
+    }
+
+    /// Ends the run with `finish` (exit, exec, failure).
+    pub(crate) fn finish(&mut self, finish: Finish) -> Progress {
+        self.running = false;
+        self.current = None;
+        self.end_all();
+        Progress::Finished(finish)
+    }
+
+    /// Settles coroutine `co` after it stopped; `Some` when the run ends.
+    pub(crate) fn settle(
+        &mut self,
+        co: CoId,
+        stopped: Stopped,
+        log_failure: impl Fn(&Owner, &str),
+    ) -> Option<Finish> {
+        self.current = None;
+        let kind = self.slots[co].kind;
+        match stopped {
+            Stopped::Raised { error, message } => {
+                self.slots[co].status = Status::Dead;
+                let results = MultiValue::from_iter([Value::Boolean(false), error]);
+                match kind {
+                    Kind::Entry => return Some(Finish::Failed(message)),
+                    Kind::UserCoroutine => self.return_to_parent(co, results),
+                    Kind::LightThread => {
+                        log_failure(&self.owner, &message);
+                        self.thread_ended(co, results);
+                    }
+                }
+            }
+            Stopped::Finished(values) => {
+                self.slots[co].status = Status::Dead;
+                // Results nobody can wait for any more.
+                for slot in &mut self.slots {
+                    if slot.parent == Some(co) && slot.status == Status::Zombie {
+                        slot.status = Status::Dead;
+                        slot.results = None;
+                    }
+                }
+                let mut results = MultiValue::from_iter([Value::Boolean(true)]);
+                results.extend(values);
+                match kind {
+                    Kind::Entry => self.entry_finished = true,
+                    Kind::UserCoroutine => self.return_to_parent(co, results),
+                    Kind::LightThread => self.thread_ended(co, results),
+                }
+            }
+            Stopped::Yielded(request) => self.serve(co, kind, request),
+        }
+        None
+    }
+
+    fn serve(&mut self, co: CoId, kind: Kind, request: Request) {
+        match request {
+            Request::Sleep(ms) => self.park_sleeping(co, ms),
+            Request::ReadBody => self.park(co, Wait::Body),
+            Request::Subrequests => self.park(co, Wait::Subrequests),
+            Request::WaitThreads(ids) => self.park(co, Wait::Threads(ids)),
+            Request::Resume(target, args) => {
+                self.slots[co].status = Status::Normal;
+                self.slots[target].parent = Some(co);
+                self.ready.push_front((target, args));
+            }
+            Request::Yield(yielded) if kind == Kind::UserCoroutine => {
+                self.slots[co].status = Status::Suspended;
+                let mut results = MultiValue::from_iter([Value::Boolean(true)]);
+                results.extend(yielded);
+                self.return_to_parent(co, results);
+            }
+            Request::Yield(_) => {
+                // The entry coroutine or a light thread lets the others run
+                // and goes on after them; what it yielded is dropped.
+                self.slots[co].status = Status::Parked;
+                self.ready.push_back((co, MultiValue::new()));
+            }
+            Request::Spawn(child, args) => {
+                // The child runs first; the parent goes on when it is its
+                // turn again, behind threads already waiting.
+                self.slots[co].status = Status::Parked;
+                let handle = Value::Thread(self.slots[child].thread.clone());
+                self.ready.push_back((co, MultiValue::from_iter([handle])));
+                self.ready.push_front((child, args));
+            }
+        }
+    }
+}
+
+/// The pieces of `coroutine.*` and `ngx.thread.*` that need the scheduler.
+mod ops {
+    use super::*;
+
+    fn with_current<R>(f: impl FnOnce(&mut Scheduler, CoId) -> mlua::Result<R>) -> mlua::Result<R> {
+        let scheduler = current().ok_or_else(|| raise("no request found"))?;
+        let mut scheduler = scheduler.borrow_mut();
+        let me = scheduler
+            .current()
+            .ok_or_else(|| raise("no running coroutine"))?;
+        f(&mut scheduler, me)
+    }
+
+    /// `coroutine.resume(co, ...)` in a handler: `Ok(None)` when the
+    /// scheduler takes over, `Ok(Some(message))` for resume's own failures
+    /// (returned after `false`, as LuaJIT's resume does).
+    pub fn resume(co: Thread, args: MultiValue) -> mlua::Result<Option<String>> {
+        with_current(|s, me| {
+            let target = match s.find(&co) {
+                Some(id) => id,
+                None => {
+                    let status = match co.status() {
+                        ThreadStatus::Resumable => None,
+                        ThreadStatus::Running => Some("running"),
+                        ThreadStatus::Normal => Some("normal"),
+                        ThreadStatus::Finished | ThreadStatus::Error => Some("dead"),
+                    };
+                    if let Some(status) = status {
+                        return Ok(Some(format!("cannot resume {status} coroutine")));
+                    }
+                    s.add(co, Kind::UserCoroutine, Some(me))
+                }
+            };
+            let slot = &s.slots[target];
+            if slot.status != Status::Suspended || slot.kind != Kind::UserCoroutine {
+                return Ok(Some(format!(
+                    "cannot resume {} coroutine",
+                    slot.status.name()
+                )));
+            }
+            super::super::record_request(Request::Resume(target, args));
+            Ok(None)
+        })
+    }
+
+    pub fn status(co: &Thread) -> Option<&'static str> {
+        let scheduler = current()?;
+        let scheduler = scheduler.borrow();
+        let id = scheduler.find(co)?;
+        Some(scheduler.slots[id].status.name())
+    }
+
+    pub fn spawn(lua: &Lua, func: Function, args: MultiValue) -> mlua::Result<()> {
+        with_current(|s, me| {
+            let thread = lua.create_thread(func)?;
+            let child = s.add(thread, Kind::LightThread, Some(me));
+            s.slots[child].status = Status::Parked;
+            super::super::record_request(Request::Spawn(child, args));
+            Ok(())
+        })
+    }
+
+    /// The light thread `thread` of this run, spawned by the caller.
+    fn own_thread(s: &Scheduler, me: CoId, thread: &Thread, action: &str) -> mlua::Result<CoId> {
+        let id = s.find(thread).ok_or_else(|| raise("no co ctx found"))?;
+        if s.slots[id].kind != Kind::LightThread {
+            return Err(raise(format!(
+                "attempt to {action} a coroutine that is not a user thread"
+            )));
+        }
+        if s.slots[id].parent != Some(me) {
+            return Err(raise(format!(
+                "only the parent coroutine can {action} the thread"
+            )));
+        }
+        Ok(id)
+    }
+
+    /// `ngx.thread.wait(...)`: the results of a thread that already ended
+    /// (or `nil, message`), or `None` when the caller must wait.
+    pub fn wait(lua: &Lua, threads: Vec<Thread>) -> mlua::Result<Option<MultiValue>> {
+        with_current(|s, me| {
+            let mut alive = Vec::with_capacity(threads.len());
+            for (i, thread) in threads.iter().enumerate() {
+                let id = own_thread(s, me, thread, "wait on")?;
+                match s.slots[id].status {
+                    Status::Zombie => {
+                        s.slots[id].status = Status::Dead;
+                        return Ok(s.slots[id].results.take());
+                    }
+                    Status::Dead if i + 1 == threads.len() => {
+                        let message = lua.create_string("already waited or killed")?;
+                        return Ok(Some(MultiValue::from_iter([
+                            Value::Nil,
+                            Value::String(message),
+                        ])));
+                    }
+                    Status::Dead => {}
+                    _ => alive.push(id),
+                }
+            }
+            super::super::record_request(Request::WaitThreads(alive));
+            Ok(None)
+        })
+    }
+
+    /// `ngx.thread.kill(t)`: `Err` holds the message returned after `nil`.
+    pub fn kill(thread: Thread) -> mlua::Result<Result<(), &'static str>> {
+        with_current(|s, me| {
+            let id = s.find(&thread).ok_or_else(|| raise("no co ctx found"))?;
+            if s.slots[id].kind != Kind::LightThread {
+                return Ok(Err("not user thread"));
+            }
+            if s.slots[id].parent != Some(me) {
+                return Ok(Err("killer not parent"));
+            }
+            match s.slots[id].status {
+                Status::Dead => return Ok(Err("already waited or killed")),
+                Status::Zombie => {
+                    s.slots[id].status = Status::Dead;
+                    s.slots[id].results = None;
+                    return Ok(Err("already terminated"));
+                }
+                _ => {}
+            }
+            if s.waits_for_subrequests(id) {
+                return Ok(Err("pending subrequests"));
+            }
+            s.kill(id);
+            Ok(Ok(()))
+        })
+    }
+}
+
+/// The phases whose handlers run under a scheduler.
+pub const SCHEDULED_PHASES: &[Phase] =
+    &[Phase::Rewrite, Phase::Access, Phase::Content, Phase::Timer];
+
+/// Installs `coroutine.*` over the scheduler and `ngx.thread`.
+pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
+    let coroutine: Table = lua.globals().get("coroutine")?;
+    let in_scheduler = lua.create_function(|_, ()| Ok(current().is_some()))?;
+    let resume_op = api_function(lua, |lua, (co, args): (Value, MultiValue)| {
+        let Value::Thread(co) = co else {
+            return Err(raise("bad argument #1 to 'resume' (coroutine expected)"));
+        };
+        match ops::resume(co, args)? {
+            None => Ok(MultiValue::from_iter([park_sentinel()])),
+            Some(message) => mlua::IntoLuaMulti::into_lua_multi((false, message), lua),
+        }
+    })?;
+    let yield_op = api_function(lua, |_, values: MultiValue| {
+        super::record_request(Request::Yield(values));
+        Ok(())
+    })?;
+    let status_op = api_function(lua, |_, co: Value| {
+        Ok(match co {
+            Value::Thread(co) => ops::status(&co),
+            _ => None,
+        })
+    })?;
+    let spawn_op = api_function(lua, |lua, (func, args): (Value, MultiValue)| {
+        super::ngx_api::allow_in(SCHEDULED_PHASES)?;
+        let func = match func {
+            Value::Function(f) if f.info().what != "C" => f,
+            _ => return Err(raise("bad argument #1 to 'spawn' (Lua function expected)")),
+        };
+        ops::spawn(lua, func, args)?;
+        Ok(park_sentinel())
+    })?;
+    let wait_op = api_function(lua, |lua, args: MultiValue| {
+        super::ngx_api::allow_in(SCHEDULED_PHASES)?;
+        if args.is_empty() {
+            return Err(raise("at least one coroutine should be specified"));
+        }
+        let mut threads = Vec::with_capacity(args.len());
+        for (i, arg) in args.into_iter().enumerate() {
+            match arg {
+                Value::Thread(t) => threads.push(t),
+                _ => {
+                    return Err(raise(format!(
+                        "bad argument #{} to 'wait' (lua thread expected)",
+                        i + 1
+                    )))
+                }
+            }
+        }
+        Ok(match ops::wait(lua, threads)? {
+            Some(results) => results,
+            None => MultiValue::from_iter([park_sentinel()]),
+        })
+    })?;
+    let kill_op = api_function(lua, |lua, thread: Value| {
+        super::ngx_api::allow_in(SCHEDULED_PHASES)?;
+        let Value::Thread(thread) = thread else {
+            return Err(raise("bad argument #1 to 'kill' (lua thread expected)"));
+        };
+        match ops::kill(thread)? {
+            Ok(()) => mlua::IntoLuaMulti::into_lua_multi(1, lua),
+            Err(message) => mlua::IntoLuaMulti::into_lua_multi((Value::Nil, message), lua),
+        }
+    })?;
+    let make: Function = lua
+        .load(include_str!("scheduler.lua"))
+        .set_name(super::raise::internal_chunk_name("coroutine"))
+        .into_function()?;
+    let thread_api: Table = make.call((
+        coroutine,
+        park_sentinel(),
+        in_scheduler,
+        resume_op,
+        yield_op,
+        status_op,
+        spawn_op,
+        wait_op,
+        kill_op,
+    ))?;
+    ngx.set("thread", thread_api)?;
+    Ok(())
+}
+
+/// The sentinel an API function returns to say "yield to the scheduler".
+pub fn park_sentinel() -> Value {
+    static PARK: u8 = 0;
+    Value::LightUserData(mlua::LightUserData(
+        core::ptr::addr_of!(PARK).cast_mut().cast(),
+    ))
+}
