@@ -412,6 +412,23 @@ header value|header value|a=hello&b=2
 
 
 
+=== TEST 24b: ngx.var[N] reads the location regex's captures
+--- config
+    location ~ ^/items/(\w+)/(\d+)$ {
+        content_by_lua_block {
+            ngx.say(ngx.var[1], "|", ngx.var[2], "|", ngx.var[0], "|", tostring(ngx.var[3]), "|", tostring(ngx.var[-1]))
+        }
+    }
+    location = /plain {
+        content_by_lua_block { ngx.say(tostring(ngx.var[1])) }
+    }
+--- request eval
+["GET /items/book/42", "GET /plain"]
+--- response_body eval
+["book|42|/items/book/42|nil|nil\n", "nil\n"]
+
+
+
 === TEST 25: ngx.var refuses built-in and unknown variables for writing
 --- config
     location = /t {

@@ -96,7 +96,7 @@ GET /t
 bad argument #1 to 'at' (number expected, got string)
 bad argument #2 to 'at' (function expected, got string)
 bad argument #1 to 'at' (delay must not be negative)
-API disabled in the context of ngx.timer*
+API disabled in the context of ngx.timer
 
 
 

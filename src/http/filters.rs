@@ -29,6 +29,7 @@ pub(crate) unsafe fn install(main: &MainConf) {
     // SAFETY: nginx's filter chain heads are plain globals written only
     // during configuration, in the single master thread.
     unsafe {
+        super::subrequest::install_capture_filters();
         if main.header_filter_used || main.body_filter_used {
             NEXT_HEADER_FILTER = ngx_http_top_header_filter;
             ngx_http_top_header_filter = Some(header_filter);
@@ -168,7 +169,7 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
 ///
 /// # Safety
 /// `b` must be a live file buffer.
-unsafe fn read_file_part(b: *const ngx_buf_t, out: &mut Vec<u8>) -> Result<(), ()> {
+pub(crate) unsafe fn read_file_part(b: *const ngx_buf_t, out: &mut Vec<u8>) -> Result<(), ()> {
     // SAFETY: per the contract; nginx reads at most `len` bytes into the
     // spare capacity we reserved, and we only keep what it reports.
     unsafe {

@@ -18,7 +18,7 @@ pub enum HeaderError {
     NoMemory,
 }
 
-fn bytes_of(s: &ngx_str_t) -> &[u8] {
+pub(crate) fn bytes_of(s: &ngx_str_t) -> &[u8] {
     if s.data.is_null() || s.len == 0 {
         return &[];
     }
@@ -30,7 +30,9 @@ fn bytes_of(s: &ngx_str_t) -> &[u8] {
 ///
 /// # Safety
 /// `part` must be the first part of a live `ngx_list_t` of `ngx_table_elt_t`.
-unsafe fn elements<'a>(mut part: *const ngx_list_part_t) -> Vec<&'a mut ngx_table_elt_t> {
+pub(crate) unsafe fn elements<'a>(
+    mut part: *const ngx_list_part_t,
+) -> Vec<&'a mut ngx_table_elt_t> {
     let mut out = Vec::new();
     // SAFETY: per the contract: parts chained by `next`, each holding `nelts`
     // elements in `elts`.
@@ -67,7 +69,7 @@ pub fn header_name_matches(wanted: &[u8], actual: &[u8]) -> bool {
             .all(|(w, a)| normal(*w) == normal(*a))
 }
 
-fn copy_to_pool(pool: *mut ngx_pool_t, bytes: &[u8]) -> Option<ngx_str_t> {
+pub(crate) fn copy_to_pool(pool: *mut ngx_pool_t, bytes: &[u8]) -> Option<ngx_str_t> {
     // SAFETY: a fresh pool allocation of `len` bytes, filled completely.
     unsafe {
         let data = ngx_pnalloc(pool, bytes.len().max(1)).cast::<u8>();

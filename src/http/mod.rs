@@ -8,6 +8,7 @@ pub mod request;
 pub mod set_var;
 mod state;
 pub mod status;
+pub(crate) mod subrequest;
 
 use core::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -83,7 +84,8 @@ fn fail_request(req: HttpRequest, message: &str) -> ngx_int_t {
         let line = format!("lua entry thread aborted: {message}");
         log.write(NGX_LOG_ERR as usize, line.as_bytes());
     }
-    if req.headers_sent() {
+    // nginx cannot cancel subrequests under way: no response can be made.
+    if req.headers_sent() || subrequest::pending(req.as_ptr()) {
         NGX_ERROR as ngx_int_t
     } else {
         NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t

@@ -214,6 +214,46 @@ impl HttpRequest {
     /// Writes a changeable nginx variable (one made by `set`, or one whose
     /// module allows writes); `None` makes it "not found".
     pub fn set_variable(&self, name: &[u8], value: Option<&[u8]>) -> Result<(), VariableError> {
+        self.write_variable(name, value, true)
+    }
+
+    /// The `n`th capture of the location's last regex match (`$1` ...;
+    /// 0 is the whole match), if there is one.
+    pub fn regex_capture(&self, n: usize) -> Option<Vec<u8>> {
+        let r = self.raw();
+        let start = n.checked_mul(2)?;
+        if r.captures.is_null() || r.captures_data.is_null() || start + 1 >= r.ncaptures {
+            return None;
+        }
+        // SAFETY: nginx keeps `ncaptures` offset pairs into `captures_data`
+        // for the request's last regex match.
+        unsafe {
+            let from = *r.captures.add(start);
+            let to = *r.captures.add(start + 1);
+            if from < 0 || to < from {
+                return None;
+            }
+            let bytes = core::slice::from_raw_parts(
+                r.captures_data.add(from as usize),
+                (to - from) as usize,
+            );
+            Some(bytes.to_vec())
+        }
+    }
+
+    /// Gives variable `name` a value for this request, as a capture's
+    /// `vars` option does: any variable with a setter, or any indexed one
+    /// (whose cached value this overrides).
+    pub fn assign_variable(&self, name: &[u8], value: &[u8]) -> Result<(), VariableError> {
+        self.write_variable(name, Some(value), false)
+    }
+
+    fn write_variable(
+        &self,
+        name: &[u8],
+        value: Option<&[u8]>,
+        only_changeable: bool,
+    ) -> Result<(), VariableError> {
         let shown = String::from_utf8_lossy(name).into_owned();
         let mut lower = name.to_ascii_lowercase();
         let r = self.raw_mut();
@@ -233,7 +273,7 @@ impl HttpRequest {
             let Some(variable) = variable.as_ref() else {
                 return Err(VariableError::NotFound(shown));
             };
-            if variable.flags & NGX_HTTP_VAR_CHANGEABLE as usize == 0 {
+            if only_changeable && variable.flags & NGX_HTTP_VAR_CHANGEABLE as usize == 0 {
                 return Err(VariableError::NotChangeable(shown));
             }
             let vv = ngx_pcalloc(r.pool, core::mem::size_of::<ngx_http_variable_value_t>())

@@ -7,6 +7,7 @@ use core::ptr;
 
 use nginx_sys::{ngx_http_request_t, ngx_pcalloc, ngx_pool_cleanup_add};
 
+use super::subrequest::CaptureBatch;
 use crate::lua::scheduler::Shared;
 use crate::lua::Phase;
 
@@ -16,6 +17,10 @@ pub(crate) struct RequestState {
     /// The scheduler of a handler whose coroutines wait (`ngx.sleep`, the
     /// request body, light threads, subrequests), and the handler's phase.
     pub suspended: Option<(Shared, Phase)>,
+    /// Subrequests of `ngx.location.capture*` not yet handed to Lua.
+    pub captures: Vec<CaptureBatch>,
+    /// Identifies the next capture batch.
+    pub next_capture: u64,
 }
 
 /// The request's state, created on first use; freed (its timer disarmed,
@@ -50,6 +55,8 @@ pub(crate) unsafe fn request_state<'a>(r: *mut ngx_http_request_t) -> Option<&'a
                 RequestState {
                     body_filter_truncated: false,
                     suspended: None,
+                    captures: Vec::new(),
+                    next_capture: 0,
                 },
             );
             (*cleanup).handler = Some(release);

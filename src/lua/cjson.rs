@@ -16,6 +16,7 @@ use std::cell::Cell;
 use std::ffi::c_void;
 use std::rc::Rc;
 
+use super::raise::{lua_type_name};
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
 const MODULE_VERSION: &str = "2.1.0.14";
@@ -82,21 +83,6 @@ impl Default for Config {
 }
 
 type Settings = Rc<Cell<Config>>;
-
-/// Lua's name for a value's type, as `lua_typename` gives it.
-fn lua_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Nil => "nil",
-        Value::Boolean(_) => "boolean",
-        Value::Integer(_) | Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Table(_) => "table",
-        Value::Function(_) => "function",
-        Value::Thread(_) => "thread",
-        Value::LightUserData(_) | Value::UserData(_) | Value::Error(_) => "userdata",
-        _ => "cdata",
-    }
-}
 
 /// `%.{precision}g`, as lua-cjson formats numbers.
 fn format_number(out: &mut Vec<u8>, number: f64, precision: i64) {

@@ -9,6 +9,7 @@
 pub mod cjson;
 pub mod lrucache;
 pub mod ngx_api;
+pub mod ngx_location;
 pub mod ngx_request;
 pub mod ngx_util;
 pub mod output;
@@ -76,6 +77,15 @@ impl Phase {
             Phase::BodyFilter => "body_filter_by_lua",
             Phase::Log => "log_by_lua",
             Phase::Timer => "ngx.timer",
+        }
+    }
+
+    /// How OpenResty's errors name the context: `content_by_lua*`, or
+    /// `ngx.timer` for timer callbacks.
+    pub fn context_name(self) -> String {
+        match self {
+            Phase::Timer => self.directive().to_string(),
+            _ => format!("{}*", self.directive()),
         }
     }
 

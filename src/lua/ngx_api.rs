@@ -6,7 +6,7 @@ use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 use nginx_sys::NGX_LOG_DEBUG;
 
 use super::output::{append_printable, append_scalar};
-use super::raise::{api_function, raise, CALLER_LEVEL};
+use super::raise::{api_function, lua_type_name, raise, CALLER_LEVEL};
 use super::Phase;
 use crate::http::args::{parse_query, ParsedArgs};
 use crate::http::request::HttpRequest;
@@ -105,8 +105,8 @@ pub(super) fn allow_in(phases: &[Phase]) -> mlua::Result<()> {
     match super::current_phase() {
         Some(phase) if phases.contains(&phase) => Ok(()),
         Some(phase) => Err(raise(format!(
-            "API disabled in the context of {}*",
-            phase.directive()
+            "API disabled in the context of {}",
+            phase.context_name()
         ))),
         None => Ok(()),
     }
@@ -124,9 +124,18 @@ fn request_ctx(lua: &Lua) -> mlua::Result<Table> {
         return Ok(ctx);
     }
     let ctx = lua.create_table()?;
-    map.raw_set(key, ctx.clone())?;
-    crate::http::forget_ctx_at_request_end(r);
+    set_request_ctx(lua, r, ctx.clone())?;
     Ok(ctx)
+}
+
+/// Makes `ctx` the `ngx.ctx` of request `r`.
+pub(super) fn set_request_ctx(lua: &Lua, r: HttpRequest, ctx: Table) -> mlua::Result<()> {
+    let map: Table = lua.named_registry_value(REQUEST_CTX_KEY)?;
+    let slot = LightUserData(r.as_ptr().cast());
+    if map.raw_get::<Value>(slot)?.is_nil() {
+        crate::http::forget_ctx_at_request_end(r);
+    }
+    map.raw_set(slot, ctx)
 }
 
 fn set_constants(table: &Table, constants: &[(&str, i64)]) -> mlua::Result<()> {
@@ -155,6 +164,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     super::ngx_request::install(lua, &ngx)?;
     super::timer::install(lua, &ngx)?;
     super::ngx_util::install(lua, &ngx)?;
+    super::ngx_location::install(lua, &ngx)?;
     // Last: the functions above keep LuaJIT's own coroutine.yield.
     super::scheduler::install(lua, &ngx)?;
     ngx.set("shared", lua.create_table()?)?;
@@ -278,7 +288,7 @@ fn log_function(lua: &Lua) -> mlua::Result<Function> {
             Some(other) => {
                 return Err(raise(format!(
                     "bad argument #1 to 'log' (number expected, got {})",
-                    other.type_name()
+                    lua_type_name(other)
                 )))
             }
             None => {
@@ -307,7 +317,11 @@ fn print_function(lua: &Lua) -> mlua::Result<Function> {
 fn exit_function(lua: &Lua) -> mlua::Result<Function> {
     let record = api_function(lua, |_, status: f64| {
         allow_in(OUTPUT_PHASES)?;
-        request()?;
+        let r = request()?;
+        // Statuses that drop the connection need no response.
+        if !matches!(status as isize, -1 | 408 | 444 | 499) {
+            super::ngx_request::refuse_abort_with_subrequests(r)?;
+        }
         super::record_exit(status as isize);
         Ok(())
     })?;
@@ -361,16 +375,10 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
                 let Value::Table(table) = value else {
                     return Err(raise(format!(
                         "ctx should be a table while getting a {}",
-                        value.type_name()
+                        lua_type_name(&value)
                     )));
                 };
-                let r = request()?;
-                let map: Table = lua.named_registry_value(REQUEST_CTX_KEY)?;
-                let slot = LightUserData(r.as_ptr().cast());
-                if map.raw_get::<Value>(slot)?.is_nil() {
-                    crate::http::forget_ctx_at_request_end(r);
-                }
-                return map.raw_set(slot, table);
+                return set_request_ctx(lua, request()?, table);
             }
             if name != b"status" {
                 return ngx.raw_set(key, value);
@@ -432,10 +440,18 @@ fn variables_table(lua: &Lua) -> mlua::Result<Table> {
             let r = request()?;
             let name = match name {
                 Value::String(s) => s.as_bytes().to_vec(),
+                // ngx.var[1]: a capture of the location's regex.
+                Value::Integer(n) => {
+                    let capture = usize::try_from(n).ok().and_then(|n| r.regex_capture(n));
+                    return match capture {
+                        Some(value) => Ok(Value::String(lua.create_string(value)?)),
+                        None => Ok(Value::Nil),
+                    };
+                }
                 other => {
                     return Err(raise(format!(
                         "bad variable name of type {}",
-                        other.type_name()
+                        lua_type_name(&other)
                     )))
                 }
             };
@@ -462,7 +478,7 @@ fn variables_table(lua: &Lua) -> mlua::Result<Table> {
                     other => {
                         return Err(raise(format!(
                             "bad variable value type {}",
-                            other.type_name()
+                            lua_type_name(other)
                         )))
                     }
                 };

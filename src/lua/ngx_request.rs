@@ -5,7 +5,7 @@
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use super::ngx_api::{allow_in, request, OUTPUT_PHASES};
-use super::raise::{api_function, raise};
+use super::raise::{api_function, lua_type_name, raise};
 use super::Phase;
 
 /// The default `max_headers` of `get_headers`, as in OpenResty.
@@ -32,7 +32,7 @@ fn header_text(lua: &Lua, value: &Value) -> mlua::Result<Vec<u8>> {
         }
         other => Err(raise(format!(
             "bad header value of type {}",
-            other.type_name()
+            lua_type_name(other)
         ))),
     }
 }
@@ -42,7 +42,7 @@ fn header_key(value: &Value) -> mlua::Result<Vec<u8>> {
         Value::String(s) => Ok(s.as_bytes().to_vec()),
         other => Err(raise(format!(
             "bad header name of type {}",
-            other.type_name()
+            lua_type_name(other)
         ))),
     }
 }
@@ -165,6 +165,17 @@ fn header_table(lua: &Lua) -> mlua::Result<Table> {
     Ok(header)
 }
 
+/// nginx cannot cancel subrequests under way, so a handler waiting for
+/// some cannot end with a response of its own.
+pub(super) fn refuse_abort_with_subrequests(
+    r: crate::http::request::HttpRequest,
+) -> mlua::Result<()> {
+    if crate::http::subrequest::pending(r.as_ptr()) {
+        return Err(raise("attempt to abort with pending subrequests"));
+    }
+    Ok(())
+}
+
 /// `ngx.redirect` and `ngx.exec` record where to go and yield, like
 /// `ngx.exit`, so they leave the chunk from any depth.
 fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
@@ -182,6 +193,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                 "attempt to call ngx.redirect after sending out the headers",
             ));
         }
+        refuse_abort_with_subrequests(r)?;
         r.set_response_header(b"location", &[&uri.as_bytes()])
             .map_err(|e| raise(e.to_string()))?;
         super::record_exit(status);
@@ -192,6 +204,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         |_, (uri, args): (mlua::LuaString, Option<mlua::LuaString>)| {
             allow_in(OUTPUT_PHASES)?;
             let r = request()?;
+            refuse_abort_with_subrequests(r)?;
             if r.headers_sent() {
                 return Err(raise(
                     "attempt to call ngx.exec after sending out response headers",
@@ -225,7 +238,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
             other => {
                 return Err(raise(format!(
                     "bad argument #1 to 'sleep' (number expected, got {})",
-                    other.type_name()
+                    lua_type_name(&other)
                 )))
             }
         };
@@ -465,7 +478,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                 other => {
                     return Err(raise(format!(
                         "bad argument #1 to 'set_uri_args' (string or table expected, got {})",
-                        other.type_name()
+                        lua_type_name(other)
                     )))
                 }
             };

@@ -64,18 +64,7 @@ pub fn is_subrequest() -> mlua::Result<Value> {
 /// Lua's name for a value's type, as `type()` and error messages give it;
 /// `None` is a missing argument.
 fn lua_type_name(value: Option<&Value>) -> &'static str {
-    match value {
-        None => "no value",
-        Some(Value::Nil) => "nil",
-        Some(Value::Boolean(_)) => "boolean",
-        Some(Value::Integer(_) | Value::Number(_)) => "number",
-        Some(Value::String(_)) => "string",
-        Some(Value::Table(_)) => "table",
-        Some(Value::Function(_)) => "function",
-        Some(Value::Thread(_)) => "thread",
-        Some(Value::Other(_)) => "cdata",
-        Some(_) => "userdata",
-    }
+    value.map_or("no value", super::raise::lua_type_name)
 }
 
 /// The text of Lua's `bad argument #N to 'func' (T expected, got U)`.
@@ -696,7 +685,7 @@ fn install_config(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
 
 /// Safe wrappers over the nginx code these functions use. Only called from
 /// Lua running inside nginx (never from unit tests, which do not link it).
-mod nginx_ffi {
+pub(crate) mod nginx_ffi {
     use super::*;
 
     /// `ngx_md5_t` (`src/core/ngx_md5.h`).

@@ -73,7 +73,7 @@ pub fn append_scalar(value: &Value, out: &mut Vec<u8>) -> Result<(), &'static st
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Nil => out.extend_from_slice(b"nil"),
         Value::LightUserData(ud) if ud.0.is_null() => out.extend_from_slice(b"null"),
-        other => return Err(other.type_name()),
+        other => return Err(super::raise::lua_type_name(other)),
     }
     Ok(())
 }

@@ -104,3 +104,19 @@ where
     let factory: Function = lua.named_registry_value(WRAPPER_KEY)?;
     factory.call(inner)
 }
+
+/// Lua's name for a value's type, as `type()` and error messages give it
+/// (mlua would say "integer" for some numbers).
+pub fn lua_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "boolean",
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Table(_) => "table",
+        Value::Function(_) => "function",
+        Value::Thread(_) => "thread",
+        Value::LightUserData(_) | Value::UserData(_) | Value::Error(_) => "userdata",
+        _ => "cdata",
+    }
+}

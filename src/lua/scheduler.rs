@@ -392,6 +392,11 @@ pub fn current() -> Option<Shared> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
+/// The coroutine running now, if it runs under a scheduler.
+pub fn current_coroutine() -> Option<CoId> {
+    current()?.borrow().current()
+}
+
 /// What a coroutine asked the scheduler for when it yielded.
 #[derive(Debug)]
 pub enum Request {

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use mlua::{IntoLuaMulti, LightUserData, Lua, MultiValue, Table, Value};
 
 use super::output::format_number;
-use super::raise::{api_function, raise};
+use super::raise::{api_function, lua_type_name, raise};
 use crate::nginx;
 use crate::shdict::{
     decode_value, ListEnd, SharedZone, Store, Value as StoreValue, ValueKind, WriteMode, ZoneStats,
@@ -225,7 +225,7 @@ fn optional_number(value: &Value, name: &str) -> mlua::Result<Option<f64>> {
         v => to_number(v).map(Some).ok_or_else(|| {
             raise(format!(
                 "bad {name} arg: number expected, got {}",
-                v.type_name()
+                lua_type_name(v)
             ))
         }),
     }
@@ -241,7 +241,7 @@ fn incr(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let delta = to_number(&value_arg).ok_or_else(|| {
         raise(format!(
             "bad value arg: number expected, got {}",
-            value_arg.type_name()
+            lua_type_name(&value_arg)
         ))
     })?;
     let init = optional_number(&init_arg, "init")?;

@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use nginx_sys::{ngx_add_timer, ngx_event_t, ngx_exiting, ngx_msec_t, NGX_LOG_ERR};
 
-use super::raise::{api_function, raise};
+use super::raise::{api_function, lua_type_name, raise};
 use super::scheduler::{CoId, Owner, Shared};
 use super::{Phase, RunOutcome};
 use crate::nginx::Log;
@@ -242,7 +242,7 @@ fn seconds_to_ms(value: &Value, what: &str) -> mlua::Result<u64> {
         other => {
             return Err(raise(format!(
                 "bad argument #1 to '{what}' (number expected, got {})",
-                other.type_name()
+                lua_type_name(other)
             )))
         }
     };
@@ -267,7 +267,7 @@ fn schedule_from_lua(lua: &Lua, args: MultiValue, every: bool) -> mlua::Result<M
         other => {
             return Err(raise(format!(
                 "bad argument #2 to '{what}' (function expected, got {})",
-                other.map(|v| v.type_name()).unwrap_or("no value")
+                other.as_ref().map_or("no value", lua_type_name)
             )))
         }
     };

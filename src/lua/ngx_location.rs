@@ -1,0 +1,266 @@
+//! `ngx.location.capture` and `ngx.location.capture_multi`: the options
+//! Lua gives, and the response tables it gets back. The subrequests
+//! themselves are the HTTP layer's (`http::subrequest`).
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+use super::ngx_api::{allow_in, request, set_request_ctx, OUTPUT_PHASES};
+use super::raise::{api_function, lua_type_name, raise};
+use super::scheduler::{current_coroutine, park_sentinel, Request};
+use crate::http::request::HttpRequest;
+use crate::http::subrequest::{start_captures, Captured, SubrequestSpec, METHODS};
+
+/// A number or string option as bytes (numbers formatted as Lua does).
+fn text_of(lua: &Lua, value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Integer(_) | Value::Number(_) => lua
+            .coerce_string(value.clone())
+            .ok()
+            .flatten()
+            .map(|s| s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+fn args_option(lua: &Lua, value: &Value) -> mlua::Result<Vec<u8>> {
+    match value {
+        Value::Nil => Ok(Vec::new()),
+        Value::Table(table) => super::ngx_util::encode_args(table).map_err(raise),
+        other => text_of(lua, other).ok_or_else(|| raise("Bad args option value")),
+    }
+}
+
+fn method_option(value: &Value, log_request: HttpRequest) -> mlua::Result<(u32, &'static [u8])> {
+    let number = match value {
+        Value::Nil => return Ok(METHODS[0]),
+        Value::Integer(i) => *i as f64,
+        Value::Number(n) => *n,
+        _ => return Err(raise("Bad http request method")),
+    };
+    match METHODS.iter().find(|(bit, _)| f64::from(*bit) == number) {
+        Some(&method) => Ok(method),
+        None => {
+            if let Some(log) = log_request.log() {
+                let line = format!("unsupported HTTP method: {number}");
+                log.write(nginx_sys::NGX_LOG_ERR as usize, line.as_bytes());
+            }
+            Err(raise("failed to adjust the subrequest: -1"))
+        }
+    }
+}
+
+fn vars_option(lua: &Lua, value: &Value) -> mlua::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let table = match value {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Table(table) => table,
+        _ => return Err(raise("Bad vars option value")),
+    };
+    let mut vars = Vec::new();
+    for pair in table.pairs::<Value, Value>() {
+        let (key, value) = pair?;
+        let Value::String(key) = key else {
+            return Err(raise(
+                "attempt to use a non-string key in the \"vars\" option table",
+            ));
+        };
+        let value = text_of(lua, &value).ok_or_else(|| {
+            raise(format!(
+                "attempt to use bad variable value type {}",
+                lua_type_name(&value)
+            ))
+        })?;
+        vars.push((key.as_bytes().to_vec(), value));
+    }
+    Ok(vars)
+}
+
+fn flag_option(value: &Value, name: &str) -> mlua::Result<bool> {
+    match value {
+        Value::Nil => Ok(false),
+        Value::Boolean(b) => Ok(*b),
+        _ => Err(raise(format!("Bad {name} option value"))),
+    }
+}
+
+/// One `{uri, options?}` entry: the subrequest and the `ctx` it gets.
+fn parse_entry(
+    lua: &Lua,
+    entry: Value,
+    index: usize,
+    req: HttpRequest,
+) -> mlua::Result<(SubrequestSpec, Option<Table>)> {
+    let Value::Table(entry) = entry else {
+        return Err(raise(format!(
+            "the query argument {index} is not a table, but a {}",
+            lua_type_name(&entry)
+        )));
+    };
+    let len = entry.raw_len();
+    if len != 1 && len != 2 {
+        return Err(raise(format!(
+            "query argument {index} expecting one or two arguments"
+        )));
+    }
+    let uri_value: Value = entry.raw_get(1)?;
+    let uri = text_of(lua, &uri_value).ok_or_else(|| {
+        raise(format!(
+            "bad argument #1 to 'capture' (string expected, got {})",
+            lua_type_name(&uri_value)
+        ))
+    })?;
+    let mut spec = SubrequestSpec {
+        uri,
+        args: Vec::new(),
+        method: METHODS[0],
+        body: None,
+        vars: Vec::new(),
+        copy_all_vars: false,
+        share_all_vars: false,
+        always_forward_body: false,
+    };
+    let options = match entry.raw_get::<Value>(2)? {
+        Value::Nil => return Ok((spec, None)),
+        Value::Table(options) => options,
+        other => {
+            return Err(raise(format!(
+                "expecting table as the 2nd argument for subrequest {index}, but got {}",
+                lua_type_name(&other)
+            )))
+        }
+    };
+    spec.args = args_option(lua, &options.raw_get("args")?)?;
+    spec.method = method_option(&options.raw_get("method")?, req)?;
+    spec.body = match options.raw_get::<Value>("body")? {
+        Value::Nil => None,
+        other => Some(text_of(lua, &other).ok_or_else(|| raise("Bad http request body"))?),
+    };
+    spec.vars = vars_option(lua, &options.raw_get("vars")?)?;
+    spec.share_all_vars = flag_option(&options.raw_get("share_all_vars")?, "share_all_vars")?;
+    spec.copy_all_vars = flag_option(&options.raw_get("copy_all_vars")?, "copy_all_vars")?;
+    spec.always_forward_body = !matches!(
+        options.raw_get::<Value>("always_forward_body")?,
+        Value::Nil | Value::Boolean(false)
+    );
+    let ctx = match options.raw_get::<Value>("ctx")? {
+        Value::Nil => None,
+        Value::Table(ctx) => Some(ctx),
+        other => {
+            return Err(raise(format!(
+                "Bad ctx option value type {}, expected a Lua table",
+                lua_type_name(&other)
+            )))
+        }
+    };
+    Ok((spec, ctx))
+}
+
+/// Starts the subrequests and returns the sentinel that makes the Lua
+/// wrapper wait for them.
+fn capture_multi(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
+    allow_in(OUTPUT_PHASES)?;
+    if args.len() != 1 {
+        return Err(raise(format!(
+            "only one argument is expected, but got {}",
+            args.len()
+        )));
+    }
+    let list = match args.into_iter().next() {
+        Some(Value::Table(list)) => list,
+        other => {
+            return Err(raise(format!(
+                "bad argument #1 to 'capture_multi' (table expected, got {})",
+                other.as_ref().map_or("no value", Value::type_name)
+            )))
+        }
+    };
+    let req = request()?;
+    let count = list.raw_len();
+    if count == 0 {
+        return Err(raise("at least one subrequest should be specified"));
+    }
+    if list.pairs::<Value, Value>().count() != count {
+        return Err(raise("only array-like tables are allowed"));
+    }
+    let mut specs = Vec::with_capacity(count);
+    let mut contexts = Vec::with_capacity(count);
+    for index in 0..count {
+        let (spec, ctx) = parse_entry(lua, list.raw_get(index + 1)?, index, req)?;
+        specs.push(spec);
+        contexts.push(ctx);
+    }
+    let co = current_coroutine().ok_or_else(|| raise("no co ctx found"))?;
+    let subrequests = start_captures(req, co, &specs).map_err(|e| raise(e.to_string()))?;
+    for (sr, ctx) in subrequests.into_iter().zip(contexts) {
+        // SAFETY: subrequests just created live as long as the main request.
+        if let (Some(ctx), Some(sr)) = (ctx, unsafe { HttpRequest::from_raw(sr) }) {
+            set_request_ctx(lua, sr, ctx)?;
+        }
+    }
+    super::record_request(Request::Subrequests);
+    Ok(park_sentinel())
+}
+
+/// The tables the waiting coroutine resumes with, one per subrequest.
+pub(crate) fn response_tables(lua: &Lua, responses: Vec<Captured>) -> mlua::Result<MultiValue> {
+    let mut tables = MultiValue::new();
+    for response in responses {
+        let table = lua.create_table_with_capacity(0, 4)?;
+        table.raw_set("status", response.status)?;
+        let header = lua.create_table()?;
+        for (name, value) in response.headers {
+            let name = lua.create_string(&name)?;
+            let value = lua.create_string(&value)?;
+            match header.raw_get::<Value>(name.clone())? {
+                Value::Nil => header.raw_set(name, value)?,
+                Value::Table(list) => list.raw_push(value)?,
+                first => header.raw_set(
+                    name,
+                    lua.create_sequence_from([first, Value::String(value)])?,
+                )?,
+            }
+        }
+        if let Some(length) = response.content_length {
+            header.raw_set("Content-Length", length)?;
+        }
+        table.raw_set("header", header)?;
+        table.raw_set("body", lua.create_string(&response.body)?)?;
+        table.raw_set("truncated", response.truncated)?;
+        tables.push_back(Value::Table(table));
+    }
+    Ok(tables)
+}
+
+pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
+    let capture_op = api_function(lua, capture_multi)?;
+    let coroutine: Table = lua.globals().get("coroutine")?;
+    let make: Function = lua
+        .load(
+            "local PARK, capture_multi, yield, select, error = ...\n\
+             local function settle(first, ...)\n\
+                 if first == PARK then return yield() end\n\
+                 return first, ...\n\
+             end\n\
+             return {\n\
+                 capture_multi = function(...) return settle(capture_multi(...)) end,\n\
+                 capture = function(...)\n\
+                     local n = select('#', ...)\n\
+                     if n ~= 1 and n ~= 2 then\n\
+                         error('expecting one or two arguments', 2)\n\
+                     end\n\
+                     return settle(capture_multi({{...}}))\n\
+                 end,\n\
+             }",
+        )
+        .set_name(super::raise::internal_chunk_name("ngx.location"))
+        .into_function()?;
+    let location: Table = make.call((
+        park_sentinel(),
+        capture_op,
+        coroutine.get::<Function>("yield")?,
+        lua.globals().get::<Function>("select")?,
+        lua.globals().get::<Function>("error")?,
+    ))?;
+    ngx.set("location", location)?;
+    Ok(())
+}
