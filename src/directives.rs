@@ -83,7 +83,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 38] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -181,6 +181,14 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 38] = [
         ANY_LEVEL,
         NGX_CONF_FLAG,
         crate::conf::packages::set_lua_code_cache,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"lua_check_client_abort",
+        ANY_LEVEL,
+        NGX_CONF_FLAG,
+        crate::conf::set_lua_check_client_abort,
         NGX_HTTP_LOC_CONF_OFFSET,
         0,
     ),

@@ -81,6 +81,8 @@ pub struct LocConf {
     pub log: Option<ChunkId>,
     /// `lua_code_cache`; unset means inherited, on at the top.
     pub code_cache: Option<bool>,
+    /// `lua_check_client_abort`; unset means inherited, off at the top.
+    pub check_client_abort: Option<bool>,
 }
 
 impl LocConf {
@@ -112,6 +114,7 @@ pub(crate) unsafe extern "C" fn merge_loc_conf(
     child.log = child.log.or(parent.log);
     child.header_filter = child.header_filter.or(parent.header_filter);
     child.body_filter = child.body_filter.or(parent.body_filter);
+    child.check_client_abort = child.check_client_abort.or(parent.check_client_abort);
     packages::merge_code_cache(cf, parent, child);
     NGX_CONF_OK
 }
@@ -296,6 +299,47 @@ pub(crate) unsafe extern "C" fn set_lua_shared_dict(
 
 /// The phase a `*_by_lua*` directive configures, kept in its command's
 /// otherwise unused `offset` field.
+/// Reads an `on|off` argument into `slot`, which must not be set yet.
+fn set_on_off(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    slot: &mut Option<bool>,
+) -> Result<bool, String> {
+    let name = directive_name(cmd);
+    if slot.is_some() {
+        return Err(format!("\"{name}\" directive is duplicate"));
+    }
+    let value = bytes(&conf_args(cf)[1]);
+    let on = if value.eq_ignore_ascii_case(b"on") {
+        true
+    } else if value.eq_ignore_ascii_case(b"off") {
+        false
+    } else {
+        return Err(format!(
+            "invalid value \"{}\" in \"{name}\" directive, it must be \"on\" or \"off\"",
+            String::from_utf8_lossy(value)
+        ));
+    };
+    *slot = Some(on);
+    Ok(on)
+}
+
+/// `lua_check_client_abort on|off`.
+///
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_lua_check_client_abort(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        // SAFETY: nginx passes our LocConf for this level.
+        let loc = unsafe { &mut *conf.cast::<LocConf>() };
+        set_on_off(cf, cmd, &mut loc.check_client_abort).map(drop)
+    })
+}
+
 fn phase_of(cmd: *mut ngx_command_t) -> Phase {
     // SAFETY: nginx passes the command being handled, one of ours.
     Phase::ALL[unsafe { (*cmd).offset }]

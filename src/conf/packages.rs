@@ -47,22 +47,7 @@ pub(crate) unsafe extern "C" fn set_lua_code_cache(
     guarded(cf, || {
         // SAFETY: nginx passes our LocConf for this level.
         let loc = unsafe { &mut *conf.cast::<LocConf>() };
-        let name = directive_name(cmd);
-        if loc.code_cache.is_some() {
-            return Err(format!("\"{name}\" directive is duplicate"));
-        }
-        let value = bytes(&conf_args(cf)[1]);
-        let on = if value.eq_ignore_ascii_case(b"on") {
-            true
-        } else if value.eq_ignore_ascii_case(b"off") {
-            false
-        } else {
-            return Err(format!(
-                "invalid value \"{}\" in \"{name}\" directive, it must be \"on\" or \"off\"",
-                String::from_utf8_lossy(value)
-            ));
-        };
-        loc.code_cache = Some(on);
+        let on = super::set_on_off(cf, cmd, &mut loc.code_cache)?;
         if !on {
             // SAFETY: cf is the configuration being parsed; the message has
             // no format directives.

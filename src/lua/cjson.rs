@@ -16,7 +16,7 @@ use std::cell::Cell;
 use std::ffi::c_void;
 use std::rc::Rc;
 
-use super::raise::{lua_type_name};
+use super::raise::lua_type_name;
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
 const MODULE_VERSION: &str = "2.1.0.14";

@@ -168,6 +168,11 @@ pub struct Scheduler {
     entry_finished: bool,
     /// Some coroutine called `ngx.eof()`: the response is complete.
     pub eof_sent: bool,
+    /// `ngx.on_abort`'s callback and the coroutine that registered it,
+    /// until a client abort starts it.
+    on_abort: Option<(Function, CoId)>,
+    /// `ngx.on_abort` was called (its callback may have run since).
+    on_abort_registered: bool,
 }
 
 impl Drop for Scheduler {
@@ -187,6 +192,8 @@ impl Scheduler {
             running: false,
             entry_finished: false,
             eof_sent: false,
+            on_abort: None,
+            on_abort_registered: false,
         };
         let id = scheduler.add(entry, Kind::Entry, None);
         scheduler.ready.push_back((id, args));
@@ -234,6 +241,22 @@ impl Scheduler {
                 self.ready.push_back((co, args));
             }
         }
+    }
+
+    /// The client went away: the `ngx.on_abort` callback to start as a
+    /// light thread of the coroutine that registered it, if there is one
+    /// that has not started yet. `Err(true)` when it already started (the
+    /// handler goes on), `Err(false)` when none was registered.
+    pub fn take_abort_handler(&mut self) -> Result<(Function, CoId), bool> {
+        self.on_abort.take().ok_or(self.on_abort_registered)
+    }
+
+    /// Adds a light thread of `parent` that an event starts (see
+    /// [`Scheduler::make_ready`]).
+    pub fn add_waiting_thread(&mut self, thread: Thread, parent: CoId) -> CoId {
+        let id = self.add(thread, Kind::LightThread, Some(parent));
+        self.park(id, Wait::Nothing);
+        id
     }
 
     /// Whether a run is in progress (an event that arrives now must only
@@ -653,6 +676,30 @@ mod ops {
         })
     }
 
+    /// `ngx.on_abort(callback)`: `Err` holds the message returned after
+    /// `nil`.
+    pub fn on_abort(callback: Value, checked: bool) -> mlua::Result<Result<(), &'static str>> {
+        with_current(|s, me| {
+            if s.on_abort_registered {
+                return Ok(Err("duplicate call"));
+            }
+            if !checked {
+                return Ok(Err("lua_check_client_abort is off"));
+            }
+            let callback = match callback {
+                Value::Function(f) if f.info().what != "C" => f,
+                _ => {
+                    return Err(raise(
+                        "bad argument #1 to 'on_abort' (Lua function expected)",
+                    ))
+                }
+            };
+            s.on_abort_registered = true;
+            s.on_abort = Some((callback, me));
+            Ok(Ok(()))
+        })
+    }
+
     /// `ngx.thread.kill(t)`: `Err` holds the message returned after `nil`.
     pub fn kill(thread: Thread) -> mlua::Result<Result<(), &'static str>> {
         with_current(|s, me| {
@@ -749,6 +796,15 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
             Err(message) => mlua::IntoLuaMulti::into_lua_multi((Value::Nil, message), lua),
         }
     })?;
+    let on_abort = api_function(lua, |lua, callback: Value| {
+        super::ngx_api::allow_in(super::ngx_api::OUTPUT_PHASES)?;
+        let checked = crate::http::checks_client_abort(super::ngx_api::request()?);
+        match ops::on_abort(callback, checked)? {
+            Ok(()) => mlua::IntoLuaMulti::into_lua_multi(1, lua),
+            Err(message) => mlua::IntoLuaMulti::into_lua_multi((Value::Nil, message), lua),
+        }
+    })?;
+    ngx.set("on_abort", on_abort)?;
     let make: Function = lua
         .load(include_str!("scheduler.lua"))
         .set_name(super::raise::internal_chunk_name("coroutine"))
