@@ -921,9 +921,141 @@ fn sleeping_requests_do_not_block_the_worker() {
         "unexpected bodies"
     );
     assert!(
-        elapsed < Duration::from_secs(10),
+        elapsed < Duration::from_secs(5),
         "expected the 200 sleeps to overlap (about 0.5 s in all), the batch took {elapsed:?}"
     );
+}
+
+/// A timer in the first worker refreshes a shared value every 50 ms;
+/// requests served by both workers see it move.
+#[test]
+fn timer_refresh_is_seen_by_both_workers() {
+    let _serial = exclusive();
+    let server = TestServer::start(
+        r#"lua_shared_dict data 1m;
+        init_worker_by_lua_block {
+            if ngx.worker.id() == 0 then
+                ngx.timer.every(0.05, function() ngx.shared.data:incr("ticks", 1, 0) end)
+            end
+        }"#,
+        r#"location = /ticks {
+            content_by_lua_block { ngx.say(ngx.worker.pid(), " ", ngx.shared.data:get("ticks") or 0) }
+        }"#,
+    );
+    server.wait_for_workers();
+    let started = Instant::now();
+    // Worker pid -> the tick counts it answered, in order.
+    let mut seen: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    while started.elapsed() < Duration::from_millis(1500) {
+        let body = body_of(&server.get_once("/ticks"), "/ticks");
+        let (pid, ticks) = body.trim().split_once(' ').unwrap_or(("", ""));
+        let ticks: u64 = ticks
+            .parse()
+            .unwrap_or_else(|_| panic!("expected \"PID TICKS\" from /ticks, got {body:?}"));
+        seen.entry(pid.to_string()).or_default().push(ticks);
+        thread::sleep(Duration::from_millis(10));
+    }
+    let elapsed_ticks = started.elapsed().as_millis() as u64 / 50;
+    assert_eq!(
+        seen.len(),
+        2,
+        "expected answers from both workers, got {:?}",
+        seen.keys()
+    );
+    for (pid, ticks) in &seen {
+        assert!(
+            ticks.windows(2).all(|w| w[0] <= w[1]),
+            "worker {pid} saw the tick count go back: {ticks:?}"
+        );
+        // About 30 periods pass; a handful is proof enough of refreshing.
+        let moved = ticks.last().unwrap_or(&0) - ticks.first().unwrap_or(&0);
+        assert!(
+            moved >= 5 && moved <= elapsed_ticks + 2,
+            "worker {pid} saw {moved} ticks in about {elapsed_ticks} periods of 50 ms: {ticks:?}"
+        );
+    }
+}
+
+/// A reload while requests sleep and timers wait (one far in the future,
+/// one periodic whose callback sleeps in a light thread): the sleeping
+/// requests finish, pending timers run once with `premature = true`, and
+/// nothing crashes.
+#[test]
+fn reload_with_sleeping_requests_and_pending_timers() {
+    let _serial = exclusive();
+    let mut server = TestServer::start(
+        r#"lua_shared_dict data 1m;
+        init_worker_by_lua_block {
+            ngx.timer.every(0.05, function(premature)
+                local t = ngx.thread.spawn(function() ngx.sleep(0.02) return premature end)
+                local _, was_premature = ngx.thread.wait(t)
+                ngx.shared.data:incr(was_premature and "every:premature" or "every:normal", 1, 0)
+            end)
+        }"#,
+        r#"location = /sleep {
+            content_by_lua_block {
+                ngx.timer.at(3600, function(premature)
+                    ngx.shared.data:incr(premature and "at:premature" or "at:normal", 1, 0)
+                end)
+                ngx.sleep(0.8)
+                ngx.say("slept")
+            }
+        }
+        location = /counts {
+            content_by_lua_block {
+                local d = ngx.shared.data
+                ngx.say(d:get("at:premature") or 0, " ", d:get("at:normal") or 0, " ",
+                        d:get("every:premature") or 0, " ", (d:get("every:normal") or 0) > 0)
+            }
+        }"#,
+    );
+    server.wait_for_workers();
+    let port = server.port();
+    let sleepers: Vec<_> = (0..20)
+        .map(|_| {
+            thread::spawn(move || -> Result<(), String> {
+                let mut connection = KeepAlive::connect(port).map_err(|e| e.to_string())?;
+                let response = connection.get("/sleep").map_err(|e| e.to_string())?;
+                match (response.status, response.body.as_slice()) {
+                    (200, b"slept\n") => Ok(()),
+                    (status, body) => Err(format!(
+                        "status {status}, body {:?}",
+                        String::from_utf8_lossy(body)
+                    )),
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    server.reload();
+    for sleeper in sleepers {
+        let result = sleeper
+            .join()
+            .unwrap_or_else(|_| Err("client panicked".into()));
+        assert!(
+            result.is_ok(),
+            "a request sleeping across the reload failed: {result:?}\n{}",
+            server.error_log()
+        );
+    }
+    // The 20 one-hour timers ran early. A periodic timer runs early unless
+    // the shutdown caught its callback running (it then just finishes).
+    let counts = body_of(&server.get_once("/counts"), "/counts");
+    let fields: Vec<&str> = counts.split_whitespace().collect();
+    let early_periodic: usize = fields
+        .get(2)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(usize::MAX);
+    assert!(
+        fields.len() == 4
+            && fields[..2] == ["20", "0"]
+            && early_periodic <= WORKERS
+            && fields[3] == "true",
+        "expected \"20 0 N true\" with N <= {WORKERS} (premature and normal runs of the \
+         one-hour timers, premature runs of the periodic one, whether it ran normally), \
+         got {counts:?}"
+    );
+    server.expect_healthy("after reloading with sleeping requests and pending timers");
 }
 
 struct TestServer {
