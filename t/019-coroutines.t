@@ -365,3 +365,26 @@ X-Coroutine: 10,11,dead
 ["suspended\n", "suspended\nnever\ntrue\n"]
 --- no_error_log
 [error]
+
+
+
+=== TEST 14: two hundred thousand short-lived and abandoned coroutines in one request
+--- config
+    location = /t {
+        content_by_lua_block {
+            local total = 0
+            for i = 1, 100000 do
+                local step = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+                total = total + step(i) + step(1)
+                -- left suspended, for the garbage collector
+                local left = coroutine.create(function() coroutine.yield() end)
+                coroutine.resume(left)
+            end
+            ngx.say(total)
+        }
+    }
+--- request
+GET /t
+--- response_body
+5000350000
+--- timeout: 20

@@ -448,3 +448,24 @@ GET /t
 --- response_body
 trueco
 true6
+
+
+
+=== TEST 18: a hundred thousand threads, spawned and waited for one after another
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sum = 0
+            for i = 1, 100000 do
+                local t = ngx.thread.spawn(function(n) return n end, i)
+                local _, n = ngx.thread.wait(t)
+                sum = sum + n
+            end
+            ngx.say(sum)
+        }
+    }
+--- request
+GET /t
+--- response_body
+5000050000
+--- timeout: 20

@@ -575,7 +575,8 @@ impl LuaRuntime {
     ) -> RunOutcome {
         match self.entry_thread(id) {
             Ok(thread) => {
-                let scheduler = scheduler::Scheduler::new(thread, MultiValue::new(), owner);
+                let scheduler =
+                    scheduler::Scheduler::new(&self.lua, thread, MultiValue::new(), owner);
                 self.run_scheduler(&scheduler, r, phase)
             }
             Err(message) => RunOutcome::Failed(message),
@@ -593,7 +594,7 @@ impl LuaRuntime {
     ) -> RunOutcome {
         match self.lua.create_thread(func) {
             Ok(thread) => {
-                let scheduler = scheduler::Scheduler::new(thread, args, owner);
+                let scheduler = scheduler::Scheduler::new(&self.lua, thread, args, owner);
                 self.run_scheduler(&scheduler, core::ptr::null_mut(), phase)
             }
             Err(e) => RunOutcome::Failed(error_text(&e)),
@@ -657,8 +658,8 @@ impl LuaRuntime {
                 (Resumed::Returned { .. }, Some(Leave::Exec { uri, args })) => {
                     break scheduler.borrow_mut().finish(Finish::Exec { uri, args });
                 }
-                (Resumed::Returned { .. }, Some(Leave::Request(request))) => {
-                    scheduler::Stopped::Yielded(request)
+                (Resumed::Returned { values, .. }, Some(Leave::Request(request))) => {
+                    scheduler::Stopped::Yielded(request, values)
                 }
                 (Resumed::Returned { .. }, None) => {
                     let text = "attempt to yield from a handler without a pending operation";

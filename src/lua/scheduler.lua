@@ -1,7 +1,7 @@
 -- coroutine.* and ngx.thread.* over the handler scheduler (scheduler.rs).
 -- Outside scheduled handlers (init, filters, log ...) coroutine.* are
 -- LuaJIT's own.
-local coroutine, PARK, in_scheduler, resume_op, yield_op, status_op,
+local coroutine, PARK, RAW, resume_op, yield_op, status_op,
       spawn_op, wait_op, kill_op = ...
 local raw_create, raw_resume = coroutine.create, coroutine.resume
 local raw_yield, raw_status = coroutine.yield, coroutine.status
@@ -16,29 +16,30 @@ local function settle(first, ...)
     return first, ...
 end
 
+-- Each operation answers RAW outside scheduled handlers. Inside, what a
+-- coroutine hands over (resume's arguments, yield's values) travels with
+-- its yield to the scheduler.
 function coroutine.resume(co, ...)
-    if not in_scheduler() then
+    local outcome = resume_op(co)
+    if outcome == PARK then
+        return raw_yield(...)
+    elseif outcome == RAW then
         return raw_resume(co, ...)
     end
-    return settle(resume_op(co, ...))
+    return false, outcome
 end
 
 function coroutine.yield(...)
-    if not in_scheduler() then
-        return raw_yield(...)
-    end
-    yield_op(...)
-    return raw_yield()
+    yield_op()
+    return raw_yield(...)
 end
 
 function coroutine.status(co)
-    if in_scheduler() then
-        local status = status_op(co)
-        if status then
-            return status
-        end
+    local status = status_op(co)
+    if status == RAW then
+        return raw_status(co)
     end
-    return raw_status(co)
+    return status
 end
 
 -- As LuaJIT's wrap: a string error gains the position of the wrapper's

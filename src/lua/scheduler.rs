@@ -19,7 +19,7 @@
 
 use core::ffi::c_void;
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use mlua::prelude::LuaThreadStatus as ThreadStatus;
@@ -130,16 +130,27 @@ impl Drop for SleepTimer {
     }
 }
 
+/// A coroutine's parent: its slot, and which use of that slot (slots of
+/// dead coroutines are reused).
+type Link = (CoId, u32);
+
 struct Slot {
-    thread: Thread,
+    /// Held while the scheduler may have to resume it, and for light
+    /// threads until they are reaped; a suspended user coroutine is left to
+    /// Lua's garbage collector.
+    thread: Option<Thread>,
     kind: Kind,
     /// Who resumed (user coroutine) or spawned (light thread) it.
-    parent: Option<CoId>,
+    parent: Option<Link>,
+    /// Bumped each time the slot is reused.
+    generation: u32,
     status: Status,
     wait: Wait,
     /// A finished light thread's `true, results...` or `false, error`,
     /// kept for `ngx.thread.wait`.
     results: Option<MultiValue>,
+    /// Light threads it spawned that ended unwaited.
+    zombies: Vec<CoId>,
     sleep: Option<Box<SleepTimer>>,
 }
 
@@ -159,8 +170,19 @@ pub enum Finish {
 
 pub struct Scheduler {
     slots: Vec<Slot>,
+    /// Slots of dead coroutines, to reuse.
+    free: Vec<CoId>,
+    /// Coroutines by their Lua state's address.
+    index: HashMap<*const c_void, CoId>,
+    /// Light threads neither dead nor zombie.
+    live_threads: usize,
     ready: VecDeque<(CoId, MultiValue)>,
     owner: Owner,
+    lua: Lua,
+    /// Ended user coroutines and reaped light threads (weak keys, `true`
+    /// for light threads), so that `ngx.thread.*` on one says what it was
+    /// while Lua still holds it.
+    departed: Option<Table>,
     /// The coroutine being resumed.
     current: Option<CoId>,
     /// A run is in progress: events arriving meanwhile only queue work.
@@ -183,11 +205,16 @@ impl Drop for Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(entry: Thread, args: MultiValue, owner: Owner) -> Shared {
+    pub fn new(lua: &Lua, entry: Thread, args: MultiValue, owner: Owner) -> Shared {
         let mut scheduler = Scheduler {
             slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            live_threads: 0,
             ready: VecDeque::new(),
             owner,
+            lua: lua.clone(),
+            departed: None,
             current: None,
             running: false,
             entry_finished: false,
@@ -201,23 +228,102 @@ impl Scheduler {
     }
 
     fn add(&mut self, thread: Thread, kind: Kind, parent: Option<CoId>) -> CoId {
-        self.slots.push(Slot {
-            thread,
+        let parent = parent.map(|p| (p, self.slots[p].generation));
+        let key = thread.to_pointer();
+        let mut slot = Slot {
+            thread: Some(thread),
             kind,
             parent,
+            generation: 0,
             status: Status::Suspended,
             wait: Wait::Nothing,
             results: None,
+            zombies: Vec::new(),
             sleep: None,
-        });
-        self.slots.len() - 1
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                slot.generation = self.slots[id].generation.wrapping_add(1);
+                self.slots[id] = slot;
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
+        if kind == Kind::LightThread {
+            self.live_threads += 1;
+        }
+        self.index.insert(key, id);
+        id
     }
 
     fn find(&self, thread: &Thread) -> Option<CoId> {
-        let wanted = thread.to_pointer();
-        self.slots
-            .iter()
-            .position(|s| s.thread.to_pointer() == wanted)
+        self.index.get(&thread.to_pointer()).copied()
+    }
+
+    /// The live coroutine `co` was resumed by or spawned from.
+    fn parent_of(&self, co: CoId) -> Option<CoId> {
+        let (p, generation) = self.slots[co].parent?;
+        let parent = &self.slots[p];
+        (parent.generation == generation && parent.status != Status::Dead).then_some(p)
+    }
+
+    fn link(&self, co: CoId) -> Option<Link> {
+        Some((co, self.slots[co].generation))
+    }
+
+    /// `co` is dead: its slot is free for another coroutine. What it was is
+    /// remembered for as long as Lua holds it.
+    fn release(&mut self, co: CoId) {
+        let slot = &mut self.slots[co];
+        if slot.kind == Kind::LightThread && !matches!(slot.status, Status::Dead | Status::Zombie) {
+            self.live_threads -= 1;
+        }
+        slot.status = Status::Dead;
+        slot.wait = Wait::Nothing;
+        slot.sleep = None;
+        slot.results = None;
+        slot.zombies.clear();
+        let kind = slot.kind;
+        if let Some(thread) = slot.thread.take() {
+            let key = thread.to_pointer();
+            if self.index.get(&key) == Some(&co) {
+                self.index.remove(&key);
+            }
+            if kind != Kind::Entry {
+                let departed = match &self.departed {
+                    Some(table) => Ok(table.clone()),
+                    None => self.weak_keyed_table(),
+                };
+                if let Ok(table) = departed {
+                    let _ = table.raw_set(Value::Thread(thread), kind == Kind::LightThread);
+                    self.departed = Some(table);
+                }
+            }
+        }
+        if kind != Kind::Entry {
+            self.free.push(co);
+        }
+    }
+
+    fn weak_keyed_table(&self) -> mlua::Result<Table> {
+        let table = self.lua.create_table()?;
+        let meta = self.lua.create_table()?;
+        meta.raw_set("__mode", "k")?;
+        table.set_metatable(Some(meta))?;
+        Ok(table)
+    }
+
+    /// What `thread` was, if it is a coroutine of this run that ended.
+    fn departed(&self, thread: &Thread) -> Option<Kind> {
+        let table = self.departed.as_ref()?;
+        match table.raw_get::<Value>(Value::Thread(thread.clone())) {
+            Ok(Value::Boolean(true)) => Some(Kind::LightThread),
+            Ok(Value::Boolean(false)) => Some(Kind::UserCoroutine),
+            _ => None,
+        }
     }
 
     /// The coroutine now running, as the API functions see it.
@@ -254,7 +360,8 @@ impl Scheduler {
     /// Adds a light thread of `parent` that an event starts (see
     /// [`Scheduler::make_ready`]).
     pub fn add_waiting_thread(&mut self, thread: Thread, parent: CoId) -> CoId {
-        let id = self.add(thread, Kind::LightThread, Some(parent));
+        let parent = (self.slots[parent].status != Status::Dead).then_some(parent);
+        let id = self.add(thread, Kind::LightThread, parent);
         self.park(id, Wait::Nothing);
         id
     }
@@ -294,9 +401,10 @@ impl Scheduler {
             })
         });
         let timer_ptr: *mut SleepTimer = &mut **timer;
-        // SAFETY: the box stays where it is until the slot is dropped, which
+        // SAFETY: the box stays where it is until the slot drops it, which
         // disarms the timer first.
         unsafe {
+            (*timer_ptr).co = co;
             (*timer_ptr).event.handler = Some(sleep_over);
             (*timer_ptr).event.data = timer_ptr.cast();
             (*timer_ptr).event.log = owner.log;
@@ -308,23 +416,25 @@ impl Scheduler {
         self.park(co, Wait::Sleep);
     }
 
+    /// The user coroutines `co` is running (resumed and not yet returned).
+    fn active_children(&self, co: CoId) -> Vec<CoId> {
+        (0..self.slots.len())
+            .filter(|&c| {
+                self.slots[c].kind == Kind::UserCoroutine
+                    && matches!(self.slots[c].status, Status::Normal | Status::Parked)
+                    && self.parent_of(c) == Some(co)
+            })
+            .collect()
+    }
+
     /// Whether `co`, or a coroutine it runs, waits for subrequests (which
     /// nginx cannot cancel).
     fn waits_for_subrequests(&self, co: CoId) -> bool {
         self.slots[co].wait == Wait::Subrequests
-            || (0..self.slots.len()).any(|c| {
-                self.slots[c].parent == Some(co)
-                    && self.slots[c].kind == Kind::UserCoroutine
-                    && matches!(self.slots[c].status, Status::Normal | Status::Parked)
-                    && self.waits_for_subrequests(c)
-            })
-    }
-
-    /// Light threads still at work.
-    fn live_threads(&self) -> bool {
-        self.slots.iter().any(|s| {
-            s.kind == Kind::LightThread && !matches!(s.status, Status::Dead | Status::Zombie)
-        })
+            || self
+                .active_children(co)
+                .into_iter()
+                .any(|c| self.waits_for_subrequests(c))
     }
 
     /// Stops every coroutine: disarms their timers and forgets what they
@@ -333,57 +443,44 @@ impl Scheduler {
         for slot in &mut self.slots {
             slot.sleep = None;
             slot.wait = Wait::Nothing;
-            if slot.status != Status::Dead {
-                slot.status = Status::Dead;
-            }
+            slot.status = Status::Dead;
         }
+        self.live_threads = 0;
         self.ready.clear();
     }
 
     /// Kills light thread `co` and the coroutines it is running.
     fn kill(&mut self, co: CoId) {
-        let slot = &mut self.slots[co];
-        slot.status = Status::Dead;
-        slot.wait = Wait::Nothing;
-        slot.sleep = None;
-        slot.results = None;
+        let children = self.active_children(co);
         self.ready.retain(|(id, _)| *id != co);
-        let active_children: Vec<CoId> = (0..self.slots.len())
-            .filter(|&c| {
-                self.slots[c].parent == Some(co)
-                    && self.slots[c].kind == Kind::UserCoroutine
-                    && matches!(self.slots[c].status, Status::Normal | Status::Parked)
-            })
-            .collect();
-        for child in active_children {
+        self.release(co);
+        for child in children {
             self.kill(child);
         }
     }
 
     /// A light thread ended: hand its results to a parent waiting for it,
-    /// or keep them for a later `ngx.thread.wait`.
+    /// or keep them for a later `ngx.thread.wait` while the parent lives.
     fn thread_ended(&mut self, co: CoId, results: MultiValue) {
-        let parent = self.slots[co].parent;
-        if parent.is_some_and(|p| self.slots[p].status == Status::Dead) {
-            self.slots[co].status = Status::Dead;
+        let Some(p) = self.parent_of(co) else {
+            self.release(co);
+            return;
+        };
+        let waits_for_it = matches!(&self.slots[p].wait, Wait::Threads(ids) if ids.contains(&co));
+        if self.slots[p].status == Status::Parked && waits_for_it {
+            self.release(co);
+            self.make_ready(p, results);
             return;
         }
-        if let Some(p) = parent {
-            let waits_for_it =
-                matches!(&self.slots[p].wait, Wait::Threads(ids) if ids.contains(&co));
-            if self.slots[p].status == Status::Parked && waits_for_it {
-                self.slots[co].status = Status::Dead;
-                self.make_ready(p, results);
-                return;
-            }
-        }
+        self.live_threads -= 1;
         self.slots[co].status = Status::Zombie;
         self.slots[co].results = Some(results);
+        self.slots[p].zombies.push(co);
     }
 
     /// Where a resumed coroutine's `coroutine.resume` returns: to its parent.
     fn return_to_parent(&mut self, co: CoId, results: MultiValue) {
-        if let Some(p) = self.slots[co].parent {
+        if let Some(p) = self.parent_of(co) {
             self.slots[p].status = Status::Suspended;
             self.ready.push_front((p, results));
         }
@@ -426,10 +523,11 @@ pub enum Request {
     Sleep(u64),
     ReadBody,
     Subrequests,
-    /// `coroutine.resume(target, args...)`.
-    Resume(CoId, MultiValue),
-    /// `coroutine.yield(values...)`.
-    Yield(MultiValue),
+    /// `coroutine.resume(target, ...)`, the arguments being what the
+    /// coroutine yields with.
+    Resume(CoId),
+    /// `coroutine.yield(...)`.
+    Yield,
     /// `ngx.thread.spawn`: run the new thread first, then return it.
     Spawn(CoId, MultiValue),
     WaitThreads(Vec<CoId>),
@@ -439,8 +537,8 @@ pub enum Request {
 pub(crate) enum Stopped {
     /// Ran to its end, returning these values.
     Finished(MultiValue),
-    /// Handed itself over to the scheduler.
-    Yielded(Request),
+    /// Handed itself over to the scheduler, with these values.
+    Yielded(Request, MultiValue),
     /// Raised an error: the error value and the text for the log.
     Raised { error: Value, message: String },
 }
@@ -457,12 +555,12 @@ impl Scheduler {
     pub(crate) fn next(&mut self) -> Option<(CoId, Thread, MultiValue)> {
         while let Some((co, args)) = self.ready.pop_front() {
             let slot = &mut self.slots[co];
-            if slot.status == Status::Dead {
+            let Some(thread) = slot.thread.clone().filter(|_| slot.status != Status::Dead) else {
                 continue;
-            }
+            };
             slot.status = Status::Running;
             self.current = Some(co);
-            return Some((co, slot.thread.clone(), args));
+            return Some((co, thread, args));
         }
         None
     }
@@ -475,7 +573,7 @@ impl Scheduler {
     pub(crate) fn idle(&mut self) -> Progress {
         self.running = false;
         self.current = None;
-        if self.entry_finished && !self.live_threads() {
+        if self.entry_finished && self.live_threads == 0 {
             self.end_all();
             Progress::Finished(Finish::Done)
         } else {
@@ -500,59 +598,66 @@ impl Scheduler {
     ) -> Option<Finish> {
         self.current = None;
         let kind = self.slots[co].kind;
-        match stopped {
+        let results = match stopped {
+            Stopped::Yielded(request, values) => {
+                self.serve(co, kind, request, values);
+                return None;
+            }
+            Stopped::Raised { message, .. } if kind == Kind::Entry => {
+                return Some(Finish::Failed(message));
+            }
             Stopped::Raised { error, message } => {
-                self.slots[co].status = Status::Dead;
-                let results = MultiValue::from_iter([Value::Boolean(false), error]);
-                match kind {
-                    Kind::Entry => return Some(Finish::Failed(message)),
-                    Kind::UserCoroutine => self.return_to_parent(co, results),
-                    Kind::LightThread => {
-                        log_failure(&self.owner, &message);
-                        self.thread_ended(co, results);
-                    }
+                if kind == Kind::LightThread {
+                    log_failure(&self.owner, &message);
                 }
+                MultiValue::from_iter([Value::Boolean(false), error])
             }
             Stopped::Finished(values) => {
-                self.slots[co].status = Status::Dead;
-                // Results nobody can wait for any more.
-                for slot in &mut self.slots {
-                    if slot.parent == Some(co) && slot.status == Status::Zombie {
-                        slot.status = Status::Dead;
-                        slot.results = None;
-                    }
-                }
                 let mut results = MultiValue::from_iter([Value::Boolean(true)]);
                 results.extend(values);
-                match kind {
-                    Kind::Entry => self.entry_finished = true,
-                    Kind::UserCoroutine => self.return_to_parent(co, results),
-                    Kind::LightThread => self.thread_ended(co, results),
-                }
+                results
             }
-            Stopped::Yielded(request) => self.serve(co, kind, request),
+        };
+        // Results nobody can wait for any more.
+        for zombie in std::mem::take(&mut self.slots[co].zombies) {
+            if self.slots[zombie].status == Status::Zombie && self.parent_of(zombie) == Some(co) {
+                self.release(zombie);
+            }
+        }
+        match kind {
+            Kind::Entry => {
+                self.slots[co].status = Status::Dead;
+                self.entry_finished = true;
+            }
+            Kind::UserCoroutine => {
+                self.return_to_parent(co, results);
+                self.release(co);
+            }
+            Kind::LightThread => self.thread_ended(co, results),
         }
         None
     }
 
-    fn serve(&mut self, co: CoId, kind: Kind, request: Request) {
+    fn serve(&mut self, co: CoId, kind: Kind, request: Request, values: MultiValue) {
         match request {
             Request::Sleep(ms) => self.park_sleeping(co, ms),
             Request::ReadBody => self.park(co, Wait::Body),
             Request::Subrequests => self.park(co, Wait::Subrequests),
             Request::WaitThreads(ids) => self.park(co, Wait::Threads(ids)),
-            Request::Resume(target, args) => {
+            Request::Resume(target) => {
                 self.slots[co].status = Status::Normal;
-                self.slots[target].parent = Some(co);
-                self.ready.push_front((target, args));
+                self.slots[target].parent = self.link(co);
+                self.ready.push_front((target, values));
             }
-            Request::Yield(yielded) if kind == Kind::UserCoroutine => {
+            Request::Yield if kind == Kind::UserCoroutine => {
+                // Until resumed again, Lua alone keeps it alive.
                 self.slots[co].status = Status::Suspended;
+                self.slots[co].thread = None;
                 let mut results = MultiValue::from_iter([Value::Boolean(true)]);
-                results.extend(yielded);
+                results.extend(values);
                 self.return_to_parent(co, results);
             }
-            Request::Yield(_) => {
+            Request::Yield => {
                 // The entry coroutine or a light thread lets the others run
                 // and goes on after them; what it yielded is dropped.
                 self.slots[co].status = Status::Parked;
@@ -562,7 +667,10 @@ impl Scheduler {
                 // The child runs first; the parent goes on when it is its
                 // turn again, behind threads already waiting.
                 self.slots[co].status = Status::Parked;
-                let handle = Value::Thread(self.slots[child].thread.clone());
+                let handle = self.slots[child]
+                    .thread
+                    .clone()
+                    .map_or(Value::Nil, Value::Thread);
                 self.ready.push_back((co, MultiValue::from_iter([handle])));
                 self.ready.push_front((child, args));
             }
@@ -586,7 +694,7 @@ mod ops {
     /// `coroutine.resume(co, ...)` in a handler: `Ok(None)` when the
     /// scheduler takes over, `Ok(Some(message))` for resume's own failures
     /// (returned after `false`, as LuaJIT's resume does).
-    pub fn resume(co: Thread, args: MultiValue) -> mlua::Result<Option<String>> {
+    pub fn resume(co: Thread) -> mlua::Result<Option<String>> {
         with_current(|s, me| {
             let target = match s.find(&co) {
                 Some(id) => id,
@@ -600,17 +708,18 @@ mod ops {
                     if let Some(status) = status {
                         return Ok(Some(format!("cannot resume {status} coroutine")));
                     }
-                    s.add(co, Kind::UserCoroutine, Some(me))
+                    s.add(co.clone(), Kind::UserCoroutine, Some(me))
                 }
             };
-            let slot = &s.slots[target];
+            let slot = &mut s.slots[target];
             if slot.status != Status::Suspended || slot.kind != Kind::UserCoroutine {
                 return Ok(Some(format!(
                     "cannot resume {} coroutine",
                     slot.status.name()
                 )));
             }
-            super::super::record_request(Request::Resume(target, args));
+            slot.thread = Some(co);
+            super::super::record_request(Request::Resume(target));
             Ok(None)
         })
     }
@@ -618,8 +727,10 @@ mod ops {
     pub fn status(co: &Thread) -> Option<&'static str> {
         let scheduler = current()?;
         let scheduler = scheduler.borrow();
-        let id = scheduler.find(co)?;
-        Some(scheduler.slots[id].status.name())
+        match scheduler.find(co) {
+            Some(id) => Some(scheduler.slots[id].status.name()),
+            None => scheduler.departed(co).map(|_| "dead"),
+        }
     }
 
     pub fn spawn(lua: &Lua, func: Function, args: MultiValue) -> mlua::Result<()> {
@@ -632,20 +743,35 @@ mod ops {
         })
     }
 
-    /// The light thread `thread` of this run, spawned by the caller.
-    fn own_thread(s: &Scheduler, me: CoId, thread: &Thread, action: &str) -> mlua::Result<CoId> {
-        let id = s.find(thread).ok_or_else(|| raise("no co ctx found"))?;
+    /// The light thread `thread` of this run, spawned by the caller;
+    /// `None` for one already reaped.
+    fn own_thread(
+        s: &Scheduler,
+        me: CoId,
+        thread: &Thread,
+        action: &str,
+    ) -> mlua::Result<Option<CoId>> {
+        let id = match (s.find(thread), s.departed(thread)) {
+            (Some(id), _) => id,
+            (None, Some(Kind::LightThread)) => return Ok(None),
+            (None, Some(_)) => {
+                return Err(raise(format!(
+                    "attempt to {action} a coroutine that is not a user thread"
+                )))
+            }
+            (None, None) => return Err(raise("no co ctx found")),
+        };
         if s.slots[id].kind != Kind::LightThread {
             return Err(raise(format!(
                 "attempt to {action} a coroutine that is not a user thread"
             )));
         }
-        if s.slots[id].parent != Some(me) {
+        if s.parent_of(id) != Some(me) {
             return Err(raise(format!(
                 "only the parent coroutine can {action} the thread"
             )));
         }
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// `ngx.thread.wait(...)`: the results of a thread that already ended
@@ -654,21 +780,22 @@ mod ops {
         with_current(|s, me| {
             let mut alive = Vec::with_capacity(threads.len());
             for (i, thread) in threads.iter().enumerate() {
-                let id = own_thread(s, me, thread, "wait on")?;
-                match s.slots[id].status {
-                    Status::Zombie => {
-                        s.slots[id].status = Status::Dead;
-                        return Ok(s.slots[id].results.take());
+                match own_thread(s, me, thread, "wait on")? {
+                    Some(id) if s.slots[id].status == Status::Zombie => {
+                        let results = s.slots[id].results.take();
+                        s.release(id);
+                        return Ok(results);
                     }
-                    Status::Dead if i + 1 == threads.len() => {
+                    Some(id) => alive.push(id),
+                    // Reaped: only the last argument says so, as in OpenResty.
+                    None if i + 1 == threads.len() => {
                         let message = lua.create_string("already waited or killed")?;
                         return Ok(Some(MultiValue::from_iter([
                             Value::Nil,
                             Value::String(message),
                         ])));
                     }
-                    Status::Dead => {}
-                    _ => alive.push(id),
+                    None => {}
                 }
             }
             super::super::record_request(Request::WaitThreads(alive));
@@ -703,21 +830,21 @@ mod ops {
     /// `ngx.thread.kill(t)`: `Err` holds the message returned after `nil`.
     pub fn kill(thread: Thread) -> mlua::Result<Result<(), &'static str>> {
         with_current(|s, me| {
-            let id = s.find(&thread).ok_or_else(|| raise("no co ctx found"))?;
+            let id = match (s.find(&thread), s.departed(&thread)) {
+                (Some(id), _) => id,
+                (None, Some(Kind::LightThread)) => return Ok(Err("already waited or killed")),
+                (None, Some(_)) => return Ok(Err("not user thread")),
+                (None, None) => return Err(raise("no co ctx found")),
+            };
             if s.slots[id].kind != Kind::LightThread {
                 return Ok(Err("not user thread"));
             }
-            if s.slots[id].parent != Some(me) {
+            if s.parent_of(id) != Some(me) {
                 return Ok(Err("killer not parent"));
             }
-            match s.slots[id].status {
-                Status::Dead => return Ok(Err("already waited or killed")),
-                Status::Zombie => {
-                    s.slots[id].status = Status::Dead;
-                    s.slots[id].results = None;
-                    return Ok(Err("already terminated"));
-                }
-                _ => {}
+            if s.slots[id].status == Status::Zombie {
+                s.release(id);
+                return Ok(Err("already terminated"));
             }
             if s.waits_for_subrequests(id) {
                 return Ok(Err("pending subrequests"));
@@ -735,24 +862,31 @@ pub const SCHEDULED_PHASES: &[Phase] =
 /// Installs `coroutine.*` over the scheduler and `ngx.thread`.
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let coroutine: Table = lua.globals().get("coroutine")?;
-    let in_scheduler = lua.create_function(|_, ()| Ok(current().is_some()))?;
-    let resume_op = api_function(lua, |lua, (co, args): (Value, MultiValue)| {
+    let resume_op = api_function(lua, |lua, co: Value| {
+        if current().is_none() {
+            return Ok(raw_sentinel());
+        }
         let Value::Thread(co) = co else {
             return Err(raise("bad argument #1 to 'resume' (coroutine expected)"));
         };
-        match ops::resume(co, args)? {
-            None => Ok(MultiValue::from_iter([park_sentinel()])),
-            Some(message) => mlua::IntoLuaMulti::into_lua_multi((false, message), lua),
-        }
+        Ok(match ops::resume(co)? {
+            None => park_sentinel(),
+            Some(message) => Value::String(lua.create_string(message)?),
+        })
     })?;
-    let yield_op = api_function(lua, |_, values: MultiValue| {
-        super::record_request(Request::Yield(values));
+    let yield_op = api_function(lua, |_, ()| {
+        if current().is_some() {
+            super::record_request(Request::Yield);
+        }
         Ok(())
     })?;
-    let status_op = api_function(lua, |_, co: Value| {
-        Ok(match co {
-            Value::Thread(co) => ops::status(&co),
-            _ => None,
+    let status_op = api_function(lua, |lua, co: Value| {
+        Ok(match (&co, current()) {
+            (Value::Thread(co), Some(_)) => match ops::status(co) {
+                Some(status) => Value::String(lua.create_string(status)?),
+                None => raw_sentinel(),
+            },
+            _ => raw_sentinel(),
         })
     })?;
     let spawn_op = api_function(lua, |lua, (func, args): (Value, MultiValue)| {
@@ -812,7 +946,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let thread_api: Table = make.call((
         coroutine,
         park_sentinel(),
-        in_scheduler,
+        raw_sentinel(),
         resume_op,
         yield_op,
         status_op,
@@ -822,6 +956,15 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     ))?;
     ngx.set("thread", thread_api)?;
     Ok(())
+}
+
+/// What `coroutine.*` operations answer outside scheduled handlers: "do
+/// what LuaJIT's own function does".
+fn raw_sentinel() -> Value {
+    static RAW: u8 = 0;
+    Value::LightUserData(mlua::LightUserData(
+        core::ptr::addr_of!(RAW).cast_mut().cast(),
+    ))
 }
 
 /// The sentinel an API function returns to say "yield to the scheduler".
