@@ -144,3 +144,31 @@ qr/\[emerg\] .*invalid value "lots" in "lua_max_running_timers" directive in \S+
 GET /t
 --- response_body
 API disabled in the context of init_by_lua*
+
+
+
+=== TEST 8: a hundred thousand pending timers, each with its arguments
+--- http_config
+    lua_max_pending_timers 200000;
+    lua_shared_dict results 1m;
+--- config
+    location = /t {
+        content_by_lua_block {
+            for i = 1, 100000 do
+                local ok, err = ngx.timer.at(i == 100000 and 0.01 or 3600, function(premature, a, b)
+                    ngx.shared.results:set("last", a .. b)
+                end, i, "th")
+                if not ok then ngx.say("failed at ", i, ": ", err) return end
+            end
+            ngx.say("pending ", ngx.timer.pending_count())
+            local deadline = ngx.now() + 3
+            while not ngx.shared.results:get("last") and ngx.now() < deadline do ngx.sleep(0.01) end
+            ngx.say(ngx.shared.results:get("last"), ", pending ", ngx.timer.pending_count())
+        }
+    }
+--- request
+GET /t
+--- response_body
+pending 100000
+100000th, pending 99999
+--- timeout: 20

@@ -9,6 +9,7 @@
 //! `premature = true`, as in OpenResty.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use nginx_sys::{ngx_add_timer, ngx_event_t, ngx_exiting, ngx_msec_t, NGX_LOG_ERR};
@@ -31,7 +32,7 @@ thread_local! {
     static RUNNING: Cell<usize> = const { Cell::new(0) };
     /// Every live task, so that a worker shutting down can run the pending
     /// ones early.
-    static TASKS: RefCell<Vec<*mut TimerTask>> = const { RefCell::new(Vec::new()) };
+    static TASKS: RefCell<BTreeMap<i64, *mut TimerTask>> = const { RefCell::new(BTreeMap::new()) };
     static MAX_PENDING: Cell<usize> = const { Cell::new(DEFAULT_MAX_PENDING) };
     static MAX_RUNNING: Cell<usize> = const { Cell::new(DEFAULT_MAX_RUNNING) };
     /// Set while the exit hook runs pending callbacks early.
@@ -41,8 +42,9 @@ thread_local! {
 struct TimerTask {
     /// Must stay first and in place: nginx's timer tree points at it.
     event: ngx_event_t,
-    callback: Function,
-    args: Vec<Value>,
+    /// Where the callback and its arguments wait, in the Lua state's
+    /// callback table (see [`CALLBACKS_KEY`]).
+    key: i64,
     /// `ngx.timer.every`: the period in ms.
     every: Option<u64>,
     /// The callback's scheduler while its coroutines wait.
@@ -64,12 +66,45 @@ fn cycle_log_ptr() -> *mut nginx_sys::ngx_log_t {
     Log::cycle().map_or(core::ptr::null_mut(), |log| log.as_ptr())
 }
 
-fn schedule(delay_ms: u64, callback: Function, args: Vec<Value>, every: Option<u64>) {
+/// Registry key of the table holding every scheduled callback with its
+/// arguments (`{callback, arg1, ..., n = N}`) by task key. Rust keeps only
+/// the key: mlua can hold a limited number of Lua values at once, and a
+/// worker may have any number of pending timers.
+const CALLBACKS_KEY: &str = "ngx_lua_shdict.timer_callbacks";
+
+thread_local! {
+    static NEXT_KEY: Cell<i64> = const { Cell::new(1) };
+}
+
+fn callbacks(lua: &Lua) -> mlua::Result<Table> {
+    if let Ok(table) = lua.named_registry_value::<Table>(CALLBACKS_KEY) {
+        return Ok(table);
+    }
+    let table = lua.create_table()?;
+    lua.set_named_registry_value(CALLBACKS_KEY, table.clone())?;
+    Ok(table)
+}
+
+fn schedule(
+    lua: &Lua,
+    delay_ms: u64,
+    callback: Function,
+    args: Vec<Value>,
+    every: Option<u64>,
+) -> mlua::Result<()> {
+    let entry = lua.create_table_with_capacity(args.len() + 1, 1)?;
+    entry.raw_set(1, callback)?;
+    let n = args.len();
+    for (i, arg) in args.into_iter().enumerate() {
+        entry.raw_set(i + 2, arg)?;
+    }
+    entry.raw_set("n", n)?;
+    let key = NEXT_KEY.with(|k| k.replace(k.get() + 1));
+    callbacks(lua)?.raw_set(key, entry)?;
     let task = Box::into_raw(Box::new(TimerTask {
         // SAFETY: an all-zero ngx_event_t is nginx's own initial state.
         event: unsafe { core::mem::zeroed() },
-        callback,
-        args,
+        key,
         every,
         scheduler: None,
     }));
@@ -81,8 +116,9 @@ fn schedule(delay_ms: u64, callback: Function, args: Vec<Value>, every: Option<u
         (*task).event.set_cancelable(1);
     }
     PENDING.with(|p| p.set(p.get() + 1));
-    TASKS.with(|tasks| tasks.borrow_mut().push(task));
+    TASKS.with(|tasks| tasks.borrow_mut().insert(key, task));
     arm(task, delay_ms);
+    Ok(())
 }
 
 /// Applies `lua_max_pending_timers` / `lua_max_running_timers` in a worker.
@@ -92,10 +128,15 @@ pub fn set_limits(pending: Option<usize>, running: Option<usize>) {
 }
 
 fn free_task(task: *mut TimerTask) {
-    TASKS.with(|tasks| tasks.borrow_mut().retain(|&t| t != task));
     // SAFETY: finished tasks have no timer set and are referred to nowhere
     // else once out of TASKS.
-    drop(unsafe { Box::from_raw(task) });
+    let task = unsafe { Box::from_raw(task) };
+    TASKS.with(|tasks| tasks.borrow_mut().remove(&task.key));
+    if let Some(runtime) = crate::http::current_runtime() {
+        if let Ok(table) = callbacks(runtime.lua()) {
+            let _ = table.raw_set(task.key, Value::Nil);
+        }
+    }
 }
 
 /// A worker is exiting gracefully: run every callback still waiting for its
@@ -106,7 +147,7 @@ pub fn run_premature_timers() {
     let Some(runtime) = crate::http::current_runtime() else {
         return;
     };
-    let tasks: Vec<*mut TimerTask> = TASKS.with(|tasks| tasks.borrow().clone());
+    let tasks: Vec<*mut TimerTask> = TASKS.with(|tasks| tasks.borrow().values().copied().collect());
     for task in tasks {
         // SAFETY: tasks in TASKS are alive; a set timer is removed before
         // running the task by hand.
@@ -186,9 +227,21 @@ fn run_task(task: *mut TimerTask) -> bool {
         return true;
     };
     PENDING.with(|p| p.set(p.get().saturating_sub(1)));
+    let entry = callbacks(runtime.lua()).and_then(|table| table.raw_get::<Table>(t.key));
+    let (callback, args) = match entry.and_then(|entry| {
+        let callback: Function = entry.raw_get(1)?;
+        let n: usize = entry.raw_get("n")?;
+        let mut args = Vec::with_capacity(n + 1);
+        args.push(Value::Boolean(worker_exiting()));
+        for i in 0..n {
+            args.push(entry.raw_get(i + 2)?);
+        }
+        Ok((callback, args))
+    }) {
+        Ok(found) => found,
+        Err(_) => return true,
+    };
     RUNNING.with(|r| r.set(r.get() + 1));
-    let mut args = vec![Value::Boolean(worker_exiting())];
-    args.extend(t.args.iter().cloned());
     let owner = Owner {
         data: task.cast(),
         wake: wake_timer,
@@ -196,12 +249,8 @@ fn run_task(task: *mut TimerTask) -> bool {
         log_context: ", context: ngx.timer",
         cancelable_sleeps: true,
     };
-    let outcome = runtime.start_function(
-        t.callback.clone(),
-        MultiValue::from_iter(args),
-        Phase::Timer,
-        owner,
-    );
+    let outcome =
+        runtime.start_function(callback, MultiValue::from_iter(args), Phase::Timer, owner);
     settle_run(task, outcome)
 }
 
@@ -283,7 +332,7 @@ fn schedule_from_lua(lua: &Lua, args: MultiValue, every: bool) -> mlua::Result<M
     if worker_exiting() {
         return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "process exiting"), lua);
     }
-    schedule(ms, callback, args.collect(), every.then_some(ms));
+    schedule(lua, ms, callback, args.collect(), every.then_some(ms))?;
     mlua::IntoLuaMulti::into_lua_multi(true, lua)
 }
 
