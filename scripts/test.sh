@@ -20,6 +20,8 @@ ensure_packages prometheus || log "promtool unavailable: its checks will be skip
 # Debian's lua-cjson (a Lua 5.1 C module) checks that C modules load through
 # lua_package_cpath; without it that block is skipped, not passed.
 ensure_packages lua-cjson || log "lua-cjson unavailable: its test will be skipped"
+# curl is the HTTP/2 client of tests/stress.rs.
+ensure_packages curl
 
 log "cargo fmt --check"
 cargo fmt --check

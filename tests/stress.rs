@@ -1058,6 +1058,76 @@ fn reload_with_sleeping_requests_and_pending_timers() {
     server.expect_healthy("after reloading with sleeping requests and pending timers");
 }
 
+/// Over HTTP/2 (curl as the client): subrequests, a light thread, the
+/// request body, and a client abort under `lua_check_client_abort`. Needs
+/// `http2 on;` (nginx 1.25.1 and later); older builds skip it, saying so.
+#[test]
+fn http2_captures_threads_and_aborts() {
+    let _serial = exclusive();
+    let settings = Settings::from_env();
+    if settings
+        .nginx_version()
+        .is_some_and(|v| v < &[1, 25, 1][..])
+    {
+        eprintln!("skipped: this nginx has no `http2 on;` (before 1.25.1)");
+        return;
+    }
+    let server = TestServer::start_with_workers(
+        "lua_shared_dict data 1m;",
+        r#"http2 on;
+        lua_check_client_abort on;
+        location ~ ^/slow/(\d)$ { content_by_lua_block { ngx.sleep(0.1) ngx.print("slow ", ngx.var[1]) } }
+        location = /echo {
+            content_by_lua_block { ngx.req.read_body() ngx.print(ngx.req.get_method(), " [", ngx.req.get_body_data(), "]") }
+        }
+        location = /t {
+            content_by_lua_block {
+                ngx.req.read_body()
+                local a, b, c = ngx.location.capture_multi({ { "/slow/1" }, { "/slow/2" }, { "/echo", { method = ngx.HTTP_POST } } })
+                local t = ngx.thread.spawn(function() ngx.sleep(0.05) return "thread" end)
+                ngx.say(a.body, ", ", b.body, ", ", c.body, ", ", select(2, ngx.thread.wait(t)))
+            }
+        }
+        location = /abandoned {
+            content_by_lua_block { ngx.sleep(0.5) ngx.shared.data:set("abandoned", "went on") }
+        }
+        location = /result {
+            content_by_lua_block { ngx.say(tostring(ngx.shared.data:get("abandoned"))) }
+        }"#,
+        1,
+    );
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", server.port());
+    let curl = |args: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-s", "--http2-prior-knowledge"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run curl (scripts/test.sh installs it): {e}"))
+    };
+    let answered = curl(&["-w", " over %{http_version}", "-d", "h2 body", &url("/t")]);
+    assert_eq!(
+        String::from_utf8_lossy(&answered.stdout),
+        "slow 1, slow 2, POST [h2 body], thread\n over 2",
+        "expected the captures, the thread and the body over HTTP/2\n{}",
+        server.error_log()
+    );
+    curl(&["--max-time", "0.1", &url("/abandoned")]);
+    thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        body_of(&server.get_once("/result"), "/result"),
+        "nil\n",
+        "expected the abandoned HTTP/2 request's handler to stop\n{}",
+        server.error_log()
+    );
+    assert!(
+        server
+            .error_log()
+            .contains("client prematurely closed connection, client"),
+        "expected the abort to be logged\n{}",
+        server.error_log()
+    );
+}
+
 struct TestServer {
     nginx: Nginx,
     modules: Vec<PathBuf>,
