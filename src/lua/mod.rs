@@ -577,7 +577,11 @@ impl LuaRuntime {
             Ok(thread) => {
                 let scheduler =
                     scheduler::Scheduler::new(&self.lua, thread, MultiValue::new(), owner);
-                self.run_scheduler(&scheduler, r, phase)
+                let outcome = self.run_scheduler(&scheduler, r, phase);
+                if !matches!(outcome, RunOutcome::Suspended(_)) {
+                    scheduler::Scheduler::recycle(scheduler);
+                }
+                outcome
             }
             Err(message) => RunOutcome::Failed(message),
         }
@@ -595,7 +599,11 @@ impl LuaRuntime {
         match self.lua.create_thread(func) {
             Ok(thread) => {
                 let scheduler = scheduler::Scheduler::new(&self.lua, thread, args, owner);
-                self.run_scheduler(&scheduler, core::ptr::null_mut(), phase)
+                let outcome = self.run_scheduler(&scheduler, core::ptr::null_mut(), phase);
+                if !matches!(outcome, RunOutcome::Suspended(_)) {
+                    scheduler::Scheduler::recycle(scheduler);
+                }
+                outcome
             }
             Err(e) => RunOutcome::Failed(error_text(&e)),
         }
@@ -636,7 +644,7 @@ impl LuaRuntime {
             let Some((co, thread, args)) = next else {
                 break scheduler.borrow_mut().idle();
             };
-            let resumed = self.resume_raw(&thread, args);
+            let resumed = self.resume_raw(&thread, args, scheduler::is_entry(co));
             if EOF_SENT.with(Cell::get) {
                 scheduler.borrow_mut().eof_sent = true;
             }
@@ -690,11 +698,25 @@ impl LuaRuntime {
         }
     }
 
-    /// Resumes `thread` with LuaJIT's own `coroutine.resume`.
-    fn resume_raw(&self, thread: &Thread, args: MultiValue) -> Resumed {
-        let mut call_args = MultiValue::from_iter([Value::Thread(thread.clone())]);
-        call_args.extend(args);
-        let mut values = match self.raw_resume.call::<MultiValue>(call_args) {
+    /// Resumes `thread`. A coroutine whose error value matters to Lua code
+    /// (a user coroutine's goes to `coroutine.resume`, a light thread's to
+    /// `ngx.thread.wait`) is resumed with LuaJIT's own `coroutine.resume`,
+    /// which hands it over unchanged; a handler's own coroutine, whose error
+    /// only gets logged, directly (the cheaper way).
+    fn resume_raw(&self, thread: &Thread, args: MultiValue, entry: bool) -> Resumed {
+        if entry {
+            return match thread.resume::<MultiValue>(args) {
+                Ok(values) => Resumed::Returned {
+                    finished: !thread.is_resumable(),
+                    values,
+                },
+                Err(e) => Resumed::Raised {
+                    error: Value::Nil,
+                    message: self.describe_failure(thread, &error_text(&e)),
+                },
+            };
+        }
+        let mut values = match self.raw_resume.call::<MultiValue>((thread, args)) {
             Ok(values) => values,
             Err(e) => {
                 let message = self.describe_failure(thread, &error_text(&e));
@@ -735,7 +757,7 @@ impl LuaRuntime {
         phase: Phase,
     ) -> (RunOutcome, MultiValue) {
         let scope = RunScope::enter(r, phase, None);
-        let stopped = self.resume_raw(&thread, MultiValue::new());
+        let stopped = self.resume_raw(&thread, MultiValue::new(), true);
         let leave = LEAVE.with(|l| l.borrow_mut().take());
         let eof = EOF_SENT.with(Cell::get);
         drop(scope);

@@ -32,6 +32,14 @@ use super::Phase;
 /// A coroutine's index in its scheduler.
 pub type CoId = usize;
 
+/// The entry coroutine is always the first.
+const ENTRY: CoId = 0;
+
+/// Whether `co` is the handler's own (entry) coroutine.
+pub fn is_entry(co: CoId) -> bool {
+    co == ENTRY
+}
+
 /// A scheduler shared by its owner (request or timer) and, while it runs,
 /// the API functions that queue work on it.
 pub type Shared = Rc<RefCell<Scheduler>>;
@@ -172,8 +180,9 @@ pub struct Scheduler {
     slots: Vec<Slot>,
     /// Slots of dead coroutines, to reuse.
     free: Vec<CoId>,
-    /// Coroutines by their Lua state's address.
+    /// Coroutines by their Lua state's address, but for the entry one.
     index: HashMap<*const c_void, CoId>,
+    entry: Option<(*const c_void, CoId)>,
     /// Light threads neither dead nor zombie.
     live_threads: usize,
     ready: VecDeque<(CoId, MultiValue)>,
@@ -206,10 +215,60 @@ impl Drop for Scheduler {
 
 impl Scheduler {
     pub fn new(lua: &Lua, entry: Thread, args: MultiValue, owner: Owner) -> Shared {
-        let mut scheduler = Scheduler {
+        let spare = SPARE.with(|spare| spare.borrow_mut().take());
+        let shared = match spare {
+            Some(shared) => {
+                {
+                    let mut scheduler = shared.borrow_mut();
+                    scheduler.owner = owner;
+                    scheduler.lua = lua.clone();
+                }
+                shared
+            }
+            None => Rc::new(RefCell::new(Scheduler::empty(lua, owner))),
+        };
+        {
+            let mut scheduler = shared.borrow_mut();
+            let id = scheduler.add(entry, Kind::Entry, None);
+            debug_assert_eq!(id, ENTRY);
+            scheduler.ready.push_back((id, args));
+        }
+        shared
+    }
+
+    /// Keeps a finished scheduler (nobody else holding it) for the next
+    /// run, so that most runs allocate nothing for their scheduling.
+    pub fn recycle(shared: Shared) {
+        if Rc::strong_count(&shared) != 1 {
+            return;
+        }
+        {
+            let mut scheduler = shared.borrow_mut();
+            // Dropping the slots disarms their timers and releases their
+            // Lua values; the collections keep their capacity.
+            scheduler.slots.clear();
+            scheduler.free.clear();
+            scheduler.index.clear();
+            scheduler.entry = None;
+            scheduler.live_threads = 0;
+            scheduler.ready.clear();
+            scheduler.departed = None;
+            scheduler.current = None;
+            scheduler.running = false;
+            scheduler.entry_finished = false;
+            scheduler.eof_sent = false;
+            scheduler.on_abort = None;
+            scheduler.on_abort_registered = false;
+        }
+        SPARE.with(|spare| *spare.borrow_mut() = Some(shared));
+    }
+
+    fn empty(lua: &Lua, owner: Owner) -> Scheduler {
+        Scheduler {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
+            entry: None,
             live_threads: 0,
             ready: VecDeque::new(),
             owner,
@@ -221,10 +280,7 @@ impl Scheduler {
             eof_sent: false,
             on_abort: None,
             on_abort_registered: false,
-        };
-        let id = scheduler.add(entry, Kind::Entry, None);
-        scheduler.ready.push_back((id, args));
-        Rc::new(RefCell::new(scheduler))
+        }
     }
 
     fn add(&mut self, thread: Thread, kind: Kind, parent: Option<CoId>) -> CoId {
@@ -252,15 +308,24 @@ impl Scheduler {
                 self.slots.len() - 1
             }
         };
-        if kind == Kind::LightThread {
-            self.live_threads += 1;
+        match kind {
+            // Found without the map, which most runs then never need.
+            Kind::Entry => self.entry = Some((key, id)),
+            Kind::LightThread => self.live_threads += 1,
+            Kind::UserCoroutine => {}
         }
-        self.index.insert(key, id);
+        if kind != Kind::Entry {
+            self.index.insert(key, id);
+        }
         id
     }
 
     fn find(&self, thread: &Thread) -> Option<CoId> {
-        self.index.get(&thread.to_pointer()).copied()
+        let key = thread.to_pointer();
+        match self.entry {
+            Some((entry, id)) if entry == key => Some(id),
+            _ => self.index.get(&key).copied(),
+        }
     }
 
     /// The live coroutine `co` was resumed by or spawned from.
@@ -488,6 +553,8 @@ impl Scheduler {
 }
 
 thread_local! {
+    /// A finished scheduler kept for reuse (see [`Scheduler::recycle`]).
+    static SPARE: RefCell<Option<Shared>> = const { RefCell::new(None) };
     /// The scheduler whose coroutine is running, for the API functions.
     static CURRENT: RefCell<Option<Shared>> = const { RefCell::new(None) };
 }
@@ -612,10 +679,11 @@ impl Scheduler {
                 }
                 MultiValue::from_iter([Value::Boolean(false), error])
             }
-            Stopped::Finished(values) => {
-                let mut results = MultiValue::from_iter([Value::Boolean(true)]);
-                results.extend(values);
-                results
+            // What the entry coroutine returns goes nowhere.
+            Stopped::Finished(_) if kind == Kind::Entry => MultiValue::new(),
+            Stopped::Finished(mut values) => {
+                values.push_front(Value::Boolean(true));
+                values
             }
         };
         // Results nobody can wait for any more.
