@@ -2,24 +2,18 @@
 -- content handler on every nginx it compares. Plain Lua, nothing specific
 -- to one implementation: ?module=NAME picks the module, ?n=N caps the
 -- operations per timed round. Prints one "figure ns/op" line per figure,
--- the best of a few rounds (the least disturbed by other processes).
---
--- A warm-up run of a few thousand operations also estimates the cost, so
--- that a slow figure (Lua tables rehashing on every eviction can cost tens
--- of microseconds an operation) gets fewer operations and rounds instead of
--- minutes.
+-- timed as bench-measure.lua says (a slow figure, such as Lua tables
+-- rehashing on every eviction, gets fewer operations).
 
 local args = ngx.req.get_uri_args()
 local lrucache = require(args.module or "resty.lrucache")
 local max_iterations = tonumber(args.n) or 1000000
 local max_rounds = tonumber(args.rounds) or 5
 
-local WARM_UP_OPS = 10000
-local ROUND_SECONDS = 0.05
-local FIGURE_SECONDS = 0.5
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local best_ns_per_op = dofile(here .. "bench-measure.lua")(max_iterations, max_rounds)
 
 local band = bit.band
-local clock = os.clock
 
 -- A power of two, so that `band` picks a key without a division.
 local ITEMS = 1024
@@ -27,26 +21,6 @@ local present, absent = {}, {}
 for i = 1, 2 * ITEMS do
     present[i] = "item:" .. i
     absent[i] = "absent:" .. i
-end
-
-local function best_ns_per_op(loop)
-    local started = clock()
-    loop(WARM_UP_OPS)
-    local seconds_per_op = (clock() - started) / WARM_UP_OPS
-    local iterations = math.floor(ROUND_SECONDS / math.max(seconds_per_op, 1e-10))
-    iterations = math.max(WARM_UP_OPS, math.min(max_iterations, iterations))
-    local best, spent = math.huge, 0
-    for round = 1, max_rounds do
-        started = clock()
-        loop(iterations)
-        local seconds = clock() - started
-        best = math.min(best, seconds * 1e9 / iterations)
-        spent = spent + seconds
-        if round >= 2 and spent > FIGURE_SECONDS then
-            break
-        end
-    end
-    return best
 end
 
 local function filled_cache(ttl)

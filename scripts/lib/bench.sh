@@ -1,0 +1,192 @@
+# Shared by the scripts/bench-* scripts: running one benchmark Lua file as a
+# content handler on our nginx and, when Debian's nginx with OpenResty's Lua
+# module is installed, on that one too, each in a fresh nginx (one worker,
+# loopback only), and keeping the best figure of several passes. Sourced,
+# after common.sh.
+#
+# A benchmark sets BENCH_NAME, BENCH_LUA (the handler file) and optionally
+# BENCH_DEBIAN_PACKAGES (what the Debian side needs besides nginx and
+# libnginx-mod-http-lua) and BENCH_SERVER_CONFIG (more nginx directives for
+# the server block), then calls bench_setup, bench_run for each process it
+# wants, and bench_print_table.
+
+SYSTEM_NGINX=/usr/sbin/nginx
+OUR_NGINX="$REPO_ROOT/target/release/nginx"
+OUR_MODULE="$REPO_ROOT/target/release/libngx_lua_shdict.so"
+
+# Builds ours, and finds out whether the Debian side can run.
+bench_setup() {
+    ensure_build_deps
+    ensure_packages curl
+    log "building the module and nginx (release)"
+    cargo build --release
+    sides=(ours)
+    if ensure_packages nginx libnginx-mod-http-lua ${BENCH_DEBIAN_PACKAGES:-}; then
+        modules_dir="$("$SYSTEM_NGINX" -V 2>&1 | sed -n 's|.*--modules-path=\([^ ]*\).*|\1|p')"
+        modules_dir="${modules_dir:-/usr/lib/nginx/modules}"
+        if [ -f "$modules_dir/ndk_http_module.so" ] && [ -f "$modules_dir/ngx_http_lua_module.so" ]; then
+            sides+=(debian)
+        else
+            log "no ndk_http_module.so / ngx_http_lua_module.so in $modules_dir: measuring ours only"
+        fi
+    else
+        log "Debian's nginx with OpenResty's Lua module is not installed: measuring ours only"
+    fi
+    work="$(mktemp -d "${TMPDIR:-/tmp}/$BENCH_NAME.XXXXXX")"
+    running_pid=""
+    trap bench_cleanup EXIT
+}
+
+bench_has_debian() {
+    [[ " ${sides[*]} " == *" debian "* ]]
+}
+
+bench_cleanup() {
+    if [ -n "$running_pid" ]; then
+        kill "$running_pid" 2>/dev/null || true
+        wait "$running_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+
+port_in_use() {
+    local hex
+    hex="$(printf '%04X' "$1")"
+    # Local address column of /proc/net/tcp{,6}, state 0A = listening.
+    awk -v port=":$hex" '$2 ~ port"$" && $4 == "0A" { found = 1 } END { exit !found }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        port_in_use "$port" || { echo "$port"; return; }
+    done
+}
+
+write_bench_conf() { # side prefix port
+    local side=$1 prefix=$2 port=$3 load package_path=""
+    if [ "$side" = ours ]; then
+        load="load_module $OUR_MODULE;"
+    else
+        load="load_module $modules_dir/ndk_http_module.so;
+load_module $modules_dir/ngx_http_lua_module.so;"
+        # Where Debian installs lua-resty-* and lua-resty-core.
+        package_path='lua_package_path "/usr/share/lua/5.1/?.lua;;";'
+    fi
+    cat >"$prefix/conf/nginx.conf" <<EOF
+$load
+daemon off;
+master_process off;
+worker_processes 1;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    $package_path
+    server {
+        listen 127.0.0.1:$port;
+        location = /ready { return 204; }
+        location = /bench { content_by_lua_file $BENCH_LUA; }
+        ${BENCH_SERVER_CONFIG:-}
+    }
+}
+EOF
+}
+
+# Starts one nginx for `side` in a fresh prefix; sets running_pid and port.
+bench_start() { # side run
+    local side=$1 prefix="$work/$1-$2" binary attempt tries
+    binary="$OUR_NGINX"
+    [ "$side" = debian ] && binary="$SYSTEM_NGINX"
+    mkdir -p "$prefix/conf" "$prefix/logs"
+    for attempt in 1 2 3 4 5; do
+        port="$(free_port)"
+        write_bench_conf "$side" "$prefix" "$port"
+        "$binary" -p "$prefix/" -c conf/nginx.conf -e "$prefix/logs/error.log" \
+            >"$prefix/logs/stdout.log" 2>&1 &
+        running_pid=$!
+        for tries in $(seq 1 500); do
+            if curl -fs -o /dev/null "http://127.0.0.1:$port/ready"; then
+                return 0
+            fi
+            kill -0 "$running_pid" 2>/dev/null || break
+            sleep 0.01
+        done
+        kill "$running_pid" 2>/dev/null || true
+        wait "$running_pid" 2>/dev/null || true
+        running_pid=""
+        log "nginx ($side) did not start on port $port (attempt $attempt):"
+        tail -n 5 "$prefix/logs/error.log" >&2 || true
+    done
+    log "giving up on nginx ($side)"
+    exit 1
+}
+
+bench_stop() { # side run
+    kill "$running_pid"
+    wait "$running_pid" 2>/dev/null || true
+    running_pid=""
+    if grep -E '\[(emerg|alert|crit|error|warn)\]' "$work/$1-$2/logs/error.log" >&2; then
+        log "nginx ($1) logged the lines above"
+    fi
+}
+
+declare -A best
+bench_record() { # side group figure value
+    local slot="$1|$2|$3"
+    if [ -z "${best[$slot]:-}" ] || awk -v a="$4" -v b="${best[$slot]}" 'BEGIN { exit !(a < b) }'; then
+        best[$slot]="$4"
+    fi
+}
+
+# One fresh nginx per side: GET /bench?QUERY, whose lines are "figure value",
+# recorded under `group`.
+bench_run() { # run group query
+    local run=$1 group=$2 query=$3 side output figure value
+    for side in "${sides[@]}"; do
+        bench_start "$side" "$run"
+        output="$(curl -fsS --max-time 300 "http://127.0.0.1:$port/bench?$query")" || {
+            log "the benchmark failed on $side ($group):"
+            tail -n 20 "$work/$side-$run/logs/error.log" >&2
+            exit 1
+        }
+        while read -r figure value; do
+            bench_record "$side" "$group" "$figure" "$value"
+        done <<<"$output"
+        bench_stop "$side" "$run"
+    done
+}
+
+# The figures of `group` (in FIGURES order, labelled by FIGURE_LABEL), ours
+# beside Debian's with their ratio when it ran.
+bench_print_table() { # group
+    local group=$1 figure ours theirs
+    if bench_has_debian; then
+        printf '%-24s %10s %10s %14s\n' "$group" ours debian "debian/ours"
+    else
+        printf '%-24s %10s\n' "$group" ours
+    fi
+    for figure in "${FIGURES[@]}"; do
+        ours="${best[ours|$group|$figure]}"
+        if bench_has_debian; then
+            theirs="${best[debian|$group|$figure]}"
+            awk -v label="${FIGURE_LABEL[$figure]}" -v a="$ours" -v b="$theirs" \
+                'BEGIN { printf "  %-22s %10.1f %10.1f %13.2fx\n", label, a, b, b / a }'
+        else
+            awk -v label="${FIGURE_LABEL[$figure]}" -v a="$ours" \
+                'BEGIN { printf "  %-22s %10.1f\n", label, a }'
+        fi
+    done
+}
+
+# Which nginx builds ran, for the report.
+bench_print_sides() {
+    echo "ours:   $("$OUR_NGINX" -v 2>&1 | sed 's/^nginx version: //') with libngx_lua_shdict.so"
+    if bench_has_debian; then
+        echo "debian: $("$SYSTEM_NGINX" -v 2>&1 | sed 's/^nginx version: //') with libnginx-mod-http-lua" \
+            "$(dpkg-query -W -f='${Version}' libnginx-mod-http-lua)$*"
+    fi
+}
