@@ -388,3 +388,28 @@ GET /t
 --- response_body
 5000350000
 --- timeout: 20
+
+
+
+=== TEST 15: coroutines waiting in a yielding API are not resumed by anyone else
+--- config
+    location = /t {
+        content_by_lua_block {
+            local leaf = coroutine.create(function() ngx.sleep(0.05) return "leaf woke" end)
+            local middle = coroutine.create(function() return select(2, coroutine.resume(leaf)) end)
+            local t = ngx.thread.spawn(function() return select(2, coroutine.resume(middle)) end)
+            ngx.say(coroutine.status(leaf), " ", coroutine.status(middle))
+            ngx.say(coroutine.resume(leaf))
+            ngx.say(coroutine.resume(middle))
+            ngx.say(ngx.thread.wait(t))
+            ngx.say(coroutine.status(leaf), " ", coroutine.status(middle))
+        }
+    }
+--- request
+GET /t
+--- response_body
+running normal
+falsecannot resume running coroutine
+falsecannot resume normal coroutine
+trueleaf woke
+dead dead

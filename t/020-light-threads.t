@@ -302,7 +302,7 @@ falsebad argument #1 to 'wait' (lua thread expected)
 falsebad argument #1 to 'kill' (lua thread expected)
 falsebad argument #1 to 'spawn' (Lua function expected)
 falsebad argument #1 to 'spawn' (Lua function expected)
-falseno co ctx found
+truenilnot user thread
 
 
 

@@ -325,8 +325,8 @@ unsafe extern "C" fn client_abort_check(r: *mut ngx_http_request_t) {
                 let Ok(thread) = runtime.lua().create_thread(callback) else {
                     return;
                 };
-                let co = scheduler.borrow_mut().add_waiting_thread(thread, parent);
-                resume_coroutine(req, co, MultiValue::new());
+                scheduler.borrow_mut().start_thread(thread, parent);
+                continue_handler(req);
             }
             // The callback already runs; the handler goes on.
             Err(true) => {}
@@ -444,6 +444,17 @@ pub(crate) fn start_reading_body(req: HttpRequest) -> BodyRead {
 /// Resumes coroutine `co` of the request's suspended handler with `args`,
 /// and takes the handler's phase on from wherever the run ends.
 fn resume_coroutine(req: HttpRequest, co: CoId, args: MultiValue) {
+    // SAFETY: live request.
+    let suspended = unsafe { state::request_state(req.as_ptr()) }.and_then(|s| s.suspended.clone());
+    if let Some((scheduler, _)) = suspended {
+        scheduler.borrow_mut().make_ready(co, args);
+        continue_handler(req);
+    }
+}
+
+/// Runs what became ready in the request's suspended handler, and takes the
+/// handler's phase on from wherever the run ends.
+fn continue_handler(req: HttpRequest) {
     let r = req.as_ptr();
     // SAFETY: live request.
     let Some(state) = (unsafe { state::request_state(r) }) else {
@@ -455,7 +466,7 @@ fn resume_coroutine(req: HttpRequest, co: CoId, args: MultiValue) {
     let Some(runtime) = main_conf(req).runtime() else {
         return;
     };
-    let Some(outcome) = runtime.wake(&scheduler, co, args, r, phase) else {
+    let Some(outcome) = runtime.resume_parked(&scheduler, r, phase) else {
         return;
     };
     if !matches!(outcome, RunOutcome::Suspended(_)) {

@@ -299,6 +299,8 @@ impl LuaRuntime {
         let coroutine: Table = lua.globals().get("coroutine")?;
         let raw_resume: Function = coroutine.get("resume")?;
         raise::install(&lua)?;
+        // First: the yielding APIs wait through what this installs.
+        scheduler::install_coroutines(&lua)?;
         ngx_api::install(&lua)?;
         lrucache::install(&lua)?;
         packages::install(&lua)?;
@@ -609,7 +611,7 @@ impl LuaRuntime {
         }
     }
 
-    /// An event for coroutine `co` of a parked scheduler: resumes it with
+    /// An event for thread `co` of a parked scheduler: resumes it with
     /// `args`, and the rest of the run after it. `None` when the scheduler
     /// is running already (the event came from inside the run, which picks
     /// `co` up itself).
@@ -621,11 +623,19 @@ impl LuaRuntime {
         r: *mut ngx_http_request_t,
         phase: Phase,
     ) -> Option<RunOutcome> {
-        let running = {
-            let mut s = scheduler.borrow_mut();
-            s.make_ready(co, args);
-            s.is_running()
-        };
+        scheduler.borrow_mut().make_ready(co, args);
+        self.resume_parked(scheduler, r, phase)
+    }
+
+    /// Runs what is ready in a parked scheduler, unless it is running
+    /// already (`None`).
+    pub fn resume_parked(
+        &self,
+        scheduler: &scheduler::Shared,
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+    ) -> Option<RunOutcome> {
+        let running = scheduler.borrow().is_running();
         (!running).then(|| self.run_scheduler(scheduler, r, phase))
     }
 
@@ -666,19 +676,10 @@ impl LuaRuntime {
                 (Resumed::Returned { .. }, Some(Leave::Exec { uri, args })) => {
                     break scheduler.borrow_mut().finish(Finish::Exec { uri, args });
                 }
-                (Resumed::Returned { values, .. }, Some(Leave::Request(request))) => {
-                    scheduler::Stopped::Yielded(request, values)
+                (Resumed::Returned { .. }, Some(Leave::Request(request))) => {
+                    scheduler::Stopped::Yielded(request)
                 }
-                (Resumed::Returned { .. }, None) => {
-                    let text = "attempt to yield from a handler without a pending operation";
-                    scheduler::Stopped::Raised {
-                        error: self
-                            .lua
-                            .create_string(text)
-                            .map_or(Value::Nil, Value::String),
-                        message: self.describe_failure(&thread, text),
-                    }
-                }
+                (Resumed::Returned { .. }, None) => scheduler::Stopped::TookTurn,
             };
             let settled = scheduler
                 .borrow_mut()

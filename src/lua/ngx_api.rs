@@ -165,7 +165,6 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     super::timer::install(lua, &ngx)?;
     super::ngx_util::install(lua, &ngx)?;
     super::ngx_location::install(lua, &ngx)?;
-    // Last: the functions above keep LuaJIT's own coroutine.yield.
     super::scheduler::install(lua, &ngx)?;
     ngx.set("shared", lua.create_table()?)?;
     ngx.set(
@@ -311,8 +310,8 @@ fn print_function(lua: &Lua) -> mlua::Result<Function> {
     })
 }
 
-/// `ngx.exit` records the status and yields the handler's coroutine; the
-/// handler then finishes the request. Written in Lua so the yield crosses
+/// `ngx.exit` records the status and waits forever: the handler then
+/// finishes the request. Written in Lua so the yield crosses
 /// `pcall` and nested calls as OpenResty's does.
 fn exit_function(lua: &Lua) -> mlua::Result<Function> {
     let record = api_function(lua, |_, status: f64| {
@@ -325,23 +324,22 @@ fn exit_function(lua: &Lua) -> mlua::Result<Function> {
         super::record_exit(status as isize);
         Ok(())
     })?;
-    let coroutine: Table = lua.globals().get("coroutine")?;
-    let yield_fn: Function = coroutine.get("yield")?;
+    let wait_here = super::scheduler::wait_here(lua)?;
     // The argument check lives here so that its error points at the caller.
     lua.load(
-        "local record, yield, type, error = ...\n\
+        "local record, wait_here, type, error = ...\n\
          return function(status)\n\
              if type(status) ~= 'number' then\n\
                  error(\"bad argument #1 to 'exit' (number expected, got \" .. type(status) .. \")\", 2)\n\
              end\n\
              record(status)\n\
-             return yield()\n\
+             return wait_here()\n\
          end",
     )
     .set_name(super::raise::internal_chunk_name("ngx.exit"))
     .call((
         record,
-        yield_fn,
+        wait_here,
         lua.globals().get::<Function>("type")?,
         lua.globals().get::<Function>("error")?,
     ))

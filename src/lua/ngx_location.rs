@@ -233,12 +233,11 @@ pub(crate) fn response_tables(lua: &Lua, responses: Vec<Captured>) -> mlua::Resu
 
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let capture_op = api_function(lua, capture_multi)?;
-    let coroutine: Table = lua.globals().get("coroutine")?;
     let make: Function = lua
         .load(
-            "local PARK, capture_multi, yield, select, error = ...\n\
+            "local PARK, capture_multi, wait_here, select, error = ...\n\
              local function settle(first, ...)\n\
-                 if first == PARK then return yield() end\n\
+                 if first == PARK then return wait_here() end\n\
                  return first, ...\n\
              end\n\
              return {\n\
@@ -257,7 +256,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let location: Table = make.call((
         park_sentinel(),
         capture_op,
-        coroutine.get::<Function>("yield")?,
+        super::scheduler::wait_here(lua)?,
         lua.globals().get::<Function>("select")?,
         lua.globals().get::<Function>("error")?,
     ))?;

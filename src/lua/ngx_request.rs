@@ -272,26 +272,25 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
             }
         })
     })?;
-    let coroutine: Table = lua.globals().get("coroutine")?;
-    let yield_fn: Function = coroutine.get("yield")?;
+    let wait_here = super::scheduler::wait_here(lua)?;
     let make: Function = lua
         .load(
-            "local record_redirect, record_exec, record_sleep, start_read_body, yield, type, ngx = ...\n\
+            "local record_redirect, record_exec, record_sleep, start_read_body, wait_here, type, ngx = ...\n\
              local function redirect(uri, status)\n\
                  record_redirect(uri, status)\n\
-                 return yield()\n\
+                 return wait_here()\n\
              end\n\
              local function exec(uri, args)\n\
                  if type(args) == 'table' then args = ngx.encode_args(args) end\n\
                  record_exec(uri, args)\n\
-                 return yield()\n\
+                 return wait_here()\n\
              end\n\
              local function sleep(seconds)\n\
                  record_sleep(seconds)\n\
-                 return yield()\n\
+                 return wait_here()\n\
              end\n\
              local function read_body()\n\
-                 if start_read_body() then return yield() end\n\
+                 if start_read_body() then return wait_here() end\n\
              end\n\
              return redirect, exec, sleep, read_body",
         )
@@ -303,7 +302,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
             record_exec,
             record_sleep,
             start_read_body,
-            yield_fn,
+            wait_here,
             lua.globals().get::<Function>("type")?,
             ngx.clone(),
         ))?;

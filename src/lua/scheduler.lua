@@ -1,43 +1,60 @@
--- coroutine.* and ngx.thread.* over the handler scheduler (scheduler.rs).
--- Outside scheduled handlers (init, filters, log ...) coroutine.* are
--- LuaJIT's own.
-local coroutine, PARK, RAW, resume_op, yield_op, status_op,
-      spawn_op, wait_op, kill_op = ...
+-- coroutine.* over the handler scheduler (scheduler.rs), and wait_here,
+-- where the module's yielding APIs wait.
+--
+-- User coroutines nest as in plain Lua. A yielding API (ngx.sleep, a
+-- capture, ...) records what it waits for and calls wait_here, which yields
+-- PARK; each coroutine.resume that sees PARK come back yields PARK itself,
+-- up to the handler's thread, which the scheduler parks. The answer comes
+-- back down the same way. `waiting` marks the coroutines of such a chain
+-- so that nobody else resumes them meanwhile.
+local coroutine, PARK, waiting, ended_thread_status = ...
 local raw_create, raw_resume = coroutine.create, coroutine.resume
-local raw_yield, raw_status = coroutine.yield, coroutine.status
+local raw_yield, raw_status, raw_running = coroutine.yield, coroutine.status, coroutine.running
 local error, type = error, type
 
--- An operation either answers at once or hands the coroutine over to the
--- scheduler, which resumes it with the answer.
-local function settle(first, ...)
-    if first == PARK then
-        return raw_yield()
-    end
-    return first, ...
+-- LuaJIT says so for a normal coroutine too; OpenResty names the status.
+local RUNNING = "cannot resume running coroutine"
+
+local function unmark(me, ...)
+    waiting[me] = nil
+    return ...
 end
 
--- Each operation answers RAW outside scheduled handlers. Inside, what a
--- coroutine hands over (resume's arguments, yield's values) travels with
--- its yield to the scheduler.
+local function pass(co, ok, ...)
+    if ok and (...) == PARK then
+        -- co (or one it resumed) waits: wait with it, then take it the answer.
+        local me = raw_running()
+        waiting[me] = "normal"
+        return pass(co, raw_resume(co, unmark(me, raw_yield(PARK))))
+    end
+    if not ok and (...) == RUNNING then
+        return false, "cannot resume " .. raw_status(co) .. " coroutine"
+    end
+    return ok, ...
+end
+
 function coroutine.resume(co, ...)
-    local outcome = resume_op(co)
-    if outcome == PARK then
-        return raw_yield(...)
-    elseif outcome == RAW then
-        return raw_resume(co, ...)
+    if type(co) ~= "thread" then
+        error("bad argument #1 to 'resume' (coroutine expected)", 2)
     end
-    return false, outcome
-end
-
-function coroutine.yield(...)
-    yield_op()
-    return raw_yield(...)
+    local status = waiting[co]
+    if status then
+        return false, "cannot resume " .. status .. " coroutine"
+    end
+    return pass(co, raw_resume(co, ...))
 end
 
 function coroutine.status(co)
-    local status = status_op(co)
-    if status == RAW then
-        return raw_status(co)
+    if type(co) ~= "thread" then
+        error("bad argument #1 to 'status' (coroutine expected)", 2)
+    end
+    local status = waiting[co]
+    if status then
+        return status
+    end
+    status = raw_status(co)
+    if status == "dead" then
+        return ended_thread_status(co) or status
     end
     return status
 end
@@ -65,12 +82,9 @@ function coroutine.wrap(f)
     end
 end
 
-return {
-    spawn = function(...)
-        return settle(spawn_op(...))
-    end,
-    wait = function(...)
-        return settle(wait_op(...))
-    end,
-    kill = kill_op,
-}
+-- The yielding APIs' way to wait, once they recorded what for.
+return function()
+    local me = raw_running()
+    waiting[me] = "running"
+    return unmark(me, raw_yield(PARK))
+end

@@ -1,35 +1,35 @@
-//! The coroutines of one handler run: the entry coroutine, the light threads
-//! it spawns (`ngx.thread.*`) and the user coroutines they resume
-//! (`coroutine.*`).
+//! The threads of one handler run: its entry coroutine and the light
+//! threads it spawns (`ngx.thread.*`), each with the user coroutines it
+//! resumes (`coroutine.*`).
 //!
-//! Only this scheduler ever resumes them (a trampoline): `coroutine.resume`
-//! inside a handler does not resume its target from Lua but yields to the
-//! scheduler, which resumes the target and later hands the results back.
-//! That keeps every coroutine one Lua-level resume away from Rust, so a
-//! yielding API called at any depth (`ngx.sleep` inside a user coroutine
-//! inside a light thread) parks exactly the coroutine that called it, and a
-//! user coroutine's own `coroutine.yield` can never be taken for the
-//! scheduler's, or the other way round.
+//! Only the threads are resumed from Rust. User coroutines nest as Lua
+//! nests them (LuaJIT's own resume and yield, at full speed); a yielding API
+//! called inside one records what it waits for and yields a sentinel, which
+//! every `coroutine.resume` on the way up passes on by yielding it too
+//! (`scheduler.lua`), until the thread itself yields to the scheduler. When
+//! the event comes, the scheduler resumes the thread and the answer travels
+//! back down the same chain to the API call. So `ngx.sleep` at any depth
+//! parks exactly the coroutines between its thread and itself, and a user
+//! coroutine's own `coroutine.yield` goes to whoever resumed it.
 //!
 //! A run ends when the entry coroutine and every light thread have finished,
 //! or as soon as any of them calls `ngx.exit`/`ngx.exec` or the entry
 //! coroutine fails. Until then the scheduler is parked with the request (or
-//! timer) and woken by nginx events: sleep timers here, the request body and
-//! subrequests in the HTTP layer.
+//! timer) and woken by nginx events: sleep timers here, the request body,
+//! subrequests and client aborts in the HTTP layer.
 
 use core::ffi::c_void;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use mlua::prelude::LuaThreadStatus as ThreadStatus;
 use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
 use nginx_sys::{ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_log_t, ngx_msec_t};
 
 use super::raise::{api_function, raise};
 use super::Phase;
 
-/// A coroutine's index in its scheduler.
+/// A thread's index in its scheduler.
 pub type CoId = usize;
 
 /// The entry coroutine is always the first.
@@ -44,45 +44,30 @@ pub fn is_entry(co: CoId) -> bool {
 /// the API functions that queue work on it.
 pub type Shared = Rc<RefCell<Scheduler>>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// The handler's own chunk (or the timer callback).
-    Entry,
-    /// Spawned by `ngx.thread.spawn`.
-    LightThread,
-    /// Any other coroutine, resumed by `coroutine.resume` or `wrap`.
-    UserCoroutine,
-}
+/// Registry key of the weak-keyed table marking coroutines that wait, with
+/// the status `coroutine.status` reports for them ("running" for the one in
+/// a yielding API or taking its turn, "normal" for those above it, "dead"
+/// once killed); `coroutine.resume` refuses them. Shared with
+/// `scheduler.lua`.
+const WAITING_KEY: &str = "ngx_lua_shdict.waiting_coroutines";
+
+/// Registry key of the weak-keyed table of every light thread, by the id of
+/// the scheduler that spawned it: `ngx.thread.*` tells a reaped thread of
+/// this run from another request's or a plain coroutine.
+const LIGHT_THREADS_KEY: &str = "ngx_lua_shdict.light_threads";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Running,
-    /// Not started, or yielded by `coroutine.yield`.
-    Suspended,
-    /// Resumed another coroutine and waits for it to yield or end.
-    Normal,
     /// Waits for an event (`ngx.sleep`, the request body, threads,
-    /// subrequests), or for its turn after `coroutine.yield` in a thread.
-    /// Reported as running, as OpenResty does.
+    /// subrequests), or for its turn after `coroutine.yield`.
     Parked,
     Dead,
     /// A light thread that ended and whose results nobody collected yet.
     Zombie,
 }
 
-impl Status {
-    fn name(self) -> &'static str {
-        match self {
-            Status::Running | Status::Parked => "running",
-            Status::Suspended => "suspended",
-            Status::Normal => "normal",
-            Status::Dead => "dead",
-            Status::Zombie => "zombie",
-        }
-    }
-}
-
-/// What a parked coroutine waits for.
+/// What a parked thread waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wait {
     Nothing,
@@ -98,7 +83,7 @@ pub enum Wait {
 pub struct Owner {
     /// The request or timer task the scheduler is parked with.
     pub data: *mut c_void,
-    /// Resumes coroutine `co` of the owner's scheduler (from an nginx event).
+    /// Resumes thread `co` of the owner's scheduler (from an nginx event).
     pub wake: unsafe fn(data: *mut c_void, co: CoId),
     pub log: *mut ngx_log_t,
     /// What log lines of failed light threads end with (nginx adds the
@@ -138,17 +123,15 @@ impl Drop for SleepTimer {
     }
 }
 
-/// A coroutine's parent: its slot, and which use of that slot (slots of
-/// dead coroutines are reused).
+/// A thread's parent: its slot, and which use of that slot (slots of
+/// reaped light threads are reused).
 type Link = (CoId, u32);
 
 struct Slot {
-    /// Held while the scheduler may have to resume it, and for light
-    /// threads until they are reaped; a suspended user coroutine is left to
-    /// Lua's garbage collector.
+    /// Until a light thread is reaped.
     thread: Option<Thread>,
-    kind: Kind,
-    /// Who resumed (user coroutine) or spawned (light thread) it.
+    is_entry: bool,
+    /// The thread that spawned it.
     parent: Option<Link>,
     /// Bumped each time the slot is reused.
     generation: u32,
@@ -159,6 +142,8 @@ struct Slot {
     results: Option<MultiValue>,
     /// Light threads it spawned that ended unwaited.
     zombies: Vec<CoId>,
+    /// Marked as waiting in the waiting table after `coroutine.yield`.
+    marked_turn: bool,
     sleep: Option<Box<SleepTimer>>,
 }
 
@@ -177,30 +162,28 @@ pub enum Finish {
 }
 
 pub struct Scheduler {
+    /// Identifies the run in the light-thread table.
+    id: u64,
     slots: Vec<Slot>,
-    /// Slots of dead coroutines, to reuse.
+    /// Slots of reaped light threads, to reuse.
     free: Vec<CoId>,
-    /// Coroutines by their Lua state's address, but for the entry one.
+    /// Light threads by their Lua state's address.
     index: HashMap<*const c_void, CoId>,
-    entry: Option<(*const c_void, CoId)>,
+    entry_key: *const c_void,
     /// Light threads neither dead nor zombie.
     live_threads: usize,
     ready: VecDeque<(CoId, MultiValue)>,
     owner: Owner,
     lua: Lua,
-    /// Ended user coroutines and reaped light threads (weak keys, `true`
-    /// for light threads), so that `ngx.thread.*` on one says what it was
-    /// while Lua still holds it.
-    departed: Option<Table>,
-    /// The coroutine being resumed.
+    /// The thread being resumed.
     current: Option<CoId>,
     /// A run is in progress: events arriving meanwhile only queue work.
     running: bool,
     entry_finished: bool,
-    /// Some coroutine called `ngx.eof()`: the response is complete.
+    /// Some thread called `ngx.eof()`: the response is complete.
     pub eof_sent: bool,
-    /// `ngx.on_abort`'s callback and the coroutine that registered it,
-    /// until a client abort starts it.
+    /// `ngx.on_abort`'s callback and the thread that registered it, until a
+    /// client abort starts it.
     on_abort: Option<(Function, CoId)>,
     /// `ngx.on_abort` was called (its callback may have run since).
     on_abort_registered: bool,
@@ -213,23 +196,50 @@ impl Drop for Scheduler {
     }
 }
 
+thread_local! {
+    static NEXT_ID: Cell<u64> = const { Cell::new(1) };
+    /// A finished scheduler kept for reuse (see [`Scheduler::recycle`]).
+    static SPARE: RefCell<Option<Shared>> = const { RefCell::new(None) };
+    /// The scheduler whose thread is running, for the API functions.
+    static CURRENT: RefCell<Option<Shared>> = const { RefCell::new(None) };
+}
+
 impl Scheduler {
     pub fn new(lua: &Lua, entry: Thread, args: MultiValue, owner: Owner) -> Shared {
+        let id = NEXT_ID.with(|n| n.replace(n.get() + 1));
         let spare = SPARE.with(|spare| spare.borrow_mut().take());
         let shared = match spare {
             Some(shared) => {
                 {
                     let mut scheduler = shared.borrow_mut();
+                    scheduler.id = id;
                     scheduler.owner = owner;
                     scheduler.lua = lua.clone();
                 }
                 shared
             }
-            None => Rc::new(RefCell::new(Scheduler::empty(lua, owner))),
+            None => Rc::new(RefCell::new(Scheduler {
+                id,
+                slots: Vec::new(),
+                free: Vec::new(),
+                index: HashMap::new(),
+                entry_key: core::ptr::null(),
+                live_threads: 0,
+                ready: VecDeque::new(),
+                owner,
+                lua: lua.clone(),
+                current: None,
+                running: false,
+                entry_finished: false,
+                eof_sent: false,
+                on_abort: None,
+                on_abort_registered: false,
+            })),
         };
         {
             let mut scheduler = shared.borrow_mut();
-            let id = scheduler.add(entry, Kind::Entry, None);
+            scheduler.entry_key = entry.to_pointer();
+            let id = scheduler.add(entry, true, None);
             debug_assert_eq!(id, ENTRY);
             scheduler.ready.push_back((id, args));
         }
@@ -249,10 +259,9 @@ impl Scheduler {
             scheduler.slots.clear();
             scheduler.free.clear();
             scheduler.index.clear();
-            scheduler.entry = None;
+            scheduler.entry_key = core::ptr::null();
             scheduler.live_threads = 0;
             scheduler.ready.clear();
-            scheduler.departed = None;
             scheduler.current = None;
             scheduler.running = false;
             scheduler.entry_finished = false;
@@ -263,38 +272,19 @@ impl Scheduler {
         SPARE.with(|spare| *spare.borrow_mut() = Some(shared));
     }
 
-    fn empty(lua: &Lua, owner: Owner) -> Scheduler {
-        Scheduler {
-            slots: Vec::new(),
-            free: Vec::new(),
-            index: HashMap::new(),
-            entry: None,
-            live_threads: 0,
-            ready: VecDeque::new(),
-            owner,
-            lua: lua.clone(),
-            departed: None,
-            current: None,
-            running: false,
-            entry_finished: false,
-            eof_sent: false,
-            on_abort: None,
-            on_abort_registered: false,
-        }
-    }
-
-    fn add(&mut self, thread: Thread, kind: Kind, parent: Option<CoId>) -> CoId {
+    fn add(&mut self, thread: Thread, is_entry: bool, parent: Option<CoId>) -> CoId {
         let parent = parent.map(|p| (p, self.slots[p].generation));
         let key = thread.to_pointer();
         let mut slot = Slot {
             thread: Some(thread),
-            kind,
+            is_entry,
             parent,
             generation: 0,
-            status: Status::Suspended,
+            status: Status::Parked,
             wait: Wait::Nothing,
             results: None,
             zombies: Vec::new(),
+            marked_turn: false,
             sleep: None,
         };
         let id = match self.free.pop() {
@@ -308,13 +298,8 @@ impl Scheduler {
                 self.slots.len() - 1
             }
         };
-        match kind {
-            // Found without the map, which most runs then never need.
-            Kind::Entry => self.entry = Some((key, id)),
-            Kind::LightThread => self.live_threads += 1,
-            Kind::UserCoroutine => {}
-        }
-        if kind != Kind::Entry {
+        if !is_entry {
+            self.live_threads += 1;
             self.index.insert(key, id);
         }
         id
@@ -322,28 +307,23 @@ impl Scheduler {
 
     fn find(&self, thread: &Thread) -> Option<CoId> {
         let key = thread.to_pointer();
-        match self.entry {
-            Some((entry, id)) if entry == key => Some(id),
-            _ => self.index.get(&key).copied(),
+        if key == self.entry_key {
+            return Some(ENTRY);
         }
+        self.index.get(&key).copied()
     }
 
-    /// The live coroutine `co` was resumed by or spawned from.
+    /// The live thread `co` was spawned by.
     fn parent_of(&self, co: CoId) -> Option<CoId> {
         let (p, generation) = self.slots[co].parent?;
         let parent = &self.slots[p];
         (parent.generation == generation && parent.status != Status::Dead).then_some(p)
     }
 
-    fn link(&self, co: CoId) -> Option<Link> {
-        Some((co, self.slots[co].generation))
-    }
-
-    /// `co` is dead: its slot is free for another coroutine. What it was is
-    /// remembered for as long as Lua holds it.
+    /// A light thread is over: its slot is free for another one.
     fn release(&mut self, co: CoId) {
         let slot = &mut self.slots[co];
-        if slot.kind == Kind::LightThread && !matches!(slot.status, Status::Dead | Status::Zombie) {
+        if !matches!(slot.status, Status::Dead | Status::Zombie) {
             self.live_threads -= 1;
         }
         slot.status = Status::Dead;
@@ -351,93 +331,61 @@ impl Scheduler {
         slot.sleep = None;
         slot.results = None;
         slot.zombies.clear();
-        let kind = slot.kind;
         if let Some(thread) = slot.thread.take() {
             let key = thread.to_pointer();
             if self.index.get(&key) == Some(&co) {
                 self.index.remove(&key);
             }
-            if kind != Kind::Entry {
-                let departed = match &self.departed {
-                    Some(table) => Ok(table.clone()),
-                    None => self.weak_keyed_table(),
-                };
-                if let Ok(table) = departed {
-                    let _ = table.raw_set(Value::Thread(thread), kind == Kind::LightThread);
-                    self.departed = Some(table);
-                }
-            }
         }
-        if kind != Kind::Entry {
-            self.free.push(co);
-        }
+        self.free.push(co);
     }
 
-    fn weak_keyed_table(&self) -> mlua::Result<Table> {
-        let table = self.lua.create_table()?;
-        let meta = self.lua.create_table()?;
-        meta.raw_set("__mode", "k")?;
-        table.set_metatable(Some(meta))?;
-        Ok(table)
-    }
-
-    /// What `thread` was, if it is a coroutine of this run that ended.
-    fn departed(&self, thread: &Thread) -> Option<Kind> {
-        let table = self.departed.as_ref()?;
-        match table.raw_get::<Value>(Value::Thread(thread.clone())) {
-            Ok(Value::Boolean(true)) => Some(Kind::LightThread),
-            Ok(Value::Boolean(false)) => Some(Kind::UserCoroutine),
-            _ => None,
-        }
-    }
-
-    /// The coroutine now running, as the API functions see it.
+    /// The thread now running, as the API functions see it.
     pub fn current(&self) -> Option<CoId> {
         self.current
     }
 
-    /// Which coroutine waits for `what`, if any.
+    /// Which thread waits for `what`, if any.
     pub fn waiting_for(&self, what: &Wait) -> Option<CoId> {
         self.slots
             .iter()
             .position(|s| s.status == Status::Parked && &s.wait == what)
     }
 
-    /// Queues `co`, parked until now, to be resumed with `args`.
+    /// Queues `co`, parked until now for an event, to be resumed with
+    /// `args`.
     pub fn make_ready(&mut self, co: CoId, args: MultiValue) {
         if let Some(slot) = self.slots.get_mut(co) {
-            if slot.status == Status::Parked {
+            if slot.status == Status::Parked && slot.wait != Wait::Nothing {
                 slot.wait = Wait::Nothing;
-                slot.status = Status::Suspended;
                 self.ready.push_back((co, args));
             }
         }
     }
 
     /// The client went away: the `ngx.on_abort` callback to start as a
-    /// light thread of the coroutine that registered it, if there is one
-    /// that has not started yet. `Err(true)` when it already started (the
+    /// light thread of the thread that registered it, if there is one that
+    /// has not started yet. `Err(true)` when it already started (the
     /// handler goes on), `Err(false)` when none was registered.
     pub fn take_abort_handler(&mut self) -> Result<(Function, CoId), bool> {
         self.on_abort.take().ok_or(self.on_abort_registered)
     }
 
-    /// Adds a light thread of `parent` that an event starts (see
-    /// [`Scheduler::make_ready`]).
-    pub fn add_waiting_thread(&mut self, thread: Thread, parent: CoId) -> CoId {
+    /// Starts `thread` as a light thread of `parent` (when that still runs).
+    pub fn start_thread(&mut self, thread: Thread, parent: CoId) {
         let parent = (self.slots[parent].status != Status::Dead).then_some(parent);
-        let id = self.add(thread, Kind::LightThread, parent);
-        self.park(id, Wait::Nothing);
-        id
+        self.register_light_thread(&thread);
+        let id = self.add(thread, false, parent);
+        self.ready.push_back((id, MultiValue::new()));
     }
 
     /// Whether a run is in progress (an event that arrives now must only
-    /// queue its coroutine).
+    /// queue its thread).
     pub fn is_running(&self) -> bool {
         self.running
     }
 
-    /// Resumes every sleeping coroutine now: the worker is shutting down and
+    /// Resumes every sleeping thread now: the worker is shutting down and
     /// its event loop will not fire their timers.
     pub fn cut_sleeps_short(&mut self) {
         for co in 0..self.slots.len() {
@@ -481,47 +429,35 @@ impl Scheduler {
         self.park(co, Wait::Sleep);
     }
 
-    /// The user coroutines `co` is running (resumed and not yet returned).
-    fn active_children(&self, co: CoId) -> Vec<CoId> {
-        (0..self.slots.len())
-            .filter(|&c| {
-                self.slots[c].kind == Kind::UserCoroutine
-                    && matches!(self.slots[c].status, Status::Normal | Status::Parked)
-                    && self.parent_of(c) == Some(co)
-            })
-            .collect()
-    }
-
-    /// Whether `co`, or a coroutine it runs, waits for subrequests (which
-    /// nginx cannot cancel).
-    fn waits_for_subrequests(&self, co: CoId) -> bool {
-        self.slots[co].wait == Wait::Subrequests
-            || self
-                .active_children(co)
-                .into_iter()
-                .any(|c| self.waits_for_subrequests(c))
-    }
-
-    /// Stops every coroutine: disarms their timers and forgets what they
-    /// wait for. The HTTP layer tears down its own waits (subrequests).
+    /// Stops every thread: disarms their timers, forgets what they wait
+    /// for, and marks the unfinished ones dead for `coroutine.*`. The HTTP
+    /// layer tears down its own waits (subrequests).
     fn end_all(&mut self) {
+        let mut unfinished = Vec::new();
         for slot in &mut self.slots {
             slot.sleep = None;
             slot.wait = Wait::Nothing;
+            if !matches!(slot.status, Status::Dead | Status::Zombie) {
+                if let Some(thread) = &slot.thread {
+                    unfinished.push(thread.clone());
+                }
+            }
             slot.status = Status::Dead;
+        }
+        for thread in unfinished {
+            self.mark_waiting(&thread, Some("dead"));
         }
         self.live_threads = 0;
         self.ready.clear();
     }
 
-    /// Kills light thread `co` and the coroutines it is running.
+    /// Kills light thread `co`.
     fn kill(&mut self, co: CoId) {
-        let children = self.active_children(co);
         self.ready.retain(|(id, _)| *id != co);
-        self.release(co);
-        for child in children {
-            self.kill(child);
+        if let Some(thread) = self.slots[co].thread.clone() {
+            self.mark_waiting(&thread, Some("dead"));
         }
+        self.release(co);
     }
 
     /// A light thread ended: hand its results to a parent waiting for it,
@@ -543,20 +479,32 @@ impl Scheduler {
         self.slots[p].zombies.push(co);
     }
 
-    /// Where a resumed coroutine's `coroutine.resume` returns: to its parent.
-    fn return_to_parent(&mut self, co: CoId, results: MultiValue) {
-        if let Some(p) = self.parent_of(co) {
-            self.slots[p].status = Status::Suspended;
-            self.ready.push_front((p, results));
+    /// Sets (or clears) `thread`'s status in the waiting table.
+    fn mark_waiting(&self, thread: &Thread, status: Option<&str>) {
+        if let Ok(table) = self.lua.named_registry_value::<Table>(WAITING_KEY) {
+            let _ = table.raw_set(Value::Thread(thread.clone()), status);
         }
     }
-}
 
-thread_local! {
-    /// A finished scheduler kept for reuse (see [`Scheduler::recycle`]).
-    static SPARE: RefCell<Option<Shared>> = const { RefCell::new(None) };
-    /// The scheduler whose coroutine is running, for the API functions.
-    static CURRENT: RefCell<Option<Shared>> = const { RefCell::new(None) };
+    fn register_light_thread(&self, thread: &Thread) {
+        if let Ok(table) = self.lua.named_registry_value::<Table>(LIGHT_THREADS_KEY) {
+            let _ = table.raw_set(Value::Thread(thread.clone()), self.id as f64);
+        }
+    }
+
+    /// Whether `thread` is a light thread spawned in this run (or, `false`,
+    /// in another one); `None` for any other coroutine.
+    fn spawned_here(&self, thread: &Thread) -> Option<bool> {
+        let table = self
+            .lua
+            .named_registry_value::<Table>(LIGHT_THREADS_KEY)
+            .ok()?;
+        match table.raw_get::<Value>(Value::Thread(thread.clone())).ok()? {
+            Value::Number(id) => Some(id == self.id as f64),
+            Value::Integer(id) => Some(id as f64 == self.id as f64),
+            _ => None,
+        }
+    }
 }
 
 /// Makes `scheduler` the current one (or none) until the guard is dropped.
@@ -579,33 +527,30 @@ pub fn current() -> Option<Shared> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
-/// The coroutine running now, if it runs under a scheduler.
+/// The thread running now, if it runs under a scheduler.
 pub fn current_coroutine() -> Option<CoId> {
     current()?.borrow().current()
 }
 
-/// What a coroutine asked the scheduler for when it yielded.
+/// What a thread asked the scheduler for when it yielded.
 #[derive(Debug)]
 pub enum Request {
     Sleep(u64),
     ReadBody,
     Subrequests,
-    /// `coroutine.resume(target, ...)`, the arguments being what the
-    /// coroutine yields with.
-    Resume(CoId),
-    /// `coroutine.yield(...)`.
-    Yield,
     /// `ngx.thread.spawn`: run the new thread first, then return it.
     Spawn(CoId, MultiValue),
     WaitThreads(Vec<CoId>),
 }
 
-/// How a resumed coroutine stopped.
+/// How a resumed thread stopped.
 pub(crate) enum Stopped {
     /// Ran to its end, returning these values.
     Finished(MultiValue),
-    /// Handed itself over to the scheduler, with these values.
-    Yielded(Request, MultiValue),
+    /// Handed itself over to the scheduler.
+    Yielded(Request),
+    /// `coroutine.yield` in the thread itself: the others take their turn.
+    TookTurn,
     /// Raised an error: the error value and the text for the log.
     Raised { error: Value, message: String },
 }
@@ -613,12 +558,12 @@ pub(crate) enum Stopped {
 /// What a run leaves behind.
 pub enum Progress {
     Finished(Finish),
-    /// Coroutines wait for events; the owner keeps the scheduler.
+    /// Threads wait for events; the owner keeps the scheduler.
     Parked,
 }
 
 impl Scheduler {
-    /// Takes the next coroutine to resume, marking it running.
+    /// Takes the next thread to resume, marking it running.
     pub(crate) fn next(&mut self) -> Option<(CoId, Thread, MultiValue)> {
         while let Some((co, args)) = self.ready.pop_front() {
             let slot = &mut self.slots[co];
@@ -626,6 +571,9 @@ impl Scheduler {
                 continue;
             };
             slot.status = Status::Running;
+            if std::mem::take(&mut slot.marked_turn) {
+                self.mark_waiting(&thread, None);
+            }
             self.current = Some(co);
             return Some((co, thread, args));
         }
@@ -656,7 +604,7 @@ impl Scheduler {
         Progress::Finished(finish)
     }
 
-    /// Settles coroutine `co` after it stopped; `Some` when the run ends.
+    /// Settles thread `co` after it stopped; `Some` when the run ends.
     pub(crate) fn settle(
         &mut self,
         co: CoId,
@@ -664,23 +612,32 @@ impl Scheduler {
         log_failure: impl Fn(&Owner, &str),
     ) -> Option<Finish> {
         self.current = None;
-        let kind = self.slots[co].kind;
+        let is_entry = self.slots[co].is_entry;
         let results = match stopped {
-            Stopped::Yielded(request, values) => {
-                self.serve(co, kind, request, values);
+            Stopped::Yielded(request) => {
+                self.serve(co, request);
                 return None;
             }
-            Stopped::Raised { message, .. } if kind == Kind::Entry => {
+            Stopped::TookTurn => {
+                // What it yielded is dropped; it goes on after the others,
+                // and meanwhile counts as running.
+                self.slots[co].status = Status::Parked;
+                self.slots[co].marked_turn = true;
+                if let Some(thread) = self.slots[co].thread.clone() {
+                    self.mark_waiting(&thread, Some("running"));
+                }
+                self.ready.push_back((co, MultiValue::new()));
+                return None;
+            }
+            Stopped::Raised { message, .. } if is_entry => {
                 return Some(Finish::Failed(message));
             }
             Stopped::Raised { error, message } => {
-                if kind == Kind::LightThread {
-                    log_failure(&self.owner, &message);
-                }
+                log_failure(&self.owner, &message);
                 MultiValue::from_iter([Value::Boolean(false), error])
             }
             // What the entry coroutine returns goes nowhere.
-            Stopped::Finished(_) if kind == Kind::Entry => MultiValue::new(),
+            Stopped::Finished(_) if is_entry => MultiValue::new(),
             Stopped::Finished(mut values) => {
                 values.push_front(Value::Boolean(true));
                 values
@@ -692,45 +649,21 @@ impl Scheduler {
                 self.release(zombie);
             }
         }
-        match kind {
-            Kind::Entry => {
-                self.slots[co].status = Status::Dead;
-                self.entry_finished = true;
-            }
-            Kind::UserCoroutine => {
-                self.return_to_parent(co, results);
-                self.release(co);
-            }
-            Kind::LightThread => self.thread_ended(co, results),
+        if is_entry {
+            self.slots[co].status = Status::Dead;
+            self.entry_finished = true;
+        } else {
+            self.thread_ended(co, results);
         }
         None
     }
 
-    fn serve(&mut self, co: CoId, kind: Kind, request: Request, values: MultiValue) {
+    fn serve(&mut self, co: CoId, request: Request) {
         match request {
             Request::Sleep(ms) => self.park_sleeping(co, ms),
             Request::ReadBody => self.park(co, Wait::Body),
             Request::Subrequests => self.park(co, Wait::Subrequests),
             Request::WaitThreads(ids) => self.park(co, Wait::Threads(ids)),
-            Request::Resume(target) => {
-                self.slots[co].status = Status::Normal;
-                self.slots[target].parent = self.link(co);
-                self.ready.push_front((target, values));
-            }
-            Request::Yield if kind == Kind::UserCoroutine => {
-                // Until resumed again, Lua alone keeps it alive.
-                self.slots[co].status = Status::Suspended;
-                self.slots[co].thread = None;
-                let mut results = MultiValue::from_iter([Value::Boolean(true)]);
-                results.extend(values);
-                self.return_to_parent(co, results);
-            }
-            Request::Yield => {
-                // The entry coroutine or a light thread lets the others run
-                // and goes on after them; what it yielded is dropped.
-                self.slots[co].status = Status::Parked;
-                self.ready.push_back((co, MultiValue::new()));
-            }
             Request::Spawn(child, args) => {
                 // The child runs first; the parent goes on when it is its
                 // turn again, behind threads already waiting.
@@ -746,7 +679,7 @@ impl Scheduler {
     }
 }
 
-/// The pieces of `coroutine.*` and `ngx.thread.*` that need the scheduler.
+/// The pieces of `ngx.thread.*` and `ngx.on_abort` that need the scheduler.
 mod ops {
     use super::*;
 
@@ -759,53 +692,20 @@ mod ops {
         f(&mut scheduler, me)
     }
 
-    /// `coroutine.resume(co, ...)` in a handler: `Ok(None)` when the
-    /// scheduler takes over, `Ok(Some(message))` for resume's own failures
-    /// (returned after `false`, as LuaJIT's resume does).
-    pub fn resume(co: Thread) -> mlua::Result<Option<String>> {
-        with_current(|s, me| {
-            let target = match s.find(&co) {
-                Some(id) => id,
-                None => {
-                    let status = match co.status() {
-                        ThreadStatus::Resumable => None,
-                        ThreadStatus::Running => Some("running"),
-                        ThreadStatus::Normal => Some("normal"),
-                        ThreadStatus::Finished | ThreadStatus::Error => Some("dead"),
-                    };
-                    if let Some(status) = status {
-                        return Ok(Some(format!("cannot resume {status} coroutine")));
-                    }
-                    s.add(co.clone(), Kind::UserCoroutine, Some(me))
-                }
-            };
-            let slot = &mut s.slots[target];
-            if slot.status != Status::Suspended || slot.kind != Kind::UserCoroutine {
-                return Ok(Some(format!(
-                    "cannot resume {} coroutine",
-                    slot.status.name()
-                )));
-            }
-            slot.thread = Some(co);
-            super::super::record_request(Request::Resume(target));
-            Ok(None)
-        })
-    }
-
-    pub fn status(co: &Thread) -> Option<&'static str> {
+    /// `coroutine.status` of a light thread that finished: "zombie" until
+    /// waited for.
+    pub fn ended_thread_status(co: &Thread) -> Option<&'static str> {
         let scheduler = current()?;
         let scheduler = scheduler.borrow();
-        match scheduler.find(co) {
-            Some(id) => Some(scheduler.slots[id].status.name()),
-            None => scheduler.departed(co).map(|_| "dead"),
-        }
+        let id = scheduler.find(co)?;
+        (scheduler.slots[id].status == Status::Zombie).then_some("zombie")
     }
 
     pub fn spawn(lua: &Lua, func: Function, args: MultiValue) -> mlua::Result<()> {
         with_current(|s, me| {
             let thread = lua.create_thread(func)?;
-            let child = s.add(thread, Kind::LightThread, Some(me));
-            s.slots[child].status = Status::Parked;
+            s.register_light_thread(&thread);
+            let child = s.add(thread, false, Some(me));
             super::super::record_request(Request::Spawn(child, args));
             Ok(())
         })
@@ -819,21 +719,16 @@ mod ops {
         thread: &Thread,
         action: &str,
     ) -> mlua::Result<Option<CoId>> {
-        let id = match (s.find(thread), s.departed(thread)) {
-            (Some(id), _) => id,
-            (None, Some(Kind::LightThread)) => return Ok(None),
-            (None, Some(_)) => {
+        let id = match (s.find(thread), s.spawned_here(thread)) {
+            (Some(id), _) if !s.slots[id].is_entry => id,
+            (None, Some(true)) => return Ok(None),
+            (None, Some(false)) => return Err(raise("no co ctx found")),
+            _ => {
                 return Err(raise(format!(
                     "attempt to {action} a coroutine that is not a user thread"
                 )))
             }
-            (None, None) => return Err(raise("no co ctx found")),
         };
-        if s.slots[id].kind != Kind::LightThread {
-            return Err(raise(format!(
-                "attempt to {action} a coroutine that is not a user thread"
-            )));
-        }
         if s.parent_of(id) != Some(me) {
             return Err(raise(format!(
                 "only the parent coroutine can {action} the thread"
@@ -898,15 +793,12 @@ mod ops {
     /// `ngx.thread.kill(t)`: `Err` holds the message returned after `nil`.
     pub fn kill(thread: Thread) -> mlua::Result<Result<(), &'static str>> {
         with_current(|s, me| {
-            let id = match (s.find(&thread), s.departed(&thread)) {
-                (Some(id), _) => id,
-                (None, Some(Kind::LightThread)) => return Ok(Err("already waited or killed")),
-                (None, Some(_)) => return Ok(Err("not user thread")),
-                (None, None) => return Err(raise("no co ctx found")),
+            let id = match (s.find(&thread), s.spawned_here(&thread)) {
+                (Some(id), _) if !s.slots[id].is_entry => id,
+                (None, Some(true)) => return Ok(Err("already waited or killed")),
+                (None, Some(false)) => return Err(raise("no co ctx found")),
+                _ => return Ok(Err("not user thread")),
             };
-            if s.slots[id].kind != Kind::LightThread {
-                return Ok(Err("not user thread"));
-            }
             if s.parent_of(id) != Some(me) {
                 return Ok(Err("killer not parent"));
             }
@@ -914,7 +806,7 @@ mod ops {
                 s.release(id);
                 return Ok(Err("already terminated"));
             }
-            if s.waits_for_subrequests(id) {
+            if s.slots[id].wait == Wait::Subrequests {
                 return Ok(Err("pending subrequests"));
             }
             s.kill(id);
@@ -927,36 +819,51 @@ mod ops {
 pub const SCHEDULED_PHASES: &[Phase] =
     &[Phase::Rewrite, Phase::Access, Phase::Content, Phase::Timer];
 
-/// Installs `coroutine.*` over the scheduler and `ngx.thread`.
+/// Registry key of `scheduler.lua`'s `wait_here`, which the module's
+/// yielding API wrappers call once they recorded what they wait for.
+pub const WAIT_HERE_KEY: &str = "ngx_lua_shdict.wait_here";
+
+/// The function a yielding API wrapper calls to wait (see
+/// [`WAIT_HERE_KEY`]).
+pub fn wait_here(lua: &Lua) -> mlua::Result<Function> {
+    lua.named_registry_value(WAIT_HERE_KEY)
+}
+
+fn weak_keyed_table(lua: &Lua) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    let meta = lua.create_table()?;
+    meta.raw_set("__mode", "k")?;
+    table.set_metatable(Some(meta))?;
+    Ok(table)
+}
+
+/// Installs `coroutine.*` and `wait_here`; must run before the yielding
+/// APIs are installed (they use `wait_here`).
+pub fn install_coroutines(lua: &Lua) -> mlua::Result<()> {
+    let waiting = weak_keyed_table(lua)?;
+    lua.set_named_registry_value(WAITING_KEY, waiting.clone())?;
+    lua.set_named_registry_value(LIGHT_THREADS_KEY, weak_keyed_table(lua)?)?;
+    let ended_status = api_function(lua, |_, co: Value| {
+        Ok(match &co {
+            Value::Thread(co) => ops::ended_thread_status(co),
+            _ => None,
+        })
+    })?;
+    let make: Function = lua
+        .load(include_str!("scheduler.lua"))
+        .set_name(super::raise::internal_chunk_name("coroutine"))
+        .into_function()?;
+    let wait_here: Function = make.call((
+        lua.globals().get::<Table>("coroutine")?,
+        park_sentinel(),
+        waiting,
+        ended_status,
+    ))?;
+    lua.set_named_registry_value(WAIT_HERE_KEY, wait_here)
+}
+
+/// Installs `ngx.thread` and `ngx.on_abort`.
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
-    let coroutine: Table = lua.globals().get("coroutine")?;
-    let resume_op = api_function(lua, |lua, co: Value| {
-        if current().is_none() {
-            return Ok(raw_sentinel());
-        }
-        let Value::Thread(co) = co else {
-            return Err(raise("bad argument #1 to 'resume' (coroutine expected)"));
-        };
-        Ok(match ops::resume(co)? {
-            None => park_sentinel(),
-            Some(message) => Value::String(lua.create_string(message)?),
-        })
-    })?;
-    let yield_op = api_function(lua, |_, ()| {
-        if current().is_some() {
-            super::record_request(Request::Yield);
-        }
-        Ok(())
-    })?;
-    let status_op = api_function(lua, |lua, co: Value| {
-        Ok(match (&co, current()) {
-            (Value::Thread(co), Some(_)) => match ops::status(co) {
-                Some(status) => Value::String(lua.create_string(status)?),
-                None => raw_sentinel(),
-            },
-            _ => raw_sentinel(),
-        })
-    })?;
     let spawn_op = api_function(lua, |lua, (func, args): (Value, MultiValue)| {
         super::ngx_api::allow_in(SCHEDULED_PHASES)?;
         let func = match func {
@@ -1008,34 +915,28 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     })?;
     ngx.set("on_abort", on_abort)?;
     let make: Function = lua
-        .load(include_str!("scheduler.lua"))
-        .set_name(super::raise::internal_chunk_name("coroutine"))
+        .load(
+            "local PARK, wait_here, spawn_op, wait_op, kill_op = ...\n\
+             local function settle(first, ...)\n\
+                 if first == PARK then return wait_here() end\n\
+                 return first, ...\n\
+             end\n\
+             return {\n\
+                 spawn = function(...) return settle(spawn_op(...)) end,\n\
+                 wait = function(...) return settle(wait_op(...)) end,\n\
+                 kill = kill_op,\n\
+             }",
+        )
+        .set_name(super::raise::internal_chunk_name("ngx.thread"))
         .into_function()?;
-    let thread_api: Table = make.call((
-        coroutine,
-        park_sentinel(),
-        raw_sentinel(),
-        resume_op,
-        yield_op,
-        status_op,
-        spawn_op,
-        wait_op,
-        kill_op,
-    ))?;
+    let thread_api: Table =
+        make.call((park_sentinel(), wait_here(lua)?, spawn_op, wait_op, kill_op))?;
     ngx.set("thread", thread_api)?;
     Ok(())
 }
 
-/// What `coroutine.*` operations answer outside scheduled handlers: "do
-/// what LuaJIT's own function does".
-fn raw_sentinel() -> Value {
-    static RAW: u8 = 0;
-    Value::LightUserData(mlua::LightUserData(
-        core::ptr::addr_of!(RAW).cast_mut().cast(),
-    ))
-}
-
-/// The sentinel an API function returns to say "yield to the scheduler".
+/// The sentinel an API function returns to say "wait", and which waiting
+/// coroutines yield up their chain.
 pub fn park_sentinel() -> Value {
     static PARK: u8 = 0;
     Value::LightUserData(mlua::LightUserData(
