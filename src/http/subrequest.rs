@@ -619,7 +619,8 @@ unsafe extern "C" fn captures_ready(r: *mut ngx_http_request_t) {
             if batch.abandoned {
                 continue;
             }
-            let args = crate::lua::ngx_location::response_tables(runtime.lua(), batch.responses)
+            let args = runtime
+                .capture_results(batch.responses)
                 .unwrap_or_else(|_| MultiValue::new());
             super::resume_coroutine(req, batch.co, args);
         }

@@ -274,6 +274,9 @@ pub struct LuaRuntime {
     /// coroutines (error values come back unchanged).
     raw_resume: Function,
     tostring: Function,
+    scheduler_tables: std::rc::Rc<scheduler::SchedulerTables>,
+    /// Builds `ngx.location.capture`'s result tables.
+    capture_response: Function,
 }
 
 /// A Lua error as one line of text, without mlua's decorations.
@@ -300,7 +303,7 @@ impl LuaRuntime {
         let raw_resume: Function = coroutine.get("resume")?;
         raise::install(&lua)?;
         // First: the yielding APIs wait through what this installs.
-        scheduler::install_coroutines(&lua)?;
+        let scheduler_tables = std::rc::Rc::new(scheduler::install_coroutines(&lua)?);
         ngx_api::install(&lua)?;
         lrucache::install(&lua)?;
         packages::install(&lua)?;
@@ -309,6 +312,8 @@ impl LuaRuntime {
         let chunk_env_meta = lua.create_table()?;
         chunk_env_meta.set("__index", lua.globals())?;
         let tostring: Function = lua.globals().get("tostring")?;
+        let capture_response: Function =
+            lua.named_registry_value(ngx_location::RESPONSE_BUILDER_KEY)?;
         Ok(LuaRuntime {
             lua,
             chunks: Vec::new(),
@@ -316,6 +321,8 @@ impl LuaRuntime {
             chunk_env_meta,
             raw_resume,
             tostring,
+            scheduler_tables,
+            capture_response,
         })
     }
 
@@ -566,6 +573,14 @@ impl LuaRuntime {
         &self.lua
     }
 
+    /// The result tables of a capture, one per subrequest.
+    pub(crate) fn capture_results(
+        &self,
+        responses: Vec<crate::http::subrequest::Captured>,
+    ) -> mlua::Result<MultiValue> {
+        ngx_location::response_tables(&self.lua, &self.capture_response, responses)
+    }
+
     /// Runs a chunk of a phase with yielding APIs (rewrite, access,
     /// content) under a fresh scheduler owned by `owner`.
     pub fn start(
@@ -577,8 +592,13 @@ impl LuaRuntime {
     ) -> RunOutcome {
         match self.entry_thread(id) {
             Ok(thread) => {
-                let scheduler =
-                    scheduler::Scheduler::new(&self.lua, thread, MultiValue::new(), owner);
+                let scheduler = scheduler::Scheduler::new(
+                    &self.lua,
+                    &self.scheduler_tables,
+                    thread,
+                    MultiValue::new(),
+                    owner,
+                );
                 let outcome = self.run_scheduler(&scheduler, r, phase);
                 if !matches!(outcome, RunOutcome::Suspended(_)) {
                     scheduler::Scheduler::recycle(scheduler);
@@ -600,7 +620,13 @@ impl LuaRuntime {
     ) -> RunOutcome {
         match self.lua.create_thread(func) {
             Ok(thread) => {
-                let scheduler = scheduler::Scheduler::new(&self.lua, thread, args, owner);
+                let scheduler = scheduler::Scheduler::new(
+                    &self.lua,
+                    &self.scheduler_tables,
+                    thread,
+                    args,
+                    owner,
+                );
                 let outcome = self.run_scheduler(&scheduler, core::ptr::null_mut(), phase);
                 if !matches!(outcome, RunOutcome::Suspended(_)) {
                     scheduler::Scheduler::recycle(scheduler);

@@ -83,26 +83,14 @@ fn flag_option(value: &Value, name: &str) -> mlua::Result<bool> {
     }
 }
 
-/// One `{uri, options?}` entry: the subrequest and the `ctx` it gets.
+/// One subrequest's URI and options: what to start and the `ctx` it gets.
 fn parse_entry(
     lua: &Lua,
-    entry: Value,
+    uri_value: Value,
+    options: Value,
     index: usize,
     req: HttpRequest,
 ) -> mlua::Result<(SubrequestSpec, Option<Table>)> {
-    let Value::Table(entry) = entry else {
-        return Err(raise(format!(
-            "the query argument {index} is not a table, but a {}",
-            lua_type_name(&entry)
-        )));
-    };
-    let len = entry.raw_len();
-    if len != 1 && len != 2 {
-        return Err(raise(format!(
-            "query argument {index} expecting one or two arguments"
-        )));
-    }
-    let uri_value: Value = entry.raw_get(1)?;
     let uri = text_of(lua, &uri_value).ok_or_else(|| {
         raise(format!(
             "bad argument #1 to 'capture' (string expected, got {})",
@@ -119,7 +107,7 @@ fn parse_entry(
         share_all_vars: false,
         always_forward_body: false,
     };
-    let options = match entry.raw_get::<Value>(2)? {
+    let options = match options {
         Value::Nil => return Ok((spec, None)),
         Value::Table(options) => options,
         other => {
@@ -155,37 +143,20 @@ fn parse_entry(
     Ok((spec, ctx))
 }
 
-/// Starts the subrequests and returns the sentinel that makes the Lua
-/// wrapper wait for them.
+/// Starts the subrequests (`uri, options` pairs, their shape checked by
+/// `location.lua`) and returns the sentinel that makes the Lua wrapper wait
+/// for them.
 fn capture_multi(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
     allow_in(OUTPUT_PHASES)?;
-    if args.len() != 1 {
-        return Err(raise(format!(
-            "only one argument is expected, but got {}",
-            args.len()
-        )));
-    }
-    let list = match args.into_iter().next() {
-        Some(Value::Table(list)) => list,
-        other => {
-            return Err(raise(format!(
-                "bad argument #1 to 'capture_multi' (table expected, got {})",
-                other.as_ref().map_or("no value", Value::type_name)
-            )))
-        }
-    };
     let req = request()?;
-    let count = list.raw_len();
-    if count == 0 {
-        return Err(raise("at least one subrequest should be specified"));
-    }
-    if list.pairs::<Value, Value>().count() != count {
-        return Err(raise("only array-like tables are allowed"));
-    }
+    let count = args.len().div_ceil(2);
     let mut specs = Vec::with_capacity(count);
     let mut contexts = Vec::with_capacity(count);
+    let mut args = args.into_iter();
     for index in 0..count {
-        let (spec, ctx) = parse_entry(lua, list.raw_get(index + 1)?, index, req)?;
+        let uri = args.next().unwrap_or(Value::Nil);
+        let options = args.next().unwrap_or(Value::Nil);
+        let (spec, ctx) = parse_entry(lua, uri, options, index, req)?;
         specs.push(spec);
         contexts.push(ctx);
     }
@@ -201,32 +172,32 @@ fn capture_multi(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
     Ok(park_sentinel())
 }
 
-/// The tables the waiting coroutine resumes with, one per subrequest.
-pub(crate) fn response_tables(lua: &Lua, responses: Vec<Captured>) -> mlua::Result<MultiValue> {
-    let mut tables = MultiValue::new();
+/// Registry key of `location.lua`'s result table builder.
+pub const RESPONSE_BUILDER_KEY: &str = "ngx_lua_shdict.capture_response";
+
+/// The tables the waiting coroutine resumes with, one per subrequest,
+/// built by `builder` (see [`RESPONSE_BUILDER_KEY`]).
+pub(crate) fn response_tables(
+    lua: &Lua,
+    builder: &Function,
+    responses: Vec<Captured>,
+) -> mlua::Result<MultiValue> {
+    let mut tables = MultiValue::with_capacity(responses.len());
     for response in responses {
-        let table = lua.create_table_with_capacity(0, 4)?;
-        table.raw_set("status", response.status)?;
-        let header = lua.create_table()?;
+        let mut args = MultiValue::with_capacity(4 + 2 * response.headers.len());
+        args.push_back(Value::Integer(response.status as _));
+        args.push_back(Value::String(lua.create_string(&response.body)?));
+        args.push_back(Value::Boolean(response.truncated));
+        args.push_back(
+            response
+                .content_length
+                .map_or(Value::Nil, |n| Value::Number(n as f64)),
+        );
         for (name, value) in response.headers {
-            let name = lua.create_string(&name)?;
-            let value = lua.create_string(&value)?;
-            match header.raw_get::<Value>(name.clone())? {
-                Value::Nil => header.raw_set(name, value)?,
-                Value::Table(list) => list.raw_push(value)?,
-                first => header.raw_set(
-                    name,
-                    lua.create_sequence_from([first, Value::String(value)])?,
-                )?,
-            }
+            args.push_back(Value::String(lua.create_string(&name)?));
+            args.push_back(Value::String(lua.create_string(&value)?));
         }
-        if let Some(length) = response.content_length {
-            header.raw_set("Content-Length", length)?;
-        }
-        table.raw_set("header", header)?;
-        table.raw_set("body", lua.create_string(&response.body)?)?;
-        table.raw_set("truncated", response.truncated)?;
-        tables.push_back(Value::Table(table));
+        tables.push_back(builder.call::<Value>(args)?);
     }
     Ok(tables)
 }
@@ -234,32 +205,15 @@ pub(crate) fn response_tables(lua: &Lua, responses: Vec<Captured>) -> mlua::Resu
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let capture_op = api_function(lua, capture_multi)?;
     let make: Function = lua
-        .load(
-            "local PARK, capture_multi, wait_here, select, error = ...\n\
-             local function settle(first, ...)\n\
-                 if first == PARK then return wait_here() end\n\
-                 return first, ...\n\
-             end\n\
-             return {\n\
-                 capture_multi = function(...) return settle(capture_multi(...)) end,\n\
-                 capture = function(...)\n\
-                     local n = select('#', ...)\n\
-                     if n ~= 1 and n ~= 2 then\n\
-                         error('expecting one or two arguments', 2)\n\
-                     end\n\
-                     return settle(capture_multi({{...}}))\n\
-                 end,\n\
-             }",
-        )
+        .load(include_str!("location.lua"))
         .set_name(super::raise::internal_chunk_name("ngx.location"))
         .into_function()?;
-    let location: Table = make.call((
+    let (location, response): (Table, Function) = make.call((
         park_sentinel(),
         capture_op,
         super::scheduler::wait_here(lua)?,
-        lua.globals().get::<Function>("select")?,
-        lua.globals().get::<Function>("error")?,
     ))?;
+    lua.set_named_registry_value(RESPONSE_BUILDER_KEY, response)?;
     ngx.set("location", location)?;
     Ok(())
 }

@@ -44,17 +44,19 @@ pub fn is_entry(co: CoId) -> bool {
 /// the API functions that queue work on it.
 pub type Shared = Rc<RefCell<Scheduler>>;
 
-/// Registry key of the weak-keyed table marking coroutines that wait, with
-/// the status `coroutine.status` reports for them ("running" for the one in
-/// a yielding API or taking its turn, "normal" for those above it, "dead"
-/// once killed); `coroutine.resume` refuses them. Shared with
-/// `scheduler.lua`.
-const WAITING_KEY: &str = "ngx_lua_shdict.waiting_coroutines";
-
-/// Registry key of the weak-keyed table of every light thread, by the id of
-/// the scheduler that spawned it: `ngx.thread.*` tells a reaped thread of
-/// this run from another request's or a plain coroutine.
-const LIGHT_THREADS_KEY: &str = "ngx_lua_shdict.light_threads";
+/// The weak-keyed tables the scheduler shares with Lua, held by registry
+/// index (no mlua reference per scheduler, see [`Scheduler`]).
+pub struct SchedulerTables {
+    /// Coroutines that wait, with the status `coroutine.status` reports for
+    /// them ("running" for the one in a yielding API or taking its turn,
+    /// "normal" for those above it, "dead" once killed); `coroutine.resume`
+    /// refuses them. Shared with `scheduler.lua`.
+    waiting: mlua::RegistryKey,
+    /// Every light thread, by the id of the scheduler that spawned it:
+    /// `ngx.thread.*` tells a reaped thread of this run from another
+    /// request's or a plain coroutine.
+    light_threads: mlua::RegistryKey,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -175,6 +177,7 @@ pub struct Scheduler {
     ready: VecDeque<(CoId, MultiValue)>,
     owner: Owner,
     lua: Lua,
+    tables: Rc<SchedulerTables>,
     /// The thread being resumed.
     current: Option<CoId>,
     /// A run is in progress: events arriving meanwhile only queue work.
@@ -205,7 +208,13 @@ thread_local! {
 }
 
 impl Scheduler {
-    pub fn new(lua: &Lua, entry: Thread, args: MultiValue, owner: Owner) -> Shared {
+    pub fn new(
+        lua: &Lua,
+        tables: &Rc<SchedulerTables>,
+        entry: Thread,
+        args: MultiValue,
+        owner: Owner,
+    ) -> Shared {
         let id = NEXT_ID.with(|n| n.replace(n.get() + 1));
         let spare = SPARE.with(|spare| spare.borrow_mut().take());
         let shared = match spare {
@@ -215,6 +224,7 @@ impl Scheduler {
                     scheduler.id = id;
                     scheduler.owner = owner;
                     scheduler.lua = lua.clone();
+                    scheduler.tables = tables.clone();
                 }
                 shared
             }
@@ -228,6 +238,7 @@ impl Scheduler {
                 ready: VecDeque::new(),
                 owner,
                 lua: lua.clone(),
+                tables: tables.clone(),
                 current: None,
                 running: false,
                 entry_finished: false,
@@ -481,13 +492,13 @@ impl Scheduler {
 
     /// Sets (or clears) `thread`'s status in the waiting table.
     fn mark_waiting(&self, thread: &Thread, status: Option<&str>) {
-        if let Ok(table) = self.lua.named_registry_value::<Table>(WAITING_KEY) {
+        if let Ok(table) = self.lua.registry_value::<Table>(&self.tables.waiting) {
             let _ = table.raw_set(Value::Thread(thread.clone()), status);
         }
     }
 
     fn register_light_thread(&self, thread: &Thread) {
-        if let Ok(table) = self.lua.named_registry_value::<Table>(LIGHT_THREADS_KEY) {
+        if let Ok(table) = self.lua.registry_value::<Table>(&self.tables.light_threads) {
             let _ = table.raw_set(Value::Thread(thread.clone()), self.id as f64);
         }
     }
@@ -497,7 +508,7 @@ impl Scheduler {
     fn spawned_here(&self, thread: &Thread) -> Option<bool> {
         let table = self
             .lua
-            .named_registry_value::<Table>(LIGHT_THREADS_KEY)
+            .registry_value::<Table>(&self.tables.light_threads)
             .ok()?;
         match table.raw_get::<Value>(Value::Thread(thread.clone())).ok()? {
             Value::Number(id) => Some(id == self.id as f64),
@@ -719,14 +730,20 @@ mod ops {
         thread: &Thread,
         action: &str,
     ) -> mlua::Result<Option<CoId>> {
-        let id = match (s.find(thread), s.spawned_here(thread)) {
-            (Some(id), _) if !s.slots[id].is_entry => id,
-            (None, Some(true)) => return Ok(None),
-            (None, Some(false)) => return Err(raise("no co ctx found")),
-            _ => {
-                return Err(raise(format!(
-                    "attempt to {action} a coroutine that is not a user thread"
-                )))
+        let not_user_thread = || {
+            raise(format!(
+                "attempt to {action} a coroutine that is not a user thread"
+            ))
+        };
+        let id = match s.find(thread) {
+            Some(id) if s.slots[id].is_entry => return Err(not_user_thread()),
+            Some(id) => id,
+            None => {
+                return match s.spawned_here(thread) {
+                    Some(true) => Ok(None),
+                    Some(false) => Err(raise("no co ctx found")),
+                    None => Err(not_user_thread()),
+                }
             }
         };
         if s.parent_of(id) != Some(me) {
@@ -768,7 +785,11 @@ mod ops {
 
     /// `ngx.on_abort(callback)`: `Err` holds the message returned after
     /// `nil`.
-    pub fn on_abort(callback: Value, checked: bool) -> mlua::Result<Result<(), &'static str>> {
+    pub fn on_abort(
+        lua: &Lua,
+        callback: Value,
+        checked: bool,
+    ) -> mlua::Result<Result<(), &'static str>> {
         with_current(|s, me| {
             if s.on_abort_registered {
                 return Ok(Err("duplicate call"));
@@ -777,7 +798,7 @@ mod ops {
                 return Ok(Err("lua_check_client_abort is off"));
             }
             let callback = match callback {
-                Value::Function(f) if f.info().what != "C" => f,
+                Value::Function(f) if is_lua_function(lua, &f) => f,
                 _ => {
                     return Err(raise(
                         "bad argument #1 to 'on_abort' (Lua function expected)",
@@ -793,11 +814,16 @@ mod ops {
     /// `ngx.thread.kill(t)`: `Err` holds the message returned after `nil`.
     pub fn kill(thread: Thread) -> mlua::Result<Result<(), &'static str>> {
         with_current(|s, me| {
-            let id = match (s.find(&thread), s.spawned_here(&thread)) {
-                (Some(id), _) if !s.slots[id].is_entry => id,
-                (None, Some(true)) => return Ok(Err("already waited or killed")),
-                (None, Some(false)) => return Err(raise("no co ctx found")),
-                _ => return Ok(Err("not user thread")),
+            let id = match s.find(&thread) {
+                Some(id) if s.slots[id].is_entry => return Ok(Err("not user thread")),
+                Some(id) => id,
+                None => {
+                    return match s.spawned_here(&thread) {
+                        Some(true) => Ok(Err("already waited or killed")),
+                        Some(false) => Err(raise("no co ctx found")),
+                        None => Ok(Err("not user thread")),
+                    }
+                }
             };
             if s.parent_of(id) != Some(me) {
                 return Ok(Err("killer not parent"));
@@ -813,6 +839,22 @@ mod ops {
             Ok(Ok(()))
         })
     }
+}
+
+/// Whether `f` is written in Lua (threads and abort callbacks must be, as
+/// in OpenResty). Asked of the stack directly: `Function::info` formats
+/// the whole debug record, several times the cost of the spawn it guards.
+fn is_lua_function(lua: &Lua, f: &Function) -> bool {
+    // SAFETY: the closure only inspects the value exec_raw pushed and
+    // replaces it by a boolean; nothing in it can raise a Lua error.
+    let is_c = unsafe {
+        lua.exec_raw::<bool>(f, |state| {
+            let is_c = mlua::ffi::lua_iscfunction(state, -1) != 0;
+            mlua::ffi::lua_pop(state, 1);
+            mlua::ffi::lua_pushboolean(state, i32::from(is_c));
+        })
+    };
+    matches!(is_c, Ok(false))
 }
 
 /// The phases whose handlers run under a scheduler.
@@ -839,10 +881,12 @@ fn weak_keyed_table(lua: &Lua) -> mlua::Result<Table> {
 
 /// Installs `coroutine.*` and `wait_here`; must run before the yielding
 /// APIs are installed (they use `wait_here`).
-pub fn install_coroutines(lua: &Lua) -> mlua::Result<()> {
+pub fn install_coroutines(lua: &Lua) -> mlua::Result<SchedulerTables> {
     let waiting = weak_keyed_table(lua)?;
-    lua.set_named_registry_value(WAITING_KEY, waiting.clone())?;
-    lua.set_named_registry_value(LIGHT_THREADS_KEY, weak_keyed_table(lua)?)?;
+    let tables = SchedulerTables {
+        waiting: lua.create_registry_value(waiting.clone())?,
+        light_threads: lua.create_registry_value(weak_keyed_table(lua)?)?,
+    };
     let ended_status = api_function(lua, |_, co: Value| {
         Ok(match &co {
             Value::Thread(co) => ops::ended_thread_status(co),
@@ -859,7 +903,8 @@ pub fn install_coroutines(lua: &Lua) -> mlua::Result<()> {
         waiting,
         ended_status,
     ))?;
-    lua.set_named_registry_value(WAIT_HERE_KEY, wait_here)
+    lua.set_named_registry_value(WAIT_HERE_KEY, wait_here)?;
+    Ok(tables)
 }
 
 /// Installs `ngx.thread` and `ngx.on_abort`.
@@ -867,7 +912,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let spawn_op = api_function(lua, |lua, (func, args): (Value, MultiValue)| {
         super::ngx_api::allow_in(SCHEDULED_PHASES)?;
         let func = match func {
-            Value::Function(f) if f.info().what != "C" => f,
+            Value::Function(f) if is_lua_function(lua, &f) => f,
             _ => return Err(raise("bad argument #1 to 'spawn' (Lua function expected)")),
         };
         ops::spawn(lua, func, args)?;
@@ -908,7 +953,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let on_abort = api_function(lua, |lua, callback: Value| {
         super::ngx_api::allow_in(super::ngx_api::OUTPUT_PHASES)?;
         let checked = crate::http::checks_client_abort(super::ngx_api::request()?);
-        match ops::on_abort(callback, checked)? {
+        match ops::on_abort(lua, callback, checked)? {
             Ok(()) => mlua::IntoLuaMulti::into_lua_multi(1, lua),
             Err(message) => mlua::IntoLuaMulti::into_lua_multi((Value::Nil, message), lua),
         }
