@@ -172,3 +172,36 @@ GET /t
 pending 100000
 100000th, pending 99999
 --- timeout: 20
+
+
+
+=== TEST 9: seventy thousand timer callbacks sleeping at the same time
+--- http_config
+    lua_max_pending_timers 100000;
+    lua_max_running_timers 100000;
+    lua_shared_dict results 1m;
+--- config
+    location = /t {
+        content_by_lua_block {
+            local function nap()
+                ngx.sleep(0.5)
+                ngx.shared.results:incr("woke", 1, 0)
+            end
+            for i = 1, 70000 do
+                local ok, err = ngx.timer.at(0, nap)
+                if not ok then ngx.say("failed at ", i, ": ", err) return end
+            end
+            local deadline = ngx.now() + 20
+            while (ngx.shared.results:get("woke") or 0) < 70000 and ngx.now() < deadline do
+                ngx.sleep(0.05)
+            end
+            ngx.say("woke: ", ngx.shared.results:get("woke"), ", running: ", ngx.timer.running_count())
+        }
+    }
+--- request
+GET /t
+--- response_body
+woke: 70000, running: 0
+--- timeout: 30
+--- no_error_log
+[error]

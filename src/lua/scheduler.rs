@@ -129,9 +129,43 @@ impl Drop for SleepTimer {
 /// reaped light threads are reused).
 type Link = (CoId, u32);
 
+/// A Lua value the scheduler keeps: held directly while its run goes on,
+/// by registry index while it is parked. mlua can hold only about 65,000
+/// values at once, and a worker may park any number of handlers.
+enum Held<T> {
+    Live(T),
+    Stored(mlua::RegistryKey),
+}
+
+impl<T: mlua::FromLua + mlua::IntoLua + Clone> Held<T> {
+    fn get(&self, lua: &Lua) -> Option<T> {
+        match self {
+            Held::Live(value) => Some(value.clone()),
+            Held::Stored(key) => lua.registry_value(key).ok(),
+        }
+    }
+
+    /// Back to a directly held value, for the run that resumes it.
+    fn revive(&mut self, lua: &Lua) -> Option<T> {
+        let value = self.get(lua)?;
+        *self = Held::Live(value.clone());
+        Some(value)
+    }
+
+    fn store(&mut self, lua: &Lua) {
+        if let Held::Live(value) = self {
+            if let Ok(key) = lua.create_registry_value(value.clone()) {
+                *self = Held::Stored(key);
+            }
+        }
+    }
+}
+
 struct Slot {
     /// Until a light thread is reaped.
-    thread: Option<Thread>,
+    thread: Option<Held<Thread>>,
+    /// The thread's Lua state, its key in the index.
+    key: *const c_void,
     is_entry: bool,
     /// The thread that spawned it.
     parent: Option<Link>,
@@ -187,7 +221,7 @@ pub struct Scheduler {
     pub eof_sent: bool,
     /// `ngx.on_abort`'s callback and the thread that registered it, until a
     /// client abort starts it.
-    on_abort: Option<(Function, CoId)>,
+    on_abort: Option<(Held<Function>, CoId)>,
     /// `ngx.on_abort` was called (its callback may have run since).
     on_abort_registered: bool,
 }
@@ -287,7 +321,8 @@ impl Scheduler {
         let parent = parent.map(|p| (p, self.slots[p].generation));
         let key = thread.to_pointer();
         let mut slot = Slot {
-            thread: Some(thread),
+            thread: Some(Held::Live(thread)),
+            key,
             is_entry,
             parent,
             generation: 0,
@@ -342,11 +377,8 @@ impl Scheduler {
         slot.sleep = None;
         slot.results = None;
         slot.zombies.clear();
-        if let Some(thread) = slot.thread.take() {
-            let key = thread.to_pointer();
-            if self.index.get(&key) == Some(&co) {
-                self.index.remove(&key);
-            }
+        if slot.thread.take().is_some() && self.index.get(&slot.key) == Some(&co) {
+            self.index.remove(&slot.key);
         }
         self.free.push(co);
     }
@@ -379,7 +411,13 @@ impl Scheduler {
     /// has not started yet. `Err(true)` when it already started (the
     /// handler goes on), `Err(false)` when none was registered.
     pub fn take_abort_handler(&mut self) -> Result<(Function, CoId), bool> {
-        self.on_abort.take().ok_or(self.on_abort_registered)
+        match self.on_abort.take() {
+            Some((callback, parent)) => callback
+                .get(&self.lua)
+                .map(|callback| (callback, parent))
+                .ok_or(true),
+            None => Err(self.on_abort_registered),
+        }
     }
 
     /// Starts `thread` as a light thread of `parent` (when that still runs).
@@ -449,8 +487,8 @@ impl Scheduler {
             slot.sleep = None;
             slot.wait = Wait::Nothing;
             if !matches!(slot.status, Status::Dead | Status::Zombie) {
-                if let Some(thread) = &slot.thread {
-                    unfinished.push(thread.clone());
+                if let Some(thread) = slot.thread.as_ref().and_then(|t| t.get(&self.lua)) {
+                    unfinished.push(thread);
                 }
             }
             slot.status = Status::Dead;
@@ -465,7 +503,7 @@ impl Scheduler {
     /// Kills light thread `co`.
     fn kill(&mut self, co: CoId) {
         self.ready.retain(|(id, _)| *id != co);
-        if let Some(thread) = self.slots[co].thread.clone() {
+        if let Some(thread) = self.thread_of(co) {
             self.mark_waiting(&thread, Some("dead"));
         }
         self.release(co);
@@ -488,6 +526,22 @@ impl Scheduler {
         self.slots[co].status = Status::Zombie;
         self.slots[co].results = Some(results);
         self.slots[p].zombies.push(co);
+    }
+
+    fn thread_of(&self, co: CoId) -> Option<Thread> {
+        self.slots[co].thread.as_ref()?.get(&self.lua)
+    }
+
+    /// A parked run holds its Lua values by registry index only.
+    fn store_values(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(thread) = &mut slot.thread {
+                thread.store(&self.lua);
+            }
+        }
+        if let Some((callback, _)) = &mut self.on_abort {
+            callback.store(&self.lua);
+        }
     }
 
     /// Sets (or clears) `thread`'s status in the waiting table.
@@ -578,9 +632,16 @@ impl Scheduler {
     pub(crate) fn next(&mut self) -> Option<(CoId, Thread, MultiValue)> {
         while let Some((co, args)) = self.ready.pop_front() {
             let slot = &mut self.slots[co];
-            let Some(thread) = slot.thread.clone().filter(|_| slot.status != Status::Dead) else {
+            if slot.status == Status::Dead {
+                continue;
+            }
+            let Some(thread) = slot.thread.as_mut().and_then(|t| t.revive(&self.lua)) else {
                 continue;
             };
+            if let Some((callback, _)) = &mut self.on_abort {
+                callback.revive(&self.lua);
+            }
+            let slot = &mut self.slots[co];
             slot.status = Status::Running;
             if std::mem::take(&mut slot.marked_turn) {
                 self.mark_waiting(&thread, None);
@@ -603,6 +664,7 @@ impl Scheduler {
             self.end_all();
             Progress::Finished(Finish::Done)
         } else {
+            self.store_values();
             Progress::Parked
         }
     }
@@ -634,7 +696,7 @@ impl Scheduler {
                 // and meanwhile counts as running.
                 self.slots[co].status = Status::Parked;
                 self.slots[co].marked_turn = true;
-                if let Some(thread) = self.slots[co].thread.clone() {
+                if let Some(thread) = self.thread_of(co) {
                     self.mark_waiting(&thread, Some("running"));
                 }
                 self.ready.push_back((co, MultiValue::new()));
@@ -679,10 +741,7 @@ impl Scheduler {
                 // The child runs first; the parent goes on when it is its
                 // turn again, behind threads already waiting.
                 self.slots[co].status = Status::Parked;
-                let handle = self.slots[child]
-                    .thread
-                    .clone()
-                    .map_or(Value::Nil, Value::Thread);
+                let handle = self.thread_of(child).map_or(Value::Nil, Value::Thread);
                 self.ready.push_back((co, MultiValue::from_iter([handle])));
                 self.ready.push_front((child, args));
             }
@@ -806,7 +865,7 @@ mod ops {
                 }
             };
             s.on_abort_registered = true;
-            s.on_abort = Some((callback, me));
+            s.on_abort = Some((Held::Live(callback), me));
             Ok(Ok(()))
         })
     }
