@@ -24,6 +24,7 @@ nginx with the module is starting on 127.0.0.1:$PORT (prefix $prefix). Try:
   curl 127.0.0.1:$PORT/counter      # a counter shared by all workers
   curl '127.0.0.1:$PORT/put?key=a&value=hello'
   curl '127.0.0.1:$PORT/fetch?key=a'
+  curl 127.0.0.1:$PORT/parallel     # subrequests and a light thread
   curl 127.0.0.1:$PORT/status                      # zone statistics, JSON
   curl '127.0.0.1:$PORT/status?format=prometheus'  # the same for Prometheus
 
