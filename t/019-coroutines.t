@@ -413,3 +413,29 @@ falsecannot resume running coroutine
 falsecannot resume normal coroutine
 trueleaf woke
 dead dead
+
+
+
+=== TEST 16: waiting where Lua cannot yield fails that call only, and takes the wait back
+--- config
+    location = /t {
+        content_by_lua_block {
+            local list = { 3, 1, 2 }
+            local ok, err = pcall(table.sort, list, function(a, b) ngx.sleep(0) return a < b end)
+            ngx.say(ok, " ", err)
+            ok, err = pcall(table.sort, list, function(a, b)
+                ngx.thread.spawn(function() end)
+                return a < b
+            end)
+            ngx.say(ok, " ", err)
+            ngx.sleep(0.01)
+            coroutine.yield()
+            ngx.say("still running: ", coroutine.status(coroutine.running()))
+        }
+    }
+--- request
+GET /t
+--- response_body
+false attempt to yield across C-call boundary
+false attempt to yield across C-call boundary
+still running: running

@@ -471,3 +471,67 @@ GET /loop
 stopped: failed to issue subrequest: -1
 --- error_log
 subrequests cycle while processing "/loop"
+
+
+
+=== TEST 18: two threads' captures answering together, then ngx.exit
+--- config
+    location = /a { return 200 "a"; }
+    location = /b { return 200 "b"; }
+    location = /t {
+        content_by_lua_block {
+            local t1 = ngx.thread.spawn(function() return ngx.location.capture("/a").body end)
+            local t2 = ngx.thread.spawn(function() return ngx.location.capture("/b").body end)
+            local _, first = ngx.thread.wait(t1, t2)
+            ngx.say("first: ", first)
+            ngx.exit(ngx.OK)
+        }
+    }
+--- pipelined_requests eval
+["GET /t", "GET /t", "GET /t"]
+--- response_body_like eval
+["^first: [ab]\n\$", "^first: [ab]\n\$", "^first: [ab]\n\$"]
+--- no_error_log
+[alert]
+
+
+
+=== TEST 19: a capture_multi failing half-way starts nothing; the connection stays usable
+--- config
+    location = /ok { content_by_lua_block { ngx.log(ngx.WARN, "subrequest ran") ngx.print("ok") } }
+    location = /t {
+        content_by_lua_block {
+            local ok, err = pcall(ngx.location.capture_multi, {
+                { "/ok" },
+                { "/ok", { vars = { no_such_variable = "x" } } },
+            })
+            ngx.say(ok, " ", err)
+            ngx.say(ngx.location.capture("/ok").body)
+        }
+    }
+--- pipelined_requests eval
+["GET /t", "GET /t"]
+--- response_body eval
+["false failed to adjust the subrequest: -1\nok\n", "false failed to adjust the subrequest: -1\nok\n"]
+
+
+
+=== TEST 20: ngx.exit(444) while a thread's subrequest runs closes the connection and stops it
+--- config
+    location = /slow { content_by_lua_block { ngx.sleep(0.2) ngx.log(ngx.WARN, "slow subrequest went on") } }
+    location = /t {
+        content_by_lua_block {
+            ngx.timer.at(0.5, function() ngx.log(ngx.WARN, "checkpoint") end)
+            ngx.thread.spawn(function() ngx.location.capture("/slow") end)
+            ngx.exit(444)
+        }
+    }
+    location = /after { content_by_lua_block { ngx.say("still serving") } }
+--- request eval
+["GET /t", "GET /after"]
+--- ignore_response
+--- error_log
+checkpoint
+--- no_error_log
+[alert]
+slow subrequest went on

@@ -119,6 +119,9 @@ fn exit_response(req: HttpRequest, status: isize) -> ngx_int_t {
 /// content handler has returned NGX_DONE, so no extra request reference is
 /// needed to outlive it.
 fn content_rc(req: HttpRequest, outcome: RunOutcome, resumed: bool) -> Option<ngx_int_t> {
+    if let Some(rc) = abandons_subrequests(req, &outcome) {
+        return Some(rc);
+    }
     if matches!(outcome, RunOutcome::Finished | RunOutcome::Exited(_)) {
         // The chunk did not read the body: discard it before answering so
         // that a keep-alive connection stays in step.
@@ -143,6 +146,14 @@ fn content_rc(req: HttpRequest, outcome: RunOutcome, resumed: bool) -> Option<ng
     })
 }
 
+/// A handler that ends while its subrequests still run (a failed body
+/// read, `ngx.exit(444)` ...) cannot answer: nginx cannot cancel them, and
+/// the request would wait for them forever. It is terminated instead.
+fn abandons_subrequests(req: HttpRequest, outcome: &RunOutcome) -> Option<ngx_int_t> {
+    let ends = !matches!(outcome, RunOutcome::Suspended(_) | RunOutcome::Failed(_));
+    (ends && subrequest::pending(req.as_ptr())).then_some(NGX_ERROR as ngx_int_t)
+}
+
 /// How rewrite/access go on after their chunk stopped.
 enum PhaseStep {
     /// Finished (or `ngx.exit(ngx.OK)`): on to the next phase handler.
@@ -156,6 +167,9 @@ enum PhaseStep {
 }
 
 fn phase_step(req: HttpRequest, phase: Phase, outcome: RunOutcome) -> PhaseStep {
+    if let Some(rc) = abandons_subrequests(req, &outcome) {
+        return PhaseStep::Finish(rc);
+    }
     match outcome {
         RunOutcome::Finished | RunOutcome::Exited(0) if crate::lua::last_run_sent_eof() => {
             PhaseStep::Finish(NGX_OK as ngx_int_t)
@@ -361,9 +375,7 @@ unsafe fn wake_request(data: *mut c_void, co: CoId) {
     };
     // SAFETY: live request.
     let connection = unsafe { (*r).connection };
-    let resumed = catch_unwind(AssertUnwindSafe(|| {
-        resume_coroutine(req, co, MultiValue::new())
-    }));
+    let resumed = catch_unwind(AssertUnwindSafe(|| resume_coroutine(req, co, &Wait::Sleep)));
     if resumed.is_err() {
         if let Some(log) = req.log() {
             log.write(
@@ -396,7 +408,7 @@ unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
             .as_ref()
             .and_then(|(scheduler, _)| scheduler.borrow().waiting_for(&Wait::Body));
         if let Some(co) = waiting {
-            resume_coroutine(req, co, MultiValue::new());
+            resume_coroutine(req, co, &Wait::Body);
         }
     }));
     if resumed.is_err() {
@@ -441,13 +453,15 @@ pub(crate) fn start_reading_body(req: HttpRequest) -> BodyRead {
     }
 }
 
-/// Resumes coroutine `co` of the request's suspended handler with `args`,
+/// Resumes thread `co` of the request's suspended handler after an event of kind `why`,
 /// and takes the handler's phase on from wherever the run ends.
-fn resume_coroutine(req: HttpRequest, co: CoId, args: MultiValue) {
+fn resume_coroutine(req: HttpRequest, co: CoId, why: &Wait) {
     // SAFETY: live request.
     let suspended = unsafe { state::request_state(req.as_ptr()) }.and_then(|s| s.suspended.clone());
     if let Some((scheduler, _)) = suspended {
-        scheduler.borrow_mut().make_ready(co, args);
+        scheduler
+            .borrow_mut()
+            .make_ready(co, why, MultiValue::new());
         continue_handler(req);
     }
 }

@@ -33,7 +33,7 @@ use super::filters::read_file_part;
 use super::headers::{bytes_of, copy_to_pool, elements, header_name_matches};
 use super::request::{HttpRequest, VariableError};
 use super::state::request_state;
-use crate::lua::scheduler::CoId;
+use crate::lua::scheduler::{CoId, Wait};
 
 /// nginx's method bits and names, as `ngx.HTTP_*` hold them.
 pub(crate) const METHODS: &[(u32, &[u8])] = &[
@@ -125,12 +125,18 @@ pub(crate) enum CaptureError {
 /// Whether coroutines of request `r` wait for subrequests.
 pub(crate) fn pending(r: *mut ngx_http_request_t) -> bool {
     // SAFETY: callers pass the live request whose Lua code runs.
-    unsafe { request_state(r) }.is_some_and(|state| {
-        state
-            .captures
-            .iter()
-            .any(|batch| !batch.abandoned && batch.pending > 0)
-    })
+    unsafe { request_state(r) }.is_some_and(|state| state.captures.iter().any(|b| b.pending > 0))
+}
+
+/// Nobody waits for the subrequests thread `co` of `r` started (its yield
+/// failed). They still count as pending.
+pub(crate) fn abandon(r: *mut ngx_http_request_t, co: CoId) {
+    // SAFETY: callers pass the live request whose Lua code runs.
+    if let Some(state) = unsafe { request_state(r) } {
+        for batch in state.captures.iter_mut().filter(|b| b.co == co) {
+            batch.abandoned = true;
+        }
+    }
 }
 
 /// Starts one subrequest per spec for coroutine `co` of `req`; returns them
@@ -169,10 +175,13 @@ pub(crate) fn start_captures(
                 created.push(sr);
             }
             Err(e) => {
-                batch.abandoned = true;
-                if batch.pending == 0 {
-                    state.captures.retain(|b| b.id != id);
+                // None of those already issued has run (they are only
+                // posted): take them all back.
+                for sr in created {
+                    // SAFETY: detached subrequests of `r`, not yet run.
+                    unsafe { cancel(r, sr) };
                 }
+                state.captures.retain(|b| b.id != id);
                 return Err(e);
             }
         }
@@ -587,8 +596,10 @@ unsafe fn record_response(
             ));
         }
         batch.pending -= 1;
-        if batch.pending == 0 {
-            (*(*link).parent).write_event_handler = Some(captures_ready);
+        let parent = (*link).parent;
+        let parent_waits = request_state(parent).is_some_and(|s| s.suspended.is_some());
+        if batch.pending == 0 && parent_waits {
+            (*parent).write_event_handler = Some(captures_ready);
         }
     }
 }
@@ -615,6 +626,11 @@ unsafe extern "C" fn captures_ready(r: *mut ngx_http_request_t) {
         let Some(runtime) = super::main_conf(req).runtime() else {
             return;
         };
+        let Some((scheduler, _)) = state.suspended.clone() else {
+            return;
+        };
+        // Every waiting thread is queued before any runs: a run may end the
+        // request, after which it must not be touched.
         for batch in done {
             if batch.abandoned {
                 continue;
@@ -622,8 +638,11 @@ unsafe extern "C" fn captures_ready(r: *mut ngx_http_request_t) {
             let args = runtime
                 .capture_results(batch.responses)
                 .unwrap_or_else(|_| MultiValue::new());
-            super::resume_coroutine(req, batch.co, args);
+            scheduler
+                .borrow_mut()
+                .make_ready(batch.co, &Wait::Subrequests, args);
         }
+        super::continue_handler(req);
     }));
     if resumed.is_err() {
         // SAFETY: live request.

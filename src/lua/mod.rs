@@ -203,6 +203,15 @@ pub(crate) fn record_exit(status: isize) {
     LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Exit(status)));
 }
 
+/// Takes back a recorded scheduler request (its yield failed); an exit or
+/// exec recorded is just forgotten.
+pub(crate) fn take_request() -> Option<scheduler::Request> {
+    match LEAVE.with(|l| l.borrow_mut().take()) {
+        Some(Leave::Request(request)) => Some(request),
+        _ => None,
+    }
+}
+
 pub(crate) fn record_request(request: scheduler::Request) {
     LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Request(request)));
 }
@@ -637,19 +646,21 @@ impl LuaRuntime {
         }
     }
 
-    /// An event for thread `co` of a parked scheduler: resumes it with
-    /// `args`, and the rest of the run after it. `None` when the scheduler
+    /// An event of kind `why` for thread `co` of a parked scheduler: resumes
+    /// it, and the rest of the run after it. `None` when the scheduler
     /// is running already (the event came from inside the run, which picks
     /// `co` up itself).
     pub fn wake(
         &self,
         scheduler: &scheduler::Shared,
         co: scheduler::CoId,
-        args: MultiValue,
+        why: &scheduler::Wait,
         r: *mut ngx_http_request_t,
         phase: Phase,
     ) -> Option<RunOutcome> {
-        scheduler.borrow_mut().make_ready(co, args);
+        scheduler
+            .borrow_mut()
+            .make_ready(co, why, MultiValue::new());
         self.resume_parked(scheduler, r, phase)
     }
 

@@ -165,7 +165,9 @@ fn capture_multi(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
     for (sr, ctx) in subrequests.into_iter().zip(contexts) {
         // SAFETY: subrequests just created live as long as the main request.
         if let (Some(ctx), Some(sr)) = (ctx, unsafe { HttpRequest::from_raw(sr) }) {
-            set_request_ctx(lua, sr, ctx)?;
+            // Only running out of memory fails here, and the subrequests
+            // are under way: they go on without the table.
+            let _ = set_request_ctx(lua, sr, ctx);
         }
     }
     super::record_request(Request::Subrequests);

@@ -7,10 +7,10 @@
 -- up to the handler's thread, which the scheduler parks. The answer comes
 -- back down the same way. `waiting` marks the coroutines of such a chain
 -- so that nobody else resumes them meanwhile.
-local coroutine, PARK, waiting, ended_thread_status = ...
+local coroutine, PARK, waiting, ended_thread_status, abandon_wait = ...
 local raw_create, raw_resume = coroutine.create, coroutine.resume
 local raw_yield, raw_status, raw_running = coroutine.yield, coroutine.status, coroutine.running
-local error, type = error, type
+local error, type, pcall = error, type, pcall
 
 -- LuaJIT says so for a normal coroutine too; OpenResty names the status.
 local RUNNING = "cannot resume running coroutine"
@@ -82,9 +82,21 @@ function coroutine.wrap(f)
     end
 end
 
+-- A wait that could not yield (from inside a C call: a table.sort
+-- comparator, a module's main chunk under require ...) is taken back
+-- before its error goes on.
+local function waited(me, ok, ...)
+    waiting[me] = nil
+    if not ok then
+        abandon_wait()
+        error((...), 0)
+    end
+    return ...
+end
+
 -- The yielding APIs' way to wait, once they recorded what for.
 return function()
     local me = raw_running()
     waiting[me] = "running"
-    return unmark(me, raw_yield(PARK))
+    return waited(me, pcall(raw_yield, PARK))
 end

@@ -161,6 +161,12 @@ impl<T: mlua::FromLua + mlua::IntoLua + Clone> Held<T> {
     }
 }
 
+/// What a light thread that ended unwaited returned (see [`Held`]).
+enum Results {
+    Live(MultiValue),
+    Stored(mlua::RegistryKey),
+}
+
 struct Slot {
     /// Until a light thread is reaped.
     thread: Option<Held<Thread>>,
@@ -175,7 +181,7 @@ struct Slot {
     wait: Wait,
     /// A finished light thread's `true, results...` or `false, error`,
     /// kept for `ngx.thread.wait`.
-    results: Option<MultiValue>,
+    results: Option<Results>,
     /// Light threads it spawned that ended unwaited.
     zombies: Vec<CoId>,
     /// Marked as waiting in the waiting table after `coroutine.yield`.
@@ -359,15 +365,18 @@ impl Scheduler {
         self.index.get(&key).copied()
     }
 
-    /// The live thread `co` was spawned by.
+    /// The thread `co` was spawned by, while that one has not ended.
     fn parent_of(&self, co: CoId) -> Option<CoId> {
         let (p, generation) = self.slots[co].parent?;
         let parent = &self.slots[p];
-        (parent.generation == generation && parent.status != Status::Dead).then_some(p)
+        let alive = matches!(parent.status, Status::Running | Status::Parked);
+        (parent.generation == generation && alive).then_some(p)
     }
 
-    /// A light thread is over: its slot is free for another one.
+    /// A light thread is over: its slot is free for another one, and so are
+    /// those of its children that ended unwaited.
     fn release(&mut self, co: CoId) {
+        self.reap_zombies_of(co);
         let slot = &mut self.slots[co];
         if !matches!(slot.status, Status::Dead | Status::Zombie) {
             self.live_threads -= 1;
@@ -376,11 +385,21 @@ impl Scheduler {
         slot.wait = Wait::Nothing;
         slot.sleep = None;
         slot.results = None;
-        slot.zombies.clear();
         if slot.thread.take().is_some() && self.index.get(&slot.key) == Some(&co) {
             self.index.remove(&slot.key);
         }
         self.free.push(co);
+    }
+
+    /// Results nobody can wait for any more: `co` ends.
+    fn reap_zombies_of(&mut self, co: CoId) {
+        let generation = self.slots[co].generation;
+        for zombie in std::mem::take(&mut self.slots[co].zombies) {
+            let slot = &self.slots[zombie];
+            if slot.status == Status::Zombie && slot.parent == Some((co, generation)) {
+                self.release(zombie);
+            }
+        }
     }
 
     /// The thread now running, as the API functions see it.
@@ -395,11 +414,13 @@ impl Scheduler {
             .position(|s| s.status == Status::Parked && &s.wait == what)
     }
 
-    /// Queues `co`, parked until now for an event, to be resumed with
-    /// `args`.
-    pub fn make_ready(&mut self, co: CoId, args: MultiValue) {
+    /// Queues `co`, parked until now for an event of kind `why`, to be
+    /// resumed with `args`. An event of another kind (one the thread no
+    /// longer waits for) changes nothing.
+    pub fn make_ready(&mut self, co: CoId, why: &Wait, args: MultiValue) {
         if let Some(slot) = self.slots.get_mut(co) {
-            if slot.status == Status::Parked && slot.wait != Wait::Nothing {
+            let expected = std::mem::discriminant(&slot.wait) == std::mem::discriminant(why);
+            if slot.status == Status::Parked && slot.wait != Wait::Nothing && expected {
                 slot.wait = Wait::Nothing;
                 self.ready.push_back((co, args));
             }
@@ -440,7 +461,7 @@ impl Scheduler {
         for co in 0..self.slots.len() {
             if self.slots[co].status == Status::Parked && self.slots[co].wait == Wait::Sleep {
                 self.slots[co].sleep = None;
-                self.make_ready(co, MultiValue::new());
+                self.make_ready(co, &Wait::Sleep, MultiValue::new());
             }
         }
     }
@@ -519,12 +540,13 @@ impl Scheduler {
         let waits_for_it = matches!(&self.slots[p].wait, Wait::Threads(ids) if ids.contains(&co));
         if self.slots[p].status == Status::Parked && waits_for_it {
             self.release(co);
-            self.make_ready(p, results);
+            let waited = self.slots[p].wait.clone();
+            self.make_ready(p, &waited, results);
             return;
         }
         self.live_threads -= 1;
         self.slots[co].status = Status::Zombie;
-        self.slots[co].results = Some(results);
+        self.slots[co].results = Some(Results::Live(results));
         self.slots[p].zombies.push(co);
     }
 
@@ -532,11 +554,48 @@ impl Scheduler {
         self.slots[co].thread.as_ref()?.get(&self.lua)
     }
 
+    /// Kept results as one registry entry (a sequence with `n`).
+    fn store_results_in(lua: &Lua, results: &mut Results) {
+        let Results::Live(values) = results else {
+            return;
+        };
+        let stored = lua
+            .create_table_with_capacity(values.len(), 1)
+            .and_then(|t| {
+                t.raw_set("n", values.len())?;
+                for (i, value) in values.iter().enumerate() {
+                    t.raw_set(i + 1, value.clone())?;
+                }
+                lua.create_registry_value(t)
+            });
+        if let Ok(key) = stored {
+            *results = Results::Stored(key);
+        }
+    }
+
+    fn unpack(&self, results: Results) -> MultiValue {
+        match results {
+            Results::Live(values) => values,
+            Results::Stored(key) => {
+                let Ok(t) = self.lua.registry_value::<Table>(&key) else {
+                    return MultiValue::new();
+                };
+                let n: usize = t.raw_get("n").unwrap_or(0);
+                (1..=n)
+                    .map(|i| t.raw_get(i).unwrap_or(Value::Nil))
+                    .collect()
+            }
+        }
+    }
+
     /// A parked run holds its Lua values by registry index only.
     fn store_values(&mut self) {
         for slot in &mut self.slots {
             if let Some(thread) = &mut slot.thread {
                 thread.store(&self.lua);
+            }
+            if let Some(results) = &mut slot.results {
+                Self::store_results_in(&self.lua, results);
             }
         }
         if let Some((callback, _)) = &mut self.on_abort {
@@ -716,12 +775,7 @@ impl Scheduler {
                 values
             }
         };
-        // Results nobody can wait for any more.
-        for zombie in std::mem::take(&mut self.slots[co].zombies) {
-            if self.slots[zombie].status == Status::Zombie && self.parent_of(zombie) == Some(co) {
-                self.release(zombie);
-            }
-        }
+        self.reap_zombies_of(co);
         if is_entry {
             self.slots[co].status = Status::Dead;
             self.entry_finished = true;
@@ -755,18 +809,46 @@ mod ops {
 
     fn with_current<R>(f: impl FnOnce(&mut Scheduler, CoId) -> mlua::Result<R>) -> mlua::Result<R> {
         let scheduler = current().ok_or_else(|| raise("no request found"))?;
-        let mut scheduler = scheduler.borrow_mut();
+        // Busy when Lua runs inside the scheduler's own work (a __gc
+        // finalizer during an allocation there).
+        let mut scheduler = scheduler
+            .try_borrow_mut()
+            .map_err(|_| raise("API disabled in this context"))?;
         let me = scheduler
             .current()
             .ok_or_else(|| raise("no running coroutine"))?;
         f(&mut scheduler, me)
     }
 
+    /// Takes back what the running thread asked for when its yield failed:
+    /// a thread spawned is dropped, subrequests started are left to end the
+    /// request if the handler does not outlive them.
+    pub fn abandon_wait() {
+        let Some(request) = super::super::take_request() else {
+            return;
+        };
+        let Some(scheduler) = current() else {
+            return;
+        };
+        let Ok(mut s) = scheduler.try_borrow_mut() else {
+            return;
+        };
+        match request {
+            Request::Spawn(child, _) => s.release(child),
+            Request::Subrequests => {
+                if let (Some(me), Some(r)) = (s.current(), super::super::current_request()) {
+                    crate::http::subrequest::abandon(r, me);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// `coroutine.status` of a light thread that finished: "zombie" until
     /// waited for.
     pub fn ended_thread_status(co: &Thread) -> Option<&'static str> {
         let scheduler = current()?;
-        let scheduler = scheduler.borrow();
+        let scheduler = scheduler.try_borrow().ok()?;
         let id = scheduler.find(co)?;
         (scheduler.slots[id].status == Status::Zombie).then_some("zombie")
     }
@@ -821,7 +903,7 @@ mod ops {
             for (i, thread) in threads.iter().enumerate() {
                 match own_thread(s, me, thread, "wait on")? {
                     Some(id) if s.slots[id].status == Status::Zombie => {
-                        let results = s.slots[id].results.take();
+                        let results = s.slots[id].results.take().map(|r| s.unpack(r));
                         s.release(id);
                         return Ok(results);
                     }
@@ -952,6 +1034,10 @@ pub fn install_coroutines(lua: &Lua) -> mlua::Result<SchedulerTables> {
             _ => None,
         })
     })?;
+    let abandon_wait = lua.create_function(|_, ()| {
+        ops::abandon_wait();
+        Ok(())
+    })?;
     let make: Function = lua
         .load(include_str!("scheduler.lua"))
         .set_name(super::raise::internal_chunk_name("coroutine"))
@@ -961,6 +1047,7 @@ pub fn install_coroutines(lua: &Lua) -> mlua::Result<SchedulerTables> {
         park_sentinel(),
         waiting,
         ended_status,
+        abandon_wait,
     ))?;
     lua.set_named_registry_value(WAIT_HERE_KEY, wait_here)?;
     Ok(tables)

@@ -15,7 +15,7 @@ use mlua::{Function, Lua, MultiValue, Table, Value};
 use nginx_sys::{ngx_add_timer, ngx_event_t, ngx_exiting, ngx_msec_t, NGX_LOG_ERR};
 
 use super::raise::{api_function, lua_type_name, raise};
-use super::scheduler::{CoId, Owner, Shared};
+use super::scheduler::{CoId, Owner, Shared, Wait};
 use super::{Phase, RunOutcome};
 use crate::nginx::Log;
 
@@ -204,7 +204,7 @@ unsafe fn wake_timer(data: *mut core::ffi::c_void, co: CoId) {
         match runtime.wake(
             &scheduler,
             co,
-            MultiValue::new(),
+            &Wait::Sleep,
             core::ptr::null_mut(),
             Phase::Timer,
         ) {
