@@ -313,7 +313,8 @@ unsafe extern "C" fn client_abort_check(r: *mut ngx_http_request_t) {
     };
     let checked = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: live request.
-        let suspended = unsafe { state::request_state(r) }.and_then(|s| s.suspended.clone());
+        let suspended =
+            unsafe { state::existing_request_state(r) }.and_then(|s| s.suspended.clone());
         let Some((scheduler, _)) = suspended else {
             // The handler is done: back to nginx's own behaviour.
             // SAFETY: live request.
@@ -347,7 +348,7 @@ unsafe extern "C" fn client_abort_check(r: *mut ngx_http_request_t) {
             Err(false) => {
                 // SAFETY: live request; dropping the scheduler disarms its
                 // coroutines' timers.
-                if let Some(state) = unsafe { state::request_state(r) } {
+                if let Some(state) = unsafe { state::existing_request_state(r) } {
                     state.suspended = None;
                 }
                 // SAFETY: live request; 499 terminates it whatever its
@@ -400,7 +401,7 @@ unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
     };
     let resumed = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: live request.
-        let Some(state) = (unsafe { state::request_state(r) }) else {
+        let Some(state) = (unsafe { state::existing_request_state(r) }) else {
             return;
         };
         let waiting = state
@@ -457,7 +458,8 @@ pub(crate) fn start_reading_body(req: HttpRequest) -> BodyRead {
 /// and takes the handler's phase on from wherever the run ends.
 fn resume_coroutine(req: HttpRequest, co: CoId, why: &Wait) {
     // SAFETY: live request.
-    let suspended = unsafe { state::request_state(req.as_ptr()) }.and_then(|s| s.suspended.clone());
+    let suspended =
+        unsafe { state::existing_request_state(req.as_ptr()) }.and_then(|s| s.suspended.clone());
     if let Some((scheduler, _)) = suspended {
         scheduler
             .borrow_mut()
@@ -471,7 +473,7 @@ fn resume_coroutine(req: HttpRequest, co: CoId, why: &Wait) {
 fn continue_handler(req: HttpRequest) {
     let r = req.as_ptr();
     // SAFETY: live request.
-    let Some(state) = (unsafe { state::request_state(r) }) else {
+    let Some(state) = (unsafe { state::existing_request_state(r) }) else {
         return;
     };
     let Some((scheduler, phase)) = state.suspended.clone() else {
@@ -485,7 +487,7 @@ fn continue_handler(req: HttpRequest) {
     };
     if !matches!(outcome, RunOutcome::Suspended(_)) {
         // SAFETY: live request (the run holds a reference to it).
-        if let Some(state) = unsafe { state::request_state(r) } {
+        if let Some(state) = unsafe { state::existing_request_state(r) } {
             state.suspended = None;
         }
     }

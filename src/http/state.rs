@@ -23,8 +23,22 @@ pub(crate) struct RequestState {
     pub next_capture: u64,
 }
 
-/// The request's state, created on first use; freed (its timer disarmed,
-/// its coroutine released) with the request.
+/// The request's state if something created it already: what readers use,
+/// so that requests which never wait allocate none.
+///
+/// # Safety
+/// `r` must be a live request.
+pub(crate) unsafe fn existing_request_state<'a>(
+    r: *mut ngx_http_request_t,
+) -> Option<&'a mut RequestState> {
+    let index = crate::ngx_http_lua_shdict_module.ctx_index;
+    // SAFETY: per the contract; r->ctx has a slot per HTTP module, ours null
+    // or the state `request_state` allocated from the request pool.
+    unsafe { (*(*r).ctx.add(index)).cast::<RequestState>().as_mut() }
+}
+
+/// The request's state, created on first use; freed (its scheduler's timers
+/// disarmed, its Lua values released) with the request.
 ///
 /// # Safety
 /// `r` must be a live request.

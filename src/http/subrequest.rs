@@ -32,7 +32,7 @@ use nginx_sys::{
 use super::filters::read_file_part;
 use super::headers::{bytes_of, copy_to_pool, elements, header_name_matches};
 use super::request::{HttpRequest, VariableError};
-use super::state::request_state;
+use super::state::{existing_request_state, request_state};
 use crate::lua::scheduler::{CoId, Wait};
 
 /// nginx's method bits and names, as `ngx.HTTP_*` hold them.
@@ -125,14 +125,15 @@ pub(crate) enum CaptureError {
 /// Whether coroutines of request `r` wait for subrequests.
 pub(crate) fn pending(r: *mut ngx_http_request_t) -> bool {
     // SAFETY: callers pass the live request whose Lua code runs.
-    unsafe { request_state(r) }.is_some_and(|state| state.captures.iter().any(|b| b.pending > 0))
+    unsafe { existing_request_state(r) }
+        .is_some_and(|state| state.captures.iter().any(|b| b.pending > 0))
 }
 
 /// Nobody waits for the subrequests thread `co` of `r` started (its yield
 /// failed). They still count as pending.
 pub(crate) fn abandon(r: *mut ngx_http_request_t, co: CoId) {
     // SAFETY: callers pass the live request whose Lua code runs.
-    if let Some(state) = unsafe { request_state(r) } {
+    if let Some(state) = unsafe { existing_request_state(r) } {
         for batch in state.captures.iter_mut().filter(|b| b.co == co) {
             batch.abandoned = true;
         }
@@ -481,7 +482,7 @@ unsafe fn capture_link(r: *mut ngx_http_request_t) -> Option<*mut CaptureLink> {
 unsafe fn captured<'a>(link: *mut CaptureLink) -> Option<(&'a mut CaptureBatch, usize)> {
     // SAFETY: per the contract; the parent outlives its subrequests.
     unsafe {
-        let state = request_state((*link).parent)?;
+        let state = existing_request_state((*link).parent)?;
         let batch = state.captures.iter_mut().find(|b| b.id == (*link).batch)?;
         Some((batch, (*link).index))
     }
@@ -597,7 +598,7 @@ unsafe fn record_response(
         }
         batch.pending -= 1;
         let parent = (*link).parent;
-        let parent_waits = request_state(parent).is_some_and(|s| s.suspended.is_some());
+        let parent_waits = existing_request_state(parent).is_some_and(|s| s.suspended.is_some());
         if batch.pending == 0 && parent_waits {
             (*parent).write_event_handler = Some(captures_ready);
         }
@@ -616,7 +617,7 @@ unsafe extern "C" fn captures_ready(r: *mut ngx_http_request_t) {
     unsafe { (*r).write_event_handler = Some(ngx_http_request_empty_handler) };
     let resumed = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: live request.
-        let Some(state) = (unsafe { request_state(r) }) else {
+        let Some(state) = (unsafe { existing_request_state(r) }) else {
             return;
         };
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.captures)

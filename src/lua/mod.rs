@@ -282,7 +282,6 @@ pub struct LuaRuntime {
     /// LuaJIT's own `coroutine.resume`, with which the scheduler resumes
     /// coroutines (error values come back unchanged).
     raw_resume: Function,
-    tostring: Function,
     scheduler_tables: std::rc::Rc<scheduler::SchedulerTables>,
     /// Builds `ngx.location.capture`'s result tables.
     capture_response: Function,
@@ -320,7 +319,6 @@ impl LuaRuntime {
         let traceback: Function = debug.get("traceback")?;
         let chunk_env_meta = lua.create_table()?;
         chunk_env_meta.set("__index", lua.globals())?;
-        let tostring: Function = lua.globals().get("tostring")?;
         let capture_response: Function =
             lua.named_registry_value(ngx_location::RESPONSE_BUILDER_KEY)?;
         Ok(LuaRuntime {
@@ -329,7 +327,6 @@ impl LuaRuntime {
             traceback,
             chunk_env_meta,
             raw_resume,
-            tostring,
             scheduler_tables,
             capture_response,
         })
@@ -776,8 +773,11 @@ impl LuaRuntime {
         let text = match &error {
             Value::String(s) => s.to_string_lossy(),
             Value::Integer(_) | Value::Number(_) => self
-                .tostring
-                .call::<String>(error.clone())
+                .lua
+                .coerce_string(error.clone())
+                .ok()
+                .flatten()
+                .map(|s| s.to_string_lossy())
                 .unwrap_or_default(),
             Value::Error(e) => error_text(e),
             _ => "unknown reason".to_string(),

@@ -172,7 +172,6 @@ struct Slot {
     thread: Option<Held<Thread>>,
     /// The thread's Lua state, its key in the index.
     key: *const c_void,
-    is_entry: bool,
     /// The thread that spawned it.
     parent: Option<Link>,
     /// Bumped each time the slot is reused.
@@ -211,7 +210,6 @@ pub struct Scheduler {
     free: Vec<CoId>,
     /// Light threads by their Lua state's address.
     index: HashMap<*const c_void, CoId>,
-    entry_key: *const c_void,
     /// Light threads neither dead nor zombie.
     live_threads: usize,
     ready: VecDeque<(CoId, MultiValue)>,
@@ -273,7 +271,6 @@ impl Scheduler {
                 slots: Vec::new(),
                 free: Vec::new(),
                 index: HashMap::new(),
-                entry_key: core::ptr::null(),
                 live_threads: 0,
                 ready: VecDeque::new(),
                 owner,
@@ -289,7 +286,6 @@ impl Scheduler {
         };
         {
             let mut scheduler = shared.borrow_mut();
-            scheduler.entry_key = entry.to_pointer();
             let id = scheduler.add(entry, true, None);
             debug_assert_eq!(id, ENTRY);
             scheduler.ready.push_back((id, args));
@@ -310,7 +306,6 @@ impl Scheduler {
             scheduler.slots.clear();
             scheduler.free.clear();
             scheduler.index.clear();
-            scheduler.entry_key = core::ptr::null();
             scheduler.live_threads = 0;
             scheduler.ready.clear();
             scheduler.current = None;
@@ -329,7 +324,6 @@ impl Scheduler {
         let mut slot = Slot {
             thread: Some(Held::Live(thread)),
             key,
-            is_entry,
             parent,
             generation: 0,
             status: Status::Parked,
@@ -359,7 +353,7 @@ impl Scheduler {
 
     fn find(&self, thread: &Thread) -> Option<CoId> {
         let key = thread.to_pointer();
-        if key == self.entry_key {
+        if self.slots.first().is_some_and(|entry| entry.key == key) {
             return Some(ENTRY);
         }
         self.index.get(&key).copied()
@@ -744,7 +738,7 @@ impl Scheduler {
         log_failure: impl Fn(&Owner, &str),
     ) -> Option<Finish> {
         self.current = None;
-        let is_entry = self.slots[co].is_entry;
+        let is_entry = is_entry(co);
         let results = match stopped {
             Stopped::Yielded(request) => {
                 self.serve(co, request);
@@ -877,7 +871,7 @@ mod ops {
             ))
         };
         let id = match s.find(thread) {
-            Some(id) if s.slots[id].is_entry => return Err(not_user_thread()),
+            Some(ENTRY) => return Err(not_user_thread()),
             Some(id) => id,
             None => {
                 return match s.spawned_here(thread) {
@@ -956,7 +950,7 @@ mod ops {
     pub fn kill(thread: Thread) -> mlua::Result<Result<(), &'static str>> {
         with_current(|s, me| {
             let id = match s.find(&thread) {
-                Some(id) if s.slots[id].is_entry => return Ok(Err("not user thread")),
+                Some(ENTRY) => return Ok(Err("not user thread")),
                 Some(id) => id,
                 None => {
                     return match s.spawned_here(&thread) {
