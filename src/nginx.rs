@@ -9,6 +9,16 @@ use nginx_sys::{
     NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
 };
 
+/// The bytes of an nginx string (none for an empty or unset one).
+pub fn str_bytes(s: &nginx_sys::ngx_str_t) -> &[u8] {
+    if s.data.is_null() || s.len == 0 {
+        return &[];
+    }
+    // SAFETY: nginx strings point at `len` readable bytes in a pool that
+    // outlives the structure holding them.
+    unsafe { core::slice::from_raw_parts(s.data, s.len) }
+}
+
 /// An nginx log to write to: a request's, or the cycle's.
 #[derive(Clone, Copy)]
 pub struct Log(NonNull<ngx_log_t>);

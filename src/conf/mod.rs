@@ -210,13 +210,7 @@ fn conf_args<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
     }
 }
 
-fn bytes(s: &ngx_str_t) -> &[u8] {
-    if s.len == 0 {
-        return &[];
-    }
-    // SAFETY: configuration strings point at `len` bytes in the conf pool.
-    unsafe { core::slice::from_raw_parts(s.data, s.len) }
-}
+use crate::nginx::str_bytes as bytes;
 
 fn main_conf<'a>(cf: *mut ngx_conf_t) -> &'a mut MainConf {
     // SAFETY: our directives are only accepted inside `http`, where the conf
@@ -297,8 +291,6 @@ pub(crate) unsafe extern "C" fn set_lua_shared_dict(
     })
 }
 
-/// The phase a `*_by_lua*` directive configures, kept in its command's
-/// otherwise unused `offset` field.
 /// Reads an `on|off` argument into `slot`, which must not be set yet.
 fn set_on_off(
     cf: *mut ngx_conf_t,
@@ -340,6 +332,8 @@ pub(crate) unsafe extern "C" fn set_lua_check_client_abort(
     })
 }
 
+/// The phase a `*_by_lua*` directive configures, kept in its command's
+/// otherwise unused `offset` field.
 fn phase_of(cmd: *mut ngx_command_t) -> Phase {
     // SAFETY: nginx passes the command being handled, one of ours.
     Phase::ALL[unsafe { (*cmd).offset }]

@@ -10,20 +10,13 @@ use nginx_sys::{
 };
 
 use super::request::HttpRequest;
+pub(crate) use crate::nginx::str_bytes as bytes_of;
 
 /// Why a header could not be set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
     #[error("no memory")]
     NoMemory,
-}
-
-pub(crate) fn bytes_of(s: &ngx_str_t) -> &[u8] {
-    if s.data.is_null() || s.len == 0 {
-        return &[];
-    }
-    // SAFETY: nginx strings point at `len` readable bytes in a pool.
-    unsafe { core::slice::from_raw_parts(s.data, s.len) }
 }
 
 /// Every live element of an nginx header list.

@@ -4,7 +4,8 @@
 
 use core::ptr::NonNull;
 
-use crate::nginx::Log;
+use super::headers::copy_to_pool;
+use crate::nginx::{str_bytes as bytes_of, Log};
 
 use nginx_sys::{
     ngx_alloc_chain_link, ngx_chain_t, ngx_create_temp_buf, ngx_hash_find, ngx_hash_key,
@@ -12,8 +13,8 @@ use nginx_sys::{
     ngx_http_get_variable, ngx_http_internal_redirect, ngx_http_named_location,
     ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_http_send_special,
     ngx_http_set_content_type, ngx_http_variable_t, ngx_http_variable_value_t, ngx_int_t,
-    ngx_list_part_t, ngx_pcalloc, ngx_pnalloc, ngx_str_t, ngx_table_elt_t, NGX_ERROR,
-    NGX_HTTP_FLUSH, NGX_HTTP_LAST, NGX_HTTP_VAR_CHANGEABLE, NGX_HTTP_VAR_INDEXED, NGX_OK,
+    ngx_list_part_t, ngx_pcalloc, ngx_str_t, ngx_table_elt_t, NGX_ERROR, NGX_HTTP_FLUSH,
+    NGX_HTTP_LAST, NGX_HTTP_VAR_CHANGEABLE, NGX_HTTP_VAR_INDEXED, NGX_OK,
 };
 
 /// Why writing to the response failed.
@@ -283,13 +284,9 @@ impl HttpRequest {
             }
             match value {
                 Some(bytes) => {
-                    let data = ngx_pnalloc(r.pool, bytes.len().max(1)).cast::<u8>();
-                    if data.is_null() {
-                        return Err(VariableError::NoMemory);
-                    }
-                    core::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
-                    (*vv).data = data;
-                    (*vv).set_len(bytes.len() as u32);
+                    let copy = copy_to_pool(r.pool, bytes).ok_or(VariableError::NoMemory)?;
+                    (*vv).data = copy.data;
+                    (*vv).set_len(copy.len as u32);
                     (*vv).set_valid(1);
                 }
                 None => (*vv).set_not_found(1),
@@ -395,19 +392,9 @@ impl HttpRequest {
     /// Replaces the query string (the request's `$args`).
     pub fn set_query_string(&self, args: &[u8]) -> Result<(), OutputError> {
         let r = self.raw_mut();
-        // SAFETY: a pool copy that lives as long as the request.
-        unsafe {
-            let data = ngx_pnalloc(r.pool, args.len().max(1)).cast::<u8>();
-            if data.is_null() {
-                return Err(OutputError::NoMemory);
-            }
-            core::ptr::copy_nonoverlapping(args.as_ptr(), data, args.len());
-            r.args = ngx_str_t {
-                len: args.len(),
-                data,
-            };
-            r.set_valid_unparsed_uri(0);
-        }
+        // A pool copy lives as long as the request.
+        r.args = copy_to_pool(r.pool, args).ok_or(OutputError::NoMemory)?;
+        r.set_valid_unparsed_uri(0);
         Ok(())
     }
 
@@ -418,18 +405,10 @@ impl HttpRequest {
         let r = self.raw_mut();
         // SAFETY: strings copied to the request pool outlive the redirect.
         unsafe {
-            let copy = |bytes: &[u8]| -> Option<ngx_str_t> {
-                let data = ngx_pnalloc(r.pool, bytes.len().max(1)).cast::<u8>();
-                if data.is_null() {
-                    return None;
-                }
-                core::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
-                Some(ngx_str_t {
-                    len: bytes.len(),
-                    data,
-                })
-            };
-            let (Some(mut uri), Some(mut args)) = (copy(uri), copy(args)) else {
+            let pool = r.pool;
+            let (Some(mut uri), Some(mut args)) =
+                (copy_to_pool(pool, uri), copy_to_pool(pool, args))
+            else {
                 return NGX_ERROR as ngx_int_t;
             };
             if uri.len > 0 && *uri.data == b'@' {
@@ -463,12 +442,4 @@ impl HttpRequest {
             Some(core::slice::from_raw_parts((*value).data, len).to_vec())
         }
     }
-}
-
-fn bytes_of(s: &ngx_str_t) -> &[u8] {
-    if s.data.is_null() || s.len == 0 {
-        return &[];
-    }
-    // SAFETY: nginx strings point at `len` readable bytes in a pool.
-    unsafe { core::slice::from_raw_parts(s.data, s.len) }
 }

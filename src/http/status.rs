@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nginx_sys::{
-    ngx_http_discard_request_body, ngx_http_request_t, ngx_int_t, NGX_ERROR,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_LOG_ALERT, NGX_OK,
+    ngx_http_request_t, ngx_int_t, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED,
+    NGX_LOG_ALERT, NGX_OK,
 };
 
 use super::args::parse_query;
@@ -310,8 +310,7 @@ fn serve_status(req: HttpRequest) -> ngx_int_t {
     if !matches!(req.method_name(), b"GET" | b"HEAD") {
         return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
     }
-    // SAFETY: live request.
-    let rc = unsafe { ngx_http_discard_request_body(req.as_ptr()) };
+    let rc = req.discard_unread_body();
     if rc != NGX_OK as ngx_int_t {
         return rc;
     }

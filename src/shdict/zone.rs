@@ -28,12 +28,7 @@ impl SharedZone {
     }
 
     pub fn name(&self) -> &[u8] {
-        if self.name.len == 0 {
-            return &[];
-        }
-        // SAFETY: the name points into the configuration pool, which lives as
-        // long as this zone object.
-        unsafe { core::slice::from_raw_parts(self.name.data, self.name.len) }
+        crate::nginx::str_bytes(&self.name)
     }
 
     /// Configured size in bytes.
