@@ -1,14 +1,15 @@
 //! The shared dictionary: a store in an nginx shared-memory zone, indexed by
 //! nginx's rbtree and ordered by an LRU queue. No Lua and no HTTP in here.
 
+pub mod ffi;
 pub mod layout;
 pub mod store;
 mod zone;
 
 pub use layout::{ValueKind, ZoneCounters, MAX_KEY_LEN};
 pub use store::{
-    decode_value, Found, ListEnd, SlabClass, Store, StoreError, Value, WriteMode, Written,
-    ZoneStats,
+    decode_value, Found, Keys, ListEnd, Read, SlabClass, Store, StoreError, Value, WriteMode,
+    Written, ZoneStats,
 };
 pub use zone::{init_shared_zone, SharedZone};
 

@@ -150,6 +150,27 @@ pub struct Found {
     pub kind: ValueKind,
     pub user_flags: u32,
     pub stale: bool,
+    /// Value bytes copied to the caller's buffer.
+    pub len: usize,
+}
+
+/// The outcome of a read into a caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// No live value (or, for a list pop, an empty or absent list).
+    Miss,
+    Hit(Found),
+    /// The value needs a buffer of this many bytes; nothing was changed.
+    TooLarge(usize),
+}
+
+/// The outcome of [`Store::keys_into`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// This many keys were written.
+    Listed(usize),
+    /// The keys need this many bytes and length slots; nothing was written.
+    TooMany { bytes: usize, count: usize },
 }
 
 /// How a write treats an existing key and a full zone.
@@ -393,6 +414,11 @@ impl Store {
         // SAFETY: the entry's link is in the LRU queue; the sentinel is ours.
         unsafe {
             let link = &mut (*entry.0.as_ptr()).lru as *mut ngx_queue_t;
+            // A hot key is usually the most recent already: relinking it
+            // would write to three other entries' cache lines for nothing.
+            if h.lru.next == link {
+                return;
+            }
             ngx_queue_remove(link);
             ngx_queue_insert_after(&mut h.lru, link);
         }
@@ -598,8 +624,55 @@ impl Store {
         Some(entry)
     }
 
-    /// Reads `key`. On a hit the value bytes are left in `out` (replacing its
-    /// contents). Expired entries are invisible unless `allow_stale`.
+    /// Reads `key` into `out`. Expired entries are invisible unless
+    /// `allow_stale`. A value longer than `out` is reported with its length
+    /// and neither counted nor touched, so the caller can retry.
+    pub fn get_into(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        allow_stale: bool,
+        out: &mut [u8],
+    ) -> Result<Read, StoreError> {
+        let hash = key_hash(key);
+        let lock = self.lock();
+        let Some(entry) = self.find(&lock, key, hash) else {
+            self.header_mut(&lock).counters.misses += 1;
+            return Ok(Read::Miss);
+        };
+        let stale = entry.is_expired(now_ms);
+        if stale && !allow_stale {
+            self.header_mut(&lock).counters.misses += 1;
+            return Ok(Read::Miss);
+        }
+        let header = entry.header();
+        let Some(kind) = ValueKind::from_byte(header.kind) else {
+            return Ok(Read::Miss);
+        };
+        if kind == ValueKind::List {
+            return Err(StoreError::IsList);
+        }
+        let value = entry.value();
+        let Some(dst) = out.get_mut(..value.len()) else {
+            return Ok(Read::TooLarge(value.len()));
+        };
+        dst.copy_from_slice(value);
+        let found = Found {
+            kind,
+            user_flags: header.user_flags,
+            stale,
+            len: value.len(),
+        };
+        if !stale {
+            self.touch(&lock, &entry);
+        }
+        self.header_mut(&lock).counters.hits += 1;
+        Ok(Read::Hit(found))
+    }
+
+    /// [`Store::get_into`] into a vector grown as needed; the value bytes
+    /// replace its contents.
+    #[cfg(test)]
     pub fn get(
         &self,
         key: &[u8],
@@ -607,46 +680,7 @@ impl Store {
         allow_stale: bool,
         out: &mut Vec<u8>,
     ) -> Result<Option<Found>, StoreError> {
-        let hash = key_hash(key);
-        loop {
-            let lock = self.lock();
-            let Some(entry) = self.find(&lock, key, hash) else {
-                self.header_mut(&lock).counters.misses += 1;
-                return Ok(None);
-            };
-            let stale = entry.is_expired(now_ms);
-            if stale && !allow_stale {
-                self.header_mut(&lock).counters.misses += 1;
-                return Ok(None);
-            }
-            let header = entry.header();
-            let Some(kind) = ValueKind::from_byte(header.kind) else {
-                return Ok(None);
-            };
-            if kind == ValueKind::List {
-                return Err(StoreError::IsList);
-            }
-            let value = entry.value();
-            if value.len() > out.capacity() {
-                let needed = value.len();
-                drop(lock);
-                out.clear();
-                out.reserve(needed);
-                continue;
-            }
-            out.clear();
-            out.extend_from_slice(value);
-            let found = Found {
-                kind,
-                user_flags: header.user_flags,
-                stale,
-            };
-            if !stale {
-                self.touch(&lock, &entry);
-            }
-            self.header_mut(&lock).counters.hits += 1;
-            return Ok(Some(found));
-        }
+        read_into_vec(out, |buf| self.get_into(key, now_ms, allow_stale, buf))
     }
 
     /// Stores `value` under `key` as `mode` says; `None` removes the key once
@@ -887,8 +921,70 @@ impl Store {
         Ok(len)
     }
 
-    /// Pops from a list; the value bytes go to `out`. An emptied list is
-    /// removed. `Ok(None)` when the key is absent or expired.
+    /// Pops from a list into `out`. An emptied list is removed. `Read::Miss`
+    /// when the key is absent or expired; an element longer than `out` is
+    /// left in place and its length reported.
+    pub fn pop_into(
+        &self,
+        key: &[u8],
+        end: ListEnd,
+        now_ms: u64,
+        out: &mut [u8],
+    ) -> Result<Read, StoreError> {
+        let hash = key_hash(key);
+        let lock = self.lock();
+        let Some(entry) = self.find_live(&lock, key, hash, now_ms) else {
+            return Ok(Read::Miss);
+        };
+        if entry.header().kind != ValueKind::List as u8 {
+            return Err(StoreError::NotAList);
+        }
+        let list = Self::list_header(&entry);
+        // SAFETY: the list of a live entry; its elements are allocations
+        // of this pool holding value_len bytes after their header.
+        unsafe {
+            let sentinel = &mut (*list).elements as *mut ngx_queue_t;
+            let link = match end {
+                ListEnd::Head => (*sentinel).next,
+                ListEnd::Tail => (*sentinel).prev,
+            };
+            if link == sentinel {
+                self.remove(&lock, entry);
+                return Ok(Read::Miss);
+            }
+            let el = link.cast::<ListElement>();
+            let len = (*el).value_len as usize;
+            let Some(dst) = out.get_mut(..len) else {
+                return Ok(Read::TooLarge(len));
+            };
+            dst.copy_from_slice(core::slice::from_raw_parts(
+                el.cast::<u8>().add(LIST_ELEMENT_HEADER_SIZE),
+                len,
+            ));
+            let kind = ValueKind::from_byte((*el).kind).unwrap_or(ValueKind::Str);
+            ngx_queue_remove(link);
+            ngx_slab_free_locked(self.pool.as_ptr(), el.cast());
+            let counters = &mut self.header_mut(&lock).counters;
+            counters.used_bytes = counters
+                .used_bytes
+                .saturating_sub((LIST_ELEMENT_HEADER_SIZE + len) as u64);
+            (*list).len -= 1;
+            if (*list).len == 0 {
+                self.remove(&lock, entry);
+            } else {
+                self.touch(&lock, &entry);
+            }
+            Ok(Read::Hit(Found {
+                kind,
+                user_flags: 0,
+                stale: false,
+                len,
+            }))
+        }
+    }
+
+    /// [`Store::pop_into`] into a vector grown as needed.
+    #[cfg(test)]
     pub fn pop(
         &self,
         key: &[u8],
@@ -896,57 +992,8 @@ impl Store {
         now_ms: u64,
         out: &mut Vec<u8>,
     ) -> Result<Option<ValueKind>, StoreError> {
-        let hash = key_hash(key);
-        loop {
-            let lock = self.lock();
-            let Some(entry) = self.find_live(&lock, key, hash, now_ms) else {
-                return Ok(None);
-            };
-            if entry.header().kind != ValueKind::List as u8 {
-                return Err(StoreError::NotAList);
-            }
-            let list = Self::list_header(&entry);
-            // SAFETY: the list of a live entry; its elements are allocations
-            // of this pool holding value_len bytes after their header.
-            unsafe {
-                let sentinel = &mut (*list).elements as *mut ngx_queue_t;
-                let link = match end {
-                    ListEnd::Head => (*sentinel).next,
-                    ListEnd::Tail => (*sentinel).prev,
-                };
-                if link == sentinel {
-                    self.remove(&lock, entry);
-                    return Ok(None);
-                }
-                let el = link.cast::<ListElement>();
-                let len = (*el).value_len as usize;
-                if len > out.capacity() {
-                    drop(lock);
-                    out.clear();
-                    out.reserve(len);
-                    continue;
-                }
-                out.clear();
-                out.extend_from_slice(core::slice::from_raw_parts(
-                    el.cast::<u8>().add(LIST_ELEMENT_HEADER_SIZE),
-                    len,
-                ));
-                let kind = ValueKind::from_byte((*el).kind).unwrap_or(ValueKind::Str);
-                ngx_queue_remove(link);
-                ngx_slab_free_locked(self.pool.as_ptr(), el.cast());
-                let counters = &mut self.header_mut(&lock).counters;
-                counters.used_bytes = counters
-                    .used_bytes
-                    .saturating_sub((LIST_ELEMENT_HEADER_SIZE + len) as u64);
-                (*list).len -= 1;
-                if (*list).len == 0 {
-                    self.remove(&lock, entry);
-                } else {
-                    self.touch(&lock, &entry);
-                }
-                return Ok(Some(kind));
-            }
-        }
+        let found = read_into_vec(out, |buf| self.pop_into(key, end, now_ms, buf))?;
+        Ok(found.map(|found| found.kind))
     }
 
     /// Length of a list; 0 when the key is absent or expired.
@@ -1031,48 +1078,68 @@ impl Store {
         freed
     }
 
-    /// Live keys, most recently used first, at most `max` (0: all). Keys are
-    /// appended to `bytes` back to back, their lengths to `lens`.
+    /// Live keys, most recently used first, at most `max` (0: all), written
+    /// back to back into `bytes` with their lengths in `lens`. When they do
+    /// not fit, nothing is written and the room they need is reported.
+    pub fn keys_into(&self, now_ms: u64, max: usize, bytes: &mut [u8], lens: &mut [u32]) -> Keys {
+        let lock = self.lock();
+        let sentinel = &mut self.header_mut(&lock).lru as *mut ngx_queue_t;
+        let (mut total, mut count) = (0usize, 0usize);
+        // SAFETY: walking the live queue under the lock.
+        unsafe {
+            let mut link = (*sentinel).next;
+            while link != sentinel && (max == 0 || count < max) {
+                let entry = Entry::from_lru_link(link);
+                if !entry.is_expired(now_ms) {
+                    total += entry.key().len();
+                    count += 1;
+                }
+                link = (*link).next;
+            }
+        }
+        if total > bytes.len() || count > lens.len() {
+            return Keys::TooMany {
+                bytes: total,
+                count,
+            };
+        }
+        let (mut offset, mut listed) = (0usize, 0usize);
+        // SAFETY: as above; the room was checked.
+        unsafe {
+            let mut link = (*sentinel).next;
+            while link != sentinel && listed < count {
+                let entry = Entry::from_lru_link(link);
+                if !entry.is_expired(now_ms) {
+                    let key = entry.key();
+                    bytes[offset..offset + key.len()].copy_from_slice(key);
+                    lens[listed] = key.len() as u32;
+                    offset += key.len();
+                    listed += 1;
+                }
+                link = (*link).next;
+            }
+        }
+        Keys::Listed(listed)
+    }
+
+    /// [`Store::keys_into`] into vectors grown as needed.
+    #[cfg(test)]
     pub fn keys(&self, now_ms: u64, max: usize, bytes: &mut Vec<u8>, lens: &mut Vec<usize>) {
+        let (mut key_bytes, mut key_lens) = (Vec::new(), Vec::new());
         loop {
-            let lock = self.lock();
-            let sentinel = &mut self.header_mut(&lock).lru as *mut ngx_queue_t;
-            let (mut total, mut count) = (0usize, 0usize);
-            // SAFETY: walking the live queue under the lock.
-            unsafe {
-                let mut link = (*sentinel).next;
-                while link != sentinel && (max == 0 || count < max) {
-                    let entry = Entry::from_lru_link(link);
-                    if !entry.is_expired(now_ms) {
-                        total += entry.key().len();
-                        count += 1;
-                    }
-                    link = (*link).next;
+            match self.keys_into(now_ms, max, &mut key_bytes, &mut key_lens) {
+                Keys::TooMany { bytes, count } => {
+                    key_bytes.resize(bytes, 0);
+                    key_lens.resize(count, 0);
+                }
+                Keys::Listed(count) => {
+                    lens.clear();
+                    lens.extend(key_lens[..count].iter().map(|&len| len as usize));
+                    bytes.clear();
+                    bytes.extend_from_slice(&key_bytes[..lens.iter().sum::<usize>()]);
+                    return;
                 }
             }
-            if total > bytes.capacity() || count > lens.capacity() {
-                drop(lock);
-                bytes.clear();
-                lens.clear();
-                bytes.reserve(total);
-                lens.reserve(count);
-                continue;
-            }
-            bytes.clear();
-            lens.clear();
-            // SAFETY: as above; capacity was checked, so no allocation.
-            unsafe {
-                let mut link = (*sentinel).next;
-                while link != sentinel && lens.len() < count {
-                    let entry = Entry::from_lru_link(link);
-                    if !entry.is_expired(now_ms) {
-                        bytes.extend_from_slice(entry.key());
-                        lens.push(entry.key().len());
-                    }
-                    link = (*link).next;
-                }
-            }
-            return;
         }
     }
 
@@ -1133,5 +1200,36 @@ impl Store {
         let _lock = self.lock();
         // SAFETY: pfree is maintained by the slab allocator under this lock.
         unsafe { (*self.pool.as_ptr()).pfree * nginx_sys::ngx_pagesize }
+    }
+}
+
+/// Runs a read into `out`'s whole capacity, growing it until the value fits;
+/// `out` is left holding exactly the value bytes.
+#[cfg(test)]
+fn read_into_vec(
+    out: &mut Vec<u8>,
+    mut read: impl FnMut(&mut [u8]) -> Result<Read, StoreError>,
+) -> Result<Option<Found>, StoreError> {
+    loop {
+        let room = out.capacity();
+        out.resize(room, 0);
+        match read(out) {
+            Ok(Read::Hit(found)) => {
+                out.truncate(found.len);
+                return Ok(Some(found));
+            }
+            Ok(Read::TooLarge(needed)) => {
+                out.clear();
+                out.reserve(needed);
+            }
+            Ok(Read::Miss) => {
+                out.clear();
+                return Ok(None);
+            }
+            Err(e) => {
+                out.clear();
+                return Err(e);
+            }
+        }
     }
 }

@@ -1,0 +1,518 @@
+-- The methods of ngx.shared.DICT objects. Each checks its arguments (in
+-- lua-resty-core's order, with its error strings), calls one of the store's
+-- C-ABI operations (src/shdict/ffi.h) through the FFI, and shapes
+-- OpenResty's returns. No Lua C function is called on the way, so LuaJIT
+-- compiles a loop of dictionary calls into one trace.
+--
+-- Run once per Lua state with a table of what the Rust side defines:
+--   declarations  ffi.h, for ffi.cdef
+--   status        status codes: OK, MISS, TOO_SMALL, NO_STORE, PANICKED
+--   messages      error string by (negative) status code
+--   modes         write mode codes: set, safe_set, add, safe_add, replace
+--   kinds         value kind codes: nil, string, number, boolean
+--   max_key_len   the longest key
+-- Returns the function that makes a dictionary object for a zone handle.
+
+local spec = ...
+
+local ffi = require "ffi"
+
+local type = type
+local error = error
+local tostring = tostring
+local tonumber = tonumber
+local getmetatable = getmetatable
+local setmetatable = setmetatable
+local rawget = rawget
+local pairs = pairs
+local ipairs = ipairs
+local new_table = require "table.new"
+local ffi_new = ffi.new
+local ffi_string = ffi.string
+
+ffi.cdef(spec.declarations)
+local C = ffi.C
+-- Resolve every operation now: a symbol's first lookup cannot be compiled
+-- (the trace recording it would abort), and a missing one fails here.
+for name in spec.declarations:gmatch("(ngx_lua_shdict_[%w_]+)%(") do
+    local _ = C[name]
+end
+
+local OK = spec.status.OK
+local MISS = spec.status.MISS
+local TOO_SMALL = spec.status.TOO_SMALL
+local NO_STORE = spec.status.NO_STORE
+local MESSAGES = spec.messages
+local MAX_KEY_LEN = spec.max_key_len
+local KIND_NIL = spec.kinds["nil"]
+local KIND_STRING = spec.kinds.string
+local KIND_NUMBER = spec.kinds.number
+local KIND_BOOLEAN = spec.kinds.boolean
+
+-- Keys `get_keys()` returns when no limit is given.
+local DEFAULT_GET_KEYS_LIMIT = 1024
+-- Values up to this size are read into the buffer kept between calls;
+-- larger ones into a buffer of their own, dropped after the call.
+local KEPT_BUFFER_MAX = 65536
+
+local out = ffi_new("ngx_lua_shdict_out_t")
+local buf_size = 4096
+local buf = ffi_new("uint8_t[?]", buf_size)
+
+local methods = {}
+-- Where a dictionary's metatable keeps its handle as a `void *` cdata: the
+-- JIT cannot pass a lightuserdata (the dictionary's `[1]`, as OpenResty
+-- has it) to a C function, so the hot path never reads that one.
+local HANDLE = {}
+-- Handle cdata by lightuserdata, for tables built by hand around a
+-- dictionary's `[1]` (as lua-resty-core accepts them).
+local handles = {}
+
+-- The handle of a dictionary object; raises for anything else, at the
+-- level of the method's caller.
+local function zone_of(dict)
+    local meta = getmetatable(dict)
+    if type(meta) == "table" then
+        local zone = rawget(meta, HANDLE)
+        if zone ~= nil then
+            return zone
+        end
+    end
+    if type(dict) == "table" then
+        local light = rawget(dict, 1)
+        local zone = light ~= nil and handles[light]
+        if zone then
+            return zone
+        end
+    end
+    error('bad "zone" argument', 3)
+end
+
+-- `nil, err` for a failed operation; raises when the zone has no store.
+local function failure(rc)
+    if rc == NO_STORE then
+        error("shared dict zone is not initialised yet", 3)
+    end
+    return nil, MESSAGES[rc]
+end
+
+-- A key as OpenResty takes it (anything but nil, through tostring) and its
+-- length; or nil and what is wrong with it.
+local function checked_key(key)
+    if key == nil then
+        return nil, "nil key"
+    end
+    if type(key) ~= "string" then
+        key = tostring(key)
+    end
+    local key_len = #key
+    if key_len == 0 then
+        return nil, "empty key"
+    end
+    if key_len > MAX_KEY_LEN then
+        return nil, "key too long"
+    end
+    return key, key_len
+end
+
+-- The value of a successful read from `from` (the kept buffer or a larger
+-- one), as `out` describes it.
+local function read_value(from)
+    local kind = out.kind
+    if kind == KIND_STRING then
+        return ffi_string(from, out.len)
+    end
+    if kind == KIND_NUMBER then
+        return out.number
+    end
+    return out.number ~= 0
+end
+
+-- Grows the kept buffer for a value of `needed` bytes, or returns a buffer
+-- for this call only when that would keep too much memory.
+local function buffer_for(needed)
+    if needed > KEPT_BUFFER_MAX then
+        return ffi_new("uint8_t[?]", needed), needed
+    end
+    while buf_size < needed do
+        buf_size = buf_size * 2
+    end
+    buf = ffi_new("uint8_t[?]", buf_size)
+    return buf, buf_size
+end
+
+-- A read whose value did not fit the kept buffer: retried with a buffer
+-- large enough for it (the value may change in between, hence the loop).
+-- Returns the status and the buffer that holds the value.
+local function read_large(read, zone, key, key_len, arg)
+    local rc, from = TOO_SMALL, nil
+    while rc == TOO_SMALL do
+        local size
+        from, size = buffer_for(out.len)
+        rc = read(zone, key, key_len, arg, from, size, out)
+    end
+    return rc, from
+end
+
+local function make_get(allow_stale)
+    local stale_flag = allow_stale and 1 or 0
+    return function(dict, key)
+        local zone = zone_of(dict)
+        local key_len
+        key, key_len = checked_key(key)
+        if not key then
+            return nil, key_len
+        end
+        local from = buf
+        local rc = C.ngx_lua_shdict_get(zone, key, key_len, stale_flag, from, buf_size, out)
+        if rc == TOO_SMALL then
+            rc, from = read_large(C.ngx_lua_shdict_get, zone, key, key_len, stale_flag)
+        end
+        if rc ~= OK then
+            if rc == MISS then
+                return nil
+            end
+            return failure(rc)
+        end
+        local value = read_value(from)
+        local flags = out.flags
+        if allow_stale then
+            return value, flags ~= 0 and flags or nil, out.stale ~= 0
+        end
+        if flags ~= 0 then
+            return value, flags
+        end
+        return value
+    end
+end
+
+methods.get = make_get(false)
+methods.get_stale = make_get(true)
+
+local function make_store(mode)
+    return function(dict, key, value, exptime, flags)
+        local zone = zone_of(dict)
+        if exptime == nil or exptime == false then
+            exptime = 0
+        else
+            exptime = tonumber(exptime)
+            if not exptime or not (exptime >= 0) then
+                error('bad "exptime" argument', 2)
+            end
+        end
+        if flags == nil or flags == false then
+            flags = 0
+        else
+            flags = tonumber(flags)
+            if not flags then
+                error('bad "flags" argument', 2)
+            end
+        end
+        local key_len
+        key, key_len = checked_key(key)
+        if not key then
+            return nil, key_len
+        end
+        local value_type = type(value)
+        local rc
+        if value_type == "string" then
+            rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_STRING, value, #value,
+                                        0, exptime, flags, out)
+        elseif value_type == "number" then
+            rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_NUMBER, nil, 0,
+                                        value, exptime, flags, out)
+        elseif value_type == "boolean" then
+            rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_BOOLEAN, nil, 0,
+                                        value and 1 or 0, exptime, flags, out)
+        elseif value == nil then
+            rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_NIL, nil, 0,
+                                        0, exptime, flags, out)
+        else
+            return nil, "bad value type"
+        end
+        if rc == OK then
+            return true, nil, out.forcible ~= 0
+        end
+        if rc == NO_STORE then
+            error("shared dict zone is not initialised yet", 2)
+        end
+        return false, MESSAGES[rc], false
+    end
+end
+
+for name, mode in pairs(spec.modes) do
+    methods[name] = make_store(mode)
+end
+
+function methods.delete(dict, key)
+    local zone = zone_of(dict)
+    local key_len
+    key, key_len = checked_key(key)
+    if not key then
+        return nil, key_len
+    end
+    local rc = C.ngx_lua_shdict_delete(zone, key, key_len)
+    if rc ~= OK then
+        return failure(rc)
+    end
+    return true, nil, false
+end
+
+function methods.incr(dict, key, value, init, init_ttl)
+    local zone = zone_of(dict)
+    local key_len
+    key, key_len = checked_key(key)
+    if not key then
+        return nil, key_len
+    end
+    local delta = tonumber(value)
+    if not delta then
+        error("bad value arg: number expected, got " .. type(value), 2)
+    end
+    local has_init = 0
+    if init ~= nil and init ~= false then
+        local number = tonumber(init)
+        if not number then
+            error("bad init arg: number expected, got " .. type(init), 2)
+        end
+        init, has_init = number, 1
+    else
+        init = 0
+    end
+    local ttl = 0
+    if init_ttl ~= nil then
+        if init_ttl ~= false then
+            ttl = tonumber(init_ttl)
+            if not ttl then
+                error("bad init_ttl arg: number expected, got " .. type(init_ttl), 2)
+            end
+        end
+        if ttl < 0 then
+            error('bad "init_ttl" argument', 2)
+        end
+        if has_init == 0 then
+            error('must provide "init" when providing "init_ttl"', 2)
+        end
+    end
+    local rc = C.ngx_lua_shdict_incr(zone, key, key_len, delta, has_init, init, ttl, out)
+    if rc ~= OK then
+        return failure(rc)
+    end
+    if has_init ~= 0 then
+        return out.number, nil, out.forcible ~= 0
+    end
+    return out.number
+end
+
+local function make_push(at_tail)
+    return function(dict, key, value)
+        local zone = zone_of(dict)
+        local key_len
+        key, key_len = checked_key(key)
+        if not key then
+            return nil, key_len
+        end
+        local value_type = type(value)
+        local rc
+        if value_type == "string" then
+            rc = C.ngx_lua_shdict_push(zone, key, key_len, at_tail, KIND_STRING, value, #value,
+                                       0, out)
+        elseif value_type == "number" then
+            rc = C.ngx_lua_shdict_push(zone, key, key_len, at_tail, KIND_NUMBER, nil, 0,
+                                       value, out)
+        else
+            return nil, "bad value type"
+        end
+        if rc ~= OK then
+            return failure(rc)
+        end
+        return out.number
+    end
+end
+
+methods.lpush = make_push(0)
+methods.rpush = make_push(1)
+
+local function make_pop(at_tail)
+    return function(dict, key)
+        local zone = zone_of(dict)
+        local key_len
+        key, key_len = checked_key(key)
+        if not key then
+            return nil, key_len
+        end
+        local from = buf
+        local rc = C.ngx_lua_shdict_pop(zone, key, key_len, at_tail, from, buf_size, out)
+        if rc == TOO_SMALL then
+            rc, from = read_large(C.ngx_lua_shdict_pop, zone, key, key_len, at_tail)
+        end
+        if rc ~= OK then
+            if rc == MISS then
+                return nil
+            end
+            return failure(rc)
+        end
+        return read_value(from)
+    end
+end
+
+methods.lpop = make_pop(0)
+methods.rpop = make_pop(1)
+
+-- llen and ttl: a key in, a number out.
+local function make_key_query(query)
+    return function(dict, key)
+        local zone = zone_of(dict)
+        local key_len
+        key, key_len = checked_key(key)
+        if not key then
+            return nil, key_len
+        end
+        local rc = query(zone, key, key_len, out)
+        if rc ~= OK then
+            return failure(rc)
+        end
+        return out.number
+    end
+end
+
+methods.llen = make_key_query(C.ngx_lua_shdict_llen)
+methods.ttl = make_key_query(C.ngx_lua_shdict_ttl)
+
+function methods.expire(dict, key, exptime)
+    local zone = zone_of(dict)
+    local seconds = tonumber(exptime)
+    if not seconds or not (seconds >= 0) then
+        error('bad "exptime" argument', 2)
+    end
+    local key_len
+    key, key_len = checked_key(key)
+    if not key then
+        return nil, key_len
+    end
+    local rc = C.ngx_lua_shdict_expire(zone, key, key_len, seconds)
+    if rc ~= OK then
+        return failure(rc)
+    end
+    return true
+end
+
+function methods.flush_all(dict)
+    local rc = C.ngx_lua_shdict_flush_all(zone_of(dict))
+    if rc ~= OK then
+        failure(rc)
+    end
+end
+
+-- `max_count` of flush_expired and get_keys: a non-negative number or nil.
+local function max_count(value, default)
+    if value == nil then
+        return default
+    end
+    local n = tonumber(value)
+    if not n or not (n >= 0) then
+        error('bad "max_count" argument', 3)
+    end
+    return n
+end
+
+function methods.flush_expired(dict, max)
+    local zone = zone_of(dict)
+    local rc = C.ngx_lua_shdict_flush_expired(zone, max_count(max, 0), out)
+    if rc ~= OK then
+        return failure(rc)
+    end
+    return out.number
+end
+
+local key_bytes_size, key_lens_size = 4096, 256
+local key_bytes = ffi_new("uint8_t[?]", key_bytes_size)
+local key_lens = ffi_new("uint32_t[?]", key_lens_size)
+
+function methods.get_keys(dict, max)
+    local zone = zone_of(dict)
+    max = max_count(max, DEFAULT_GET_KEYS_LIMIT)
+    local rc = C.ngx_lua_shdict_get_keys(zone, max, key_bytes, key_bytes_size,
+                                         key_lens, key_lens_size, out)
+    while rc == TOO_SMALL do
+        -- Kept for the next call: get_keys is not a hot path, and a zone
+        -- that had this many keys is likely to have them again.
+        if out.len > key_bytes_size then
+            key_bytes_size = out.len
+            key_bytes = ffi_new("uint8_t[?]", key_bytes_size)
+        end
+        if out.count > key_lens_size then
+            key_lens_size = out.count
+            key_lens = ffi_new("uint32_t[?]", key_lens_size)
+        end
+        rc = C.ngx_lua_shdict_get_keys(zone, max, key_bytes, key_bytes_size,
+                                       key_lens, key_lens_size, out)
+    end
+    if rc ~= OK then
+        return failure(rc)
+    end
+    local count = out.count
+    local keys = new_table(count, 0)
+    local offset = 0
+    for i = 1, count do
+        local len = key_lens[i - 1]
+        keys[i] = ffi_string(key_bytes + offset, len)
+        offset = offset + len
+    end
+    return keys
+end
+
+function methods.capacity(dict)
+    local rc = C.ngx_lua_shdict_capacity(zone_of(dict), out)
+    if rc ~= OK then
+        return failure(rc)
+    end
+    return out.number
+end
+
+function methods.free_space(dict)
+    local rc = C.ngx_lua_shdict_free_space(zone_of(dict), out)
+    if rc ~= OK then
+        return failure(rc)
+    end
+    return out.number
+end
+
+local STATS_FIGURES = {
+    "capacity", "free_space", "used_bytes", "entries", "lists", "expired_pending",
+    "hits", "misses", "stores", "evictions", "expirations", "no_memory",
+}
+local SLAB_FIGURES = { "size", "total", "used", "requests", "failures" }
+local stats_out = ffi_new("ngx_lua_shdict_stats_t")
+
+-- dict:stats(): our own method (OpenResty has none by that name).
+function methods.stats(dict)
+    local rc = C.ngx_lua_shdict_stats(zone_of(dict), stats_out)
+    if rc ~= OK then
+        return failure(rc)
+    end
+    local stats = {}
+    for _, name in ipairs(STATS_FIGURES) do
+        stats[name] = stats_out[name]
+    end
+    stats.pages = { total = stats_out.pages_total, free = stats_out.pages_free }
+    local slabs = {}
+    for i = 1, stats_out.slab_count do
+        local class, row = stats_out.slabs[i - 1], {}
+        for _, name in ipairs(SLAB_FIGURES) do
+            row[name] = class[name]
+        end
+        slabs[i] = row
+    end
+    stats.slabs = slabs
+    return stats
+end
+
+-- A new dictionary object for a zone handle (a lightuserdata).
+local function new_dictionary(light)
+    local zone = ffi.cast("void *", light)
+    handles[light] = zone
+    return setmetatable({ light }, { __index = methods, [HANDLE] = zone })
+end
+
+return new_dictionary
