@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Measures ngx.shared.DICT side by side with OpenResty's implementation, on
+# one nginx binary: Debian's /usr/sbin/nginx, loading either this module
+# (built for it by scripts/build-for-system-nginx.sh) or Debian's
+# libnginx-mod-http-lua with lua-resty-core. When run as root it installs
+# what it needs (nginx, nginx-dev, libnginx-mod-http-lua, lua-resty-core,
+# wrk) and stops any nginx service Debian's package started.
+#
+# Figures, each side in fresh nginx processes, REPEATS times in turn:
+#   - in-Lua ns of worker CPU per operation, one worker
+#     (scripts/lib/bench-shdict.lua: get hit and miss, get_stale, set,
+#     safe_set, add, delete, incr, lpush+lpop, ttl);
+#   - the same loops in two workers at once on one zone (contention), the
+#     mean of both workers;
+#   - HTTP requests per second and worker CPU per request (us) for a
+#     location doing one dict:get of ngx.var.arg_key and one doing one
+#     dict:incr, each answering with ngx.say, with 1 and 2 workers, under
+#     wrk on loopback for HTTP_SECONDS.
+# The table gives the median of the repeats, the spread (min-max, as a
+# percentage of the median) and the ratio ours/OpenResty: below 1 means ours
+# costs less (for req/s, above 1 means ours serves more). Not part of
+# scripts/test.sh: figures are measured, not asserted.
+#
+# Environment: REPEATS (default 3), LOOP_SECONDS (CPU seconds per in-Lua
+# figure and run, default 0.4), HTTP_SECONDS (wrk duration, default 5),
+# CONNECTIONS (wrk connections, default 32).
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+cd "$REPO_ROOT"
+
+REPEATS="${REPEATS:-3}"
+LOOP_SECONDS="${LOOP_SECONDS:-0.4}"
+HTTP_SECONDS="${HTTP_SECONDS:-5}"
+CONNECTIONS="${CONNECTIONS:-32}"
+SYSTEM_NGINX=/usr/sbin/nginx
+BENCH_LUA="$REPO_ROOT/scripts/lib/bench-shdict.lua"
+LOOP_FIGURES=(get_hit get_miss get_stale set safe_set add delete incr lpush_lpop ttl)
+SIDES=(ours openresty)
+
+ensure_build_deps
+ensure_packages nginx nginx-dev libnginx-mod-http-lua lua-resty-core wrk curl
+# Debian's nginx package may have started its service: nothing else may run.
+if [ -f /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+    log "stopping the nginx service Debian started"
+    "$SYSTEM_NGINX" -s stop 2>/dev/null || kill "$(cat /run/nginx.pid)"
+fi
+
+module_line="$(scripts/build-for-system-nginx.sh | tail -n 1)"
+OUR_MODULE="${module_line#load_module }"
+OUR_MODULE="${OUR_MODULE%;}"
+modules_dir="$("$SYSTEM_NGINX" -V 2>&1 | sed -n 's|.*--modules-path=\([^ ]*\).*|\1|p')"
+modules_dir="${modules_dir:-/usr/lib/nginx/modules}"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/bench-shdict.XXXXXX")"
+master_pid=""
+cleanup() {
+    if [ -n "$master_pid" ]; then
+        kill "$master_pid" 2>/dev/null || true
+        wait "$master_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    local port hex
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        hex="$(printf '%04X' "$port")"
+        awk -v port=":$hex" '$2 ~ port"$" && $4 == "0A" { found = 1 } END { exit !found }' \
+            /proc/net/tcp /proc/net/tcp6 2>/dev/null || { echo "$port"; return; }
+    done
+}
+
+write_conf() { # side workers prefix port
+    local side=$1 workers=$2 prefix=$3 port=$4 load package_path="" contention=""
+    if [ "$side" = ours ]; then
+        load="load_module $OUR_MODULE;"
+    else
+        load="load_module $modules_dir/ndk_http_module.so;
+load_module $modules_dir/ngx_http_lua_module.so;"
+        package_path='lua_package_path "/usr/share/lua/5.1/?.lua;;";'
+    fi
+    if [ "$workers" -gt 1 ]; then
+        # Both workers run every loop at once, from a timer, each figure
+        # started together; /results answers once both have finished.
+        contention="init_worker_by_lua_block {
+        ngx.timer.at(0, function()
+            local dict = ngx.shared.bench
+            local run = dofile('$BENCH_LUA')
+            local function barrier(name)
+                dict:incr('barrier:' .. name, 1, 0)
+                while dict:get('barrier:' .. name) < $workers do ngx.sleep(0.001) end
+            end
+            local id = ngx.worker.id()
+            for _, figure in ipairs(run(dict, $LOOP_SECONDS, barrier)) do
+                dict:set('result:' .. figure[1] .. ':' .. id, figure[2])
+            end
+            dict:incr('finished', 1, 0)
+        end)
+    }"
+    fi
+    cat >"$prefix/conf/nginx.conf" <<EOF
+$load
+daemon off;
+worker_processes $workers;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    $package_path
+    lua_shared_dict bench 16m;
+    init_by_lua_block { ngx.shared.bench:set("key:000000000042", string.rep("v", 32)) }
+    $contention
+    server {
+        listen 127.0.0.1:$port;
+        location = /ready { return 204; }
+        location = /loop {
+            content_by_lua_block {
+                local run = dofile("$BENCH_LUA")
+                for _, figure in ipairs(run(ngx.shared.bench, $LOOP_SECONDS)) do
+                    ngx.say(figure[1], " ", figure[2])
+                end
+            }
+        }
+        location = /results {
+            content_by_lua_block {
+                local dict = ngx.shared.bench
+                if (dict:get("finished") or 0) < $workers then return ngx.exit(503) end
+                for _, key in ipairs(dict:get_keys(0)) do
+                    local figure = key:match("^result:(.*):%d+$")
+                    if figure then ngx.say(figure, " ", dict:get(key)) end
+                end
+            }
+        }
+        location = /get { content_by_lua_block { ngx.say(ngx.shared.bench:get(ngx.var.arg_key)) } }
+        location = /incr { content_by_lua_block { ngx.say(ngx.shared.bench:incr("hits", 1, 0)) } }
+    }
+}
+EOF
+}
+
+# Starts nginx for `side` with `workers` workers; sets master_pid and port.
+start_nginx() { # side workers run
+    local side=$1 workers=$2 prefix="$work/$1-$2-$3" tries
+    mkdir -p "$prefix/conf" "$prefix/logs"
+    port="$(free_port)"
+    write_conf "$side" "$workers" "$prefix" "$port"
+    "$SYSTEM_NGINX" -p "$prefix/" -c conf/nginx.conf -e "$prefix/logs/error.log" \
+        >"$prefix/logs/stdout.log" 2>&1 &
+    master_pid=$!
+    for tries in $(seq 1 500); do
+        curl -fs -o /dev/null "http://127.0.0.1:$port/ready" && return 0
+        kill -0 "$master_pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    log "nginx ($side, $workers workers) did not start:"
+    tail -n 20 "$prefix/logs/error.log" >&2
+    exit 1
+}
+
+stop_nginx() { # side workers run
+    kill -QUIT "$master_pid"
+    wait "$master_pid" 2>/dev/null || true
+    master_pid=""
+    if grep -E '\[(emerg|alert|crit|error)\]' "$work/$1-$2-$3/logs/error.log" >&2; then
+        log "nginx ($1) logged the lines above"
+        exit 1
+    fi
+}
+
+declare -A samples
+record() { # side figure value
+    samples["$1|$2"]="${samples["$1|$2"]:-} $3"
+}
+
+# Clock ticks of user and system CPU used so far by the master's workers.
+worker_ticks() {
+    local pid total=0
+    for pid in $(pgrep -P "$master_pid"); do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
+# wrk against one location: records req/s and worker CPU us per request.
+http_figure() { # side name workers path
+    local side=$1 name=$2 workers=$3 path=$4 before after output requests rps hz
+    hz="$(getconf CLK_TCK)"
+    wrk -t1 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$port$path" >/dev/null
+    before="$(worker_ticks)"
+    output="$(wrk -t1 -c"$CONNECTIONS" -d"${HTTP_SECONDS}s" "http://127.0.0.1:$port$path")"
+    after="$(worker_ticks)"
+    requests="$(awk '/requests in/ { print $1 }' <<<"$output")"
+    rps="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$output")"
+    if grep -q "Non-2xx" <<<"$output"; then
+        log "$side $path answered errors:"
+        echo "$output" >&2
+        exit 1
+    fi
+    record "$side" "${name}_rps_w$workers" "$rps"
+    record "$side" "${name}_cpu_w$workers" \
+        "$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { print t / hz * 1e6 / n }')"
+}
+
+run_side() { # side run
+    local side=$1 run=$2 output figure value tries
+    start_nginx "$side" 1 "$run"
+    output="$(curl -fsS --max-time 600 "http://127.0.0.1:$port/loop")"
+    while read -r figure value; do record "$side" "$figure" "$value"; done <<<"$output"
+    http_figure "$side" get 1 "/get?key=key:000000000042"
+    http_figure "$side" incr 1 /incr
+    stop_nginx "$side" 1 "$run"
+
+    start_nginx "$side" 2 "$run"
+    for tries in $(seq 1 1200); do
+        output="$(curl -fs "http://127.0.0.1:$port/results")" && break
+        sleep 0.5
+    done
+    [ -n "$output" ] || { log "the contention run did not finish on $side"; exit 1; }
+    # The mean of the two workers.
+    awk '{ sum[$1] += $2; n[$1]++ } END { for (f in sum) print f, sum[f] / n[f] }' <<<"$output" |
+        while read -r figure value; do echo "$figure $value"; done >"$work/contention"
+    while read -r figure value; do record "$side" "${figure}_x2" "$value"; done <"$work/contention"
+    http_figure "$side" get 2 "/get?key=key:000000000042"
+    http_figure "$side" incr 2 /incr
+    stop_nginx "$side" 2 "$run"
+}
+
+log "measuring ours and OpenResty's on $("$SYSTEM_NGINX" -v 2>&1 | sed 's/^nginx version: //'), $REPEATS repeats"
+for run in $(seq 1 "$REPEATS"); do
+    for side in "${SIDES[@]}"; do
+        log "repeat $run: $side"
+        run_side "$side" "$run"
+    done
+done
+
+# median and spread of one side's samples of one figure: "median spread%"
+summary() { # side figure
+    tr ' ' '\n' <<<"${samples["$1|$2"]}" | sed '/^$/d' | sort -g |
+        awk '{ v[NR] = $1 } END {
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "%s %.0f\n", m, (v[NR] - v[1]) / m * 100 }'
+}
+
+row() { # label figure unit
+    local ours theirs
+    read -r ours ours_spread <<<"$(summary ours "$2")"
+    read -r theirs theirs_spread <<<"$(summary openresty "$2")"
+    awk -v label="$1" -v a="$ours" -v sa="$ours_spread" -v b="$theirs" -v sb="$theirs_spread" -v unit="$3" \
+        'BEGIN { printf "  %-26s %10.1f %4s%% %10.1f %4s%% %8.2f  %s\n", label, a, sa, b, sb, a / b, unit }'
+}
+
+echo
+echo "ngx.shared.DICT benchmark: median of $REPEATS repeats, spread = (max - min) / median"
+echo "nginx:     $("$SYSTEM_NGINX" -v 2>&1 | sed 's/^nginx version: //') (Debian's), one binary for both sides"
+echo "ours:      $OUR_MODULE"
+echo "openresty: libnginx-mod-http-lua $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua)" \
+    "with lua-resty-core $(dpkg-query -W -f='${Version}' lua-resty-core)"
+echo "machine:   $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)"
+echo
+printf '  %-26s %10s %5s %10s %5s %8s\n' "" ours spread openresty spread ours/or
+echo "in Lua, one worker"
+for figure in "${LOOP_FIGURES[@]}"; do row "$figure" "$figure" "ns/op"; done
+echo "in Lua, two workers at once on one zone (mean of both)"
+for figure in "${LOOP_FIGURES[@]}"; do row "$figure" "${figure}_x2" "ns/op"; done
+echo "HTTP (wrk -c$CONNECTIONS, ${HTTP_SECONDS}s)"
+for workers in 1 2; do
+    row "get, $workers worker(s)" "get_rps_w$workers" "req/s"
+    row "get, $workers worker(s)" "get_cpu_w$workers" "us CPU/req"
+    row "incr, $workers worker(s)" "incr_rps_w$workers" "req/s"
+    row "incr, $workers worker(s)" "incr_cpu_w$workers" "us CPU/req"
+done
