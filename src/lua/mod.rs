@@ -10,6 +10,7 @@ pub mod cjson;
 pub mod lrucache;
 pub mod ngx_api;
 pub mod ngx_location;
+pub mod ngx_output;
 pub mod ngx_request;
 pub mod ngx_util;
 pub mod output;
@@ -479,7 +480,7 @@ impl LuaRuntime {
         match arg.raw_get::<Value>(1) {
             Ok(Value::Nil) => {}
             Ok(value) => {
-                if let Err(e) = output::append_printable(&value, &mut new_data) {
+                if let Err(e) = output::append_printable(&self.lua, &value, &mut new_data) {
                     let message = e.argument_message(1, "ngx.arg");
                     return (RunOutcome::Failed(message), Vec::new(), eof);
                 }

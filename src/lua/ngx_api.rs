@@ -5,7 +5,7 @@
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 use nginx_sys::NGX_LOG_DEBUG;
 
-use super::output::{append_printable, append_scalar};
+use super::output::append_scalar;
 use super::raise::{api_function, lua_type_name, raise, CALLER_LEVEL};
 use super::Phase;
 use crate::http::args::{parse_query, ParsedArgs};
@@ -153,8 +153,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     set_constants(&ngx, RESULT_CONSTANTS)?;
     ngx.set("null", LightUserData(core::ptr::null_mut()))?;
 
-    ngx.set("say", output_function(lua, "say", true)?)?;
-    ngx.set("print", output_function(lua, "print", false)?)?;
+    super::ngx_output::install(lua, &ngx)?;
     ngx.set("log", log_function(lua)?)?;
     ngx.set("exit", exit_function(lua)?)?;
     install_time(lua, &ngx)?;
@@ -180,28 +179,6 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     lua.globals().set("print", print_function(lua)?)?;
     lua.register_module("ngx", ngx)?;
     Ok(())
-}
-
-fn output_function(lua: &Lua, name: &'static str, newline: bool) -> mlua::Result<Function> {
-    api_function(lua, move |lua, args: MultiValue| {
-        allow_in(OUTPUT_PHASES)?;
-        let r = request()?;
-        if super::eof_sent() {
-            return Ok((Value::Nil, Value::String(lua.create_string("seen eof")?)));
-        }
-        let mut body = Vec::new();
-        for (i, value) in args.iter().enumerate() {
-            append_printable(value, &mut body)
-                .map_err(|e| raise(e.argument_message(i + 1, name)))?;
-        }
-        if newline {
-            body.push(b'\n');
-        }
-        match r.write_body(&body) {
-            Ok(()) => Ok((Value::Integer(1), Value::Nil)),
-            Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e.to_string())?))),
-        }
-    })
 }
 
 /// Appends one `ngx.log`/`print` argument as OpenResty formats it.
