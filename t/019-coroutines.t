@@ -439,3 +439,30 @@ GET /t
 false attempt to yield across C-call boundary
 false attempt to yield across C-call boundary
 still running: running
+
+
+
+=== TEST 17: handlers start clean on a reused entry coroutine, after ends of every kind
+--- config
+    location = /plain { content_by_lua_block { ngx.say("plain") } }
+    location = /exit { content_by_lua_block { ngx.say("exit") ngx.exit(200) } }
+    location = /fail { content_by_lua_block { error("failed on purpose") } }
+    location = /slept { content_by_lua_block { ngx.sleep(0.001) ngx.say("slept") } }
+    location = /yielded { content_by_lua_block { coroutine.yield() ngx.say("yielded") } }
+    location = /check {
+        content_by_lua_block {
+            local me = coroutine.running()
+            ngx.say(select("#", ...), " ", coroutine.status(me), " ", ngx.get_phase())
+        }
+    }
+--- request eval
+["GET /plain", "GET /check", "GET /exit", "GET /check", "GET /fail", "GET /check",
+ "GET /slept", "GET /check", "GET /yielded", "GET /check"]
+--- error_code eval
+[200, 200, 200, 200, 500, 200, 200, 200, 200, 200]
+--- response_body_like eval
+["plain", "^0 running content\n\$", "exit", "^0 running content\n\$", ".*",
+ "^0 running content\n\$", "slept", "^0 running content\n\$", "yielded",
+ "^0 running content\n\$"]
+--- error_log
+failed on purpose

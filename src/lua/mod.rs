@@ -286,7 +286,14 @@ pub struct LuaRuntime {
     scheduler_tables: std::rc::Rc<scheduler::SchedulerTables>,
     /// Builds `ngx.location.capture`'s result tables.
     capture_response: Function,
+    /// Entry coroutines whose handler ran to its end, for the next handlers
+    /// (as OpenResty's thread cache): creating a coroutine, and collecting
+    /// it later, costs more than the rest of a small handler's run.
+    spare_threads: RefCell<Vec<Thread>>,
 }
+
+/// Finished entry coroutines kept for reuse, at most.
+const MAX_SPARE_THREADS: usize = 64;
 
 /// A Lua error as one line of text, without mlua's decorations.
 pub fn error_text(err: &mlua::Error) -> String {
@@ -330,6 +337,7 @@ impl LuaRuntime {
             raw_resume,
             scheduler_tables,
             capture_response,
+            spare_threads: RefCell::new(Vec::new()),
         })
     }
 
@@ -573,7 +581,23 @@ impl LuaRuntime {
 
     fn entry_thread(&self, id: ChunkId) -> Result<Thread, String> {
         let func = self.function_of(id)?;
+        let spare = self.spare_threads.borrow_mut().pop();
+        if let Some(thread) = spare {
+            if thread.reset(func.clone()).is_ok() {
+                return Ok(thread);
+            }
+        }
         self.lua.create_thread(func).map_err(|e| error_text(&e))
+    }
+
+    /// Keeps an entry coroutine that ran to its end for [`Self::entry_thread`].
+    fn keep_spare_thread(&self, thread: Thread) {
+        let mut spare = self.spare_threads.borrow_mut();
+        if spare.len() < MAX_SPARE_THREADS
+            && thread.status() == mlua::prelude::LuaThreadStatus::Finished
+        {
+            spare.push(thread);
+        }
     }
 
     pub fn lua(&self) -> &Lua {
@@ -608,7 +632,9 @@ impl LuaRuntime {
                 );
                 let outcome = self.run_scheduler(&scheduler, r, phase);
                 if !matches!(outcome, RunOutcome::Suspended(_)) {
-                    scheduler::Scheduler::recycle(scheduler);
+                    if let Some(entry) = scheduler::Scheduler::recycle(scheduler) {
+                        self.keep_spare_thread(entry);
+                    }
                 }
                 outcome
             }

@@ -295,12 +295,23 @@ impl Scheduler {
 
     /// Keeps a finished scheduler (nobody else holding it) for the next
     /// run, so that most runs allocate nothing for their scheduling.
-    pub fn recycle(shared: Shared) {
+    /// Returns the entry coroutine, for the caller to reuse if it ran to
+    /// its end.
+    pub fn recycle(shared: Shared) -> Option<Thread> {
         if Rc::strong_count(&shared) != 1 {
-            return;
+            return None;
         }
+        let entry;
         {
             let mut scheduler = shared.borrow_mut();
+            entry = match scheduler
+                .slots
+                .first_mut()
+                .and_then(|slot| slot.thread.take())
+            {
+                Some(Held::Live(thread)) => Some(thread),
+                _ => None,
+            };
             // Dropping the slots disarms their timers and releases their
             // Lua values; the collections keep their capacity.
             scheduler.slots.clear();
@@ -316,6 +327,7 @@ impl Scheduler {
             scheduler.on_abort_registered = false;
         }
         SPARE.with(|spare| *spare.borrow_mut() = Some(shared));
+        entry
     }
 
     fn add(&mut self, thread: Thread, is_entry: bool, parent: Option<CoId>) -> CoId {
