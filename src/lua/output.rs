@@ -7,7 +7,6 @@
 //! through [`append_printable`].
 
 use core::ffi::c_int;
-use std::io::Write;
 
 use mlua::ffi::{self, lua_State};
 use mlua::{Lua, Value};
@@ -27,8 +26,7 @@ pub fn format_number(n: f64, out: &mut Vec<u8>) {
         if n == 0.0 && n.is_sign_negative() {
             out.extend_from_slice(b"-0");
         } else {
-            // Writing to a Vec cannot fail.
-            let _ = write!(out, "{}", n as i64);
+            append_integer(n as i64, out);
         }
         return;
     }
@@ -39,6 +37,26 @@ pub fn format_number(n: f64, out: &mut Vec<u8>) {
         unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.14g".as_ptr(), n) };
     let len = usize::try_from(written).unwrap_or(0).min(buf.len() - 1);
     out.extend_from_slice(&buf[..len]);
+}
+
+/// Decimal digits of `n`, without the formatting machinery (`write!` costs
+/// several times more, and counters are printed on every request).
+fn append_integer(n: i64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut rest = n.unsigned_abs();
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Why a value cannot be printed: the text that goes inside
@@ -245,6 +263,9 @@ mod tests {
         assert_eq!(number(f64::NEG_INFINITY), "-inf");
         assert_eq!(number(-0.0), "-0");
         assert_eq!(number(100.5), "100.5");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(-99999999999999.0), "-99999999999999");
+        assert_eq!(number(10.0), "10");
     }
 
     #[test]

@@ -305,6 +305,40 @@ unsafe extern "C" fn insert_entry_node(
     }
 }
 
+/// Where a key missing from the index goes: the child slot of `parent` on
+/// the side the key sorts to. Valid only until the index next changes.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    parent: *mut ngx_rbtree_node_t,
+    left: bool,
+}
+
+/// rbtree insert callback for a node whose place is already known: its
+/// `parent` holds the parent and its `data` byte the side (1: left), as
+/// `Store::link_new_entry` left them; nginx then rebalances.
+unsafe extern "C" fn insert_at_place(
+    _root: *mut ngx_rbtree_node_t,
+    node: *mut ngx_rbtree_node_t,
+    sentinel: *mut ngx_rbtree_node_t,
+) {
+    // SAFETY: called by ngx_rbtree_insert with a node prepared by
+    // link_new_entry, whose parent's slot on that side is empty.
+    unsafe {
+        let parent = (*node).parent;
+        let slot = if (*node).data != 0 {
+            &mut (*parent).left
+        } else {
+            &mut (*parent).right
+        };
+        debug_assert!(*slot == sentinel);
+        *slot = node;
+        (*node).data = 0;
+        (*node).left = sentinel;
+        (*node).right = sentinel;
+        ngx_rbt_red(node);
+    }
+}
+
 impl Store {
     /// Lays out a fresh store in a newly created zone.
     ///
@@ -385,28 +419,50 @@ impl Store {
     }
 
     fn find(&self, lock: &ZoneLock<'_>, key: &[u8], hash: u32) -> Option<Entry> {
+        self.find_or_place(lock, key, hash).ok()
+    }
+
+    /// The entry of `key`, or where it would be linked into the index
+    /// (`None` for an empty index): an insert that follows at once skips a
+    /// second walk from the root.
+    fn find_or_place(
+        &self,
+        lock: &ZoneLock<'_>,
+        key: &[u8],
+        hash: u32,
+    ) -> Result<Entry, Option<Place>> {
         let h = self.header_mut(lock);
         let sentinel = h.rbtree.sentinel;
         let mut node = h.rbtree.root;
+        let mut place = None;
         let hash = hash as usize;
         while node != sentinel {
             // SAFETY: nodes reachable from the root are live entries.
-            unsafe {
+            let left = unsafe {
                 match hash.cmp(&(*node).key) {
-                    Ordering::Less => node = (*node).left,
-                    Ordering::Greater => node = (*node).right,
+                    Ordering::Less => true,
+                    Ordering::Greater => false,
                     Ordering::Equal => {
                         let entry = Entry(NonNull::new_unchecked(node.cast()));
                         match compare_keys(key, entry.key()) {
-                            Ordering::Less => node = (*node).left,
-                            Ordering::Greater => node = (*node).right,
-                            Ordering::Equal => return Some(entry),
+                            Ordering::Less => true,
+                            Ordering::Greater => false,
+                            Ordering::Equal => return Ok(entry),
                         }
                     }
                 }
-            }
+            };
+            place = Some(Place { parent: node, left });
+            // SAFETY: as above.
+            node = unsafe {
+                if left {
+                    (*node).left
+                } else {
+                    (*node).right
+                }
+            };
         }
-        None
+        Err(place)
     }
 
     fn touch(&self, lock: &ZoneLock<'_>, entry: &Entry) {
@@ -552,6 +608,24 @@ impl Store {
         })
     }
 
+    /// [`Store::alloc_entry_space`] for a key whose index place was just
+    /// found: the place is handed back while still valid, that is unless
+    /// entries were evicted to make room.
+    fn alloc_entry_space_keeping(
+        &self,
+        lock: &ZoneLock<'_>,
+        size: usize,
+        may_evict: bool,
+        now_ms: u64,
+        forcible: &mut bool,
+        place: Option<Place>,
+    ) -> Result<(NonNull<u8>, Option<Place>), StoreError> {
+        let entries = self.header_mut(lock).counters.entries;
+        let raw = self.alloc_entry_space(lock, size, may_evict, now_ms, forcible)?;
+        let unchanged = self.header_mut(lock).counters.entries == entries;
+        Ok((raw, place.filter(|_| unchanged)))
+    }
+
     /// The largest block the slab allocator could ever hand out: all of the
     /// pool's pages. Anything larger fails at once, without evicting.
     fn largest_allocation(&self) -> usize {
@@ -562,7 +636,8 @@ impl Store {
         }
     }
 
-    /// Fills a fresh entry allocation and links it into the index and the
+    /// Fills a fresh entry allocation and links it into the index (at
+    /// `place` when the index has not changed since it was found) and the
     /// LRU head.
     ///
     /// # Safety
@@ -576,6 +651,7 @@ impl Store {
         raw: NonNull<u8>,
         key: &[u8],
         hash: u32,
+        place: Option<Place>,
         kind: ValueKind,
         value_len: usize,
         expires_ms: u64,
@@ -600,7 +676,14 @@ impl Store {
             // The insert callback lives in this process's copy of the module:
             // set it on every insert instead of trusting a pointer stored in
             // shared memory by a process that may map the module elsewhere.
-            h.rbtree.insert = Some(insert_entry_node);
+            match place {
+                Some(place) => {
+                    (*e).rb.parent = place.parent;
+                    (*e).rb.data = u8::from(place.left);
+                    h.rbtree.insert = Some(insert_at_place);
+                }
+                None => h.rbtree.insert = Some(insert_entry_node),
+            }
             ngx_rbtree_insert(&mut h.rbtree, &mut (*e).rb);
             ngx_queue_insert_after(&mut h.lru, &mut (*e).lru);
             h.counters.entries += 1;
@@ -699,7 +782,10 @@ impl Store {
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
 
-        let existing = self.find(&lock, key, hash);
+        let (existing, place) = match self.find_or_place(&lock, key, hash) {
+            Ok(entry) => (Some(entry), None),
+            Err(place) => (None, place),
+        };
         if let Some(entry) = &existing {
             let live = !entry.is_expired(now_ms);
             match mode {
@@ -739,8 +825,14 @@ impl Store {
 
         let mut written = Written::default();
         let size = entry_alloc_size(key.len(), value_len);
-        let raw =
-            self.alloc_entry_space(&lock, size, mode.may_evict(), now_ms, &mut written.forcible)?;
+        let (raw, place) = self.alloc_entry_space_keeping(
+            &lock,
+            size,
+            mode.may_evict(),
+            now_ms,
+            &mut written.forcible,
+            place,
+        )?;
         // SAFETY: raw is a fresh allocation of `size` bytes; encode_into
         // writes value_len bytes.
         unsafe {
@@ -749,6 +841,7 @@ impl Store {
                 raw,
                 key,
                 hash,
+                place,
                 value.kind(),
                 value_len,
                 expires_ms,
@@ -787,7 +880,10 @@ impl Store {
         let hash = key_hash(key);
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
-        let existing = self.find(&lock, key, hash);
+        let (existing, place) = match self.find_or_place(&lock, key, hash) {
+            Ok(entry) => (Some(entry), None),
+            Err(place) => (None, place),
+        };
         if let Some(entry) = &existing {
             if !entry.is_expired(now_ms) {
                 if entry.header().kind != ValueKind::Number as u8 {
@@ -823,7 +919,8 @@ impl Store {
         let value = Value::Number(init + delta);
         let mut forcible = false;
         let size = entry_alloc_size(key.len(), value.encoded_len());
-        let raw = self.alloc_entry_space(&lock, size, true, now_ms, &mut forcible)?;
+        let (raw, place) =
+            self.alloc_entry_space_keeping(&lock, size, true, now_ms, &mut forcible, place)?;
         // SAFETY: raw is a fresh allocation of `size` bytes.
         unsafe {
             self.link_new_entry(
@@ -831,6 +928,7 @@ impl Store {
                 raw,
                 key,
                 hash,
+                place,
                 ValueKind::Number,
                 8,
                 expires_ms,
@@ -872,6 +970,7 @@ impl Store {
                         raw,
                         key,
                         hash,
+                        None,
                         ValueKind::List,
                         LIST_HEADER_SIZE,
                         0,
@@ -1186,6 +1285,55 @@ impl Store {
             }
         }
         stats
+    }
+
+    /// Checks the index: in order by hash then key bytes, parent links
+    /// consistent, no red node with a red child, the same number of black
+    /// nodes on every path, and one node per entry. Panics otherwise.
+    #[cfg(test)]
+    pub(crate) fn check_index(&self) {
+        let lock = self.lock();
+        let h = self.header_mut(&lock);
+        let sentinel = h.rbtree.sentinel;
+        // (black height, nodes) of the subtree at `node`.
+        fn walk(
+            node: *mut ngx_rbtree_node_t,
+            parent: *mut ngx_rbtree_node_t,
+            sentinel: *mut ngx_rbtree_node_t,
+            previous: &mut Option<(usize, Vec<u8>)>,
+        ) -> (usize, u64) {
+            if node == sentinel {
+                return (1, 0);
+            }
+            // SAFETY: nodes reachable from the root are live entries.
+            unsafe {
+                assert_eq!((*node).parent, parent, "parent link");
+                if (*node).color != 0 {
+                    assert_eq!((*(*node).left).color, 0, "red node with a red child");
+                    assert_eq!((*(*node).right).color, 0, "red node with a red child");
+                }
+                let (left_height, left_nodes) = walk((*node).left, node, sentinel, previous);
+                let entry = Entry(NonNull::new_unchecked(node.cast()));
+                let here = ((*node).key, entry.key().to_vec());
+                if let Some(before) = previous.as_ref() {
+                    assert!(*before < here, "out of order");
+                }
+                *previous = Some(here);
+                let (right_height, right_nodes) = walk((*node).right, node, sentinel, previous);
+                assert_eq!(left_height, right_height, "black heights differ");
+                let height = left_height + usize::from((*node).color == 0);
+                (height, left_nodes + right_nodes + 1)
+            }
+        }
+        let root = h.rbtree.root;
+        let parent_of_root = if root == sentinel {
+            core::ptr::null_mut()
+        } else {
+            // SAFETY: the root is a live entry.
+            unsafe { (*root).parent }
+        };
+        let (_, nodes) = walk(root, parent_of_root, sentinel, &mut None);
+        assert_eq!(nodes, h.counters.entries, "nodes in the index");
     }
 
     /// Whether `key` has an entry (live or expired), without touching it.

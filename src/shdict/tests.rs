@@ -303,6 +303,56 @@ fn oversized_values_fail_without_evicting() {
 }
 
 #[test]
+fn the_index_stays_a_valid_red_black_tree() {
+    // Inserts land where the lookup before them stopped, or, after an
+    // eviction, where a fresh walk puts them: both must keep the tree valid.
+    let zone = TestZone::new(256 * 1024);
+    let s = &zone.store;
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    for step in 0..20_000u64 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let key = format!("k{}", rng % 3_000);
+        let value = vec![b'v'; (rng % 300) as usize];
+        match rng % 5 {
+            0 => {
+                s.delete(key.as_bytes());
+            }
+            1 => {
+                let _ = s.incr(key.as_bytes(), 1.0, Some((0.0, 0)), 1);
+            }
+            2 => {
+                let _ = s.write(
+                    key.as_bytes(),
+                    Some(Value::Str(&value)),
+                    0,
+                    0,
+                    WriteMode::Add,
+                    1,
+                );
+            }
+            _ => {
+                let _ = s.write(
+                    key.as_bytes(),
+                    Some(Value::Str(&value)),
+                    0,
+                    0,
+                    WriteMode::Set,
+                    1,
+                );
+            }
+        }
+        if step % 1_000 == 0 {
+            s.check_index();
+        }
+    }
+    s.check_index();
+    assert!(s.counters().evictions > 0, "the zone never filled up");
+    assert_eq!(slab_errors(), 0);
+}
+
+#[test]
 fn keys_are_listed_most_recent_first() {
     let zone = TestZone::new(64 * 1024);
     let s = &zone.store;
