@@ -227,3 +227,18 @@ qr/\[emerg\] .*"content_by_lua" directive is not allowed here/
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*invalid number of arguments in "content_by_lua_block" directive/
+
+
+
+=== TEST 19: error values that are not strings, as OpenResty logs them
+--- config
+    location = /table { content_by_lua_block { error({ code = 1 }) } }
+    location = /number { content_by_lua_block { error(42, 0) } }
+    location = /rust { content_by_lua_block { ngx.sleep("soon") } }
+--- request eval
+["GET /table", "GET /number", "GET /rust"]
+--- error_code eval
+[500, 500, 500]
+--- error_log eval
+[qr/runtime error: unknown reason\n/, qr/runtime error: 42\n/,
+ qr/runtime error: .*'sleep'/]

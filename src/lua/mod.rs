@@ -590,12 +590,11 @@ impl LuaRuntime {
         self.lua.create_thread(func).map_err(|e| error_text(&e))
     }
 
-    /// Keeps an entry coroutine that ran to its end for [`Self::entry_thread`].
+    /// Keeps an entry coroutine that ran to its end (its handler's run
+    /// finished) for [`Self::entry_thread`].
     fn keep_spare_thread(&self, thread: Thread) {
         let mut spare = self.spare_threads.borrow_mut();
-        if spare.len() < MAX_SPARE_THREADS
-            && thread.status() == mlua::prelude::LuaThreadStatus::Finished
-        {
+        if spare.len() < MAX_SPARE_THREADS {
             spare.push(thread);
         }
     }
@@ -632,7 +631,10 @@ impl LuaRuntime {
                 );
                 let outcome = self.run_scheduler(&scheduler, r, phase);
                 if !matches!(outcome, RunOutcome::Suspended(_)) {
-                    if let Some(entry) = scheduler::Scheduler::recycle(scheduler) {
+                    let entry = scheduler::Scheduler::recycle(scheduler);
+                    // Only a run that finished had its entry coroutine run to
+                    // its end (ngx.exit leaves it suspended, an error dead).
+                    if let (Some(entry), RunOutcome::Finished) = (entry, &outcome) {
                         self.keep_spare_thread(entry);
                     }
                 }
@@ -715,7 +717,11 @@ impl LuaRuntime {
             let Some((co, thread, args)) = next else {
                 break scheduler.borrow_mut().idle();
             };
-            let resumed = self.resume_raw(&thread, args, scheduler::is_entry(co));
+            let resumed = if scheduler::is_entry(co) && args.is_empty() {
+                self.resume_entry(&thread)
+            } else {
+                self.resume_raw(&thread, args, scheduler::is_entry(co))
+            };
             if EOF_SENT.with(Cell::get) {
                 scheduler.borrow_mut().eof_sent = true;
             }
@@ -796,8 +802,14 @@ impl LuaRuntime {
             };
         }
         let error = values.pop_front().unwrap_or(Value::Nil);
-        // As OpenResty logs it: only strings (and numbers) say anything.
-        let text = match &error {
+        let message = self.describe_failure(thread, &self.failure_text(&error));
+        Resumed::Raised { error, message }
+    }
+
+    /// What the log says of a coroutine's error value: as OpenResty logs
+    /// it, only strings (and numbers) say anything.
+    fn failure_text(&self, error: &Value) -> String {
+        match error {
             Value::String(s) => s.to_string_lossy(),
             Value::Integer(_) | Value::Number(_) => self
                 .lua
@@ -808,8 +820,38 @@ impl LuaRuntime {
                 .unwrap_or_default(),
             Value::Error(e) => error_text(e),
             _ => "unknown reason".to_string(),
-        };
-        let message = self.describe_failure(thread, &text);
+        }
+    }
+
+    /// Resumes a handler's entry coroutine with no values, through the C
+    /// API: mlua's `Thread::resume` (reentrancy and hook checks, stack
+    /// guards, the status read twice) costs as much again as a small
+    /// handler's whole run. What the coroutine yields or returns goes
+    /// nowhere (the scheduler takes its requests from `LEAVE`).
+    fn resume_entry(&self, thread: &Thread) -> Resumed {
+        let state = thread.state();
+        // SAFETY: the scheduler resumes one coroutine at a time and only a
+        // suspended or new one; `thread` keeps the state alive. The stack
+        // is emptied after the run as mlua's own resume does.
+        let status = unsafe { mlua::ffi::lua_resume_(state, 0) };
+        if status == mlua::ffi::LUA_OK || status == mlua::ffi::LUA_YIELD {
+            // SAFETY: as above.
+            unsafe { mlua::ffi::lua_settop(state, 0) };
+            return Resumed::Returned {
+                values: MultiValue::new(),
+                finished: status == mlua::ffi::LUA_OK,
+            };
+        }
+        // The error value is on top of the coroutine's stack: moved to the
+        // main state, where mlua reads it (a Rust error it raised included).
+        // SAFETY: one value moves from the coroutine's stack to the one
+        // exec_raw hands over; both belong to this Lua state.
+        let error = unsafe {
+            self.lua
+                .exec_raw::<Value>((), |main| mlua::ffi::lua_xmove(state, main, 1))
+        }
+        .unwrap_or(Value::Nil);
+        let message = self.describe_failure(thread, &self.failure_text(&error));
         Resumed::Raised { error, message }
     }
 
