@@ -27,6 +27,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"
+# For free_port.
+source "$REPO_ROOT/scripts/lib/bench.sh"
 
 REPEATS="${REPEATS:-3}"
 LOOP_SECONDS="${LOOP_SECONDS:-0.4}"
@@ -61,16 +63,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-free_port() {
-    local port hex
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        hex="$(printf '%04X' "$port")"
-        awk -v port=":$hex" '$2 ~ port"$" && $4 == "0A" { found = 1 } END { exit !found }' \
-            /proc/net/tcp /proc/net/tcp6 2>/dev/null || { echo "$port"; return; }
-    done
-}
 
 write_conf() { # side workers prefix port
     local side=$1 workers=$2 prefix=$3 port=$4 load package_path="" contention=""

@@ -141,11 +141,16 @@ local function buffer_for(needed)
     return buf, buf_size
 end
 
--- A read whose value did not fit the kept buffer: retried with a buffer
--- large enough for it (the value may change in between, hence the loop).
--- Returns the status and the buffer that holds the value.
-local function read_large(read, zone, key, key_len, arg)
-    local rc, from = TOO_SMALL, nil
+-- A read (get or pop, `arg` their stale flag or list end) into the kept
+-- buffer or, when the value does not fit, one large enough (retried, as the
+-- value may change in between). Returns the status and the buffer that
+-- holds the value.
+local function read_into_buffer(read, zone, key, key_len, arg)
+    local rc = read(zone, key, key_len, arg, buf, buf_size, out)
+    if rc ~= TOO_SMALL then
+        return rc, buf
+    end
+    local from
     while rc == TOO_SMALL do
         local size
         from, size = buffer_for(out.len)
@@ -163,11 +168,7 @@ local function make_get(allow_stale)
         if not key then
             return nil, key_len
         end
-        local from = buf
-        local rc = C.ngx_lua_shdict_get(zone, key, key_len, stale_flag, from, buf_size, out)
-        if rc == TOO_SMALL then
-            rc, from = read_large(C.ngx_lua_shdict_get, zone, key, key_len, stale_flag)
-        end
+        local rc, from = read_into_buffer(C.ngx_lua_shdict_get, zone, key, key_len, stale_flag)
         if rc ~= OK then
             if rc == MISS then
                 return nil
@@ -341,11 +342,7 @@ local function make_pop(at_tail)
         if not key then
             return nil, key_len
         end
-        local from = buf
-        local rc = C.ngx_lua_shdict_pop(zone, key, key_len, at_tail, from, buf_size, out)
-        if rc == TOO_SMALL then
-            rc, from = read_large(C.ngx_lua_shdict_pop, zone, key, key_len, at_tail)
-        end
+        local rc, from = read_into_buffer(C.ngx_lua_shdict_pop, zone, key, key_len, at_tail)
         if rc ~= OK then
             if rc == MISS then
                 return nil

@@ -422,6 +422,14 @@ impl Store {
         self.find_or_place(lock, key, hash).ok()
     }
 
+    /// [`Store::find_or_place`] as the entry and the place, one of them set.
+    fn lookup(&self, lock: &ZoneLock<'_>, key: &[u8], hash: u32) -> (Option<Entry>, Option<Place>) {
+        match self.find_or_place(lock, key, hash) {
+            Ok(entry) => (Some(entry), None),
+            Err(place) => (None, place),
+        }
+    }
+
     /// The entry of `key`, or where it would be linked into the index
     /// (`None` for an empty index): an insert that follows at once skips a
     /// second walk from the root.
@@ -782,10 +790,7 @@ impl Store {
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
 
-        let (existing, place) = match self.find_or_place(&lock, key, hash) {
-            Ok(entry) => (Some(entry), None),
-            Err(place) => (None, place),
-        };
+        let (existing, place) = self.lookup(&lock, key, hash);
         if let Some(entry) = &existing {
             let live = !entry.is_expired(now_ms);
             match mode {
@@ -880,10 +885,7 @@ impl Store {
         let hash = key_hash(key);
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
-        let (existing, place) = match self.find_or_place(&lock, key, hash) {
-            Ok(entry) => (Some(entry), None),
-            Err(place) => (None, place),
-        };
+        let (existing, place) = self.lookup(&lock, key, hash);
         if let Some(entry) = &existing {
             if !entry.is_expired(now_ms) {
                 if entry.header().kind != ValueKind::Number as u8 {
