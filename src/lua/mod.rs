@@ -249,11 +249,7 @@ struct RunScope {
 }
 
 impl RunScope {
-    fn enter(
-        r: *mut ngx_http_request_t,
-        phase: Phase,
-        scheduler: Option<scheduler::Shared>,
-    ) -> RunScope {
+    fn enter(r: *mut ngx_http_request_t, phase: Phase, scheduler: scheduler::Current) -> RunScope {
         RunScope {
             previous_request: CURRENT_REQUEST.with(|c| c.replace(r)),
             previous_phase: CURRENT_PHASE.with(|c| c.replace(Some(phase))),
@@ -620,28 +616,58 @@ impl LuaRuntime {
         phase: Phase,
         owner: scheduler::Owner,
     ) -> RunOutcome {
-        match self.entry_thread(id) {
-            Ok(thread) => {
-                let scheduler = scheduler::Scheduler::new(
-                    &self.lua,
-                    &self.scheduler_tables,
-                    thread,
-                    MultiValue::new(),
-                    owner,
-                );
-                let outcome = self.run_scheduler(&scheduler, r, phase);
-                if !matches!(outcome, RunOutcome::Suspended(_)) {
-                    let entry = scheduler::Scheduler::recycle(scheduler);
-                    // Only a run that finished had its entry coroutine run to
-                    // its end (ngx.exit leaves it suspended, an error dead).
-                    if let (Some(entry), RunOutcome::Finished) = (entry, &outcome) {
-                        self.keep_spare_thread(entry);
-                    }
+        let thread = match self.entry_thread(id) {
+            Ok(thread) => thread,
+            Err(message) => return RunOutcome::Failed(message),
+        };
+        // The first turn runs with the scheduler pending: made only if the
+        // handler starts a thread, captures, registers an abort handler or
+        // does not end (or fail) in this turn.
+        let pending = scheduler::Pending {
+            lua: self.lua.clone(),
+            tables: self.scheduler_tables.clone(),
+            entry: thread.clone(),
+            owner,
+        };
+        let scope = RunScope::enter(r, phase, scheduler::Current::Pending(pending));
+        let resumed = self.resume_entry(&thread);
+        if !scheduler::made() {
+            let ended = match resumed {
+                Resumed::Returned { finished: true, .. }
+                    if LEAVE.with(|l| l.borrow().is_none()) =>
+                {
+                    Some(RunOutcome::Finished)
                 }
-                outcome
+                Resumed::Raised { ref message, .. } => Some(RunOutcome::Failed(message.clone())),
+                _ => None,
+            };
+            if let Some(outcome) = ended {
+                LAST_RUN_EOF.with(|e| e.set(EOF_SENT.with(Cell::get)));
+                drop(scope);
+                if matches!(outcome, RunOutcome::Finished) {
+                    self.keep_spare_thread(thread);
+                }
+                return outcome;
             }
-            Err(message) => RunOutcome::Failed(message),
         }
+        let Some(scheduler) = scheduler::current() else {
+            return RunOutcome::Failed("the handler's scheduler is gone".to_string());
+        };
+        let progress = match self.settle_turn(&scheduler, scheduler::ENTRY, resumed) {
+            Some(progress) => progress,
+            None => self.run_turns(&scheduler),
+        };
+        drop(scope);
+        let outcome = Self::run_outcome(&scheduler, progress);
+        if !matches!(outcome, RunOutcome::Suspended(_)) {
+            let entry = scheduler::Scheduler::recycle(scheduler);
+            // Only a run that finished had its entry coroutine run to its end
+            // (ngx.exit leaves it suspended, an error dead).
+            if let (Some(entry), RunOutcome::Finished) = (entry, &outcome) {
+                self.keep_spare_thread(entry);
+            }
+        }
+        outcome
     }
 
     /// Runs `func(args...)` under a fresh scheduler outside any request
@@ -709,10 +735,17 @@ impl LuaRuntime {
         r: *mut ngx_http_request_t,
         phase: Phase,
     ) -> RunOutcome {
-        use scheduler::{Finish, Progress};
-        let scope = RunScope::enter(r, phase, Some(scheduler.clone()));
+        let scope = RunScope::enter(r, phase, scheduler::Current::Made(scheduler.clone()));
         scheduler.borrow_mut().begin();
-        let progress = loop {
+        let progress = self.run_turns(scheduler);
+        drop(scope);
+        Self::run_outcome(scheduler, progress)
+    }
+
+    /// Resumes the ready threads, one turn each, until nothing is ready or
+    /// the run ends.
+    fn run_turns(&self, scheduler: &scheduler::Shared) -> scheduler::Progress {
+        loop {
             let next = scheduler.borrow_mut().next();
             let Some((co, thread, args)) = next else {
                 break scheduler.borrow_mut().idle();
@@ -722,40 +755,56 @@ impl LuaRuntime {
             } else {
                 self.resume_raw(&thread, args, scheduler::is_entry(co))
             };
-            if EOF_SENT.with(Cell::get) {
-                scheduler.borrow_mut().eof_sent = true;
+            if let Some(progress) = self.settle_turn(scheduler, co, resumed) {
+                break progress;
             }
-            let leave = LEAVE.with(|l| l.borrow_mut().take());
-            let stopped = match (resumed, leave) {
-                (Resumed::Raised { error, message }, _) => {
-                    scheduler::Stopped::Raised { error, message }
-                }
-                (
-                    Resumed::Returned {
-                        values,
-                        finished: true,
-                    },
-                    _,
-                ) => scheduler::Stopped::Finished(values),
-                (Resumed::Returned { .. }, Some(Leave::Exit(status))) => {
-                    break scheduler.borrow_mut().finish(Finish::Exit(status));
-                }
-                (Resumed::Returned { .. }, Some(Leave::Exec { uri, args })) => {
-                    break scheduler.borrow_mut().finish(Finish::Exec { uri, args });
-                }
-                (Resumed::Returned { .. }, Some(Leave::Request(request))) => {
-                    scheduler::Stopped::Yielded(request)
-                }
-                (Resumed::Returned { .. }, None) => scheduler::Stopped::TookTurn,
-            };
-            let settled = scheduler
-                .borrow_mut()
-                .settle(co, stopped, log_thread_failure);
-            if let Some(finish) = settled {
-                break scheduler.borrow_mut().finish(finish);
+        }
+    }
+
+    /// Hands what thread `co`'s turn ended with to the scheduler; `Some`
+    /// when that ends the run.
+    fn settle_turn(
+        &self,
+        scheduler: &scheduler::Shared,
+        co: scheduler::CoId,
+        resumed: Resumed,
+    ) -> Option<scheduler::Progress> {
+        use scheduler::Finish;
+        if EOF_SENT.with(Cell::get) {
+            scheduler.borrow_mut().eof_sent = true;
+        }
+        let leave = LEAVE.with(|l| l.borrow_mut().take());
+        let stopped = match (resumed, leave) {
+            (Resumed::Raised { error, message }, _) => {
+                scheduler::Stopped::Raised { error, message }
             }
+            (
+                Resumed::Returned {
+                    values,
+                    finished: true,
+                },
+                _,
+            ) => scheduler::Stopped::Finished(values),
+            (Resumed::Returned { .. }, Some(Leave::Exit(status))) => {
+                return Some(scheduler.borrow_mut().finish(Finish::Exit(status)));
+            }
+            (Resumed::Returned { .. }, Some(Leave::Exec { uri, args })) => {
+                return Some(scheduler.borrow_mut().finish(Finish::Exec { uri, args }));
+            }
+            (Resumed::Returned { .. }, Some(Leave::Request(request))) => {
+                scheduler::Stopped::Yielded(request)
+            }
+            (Resumed::Returned { .. }, None) => scheduler::Stopped::TookTurn,
         };
-        drop(scope);
+        let settled = scheduler
+            .borrow_mut()
+            .settle(co, stopped, log_thread_failure);
+        settled.map(|finish| scheduler.borrow_mut().finish(finish))
+    }
+
+    /// What a run that stopped with `progress` means for its owner.
+    fn run_outcome(scheduler: &scheduler::Shared, progress: scheduler::Progress) -> RunOutcome {
+        use scheduler::{Finish, Progress};
         LAST_RUN_EOF.with(|e| e.set(scheduler.borrow().eof_sent));
         match progress {
             Progress::Parked => RunOutcome::Suspended(scheduler.clone()),
@@ -863,7 +912,7 @@ impl LuaRuntime {
         r: *mut ngx_http_request_t,
         phase: Phase,
     ) -> (RunOutcome, MultiValue) {
-        let scope = RunScope::enter(r, phase, None);
+        let scope = RunScope::enter(r, phase, scheduler::Current::None);
         let stopped = self.resume_raw(&thread, MultiValue::new(), true);
         let leave = LEAVE.with(|l| l.borrow_mut().take());
         let eof = EOF_SENT.with(Cell::get);

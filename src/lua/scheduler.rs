@@ -33,7 +33,7 @@ use super::Phase;
 pub type CoId = usize;
 
 /// The entry coroutine is always the first.
-const ENTRY: CoId = 0;
+pub const ENTRY: CoId = 0;
 
 /// Whether `co` is the handler's own (entry) coroutine.
 pub fn is_entry(co: CoId) -> bool {
@@ -242,7 +242,7 @@ thread_local! {
     /// A finished scheduler kept for reuse (see [`Scheduler::recycle`]).
     static SPARE: RefCell<Option<Shared>> = const { RefCell::new(None) };
     /// The scheduler whose thread is running, for the API functions.
-    static CURRENT: RefCell<Option<Shared>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Current> = const { RefCell::new(Current::None) };
 }
 
 impl Scheduler {
@@ -637,24 +637,73 @@ impl Scheduler {
     }
 }
 
-/// Makes `scheduler` the current one (or none) until the guard is dropped.
-pub(crate) struct CurrentGuard(Option<Shared>);
+/// What a handler's first turn needs to make its scheduler, should anything
+/// ask for it (see [`current`]). Most handlers run to their end in one turn
+/// without starting a thread or waiting: they never pay for a scheduler.
+pub(crate) struct Pending {
+    pub lua: Lua,
+    pub tables: Rc<SchedulerTables>,
+    /// The entry coroutine, running its first turn.
+    pub entry: Thread,
+    pub owner: Owner,
+}
+
+/// The scheduler of the Lua code running now.
+pub(crate) enum Current {
+    None,
+    Pending(Pending),
+    Made(Shared),
+}
+
+/// Makes `scheduler` the current one until the guard is dropped.
+pub(crate) struct CurrentGuard(Current);
 
 impl CurrentGuard {
-    pub fn enter(scheduler: Option<Shared>) -> CurrentGuard {
+    pub fn enter(scheduler: Current) -> CurrentGuard {
         CurrentGuard(CURRENT.with(|c| c.replace(scheduler)))
     }
 }
 
 impl Drop for CurrentGuard {
     fn drop(&mut self) {
-        CURRENT.with(|c| *c.borrow_mut() = self.0.take());
+        CURRENT.with(|c| *c.borrow_mut() = std::mem::replace(&mut self.0, Current::None));
     }
 }
 
-/// The running scheduler, if the running Lua code is a scheduled handler.
+/// The running scheduler, if the running Lua code is a scheduled handler;
+/// a pending one is made now, in the state of a run whose entry coroutine
+/// is taking its turn.
 pub fn current() -> Option<Shared> {
-    CURRENT.with(|c| c.borrow().clone())
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        match &*c {
+            Current::None => return None,
+            Current::Made(shared) => return Some(shared.clone()),
+            Current::Pending(_) => {}
+        }
+        let Current::Pending(pending) = std::mem::replace(&mut *c, Current::None) else {
+            return None;
+        };
+        let shared = Scheduler::new(
+            &pending.lua,
+            &pending.tables,
+            pending.entry,
+            MultiValue::new(),
+            pending.owner,
+        );
+        {
+            let mut scheduler = shared.borrow_mut();
+            scheduler.begin();
+            let _running = scheduler.next();
+        }
+        *c = Current::Made(shared.clone());
+        Some(shared)
+    })
+}
+
+/// Whether the running handler's scheduler has been made.
+pub fn made() -> bool {
+    CURRENT.with(|c| matches!(&*c.borrow(), Current::Made(_)))
 }
 
 /// The thread running now, if it runs under a scheduler.
