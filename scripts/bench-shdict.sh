@@ -15,7 +15,12 @@
 #   - HTTP requests per second and worker CPU per request (us) for a
 #     location doing one dict:get of ngx.var.arg_key and one doing one
 #     dict:incr, each answering with ngx.say, with 1 and 2 workers, under
-#     wrk on loopback for HTTP_SECONDS.
+#     wrk on loopback for HTTP_SECONDS;
+#   - unless CALLGRIND=0, the instructions one nginx process (no master)
+#     executes per request under valgrind's callgrind, for those two
+#     locations and one doing only ngx.say("x"): user-space work alone,
+#     which does not depend on what else the machine is doing (once per
+#     side, not repeated).
 # The table gives the median of the repeats, the spread (min-max, as a
 # percentage of the median) and the ratio ours/OpenResty: below 1 means ours
 # costs less (for req/s, above 1 means ours serves more). Not part of
@@ -23,7 +28,7 @@
 #
 # Environment: REPEATS (default 3), LOOP_SECONDS (CPU seconds per in-Lua
 # figure and run, default 0.4), HTTP_SECONDS (wrk duration, default 5),
-# CONNECTIONS (wrk connections, default 32).
+# CONNECTIONS (wrk connections, default 32), CALLGRIND (default 1).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"
@@ -34,6 +39,7 @@ REPEATS="${REPEATS:-3}"
 LOOP_SECONDS="${LOOP_SECONDS:-0.4}"
 HTTP_SECONDS="${HTTP_SECONDS:-5}"
 CONNECTIONS="${CONNECTIONS:-32}"
+CALLGRIND="${CALLGRIND:-1}"
 SYSTEM_NGINX=/usr/sbin/nginx
 BENCH_LUA="$REPO_ROOT/scripts/lib/bench-shdict.lua"
 LOOP_FIGURES=(get_hit get_miss get_stale set safe_set add delete incr lpush_lpop ttl)
@@ -41,6 +47,10 @@ SIDES=(ours openresty)
 
 ensure_build_deps
 ensure_packages nginx nginx-dev libnginx-mod-http-lua lua-resty-core wrk curl
+if [ "$CALLGRIND" = 1 ] && ! ensure_packages valgrind; then
+    log "valgrind unavailable: no instruction counts"
+    CALLGRIND=0
+fi
 # Debian's nginx package may have started its service: nothing else may run.
 if [ -f /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
     log "stopping the nginx service Debian started"
@@ -64,8 +74,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-write_conf() { # side workers prefix port
-    local side=$1 workers=$2 prefix=$3 port=$4 load package_path="" contention=""
+write_conf() { # side workers prefix port [single]
+    local side=$1 workers=$2 prefix=$3 port=$4 load package_path="" contention="" master=""
+    # One process, no master: what callgrind runs.
+    [ "${5:-}" = single ] && master="master_process off;"
     if [ "$side" = ours ]; then
         load="load_module $OUR_MODULE;"
     else
@@ -95,6 +107,7 @@ load_module $modules_dir/ngx_http_lua_module.so;"
     cat >"$prefix/conf/nginx.conf" <<EOF
 $load
 daemon off;
+$master
 worker_processes $workers;
 error_log logs/error.log warn;
 pid logs/nginx.pid;
@@ -128,6 +141,7 @@ http {
         }
         location = /get { content_by_lua_block { ngx.say(ngx.shared.bench:get(ngx.var.arg_key)) } }
         location = /incr { content_by_lua_block { ngx.say(ngx.shared.bench:incr("hits", 1, 0)) } }
+        location = /say { content_by_lua_block { ngx.say("x") } }
     }
 }
 EOF
@@ -220,6 +234,37 @@ run_side() { # side run
     stop_nginx "$side" 2 "$run"
 }
 
+# Instructions per request of one nginx process under callgrind, for
+# each HTTP location: counted from a reset after a warm-up to a dump.
+instruction_figures() { # side
+    local side=$1 prefix="$work/$1-callgrind" tries name path requests total dump
+    mkdir -p "$prefix/conf" "$prefix/logs"
+    port="$(free_port)"
+    write_conf "$side" 1 "$prefix" "$port" single
+    valgrind --tool=callgrind --callgrind-out-file="$prefix/callgrind.out" \
+        "$SYSTEM_NGINX" -p "$prefix/" -c conf/nginx.conf -e "$prefix/logs/error.log" \
+        >"$prefix/logs/valgrind.log" 2>&1 &
+    master_pid=$!
+    for tries in $(seq 1 600); do
+        curl -fs -o /dev/null "http://127.0.0.1:$port/ready" && break
+        sleep 0.1
+    done
+    for name in get incr say; do
+        path="/$name"
+        [ "$name" = get ] && path="/get?key=key:000000000042"
+        wrk -t1 -c4 -d2s "http://127.0.0.1:$port$path" >/dev/null
+        callgrind_control -z "$master_pid" >/dev/null
+        requests="$(wrk -t1 -c4 -d5s "http://127.0.0.1:$port$path" | awk '/requests in/ { print $1 }')"
+        callgrind_control -d "$master_pid" >/dev/null
+        dump="$(ls -t "$prefix"/callgrind.out.* | head -n 1)"
+        total="$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
+        record "$side" "${name}_instructions" $((total / requests))
+    done
+    kill "$master_pid"
+    wait "$master_pid" 2>/dev/null || true
+    master_pid=""
+}
+
 log "measuring ours and OpenResty's on $("$SYSTEM_NGINX" -v 2>&1 | sed 's/^nginx version: //'), $REPEATS repeats"
 for run in $(seq 1 "$REPEATS"); do
     for side in "${SIDES[@]}"; do
@@ -227,6 +272,12 @@ for run in $(seq 1 "$REPEATS"); do
         run_side "$side" "$run"
     done
 done
+if [ "$CALLGRIND" = 1 ]; then
+    for side in "${SIDES[@]}"; do
+        log "instructions per request under callgrind: $side"
+        instruction_figures "$side"
+    done
+fi
 
 # median and spread of one side's samples of one figure: "median spread%"
 summary() { # side figure
@@ -264,3 +315,9 @@ for workers in 1 2; do
     row "incr, $workers worker(s)" "incr_rps_w$workers" "req/s"
     row "incr, $workers worker(s)" "incr_cpu_w$workers" "us CPU/req"
 done
+if [ "$CALLGRIND" = 1 ]; then
+    echo "HTTP, user-space instructions per request (callgrind, one process)"
+    row "get" get_instructions "instr/req"
+    row "incr" incr_instructions "instr/req"
+    row "ngx.say only" say_instructions "instr/req"
+fi
