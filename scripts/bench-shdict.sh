@@ -28,7 +28,8 @@
 #
 # Environment: REPEATS (default 3), LOOP_SECONDS (CPU seconds per in-Lua
 # figure and run, default 0.4), HTTP_SECONDS (wrk duration, default 5),
-# CONNECTIONS (wrk connections, default 32), CALLGRIND (default 1).
+# CONNECTIONS (wrk connections, default 32), CALLGRIND (default 1),
+# SAMPLES=1 (also print every repeat's figure).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"
@@ -320,4 +321,11 @@ if [ "$CALLGRIND" = 1 ]; then
     row "get" get_instructions "instr/req"
     row "incr" incr_instructions "instr/req"
     row "ngx.say only" say_instructions "instr/req"
+fi
+if [ "${SAMPLES:-0}" = 1 ]; then
+    echo
+    echo "every repeat, in order (side figure: values)"
+    for key in "${!samples[@]}"; do
+        echo "  ${key/|/ }:${samples[$key]}"
+    done | sort
 fi

@@ -797,3 +797,33 @@ free_space: false bad "zone" argument
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 30: a table built around a dictionary's [1] works; anything else is a bad zone
+--- http_config
+    lua_shared_dict dogs 1m;
+--- config
+    location = /t {
+        content_by_lua_block {
+            local dogs = ngx.shared.dogs
+            dogs:set("k", "v")
+            local methods = getmetatable(dogs).__index
+            ngx.say(type(dogs[1]), " ", methods.get({ dogs[1] }, "k"))
+            for _, bogus in ipairs({ {}, { ngx.null }, { io.stdout }, { 1 }, { dogs } }) do
+                local ok, err = pcall(methods.get, bogus, "k")
+                ngx.say(ok, " ", (tostring(err):match('bad "zone" argument')))
+            end
+        }
+    }
+--- request
+GET /t
+--- response_body
+userdata v
+false bad "zone" argument
+false bad "zone" argument
+false bad "zone" argument
+false bad "zone" argument
+false bad "zone" argument
+--- no_error_log
+[error]

@@ -21,7 +21,6 @@ local type = type
 local error = error
 local tostring = tostring
 local tonumber = tonumber
-local getmetatable = getmetatable
 local setmetatable = setmetatable
 local rawget = rawget
 local pairs = pairs
@@ -60,27 +59,26 @@ local buf_size = 4096
 local buf = ffi_new("uint8_t[?]", buf_size)
 
 local methods = {}
--- Where a dictionary's metatable keeps its handle as a `void *` cdata: the
--- JIT cannot pass a lightuserdata (the dictionary's `[1]`, as OpenResty
--- has it) to a C function, so the hot path never reads that one.
-local HANDLE = {}
--- Handle cdata by lightuserdata, for tables built by hand around a
--- dictionary's `[1]` (as lua-resty-core accepts them).
+-- The metatable of every dictionary object, as OpenResty's one.
+local meta = { __index = methods }
+-- Each dictionary object's handle as a `void *` cdata: the JIT cannot pass
+-- a lightuserdata (the object's `[1]`, as OpenResty has it) to a C
+-- function, so the hot path never reads that one.
+local handle_of = {}
+-- The same cdata by lightuserdata, for tables built by hand around an
+-- object's `[1]` (as lua-resty-core accepts them).
 local handles = {}
 
 -- The handle of a dictionary object; raises for anything else, at the
 -- level of the method's caller.
 local function zone_of(dict)
-    local meta = getmetatable(dict)
-    if type(meta) == "table" then
-        local zone = rawget(meta, HANDLE)
-        if zone ~= nil then
-            return zone
-        end
+    local zone = handle_of[dict]
+    if zone ~= nil then
+        return zone
     end
     if type(dict) == "table" then
         local light = rawget(dict, 1)
-        local zone = light ~= nil and handles[light]
+        zone = light ~= nil and handles[light]
         if zone then
             return zone
         end
@@ -509,7 +507,9 @@ end
 local function new_dictionary(light)
     local zone = ffi.cast("void *", light)
     handles[light] = zone
-    return setmetatable({ light }, { __index = methods, [HANDLE] = zone })
+    local dict = setmetatable({ light }, meta)
+    handle_of[dict] = zone
+    return dict
 end
 
 return new_dictionary

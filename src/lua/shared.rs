@@ -1,7 +1,7 @@
 //! `ngx.shared.NAME`: dictionary objects over the shared-memory store.
 //!
-//! Each dictionary is a table `{ [1] = <zone handle> }` whose metatable's
-//! `__index` is the table of methods, as in OpenResty: a method called with `.` instead of
+//! Each dictionary is a table `{ [1] = <zone handle> }` sharing one
+//! metatable of methods, as in OpenResty: a method called with `.` instead of
 //! `:` finds no zone in its first argument and raises `bad "zone" argument`.
 //! The methods are Lua (`shared.lua`) calling the store's C-ABI operations
 //! (`shdict::ffi`) through LuaJIT's FFI: a Lua C function would end the
