@@ -10,8 +10,9 @@
 #   - in-Lua ns of worker CPU per operation, one worker
 #     (scripts/lib/bench-shdict.lua: get hit and miss, get_stale, set,
 #     safe_set, add, delete, incr, lpush+lpop, ttl);
-#   - the same loops in two workers at once on one zone (contention), the
-#     mean of both workers;
+#   - the same loops in two workers at once on one zone (contention): each
+#     figure started in both together and run for LOOP_SECONDS of wall-clock
+#     time, ns of CPU per operation, the mean of both workers;
 #   - HTTP requests per second and worker CPU per request (us) for a
 #     location doing one dict:get of ngx.var.arg_key and one doing one
 #     dict:incr, each answering with ngx.say, with 1 and 2 workers, under
@@ -33,7 +34,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"
-# For free_port.
+# For free_port and side_module_lines.
 source "$REPO_ROOT/scripts/lib/bench.sh"
 
 REPEATS="${REPEATS:-3}"
@@ -76,16 +77,10 @@ cleanup() {
 trap cleanup EXIT
 
 write_conf() { # side workers prefix port [single]
-    local side=$1 workers=$2 prefix=$3 port=$4 load package_path="" contention="" master=""
+    local side=$1 workers=$2 prefix=$3 port=$4 load package_path contention="" master=""
     # One process, no master: what callgrind runs.
     [ "${5:-}" = single ] && master="master_process off;"
-    if [ "$side" = ours ]; then
-        load="load_module $OUR_MODULE;"
-    else
-        load="load_module $modules_dir/ndk_http_module.so;
-load_module $modules_dir/ngx_http_lua_module.so;"
-        package_path='lua_package_path "/usr/share/lua/5.1/?.lua;;";'
-    fi
+    side_module_lines "$side"
     if [ "$workers" -gt 1 ]; then
         # Both workers run every loop at once, from a timer, each figure
         # started together; /results answers once both have finished.

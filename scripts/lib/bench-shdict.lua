@@ -9,7 +9,9 @@
 -- done untimed between batches. The time is CPU time (os.clock) of the
 -- worker, summed over batches until `seconds` of it are spent. `barrier`,
 -- when given, is called before each figure (the contention run uses it to
--- start both workers' figures together).
+-- start both workers' figures together); each worker then runs batches for
+-- `seconds` of wall-clock time from the barrier, so that the two workers'
+-- loops overlap from start to end whichever gets the lock more often.
 
 local KEYS = 1000
 local VALUE = string.rep("v", 32)
@@ -72,14 +74,25 @@ local FIGURES = {
     end },
 }
 
-local function measure(dict, batch, prepare, seconds)
-    -- Warm-up: the JIT compiles the loop before anything is timed.
+local function warm_up(dict, batch, prepare)
+    -- The JIT compiles the loop before anything is timed.
     for _ = 1, 3 do
         if prepare then prepare(dict) end
         batch(dict)
     end
+end
+
+-- Batches until `seconds` of CPU time are spent, or, with `deadline`,
+-- until the wall clock reaches it.
+local function measure(dict, batch, prepare, seconds, deadline)
     local spent, ops = 0, 0
-    while spent < seconds do
+    while true do
+        if deadline then
+            ngx.update_time()
+            if ngx.now() >= deadline then break end
+        elseif spent >= seconds then
+            break
+        end
         if prepare then prepare(dict) end
         local started = clock()
         batch(dict)
@@ -93,8 +106,15 @@ return function(dict, seconds, barrier)
     fill(dict)
     local results = {}
     for _, figure in ipairs(FIGURES) do
-        if barrier then barrier(figure[1]) end
-        results[#results + 1] = { figure[1], measure(dict, figure[2], figure[3], seconds) }
+        local name, batch, prepare = figure[1], figure[2], figure[3]
+        warm_up(dict, batch, prepare)
+        local deadline
+        if barrier then
+            barrier(name)
+            ngx.update_time()
+            deadline = ngx.now() + seconds
+        end
+        results[#results + 1] = { name, measure(dict, batch, prepare, seconds, deadline) }
         fill(dict)
     end
     return results

@@ -65,16 +65,23 @@ free_port() {
     done
 }
 
-write_bench_conf() { # side prefix port
-    local side=$1 prefix=$2 port=$3 load package_path=""
-    if [ "$side" = ours ]; then
+# Sets the caller's `load` (the load_module lines of `side`) and
+# `package_path` (Debian's side: where it installs lua-resty-* and
+# lua-resty-core).
+side_module_lines() { # side
+    package_path=""
+    if [ "$1" = ours ]; then
         load="load_module $OUR_MODULE;"
     else
         load="load_module $modules_dir/ndk_http_module.so;
 load_module $modules_dir/ngx_http_lua_module.so;"
-        # Where Debian installs lua-resty-* and lua-resty-core.
         package_path='lua_package_path "/usr/share/lua/5.1/?.lua;;";'
     fi
+}
+
+write_bench_conf() { # side prefix port
+    local side=$1 prefix=$2 port=$3 load package_path
+    side_module_lines "$side"
     cat >"$prefix/conf/nginx.conf" <<EOF
 $load
 daemon off;
