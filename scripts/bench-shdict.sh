@@ -145,20 +145,27 @@ EOF
 
 # Starts nginx for `side` with `workers` workers; sets master_pid and port.
 start_nginx() { # side workers run
-    local side=$1 workers=$2 prefix="$work/$1-$2-$3" tries
+    local side=$1 workers=$2 prefix="$work/$1-$2-$3" tries attempt
     mkdir -p "$prefix/conf" "$prefix/logs"
-    port="$(free_port)"
-    write_conf "$side" "$workers" "$prefix" "$port"
-    "$SYSTEM_NGINX" -p "$prefix/" -c conf/nginx.conf -e "$prefix/logs/error.log" \
-        >"$prefix/logs/stdout.log" 2>&1 &
-    master_pid=$!
-    for tries in $(seq 1 500); do
-        curl -fs -o /dev/null "http://127.0.0.1:$port/ready" && return 0
-        kill -0 "$master_pid" 2>/dev/null || break
-        sleep 0.01
+    for attempt in 1 2 3 4 5; do
+        port="$(free_port)"
+        write_conf "$side" "$workers" "$prefix" "$port"
+        : >"$prefix/logs/error.log"
+        "$SYSTEM_NGINX" -p "$prefix/" -c conf/nginx.conf -e "$prefix/logs/error.log" \
+            >"$prefix/logs/stdout.log" 2>&1 &
+        master_pid=$!
+        for tries in $(seq 1 500); do
+            curl -fs -o /dev/null "http://127.0.0.1:$port/ready" && return 0
+            kill -0 "$master_pid" 2>/dev/null || break
+            sleep 0.01
+        done
+        # Most often the port was taken meanwhile: try another.
+        kill "$master_pid" 2>/dev/null || true
+        wait "$master_pid" 2>/dev/null || true
+        master_pid=""
+        log "nginx ($side, $workers workers) did not start on port $port (attempt $attempt):"
+        tail -n 5 "$prefix/logs/error.log" >&2
     done
-    log "nginx ($side, $workers workers) did not start:"
-    tail -n 20 "$prefix/logs/error.log" >&2
     exit 1
 }
 

@@ -57,10 +57,12 @@ port_in_use() {
         /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
+# A port below Linux's ephemeral range (32768 and up by default), where the
+# client side of wrk's and curl's connections would take it.
 free_port() {
     local port
     while :; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % 12000))
         port_in_use "$port" || { echo "$port"; return; }
     done
 }
