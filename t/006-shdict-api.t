@@ -827,3 +827,30 @@ false bad "zone" argument
 false bad "zone" argument
 --- no_error_log
 [error]
+
+
+
+=== TEST 31: raised argument errors point at the caller's line
+--- http_config
+    lua_shared_dict dogs 1m;
+--- config
+    location = /t {
+        content_by_lua_block {
+            local dogs = ngx.shared.dogs
+            local function line_of(f)
+                local ok, err = pcall(f)
+                return (tostring(err):gsub("^content_by_lua%(nginx%.conf:%d+%)", "chunk"))
+            end
+            ngx.say(line_of(function() local _ = dogs.get("k") end))
+            ngx.say(line_of(function() local _ = dogs:set("k", 1, -1) end))
+            ngx.say(line_of(function() local _ = dogs:incr("k", 1, nil, 1) end))
+            ngx.say(line_of(function() local _ = dogs:incr("k", 1, 0, -1) end))
+        }
+    }
+--- request
+GET /t
+--- response_body
+chunk:7: bad "zone" argument
+chunk:8: bad "exptime" argument
+chunk:9: must provide "init" when providing "init_ttl"
+chunk:10: bad "init_ttl" argument

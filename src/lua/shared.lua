@@ -87,9 +87,11 @@ local function zone_of(dict)
 end
 
 -- `nil, err` for a failed operation; raises when the zone has no store.
+-- Always tail-called (`return failure(rc)`): the method's frame is gone, so
+-- level 2 is the method's caller.
 local function failure(rc)
     if rc == NO_STORE then
-        error("shared dict zone is not initialised yet", 3)
+        error("shared dict zone is not initialised yet", 2)
     end
     return nil, MESSAGES[rc]
 end
@@ -395,7 +397,7 @@ end
 function methods.flush_all(dict)
     local rc = C.ngx_lua_shdict_flush_all(zone_of(dict))
     if rc ~= OK then
-        failure(rc)
+        return failure(rc)
     end
 end
 
