@@ -66,20 +66,13 @@ modules_dir="$("$SYSTEM_NGINX" -V 2>&1 | sed -n 's|.*--modules-path=\([^ ]*\).*|
 modules_dir="${modules_dir:-/usr/lib/nginx/modules}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-shdict.XXXXXX")"
-master_pid=""
-cleanup() {
-    if [ -n "$master_pid" ]; then
-        kill "$master_pid" 2>/dev/null || true
-        wait "$master_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+running_pid=""
+trap bench_cleanup EXIT
 
-write_conf() { # side workers prefix port [single]
-    local side=$1 workers=$2 prefix=$3 port=$4 load package_path contention="" master=""
+write_conf() { # side workers processes prefix port
+    local side=$1 workers=$2 processes=$3 prefix=$4 port=$5 load package_path contention="" master=""
     # One process, no master: what callgrind runs.
-    [ "${5:-}" = single ] && master="master_process off;"
+    [ "$processes" = single ] && master="master_process off;"
     side_module_lines "$side"
     if [ "$workers" -gt 1 ]; then
         # Both workers run every loop at once, from a timer, each figure
@@ -143,36 +136,15 @@ http {
 EOF
 }
 
-# Starts nginx for `side` with `workers` workers; sets master_pid and port.
+# Starts nginx for `side` with `workers` workers; sets running_pid and port.
 start_nginx() { # side workers run
-    local side=$1 workers=$2 prefix="$work/$1-$2-$3" tries attempt
-    mkdir -p "$prefix/conf" "$prefix/logs"
-    for attempt in 1 2 3 4 5; do
-        port="$(free_port)"
-        write_conf "$side" "$workers" "$prefix" "$port"
-        : >"$prefix/logs/error.log"
-        "$SYSTEM_NGINX" -p "$prefix/" -c conf/nginx.conf -e "$prefix/logs/error.log" \
-            >"$prefix/logs/stdout.log" 2>&1 &
-        master_pid=$!
-        for tries in $(seq 1 500); do
-            curl -fs -o /dev/null "http://127.0.0.1:$port/ready" && return 0
-            kill -0 "$master_pid" 2>/dev/null || break
-            sleep 0.01
-        done
-        # Most often the port was taken meanwhile: try another.
-        kill "$master_pid" 2>/dev/null || true
-        wait "$master_pid" 2>/dev/null || true
-        master_pid=""
-        log "nginx ($side, $workers workers) did not start on port $port (attempt $attempt):"
-        tail -n 5 "$prefix/logs/error.log" >&2
-    done
-    exit 1
+    bench_launch "$SYSTEM_NGINX" "$work/$1-$2-$3" write_conf "$1" "$2" master "$work/$1-$2-$3"
 }
 
 stop_nginx() { # side workers run
-    kill -QUIT "$master_pid"
-    wait "$master_pid" 2>/dev/null || true
-    master_pid=""
+    kill -QUIT "$running_pid"
+    wait "$running_pid" 2>/dev/null || true
+    running_pid=""
     if grep -E '\[(emerg|alert|crit|error)\]' "$work/$1-$2-$3/logs/error.log" >&2; then
         log "nginx ($1) logged the lines above"
         exit 1
@@ -187,7 +159,7 @@ record() { # side figure value
 # Clock ticks of user and system CPU used so far by the master's workers.
 worker_ticks() {
     local pid total=0
-    for pid in $(pgrep -P "$master_pid"); do
+    for pid in $(pgrep -P "$running_pid"); do
         total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
     done
     echo "$total"
@@ -240,32 +212,29 @@ run_side() { # side run
 # Instructions per request of one nginx process under callgrind, for
 # each HTTP location: counted from a reset after a warm-up to a dump.
 instruction_figures() { # side
-    local side=$1 prefix="$work/$1-callgrind" tries name path requests total dump
-    mkdir -p "$prefix/conf" "$prefix/logs"
-    port="$(free_port)"
-    write_conf "$side" 1 "$prefix" "$port" single
-    valgrind --tool=callgrind --callgrind-out-file="$prefix/callgrind.out" \
-        "$SYSTEM_NGINX" -p "$prefix/" -c conf/nginx.conf -e "$prefix/logs/error.log" \
-        >"$prefix/logs/valgrind.log" 2>&1 &
-    master_pid=$!
-    for tries in $(seq 1 600); do
-        curl -fs -o /dev/null "http://127.0.0.1:$port/ready" && break
-        sleep 0.1
-    done
+    local side=$1 prefix="$work/$1-callgrind" name path requests total dump
+    callgrind_out="$prefix/callgrind.out"
+    # nginx and LuaJIT start slowly under valgrind.
+    BENCH_START_TRIES=600 bench_launch callgrind_nginx "$prefix" write_conf "$side" 1 single "$prefix"
     for name in get incr say; do
         path="/$name"
         [ "$name" = get ] && path="/get?key=key:000000000042"
         wrk -t1 -c4 -d2s "http://127.0.0.1:$port$path" >/dev/null
-        callgrind_control -z "$master_pid" >/dev/null
+        callgrind_control -z "$running_pid" >/dev/null
         requests="$(wrk -t1 -c4 -d5s "http://127.0.0.1:$port$path" | awk '/requests in/ { print $1 }')"
-        callgrind_control -d "$master_pid" >/dev/null
+        callgrind_control -d "$running_pid" >/dev/null
         dump="$(ls -t "$prefix"/callgrind.out.* | head -n 1)"
         total="$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
         record "$side" "${name}_instructions" $((total / requests))
     done
-    kill "$master_pid"
-    wait "$master_pid" 2>/dev/null || true
-    master_pid=""
+    kill "$running_pid"
+    wait "$running_pid" 2>/dev/null || true
+    running_pid=""
+}
+
+# The system nginx under callgrind, as bench_launch starts a binary.
+callgrind_nginx() {
+    exec valgrind --tool=callgrind --callgrind-out-file="$callgrind_out" "$SYSTEM_NGINX" "$@"
 }
 
 log "measuring ours and OpenResty's on $("$SYSTEM_NGINX" -v 2>&1 | sed 's/^nginx version: //'), $REPEATS repeats"

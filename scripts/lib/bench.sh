@@ -105,33 +105,45 @@ http {
 EOF
 }
 
-# Starts one nginx for `side` in a fresh prefix; sets running_pid and port.
-bench_start() { # side run
-    local side=$1 prefix="$work/$1-$2" binary attempt tries
-    binary="$OUR_NGINX"
-    [ "$side" = debian ] && binary="$SYSTEM_NGINX"
+# Starts an nginx in `prefix` on a free port, trying up to five ports:
+# `WRITER... PORT` writes prefix/conf/nginx.conf, then `binary` (a command
+# or a function that execs one) runs it in the background, and /ready must
+# answer within BENCH_START_TRIES tenths of a second (default 50). Sets
+# running_pid and port.
+bench_launch() { # binary prefix writer [writer arguments before the port]
+    local binary=$1 prefix=$2 attempt tries
+    shift 2
     mkdir -p "$prefix/conf" "$prefix/logs"
     for attempt in 1 2 3 4 5; do
         port="$(free_port)"
-        write_bench_conf "$side" "$prefix" "$port"
+        "$@" "$port"
+        : >"$prefix/logs/error.log"
         "$binary" -p "$prefix/" -c conf/nginx.conf -e "$prefix/logs/error.log" \
             >"$prefix/logs/stdout.log" 2>&1 &
         running_pid=$!
-        for tries in $(seq 1 500); do
+        for tries in $(seq 1 "${BENCH_START_TRIES:-50}"); do
             if curl -fs -o /dev/null "http://127.0.0.1:$port/ready"; then
                 return 0
             fi
             kill -0 "$running_pid" 2>/dev/null || break
-            sleep 0.01
+            sleep 0.1
         done
+        # Most often the port was taken meanwhile: try another.
         kill "$running_pid" 2>/dev/null || true
         wait "$running_pid" 2>/dev/null || true
         running_pid=""
-        log "nginx ($side) did not start on port $port (attempt $attempt):"
+        log "nginx ($prefix) did not start on port $port (attempt $attempt):"
         tail -n 5 "$prefix/logs/error.log" >&2 || true
     done
-    log "giving up on nginx ($side)"
+    log "giving up on nginx ($prefix)"
     exit 1
+}
+
+# Starts one nginx for `side` in a fresh prefix; sets running_pid and port.
+bench_start() { # side run
+    local side=$1 prefix="$work/$1-$2" binary="$OUR_NGINX"
+    [ "$side" = debian ] && binary="$SYSTEM_NGINX"
+    bench_launch "$binary" "$prefix" write_bench_conf "$side" "$prefix"
 }
 
 bench_stop() { # side run

@@ -631,25 +631,30 @@ impl LuaRuntime {
         };
         let scope = RunScope::enter(r, phase, scheduler::Current::Pending(pending));
         let resumed = self.resume_entry(&thread);
-        if !scheduler::made() {
+        let resumed = if scheduler::made() {
+            resumed
+        } else {
             let ended = match resumed {
                 Resumed::Returned { finished: true, .. }
                     if LEAVE.with(|l| l.borrow().is_none()) =>
                 {
-                    Some(RunOutcome::Finished)
+                    Ok(RunOutcome::Finished)
                 }
-                Resumed::Raised { ref message, .. } => Some(RunOutcome::Failed(message.clone())),
-                _ => None,
+                Resumed::Raised { message, .. } => Ok(RunOutcome::Failed(message)),
+                other => Err(other),
             };
-            if let Some(outcome) = ended {
-                LAST_RUN_EOF.with(|e| e.set(EOF_SENT.with(Cell::get)));
-                drop(scope);
-                if matches!(outcome, RunOutcome::Finished) {
-                    self.keep_spare_thread(thread);
+            match ended {
+                Ok(outcome) => {
+                    LAST_RUN_EOF.with(|e| e.set(EOF_SENT.with(Cell::get)));
+                    drop(scope);
+                    if matches!(outcome, RunOutcome::Finished) {
+                        self.keep_spare_thread(thread);
+                    }
+                    return outcome;
                 }
-                return outcome;
+                Err(resumed) => resumed,
             }
-        }
+        };
         let Some(scheduler) = scheduler::current() else {
             return RunOutcome::Failed("the handler's scheduler is gone".to_string());
         };

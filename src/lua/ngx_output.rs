@@ -8,6 +8,7 @@
 //! at the caller, as `luaL_error` does, with nothing of ours left to drop.
 
 use core::ffi::c_int;
+use core::panic::AssertUnwindSafe;
 use std::cell::Cell;
 
 use mlua::ffi::{self, lua_State};
@@ -57,8 +58,13 @@ enum Outcome {
 unsafe fn write_arguments(state: *mut lua_State, name: &str, newline: bool) -> c_int {
     let mut body = BODY.with(Cell::take);
     body.clear();
-    // SAFETY: per this function's contract.
-    let outcome = unsafe { format_and_send(state, name, newline, &mut body) };
+    // A panic must not unwind into LuaJIT's frames: it becomes this call's
+    // error.
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: per this function's contract.
+        unsafe { format_and_send(state, name, newline, &mut body) }
+    }))
+    .unwrap_or_else(|_| Outcome::Raise(format!("internal error in ngx.{name}")));
     if body.capacity() <= KEPT_BUFFER_MAX {
         BODY.with(|kept| kept.set(body));
     }

@@ -589,6 +589,7 @@ impl Store {
         may_evict: bool,
         now_ms: u64,
         forcible: &mut bool,
+        place: &mut Option<Place>,
     ) -> Result<NonNull<u8>, StoreError> {
         if size > self.largest_allocation() {
             self.header_mut(lock).counters.no_memory += 1;
@@ -601,6 +602,9 @@ impl Store {
                 if !self.evict_one(lock, now_ms) {
                     break;
                 }
+                // Removing an entry rebalances the index: the place a
+                // lookup found for the new key is gone.
+                *place = None;
                 if self.header_mut(lock).counters.evictions != evictions_before {
                     *forcible = true;
                 }
@@ -614,24 +618,6 @@ impl Store {
             self.header_mut(lock).counters.no_memory += 1;
             StoreError::NoMemory
         })
-    }
-
-    /// [`Store::alloc_entry_space`] for a key whose index place was just
-    /// found: the place is handed back while still valid, that is unless
-    /// entries were evicted to make room.
-    fn alloc_entry_space_keeping(
-        &self,
-        lock: &ZoneLock<'_>,
-        size: usize,
-        may_evict: bool,
-        now_ms: u64,
-        forcible: &mut bool,
-        place: Option<Place>,
-    ) -> Result<(NonNull<u8>, Option<Place>), StoreError> {
-        let entries = self.header_mut(lock).counters.entries;
-        let raw = self.alloc_entry_space(lock, size, may_evict, now_ms, forcible)?;
-        let unchanged = self.header_mut(lock).counters.entries == entries;
-        Ok((raw, place.filter(|_| unchanged)))
     }
 
     /// The largest block the slab allocator could ever hand out: all of the
@@ -790,7 +776,7 @@ impl Store {
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
 
-        let (existing, place) = self.lookup(&lock, key, hash);
+        let (existing, mut place) = self.lookup(&lock, key, hash);
         if let Some(entry) = &existing {
             let live = !entry.is_expired(now_ms);
             match mode {
@@ -830,13 +816,13 @@ impl Store {
 
         let mut written = Written::default();
         let size = entry_alloc_size(key.len(), value_len);
-        let (raw, place) = self.alloc_entry_space_keeping(
+        let raw = self.alloc_entry_space(
             &lock,
             size,
             mode.may_evict(),
             now_ms,
             &mut written.forcible,
-            place,
+            &mut place,
         )?;
         // SAFETY: raw is a fresh allocation of `size` bytes; encode_into
         // writes value_len bytes.
@@ -885,7 +871,7 @@ impl Store {
         let hash = key_hash(key);
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
-        let (existing, place) = self.lookup(&lock, key, hash);
+        let (existing, mut place) = self.lookup(&lock, key, hash);
         if let Some(entry) = &existing {
             if !entry.is_expired(now_ms) {
                 if entry.header().kind != ValueKind::Number as u8 {
@@ -921,8 +907,7 @@ impl Store {
         let value = Value::Number(init + delta);
         let mut forcible = false;
         let size = entry_alloc_size(key.len(), value.encoded_len());
-        let (raw, place) =
-            self.alloc_entry_space_keeping(&lock, size, true, now_ms, &mut forcible, place)?;
+        let raw = self.alloc_entry_space(&lock, size, true, now_ms, &mut forcible, &mut place)?;
         // SAFETY: raw is a fresh allocation of `size` bytes.
         unsafe {
             self.link_new_entry(
@@ -963,7 +948,8 @@ impl Store {
             Some(entry) => (entry, false),
             None => {
                 let size = entry_alloc_size(key.len(), LIST_HEADER_SIZE);
-                let raw = self.alloc_entry_space(&lock, size, false, now_ms, &mut forcible)?;
+                let raw =
+                    self.alloc_entry_space(&lock, size, false, now_ms, &mut forcible, &mut None)?;
                 // SAFETY: raw is a fresh allocation of `size` bytes; the
                 // closure initialises the list header in the value bytes.
                 let entry = unsafe {
@@ -989,16 +975,22 @@ impl Store {
                 (entry, true)
             }
         };
-        let element =
-            match self.alloc_entry_space(&lock, element_size, false, now_ms, &mut forcible) {
-                Ok(element) => element.cast::<ListElement>(),
-                Err(e) => {
-                    if created {
-                        self.remove(&lock, entry);
-                    }
-                    return Err(e);
+        let element = match self.alloc_entry_space(
+            &lock,
+            element_size,
+            false,
+            now_ms,
+            &mut forcible,
+            &mut None,
+        ) {
+            Ok(element) => element.cast::<ListElement>(),
+            Err(e) => {
+                if created {
+                    self.remove(&lock, entry);
                 }
-            };
+                return Err(e);
+            }
+        };
         let list = Self::list_header(&entry);
         // SAFETY: the element is a fresh allocation of element_size bytes;
         // the list belongs to a live entry of this zone.
