@@ -158,7 +158,17 @@ GET /t
 
 
 
-=== TEST 12: the same lua_shared_dict twice
+=== TEST 12: lua_shared_dict above 64g: the store names its entries by 32-bit offsets of 16 bytes
+--- http_config
+    lua_shared_dict dogs 65537m;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*lua_shared_dict "dogs" is too large: zones hold at most 64g in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 13: the same lua_shared_dict twice
 --- http_config
     lua_shared_dict dogs 1m;
     lua_shared_dict dogs 1m;
@@ -169,7 +179,7 @@ qr/\[emerg\] .*lua_shared_dict "dogs" is already defined as "dogs" in \S+nginx\.
 
 
 
-=== TEST 13: the same name with another size is refused too
+=== TEST 14: the same name with another size is refused too
 --- http_config
     lua_shared_dict dogs 1m;
     lua_shared_dict dogs 2m;
@@ -180,7 +190,7 @@ qr/\[emerg\] .*lua_shared_dict "dogs" is already defined as "dogs"/
 
 
 
-=== TEST 14: lua_shared_dict outside the http block
+=== TEST 15: lua_shared_dict outside the http block
 --- config
     lua_shared_dict dogs 1m;
 --- must_die
@@ -189,7 +199,7 @@ qr/\[emerg\] .*"lua_shared_dict" directive is not allowed here in \S+nginx\.conf
 
 
 
-=== TEST 15: lua_shared_dict in the main context
+=== TEST 16: lua_shared_dict in the main context
 --- main_config
     lua_shared_dict dogs 1m;
 --- config
@@ -199,7 +209,7 @@ qr/\[emerg\] .*"lua_shared_dict" directive is not allowed here/
 
 
 
-=== TEST 16: lua_shared_dict with a wrong number of arguments
+=== TEST 17: lua_shared_dict with a wrong number of arguments
 --- http_config
     lua_shared_dict dogs;
 --- config
@@ -209,7 +219,7 @@ qr/\[emerg\] .*invalid number of arguments in "lua_shared_dict" directive in \S+
 
 
 
-=== TEST 17: content_by_lua outside a location
+=== TEST 18: content_by_lua outside a location
 --- http_config
     content_by_lua 'ngx.say(1)';
 --- config
@@ -219,7 +229,7 @@ qr/\[emerg\] .*"content_by_lua" directive is not allowed here/
 
 
 
-=== TEST 18: content_by_lua_block with arguments
+=== TEST 19: content_by_lua_block with arguments
 --- config
     location = /t {
         content_by_lua_block foo { ngx.say(1) }
@@ -230,7 +240,7 @@ qr/\[emerg\] .*invalid number of arguments in "content_by_lua_block" directive/
 
 
 
-=== TEST 19: error values that are not strings, as OpenResty logs them
+=== TEST 20: error values that are not strings, as OpenResty logs them
 --- config
     location = /table { content_by_lua_block { error({ code = 1 }) } }
     location = /number { content_by_lua_block { error(42, 0) } }

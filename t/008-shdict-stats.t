@@ -37,9 +37,9 @@ __DATA__
 --- request
 GET /t
 --- response_body
-entries=3 lists=1 expired_pending=1 used_bytes=301
+entries=3 lists=1 expired_pending=1 used_bytes=137
 hits=1 misses=1 stores=3 evictions=0 expirations=0 no_memory=1
-entries=2 lists=1 expired_pending=0 used_bytes=212
+entries=2 lists=1 expired_pending=0 used_bytes=96
 hits=1 misses=1 stores=3 evictions=0 expirations=1 no_memory=1
 capacity=1048576 free_space matches: true pages fit: true free pages: true
 
@@ -69,16 +69,18 @@ evictions=1 stores=true entries=true
 
 
 
-=== TEST 3: slab rows after a fill of known sizes
+=== TEST 3: slot class rows after a fill of known sizes
 --- http_config
     lua_shared_dict dogs 1m;
 --- config
     location = /t {
         content_by_lua_block {
             local dogs = ngx.shared.dogs
-            -- 80-byte header + 4-byte key + 44-byte value = 128 bytes
+            -- 32-byte header + 4-byte key + 44-byte value = 80 bytes,
+            -- 51 slots to a page
             for i = 100, 199 do dogs:set("k" .. i, string.rep("v", 44)) end
-            -- 80 + 4 + 1000 = 1084 bytes: the 2048-byte class, two per page
+            -- 32 + 4 + 1000 = 1036 bytes: the 1040-byte class, 11 slots to
+            -- a span of three pages
             for i = 200, 209 do dogs:set("k" .. i, string.rep("v", 1000)) end
             for _, row in ipairs(dogs:stats().slabs) do
                 if row.used > 0 or row.total > 0 then
@@ -91,9 +93,8 @@ evictions=1 stores=true entries=true
 --- request
 GET /t
 --- response_body
-128: total=128 used=100 requests=100 failures=0
-256: total=16 used=1 requests=1 failures=0
-2048: total=10 used=10 requests=10 failures=0
+80: total=102 used=100 requests=100 failures=0
+1040: total=11 used=10 requests=10 failures=0
 
 
 
@@ -120,7 +121,7 @@ GET /t
 --- response_headers eval
 ["Content-Type: text/plain", "Content-Type: application/json"]
 --- response_body_like eval
-[qr/filled/, qr/^\{"zones":\{"dogs":\{"capacity":1048576,"free_space":\d+,"used_bytes":89,"entries":1,"lists":0,"expired_pending":0,"hits":2,"misses":1,"stores":1,"evictions":0,"expirations":0,"no_memory":0,"pages":\{"total":\d+,"free":\d+\},"slabs":\[\{"size":8,.*\]\},"cats":\{"capacity":65536,.*"lists":1,/]
+[qr/filled/, qr/^\{"zones":\{"dogs":\{"capacity":1048576,"free_space":\d+,"used_bytes":41,"entries":1,"lists":0,"expired_pending":0,"hits":2,"misses":1,"stores":1,"evictions":0,"expirations":0,"no_memory":0,"pages":\{"total":\d+,"free":\d+\},"slabs":\[\{"size":48,"total":\d+,"used":1,"requests":1,"failures":0\}\]\},"cats":\{"capacity":65536,.*"lists":1,/]
 --- pipe_response_body_to
 python3 -c '
 import json, sys
@@ -131,8 +132,9 @@ doc = json.loads(text)
 dogs, cats = doc["zones"]["dogs"], doc["zones"]["cats"]
 assert (dogs["hits"], dogs["misses"], dogs["stores"], dogs["entries"]) == (2, 1, 1, 1), dogs
 assert cats["lists"] == 1 and cats["capacity"] == 65536, cats
-assert [row["size"] for row in dogs["slabs"]] == [8, 16, 32, 64, 128, 256, 512, 1024, 2048]
-assert sum(row["used"] for row in dogs["slabs"]) == 2, dogs["slabs"]
+assert [row["size"] for row in dogs["slabs"]] == [48], dogs["slabs"]
+assert [row["size"] for row in cats["slabs"]] == [32, 48], cats["slabs"]
+assert sum(row["used"] for row in cats["slabs"]) == 2, cats["slabs"]
 '
 
 
@@ -142,19 +144,27 @@ assert sum(row["used"] for row in dogs["slabs"]) == 2, dogs["slabs"]
     lua_shared_dict dogs 1m;
     lua_shared_dict "odd \"name\"" 64k;
 --- config
+    location = /fill {
+        content_by_lua_block {
+            ngx.shared.dogs:set("a", 1)
+            ngx.say("filled")
+        }
+    }
     location = /status {
         lua_shared_dict_status;
     }
---- request
-GET /status?format=prometheus
---- response_headers
-Content-Type: text/plain; version=0.0.4; charset=utf-8
---- response_body_like
-# TYPE nginx_shdict_hits_total counter
+--- request eval
+["GET /fill", "GET /status?format=prometheus"]
+--- response_headers eval
+["Content-Type: text/plain", "Content-Type: text/plain; version=0.0.4; charset=utf-8"]
+--- response_body_like eval
+[qr/filled/, qr/# TYPE nginx_shdict_hits_total counter
 nginx_shdict_hits_total\{zone="dogs"\} 0
 nginx_shdict_hits_total\{zone="odd \\"name\\""\} 0
-.*nginx_shdict_slab_used_slots\{zone="dogs",size="256"\} 1
---- pipe_response_body_to: promtool check metrics
+.*nginx_shdict_slab_used_slots\{zone="dogs",size="48"\} 1
+/s]
+--- pipe_response_body_to
+sh -c 'body=$(cat); case "$body" in filled*) exit 0;; esac; printf "%s\n" "$body" | promtool check metrics'
 
 
 

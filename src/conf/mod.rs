@@ -258,6 +258,11 @@ pub(crate) unsafe extern "C" fn set_lua_shared_dict(
                 String::from_utf8_lossy(bytes(&size_arg))
             ));
         }
+        if size as u64 > crate::shdict::layout::MAX_ZONE_SIZE {
+            return Err(format!(
+                "lua_shared_dict \"{name_text}\" is too large: zones hold at most 64g"
+            ));
+        }
         let main = main_conf(cf);
         if let Some(existing) = main.zones().find(|z| z.name() == bytes(&name)) {
             return Err(format!(

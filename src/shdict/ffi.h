@@ -22,7 +22,7 @@ typedef struct {
            hits, misses, stores, evictions, expirations, no_memory,
            pages_total, pages_free;
     uint32_t slab_count;
-    ngx_lua_shdict_slab_t slabs[16];
+    ngx_lua_shdict_slab_t slabs[128];
 } ngx_lua_shdict_stats_t;
 
 int ngx_lua_shdict_get(void *zone, const char *key, size_t key_len,

@@ -78,7 +78,7 @@ pub struct Out {
     pub count: u32,
 }
 
-/// One slab size class in [`StatsOut`] (`ngx_lua_shdict_slab_t`).
+/// One slot class in [`StatsOut`] (`ngx_lua_shdict_slab_t`).
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SlabOut {
@@ -91,7 +91,7 @@ pub struct SlabOut {
 
 /// `dict:stats()` figures (`ngx_lua_shdict_stats_t`).
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct StatsOut {
     pub capacity: f64,
     pub free_space: f64,

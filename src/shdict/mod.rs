@@ -1,8 +1,11 @@
 //! The shared dictionary: a store in an nginx shared-memory zone, indexed by
-//! nginx's rbtree and ordered by an LRU queue. No Lua and no HTTP in here.
+//! a red-black tree and ordered by an LRU list, in slots of its own size
+//! classes. No Lua and no HTTP in here.
 
 pub mod ffi;
+mod index;
 pub mod layout;
+mod slots;
 pub mod store;
 mod zone;
 

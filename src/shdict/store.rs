@@ -1,30 +1,31 @@
-//! The dictionary operations on a zone's slab pool.
+//! The dictionary operations on a zone's store.
 //!
 //! Every public operation takes the slab pool's mutex exactly once and releases
 //! it on every path (a guard does it on drop). Nothing in here calls Lua,
 //! formats log lines or allocates on the Rust heap while the mutex is held:
 //! values are copied into a caller-owned buffer whose capacity is checked
 //! first, and the lock is dropped to grow it.
+//!
+//! Entries are named by zone offsets (see `layout.rs`); the index lives in
+//! `index.rs` and the allocator in `slots.rs`.
 
-use core::cmp::Ordering;
 use core::ptr::{self, NonNull};
 
-use nginx_sys::{
-    ngx_queue_insert_after, ngx_queue_remove, ngx_queue_t, ngx_rbt_red, ngx_rbtree_delete,
-    ngx_rbtree_init, ngx_rbtree_insert, ngx_rbtree_node_t, ngx_shmtx_lock, ngx_shmtx_unlock,
-    ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_pool_t,
-};
+use nginx_sys::{ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_pool_t};
 
+use super::index::Path;
 use super::layout::{
-    entry_alloc_size, key_hash, EntryHeader, ListElement, ListHeader, StoreHeader, ValueKind,
-    ZoneCounters, ENTRY_HEADER_SIZE, LIST_ELEMENT_HEADER_SIZE, LIST_HEADER_SIZE, LRU_LINK_OFFSET,
-    STORE_LAYOUT_VERSION, STORE_MAGIC,
+    element_alloc_size, entry_alloc_size, key_hash, Classes, EntryHeader, ListElement, ListHeader,
+    StoreHeader, ValueKind, ZoneCounters, ENTRY_HEADER_SIZE, GRANULE, LIST_HEADER_SIZE,
+    MAX_ZONE_SIZE, STORE_LAYOUT_VERSION, STORE_MAGIC,
 };
+use super::slots::LARGE;
 
-/// Live entries removed by one write that runs out of memory, at most.
-const MAX_EVICTIONS_PER_WRITE: usize = 30;
 /// Expired entries at the LRU tail that each write frees on its way.
 const EXPIRED_FREED_PER_WRITE: usize = 2;
+/// Entries from the LRU tail that an eviction looks through for one whose
+/// room serves the allocation that failed.
+const EVICTION_WINDOW: usize = 32;
 
 /// Errors carry OpenResty's own wording: the Lua layer returns them verbatim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -103,16 +104,15 @@ pub fn decode_value(kind: ValueKind, bytes: &[u8]) -> Value<'_> {
     }
 }
 
-/// Slab size classes reported at most: page sizes up to 64 KiB with 8-byte
-/// minimum slots give 13.
-pub const MAX_SLAB_CLASSES: usize = 16;
+/// Slot classes reported at most: every class of the store's allocator.
+pub const MAX_SLAB_CLASSES: usize = super::layout::MAX_CLASSES;
 
-/// One slab size class of the zone's allocator.
+/// One slot class of the store's allocator.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SlabClass {
     /// Slot size in bytes.
     pub size: usize,
-    /// Slots in pages currently given to this class.
+    /// Slots in the spans this class holds.
     pub total: usize,
     /// Slots in use.
     pub used: usize,
@@ -123,7 +123,7 @@ pub struct SlabClass {
 }
 
 /// What `dict:stats()` and the status page report about one zone.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct ZoneStats {
     pub capacity: usize,
     /// Bytes in wholly free pages.
@@ -137,8 +137,23 @@ pub struct ZoneStats {
     slab_count: usize,
 }
 
+impl Default for ZoneStats {
+    fn default() -> ZoneStats {
+        ZoneStats {
+            capacity: 0,
+            free_space: 0,
+            pages_total: 0,
+            pages_free: 0,
+            expired_pending: 0,
+            counters: ZoneCounters::default(),
+            slabs: [SlabClass::default(); MAX_SLAB_CLASSES],
+            slab_count: 0,
+        }
+    }
+}
+
 impl ZoneStats {
-    /// One row per slab size class, smallest first.
+    /// One row per slot class that was ever asked for a slot, smallest first.
     pub fn slabs(&self) -> &[SlabClass] {
         &self.slabs[..self.slab_count]
     }
@@ -205,142 +220,50 @@ pub struct Written {
 /// locks the zone.
 #[derive(Debug, Clone, Copy)]
 pub struct Store {
-    pool: NonNull<ngx_slab_pool_t>,
-    header: NonNull<StoreHeader>,
+    pub(super) pool: NonNull<ngx_slab_pool_t>,
+    pub(super) header: NonNull<StoreHeader>,
 }
 
-struct ZoneLock<'a> {
-    pool: &'a Store,
+/// Proof that the zone's mutex is held; unlocks on drop.
+pub(super) struct ZoneLock<'a> {
+    store: &'a Store,
 }
 
 impl Drop for ZoneLock<'_> {
     fn drop(&mut self) {
         // SAFETY: the lock was taken by `Store::lock` on this same mutex, which
         // lives in shared memory for the life of the zone.
-        unsafe { ngx_shmtx_unlock(&mut (*self.pool.pool.as_ptr()).mutex) };
+        unsafe { ngx_shmtx_unlock(&mut (*self.store.pool.as_ptr()).mutex) };
     }
 }
 
-/// The whole-entry view used while the lock is held.
-struct Entry(NonNull<EntryHeader>);
-
-impl Entry {
-    fn header(&self) -> &EntryHeader {
-        // SAFETY: entries are only reached through the index or the LRU queue,
-        // which hold live allocations, and only while the zone lock is held.
-        unsafe { self.0.as_ref() }
-    }
-
-    fn key(&self) -> &[u8] {
-        let len = usize::from(self.header().key_len);
-        // SAFETY: the key bytes follow the header inside the same allocation.
-        unsafe {
-            core::slice::from_raw_parts(self.0.as_ptr().cast::<u8>().add(ENTRY_HEADER_SIZE), len)
-        }
-    }
-
-    fn value(&self) -> &[u8] {
-        let h = self.header();
-        // SAFETY: the value bytes follow the key inside the same allocation.
-        unsafe {
-            core::slice::from_raw_parts(
-                self.0
-                    .as_ptr()
-                    .cast::<u8>()
-                    .add(ENTRY_HEADER_SIZE + usize::from(h.key_len)),
-                h.value_len as usize,
-            )
-        }
-    }
-
-    fn is_expired(&self, now_ms: u64) -> bool {
-        let expires = self.header().expires_ms;
-        expires != 0 && expires <= now_ms
-    }
-
-    fn from_lru_link(link: *mut ngx_queue_t) -> Entry {
-        // SAFETY: every link in the LRU queue (other than its sentinel, which
-        // callers never pass) is the `lru` field of an EntryHeader.
-        Entry(unsafe { NonNull::new_unchecked(link.cast::<u8>().sub(LRU_LINK_OFFSET).cast()) })
-    }
+/// What a new entry holds, for [`Store::insert_entry`].
+struct NewEntry<'a> {
+    key: &'a [u8],
+    hash: u32,
+    kind: ValueKind,
+    value_len: usize,
+    expires_ms: u64,
+    user_flags: u32,
 }
 
-fn compare_keys(a: &[u8], b: &[u8]) -> Ordering {
-    a.cmp(b)
-}
+/// Slot classes (and [`LARGE`]) as a set.
+#[derive(Default)]
+struct ClassSet([u64; 3]);
 
-/// rbtree insert callback: order by hash, then by key bytes on collision.
-unsafe extern "C" fn insert_entry_node(
-    mut temp: *mut ngx_rbtree_node_t,
-    node: *mut ngx_rbtree_node_t,
-    sentinel: *mut ngx_rbtree_node_t,
-) {
-    // SAFETY: called by ngx_rbtree_insert with nodes of this tree, every one of
-    // which is the first field of an EntryHeader.
-    unsafe {
-        let new_entry = Entry(NonNull::new_unchecked(node.cast()));
-        loop {
-            let slot = match (*node).key.cmp(&(*temp).key) {
-                Ordering::Less => &mut (*temp).left,
-                Ordering::Greater => &mut (*temp).right,
-                Ordering::Equal => {
-                    let existing = Entry(NonNull::new_unchecked(temp.cast()));
-                    if compare_keys(new_entry.key(), existing.key()) == Ordering::Less {
-                        &mut (*temp).left
-                    } else {
-                        &mut (*temp).right
-                    }
-                }
-            };
-            if *slot == sentinel {
-                *slot = node;
-                break;
-            }
-            temp = *slot;
-        }
-        (*node).parent = temp;
-        (*node).left = sentinel;
-        (*node).right = sentinel;
-        ngx_rbt_red(node);
+impl ClassSet {
+    fn insert(&mut self, class: usize) {
+        self.0[class / 64] |= 1 << (class % 64);
     }
-}
 
-/// Where a key missing from the index goes: the child slot of `parent` on
-/// the side the key sorts to. Valid only until the index next changes.
-#[derive(Debug, Clone, Copy)]
-struct Place {
-    parent: *mut ngx_rbtree_node_t,
-    left: bool,
-}
-
-/// rbtree insert callback for a node whose place is already known: its
-/// `parent` holds the parent and its `data` byte the side (1: left), as
-/// `Store::link_new_entry` left them; nginx then rebalances.
-unsafe extern "C" fn insert_at_place(
-    _root: *mut ngx_rbtree_node_t,
-    node: *mut ngx_rbtree_node_t,
-    sentinel: *mut ngx_rbtree_node_t,
-) {
-    // SAFETY: called by ngx_rbtree_insert with a node prepared by
-    // link_new_entry, whose parent's slot on that side is empty.
-    unsafe {
-        let parent = (*node).parent;
-        let slot = if (*node).data != 0 {
-            &mut (*parent).left
-        } else {
-            &mut (*parent).right
-        };
-        debug_assert!(*slot == sentinel);
-        *slot = node;
-        (*node).data = 0;
-        (*node).left = sentinel;
-        (*node).right = sentinel;
-        ngx_rbt_red(node);
+    fn contains(&self, class: usize) -> bool {
+        self.0[class / 64] & (1 << (class % 64)) != 0
     }
 }
 
 impl Store {
-    /// Lays out a fresh store in a newly created zone.
+    /// Lays out a fresh store in a newly created zone; `None` when the zone
+    /// is too small for the store's header or too large for its offsets.
     ///
     /// # Safety
     /// `pool` must be the initialised slab pool at the start of a shared zone,
@@ -348,25 +271,26 @@ impl Store {
     pub unsafe fn create(pool: NonNull<ngx_slab_pool_t>) -> Option<Store> {
         // SAFETY: per the contract, the pool is valid and private to us.
         unsafe {
-            let raw = ngx_slab_alloc_locked(pool.as_ptr(), core::mem::size_of::<StoreHeader>());
+            let p = pool.as_ptr();
+            if ((*p).end as usize - p as usize) as u64 > MAX_ZONE_SIZE {
+                return None;
+            }
+            let classes = Classes::new(nginx_sys::ngx_pagesize);
+            let pages = ((*p).end as usize - (*p).start as usize) / classes.page_size();
+            let size = Store::header_size(classes, pages);
+            let raw = ngx_slab_alloc_locked(p, size);
             let header = NonNull::new(raw.cast::<StoreHeader>())?;
+            ptr::write_bytes(raw.cast::<u8>(), 0, size);
             let h = header.as_ptr();
-            ptr::write_bytes(h, 0, 1);
             (*h).magic = STORE_MAGIC;
             (*h).layout_version = STORE_LAYOUT_VERSION;
-            ngx_rbtree_init(
-                &mut (*h).rbtree,
-                &mut (*h).sentinel,
-                Some(insert_entry_node),
-            );
-            let lru = &mut (*h).lru as *mut ngx_queue_t;
-            (*lru).prev = lru;
-            (*lru).next = lru;
-            (*h).counters = ZoneCounters::default();
-            (*pool.as_ptr()).data = raw;
+            (*h).page_size = classes.page_size() as u32;
+            (*h).class_count = classes.count() as u32;
+            (*h).bitmap_pages = pages as u32;
+            (*p).data = raw;
             // Running out of zone memory is an expected outcome that the
             // caller reports ("no memory"); nginx's own log line is noise.
-            (*pool.as_ptr()).set_log_nomem(0);
+            (*p).set_log_nomem(0);
             Some(Store { pool, header })
         }
     }
@@ -376,12 +300,15 @@ impl Store {
     /// # Safety
     /// `pool` must be the slab pool at the start of a live shared zone.
     pub unsafe fn adopt(pool: NonNull<ngx_slab_pool_t>) -> Option<Store> {
-        // SAFETY: per the contract the pool header is readable; the magic and
-        // version checks reject memory laid out by anything else.
+        // SAFETY: per the contract the pool header is readable; the magic,
+        // version and page size checks reject memory laid out otherwise.
         unsafe {
             let header = NonNull::new((*pool.as_ptr()).data.cast::<StoreHeader>())?;
             let h = header.as_ref();
-            if h.magic != STORE_MAGIC || h.layout_version != STORE_LAYOUT_VERSION {
+            if h.magic != STORE_MAGIC
+                || h.layout_version != STORE_LAYOUT_VERSION
+                || h.page_size as usize != nginx_sys::ngx_pagesize
+            {
                 return None;
             }
             Some(Store { pool, header })
@@ -392,7 +319,7 @@ impl Store {
         // SAFETY: the mutex lives in the zone's slab pool header. It is the
         // mutex nginx's master force-unlocks when a worker dies holding it.
         unsafe { ngx_shmtx_lock(&mut (*self.pool.as_ptr()).mutex) };
-        ZoneLock { pool: self }
+        ZoneLock { store: self }
     }
 
     /// Zone bytes: what `capacity()` reports.
@@ -407,9 +334,66 @@ impl Store {
     // The lock guard, not `&mut self`, is what proves exclusive access: the
     // header is shared memory that every worker process maps.
     #[allow(clippy::mut_from_ref)]
-    fn header_mut(&self, _lock: &ZoneLock<'_>) -> &mut StoreHeader {
+    pub(super) fn header_mut(&self, _lock: &ZoneLock<'_>) -> &mut StoreHeader {
         // SAFETY: the lock guard proves exclusive access across processes.
         unsafe { &mut *self.header.as_ptr() }
+    }
+
+    /// The address of a zone offset.
+    pub(super) fn at(&self, offset: u32) -> *mut u8 {
+        self.pool
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(offset as usize * GRANULE)
+    }
+
+    /// The zone offset of an address in the zone, at a granule boundary.
+    pub(super) fn offset_of(&self, address: *const u8) -> u32 {
+        let distance = address as usize - self.pool.as_ptr() as usize;
+        debug_assert_eq!(distance % GRANULE, 0);
+        (distance / GRANULE) as u32
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    pub(super) fn entry_header(&self, _lock: &ZoneLock<'_>, entry: u32) -> &mut EntryHeader {
+        // SAFETY: entry offsets come from the index, the LRU list or a fresh
+        // allocation of this zone; the lock guard proves exclusive access.
+        unsafe { &mut *self.at(entry).cast::<EntryHeader>() }
+    }
+
+    pub(super) fn entry_key(&self, lock: &ZoneLock<'_>, entry: u32) -> &[u8] {
+        let h = self.entry_header(lock, entry);
+        let (offset, len) = (h.key_offset(), h.key_len());
+        // SAFETY: the key bytes follow the header inside the entry's slot.
+        unsafe { core::slice::from_raw_parts(self.at(entry).add(offset), len) }
+    }
+
+    fn value_ptr(&self, lock: &ZoneLock<'_>, entry: u32) -> *mut u8 {
+        let h = self.entry_header(lock, entry);
+        self.at(entry).wrapping_add(h.key_offset() + h.key_len())
+    }
+
+    fn entry_value(&self, lock: &ZoneLock<'_>, entry: u32) -> &[u8] {
+        let len = self.entry_header(lock, entry).value_len as usize;
+        // SAFETY: the value bytes follow the key inside the entry's slot.
+        unsafe { core::slice::from_raw_parts(self.value_ptr(lock, entry), len) }
+    }
+
+    fn user_flags(&self, lock: &ZoneLock<'_>, entry: u32) -> u32 {
+        if !self.entry_header(lock, entry).has_flags() {
+            return 0;
+        }
+        // SAFETY: an entry with flags holds them right after its header.
+        unsafe { self.at(entry).add(ENTRY_HEADER_SIZE).cast::<u32>().read() }
+    }
+
+    fn is_expired(&self, lock: &ZoneLock<'_>, entry: u32, now_ms: u64) -> bool {
+        let expires = self.entry_header(lock, entry).expires_ms();
+        expires != 0 && expires <= now_ms
+    }
+
+    fn is_list(&self, lock: &ZoneLock<'_>, entry: u32) -> bool {
+        self.entry_header(lock, entry).kind_byte() == ValueKind::List as u8
     }
 
     /// Copies of the zone's counters, read under the lock.
@@ -418,211 +402,191 @@ impl Store {
         self.header_mut(&lock).counters
     }
 
-    fn find(&self, lock: &ZoneLock<'_>, key: &[u8], hash: u32) -> Option<Entry> {
-        self.find_or_place(lock, key, hash).ok()
-    }
-
-    /// [`Store::find_or_place`] as the entry and the place, one of them set.
-    fn lookup(&self, lock: &ZoneLock<'_>, key: &[u8], hash: u32) -> (Option<Entry>, Option<Place>) {
-        match self.find_or_place(lock, key, hash) {
-            Ok(entry) => (Some(entry), None),
-            Err(place) => (None, place),
+    fn lru_unlink(&self, lock: &ZoneLock<'_>, entry: u32) {
+        let (prev, next) = {
+            let h = self.entry_header(lock, entry);
+            (h.lru_prev, h.lru_next)
+        };
+        match prev {
+            0 => self.header_mut(lock).lru_head = next,
+            prev => self.entry_header(lock, prev).lru_next = next,
+        }
+        match next {
+            0 => self.header_mut(lock).lru_tail = prev,
+            next => self.entry_header(lock, next).lru_prev = prev,
         }
     }
 
-    /// The entry of `key`, or where it would be linked into the index
-    /// (`None` for an empty index): an insert that follows at once skips a
-    /// second walk from the root.
-    fn find_or_place(
-        &self,
-        lock: &ZoneLock<'_>,
-        key: &[u8],
-        hash: u32,
-    ) -> Result<Entry, Option<Place>> {
-        let h = self.header_mut(lock);
-        let sentinel = h.rbtree.sentinel;
-        let mut node = h.rbtree.root;
-        let mut place = None;
-        let hash = hash as usize;
-        while node != sentinel {
-            // SAFETY: nodes reachable from the root are live entries.
-            let left = unsafe {
-                match hash.cmp(&(*node).key) {
-                    Ordering::Less => true,
-                    Ordering::Greater => false,
-                    Ordering::Equal => {
-                        let entry = Entry(NonNull::new_unchecked(node.cast()));
-                        match compare_keys(key, entry.key()) {
-                            Ordering::Less => true,
-                            Ordering::Greater => false,
-                            Ordering::Equal => return Ok(entry),
-                        }
-                    }
-                }
-            };
-            place = Some(Place { parent: node, left });
-            // SAFETY: as above.
-            node = unsafe {
-                if left {
-                    (*node).left
-                } else {
-                    (*node).right
-                }
-            };
+    fn lru_push_head(&self, lock: &ZoneLock<'_>, entry: u32) {
+        let head = self.header_mut(lock).lru_head;
+        {
+            let h = self.entry_header(lock, entry);
+            h.lru_prev = 0;
+            h.lru_next = head;
         }
-        Err(place)
+        match head {
+            0 => self.header_mut(lock).lru_tail = entry,
+            head => self.entry_header(lock, head).lru_prev = entry,
+        }
+        self.header_mut(lock).lru_head = entry;
     }
 
-    fn touch(&self, lock: &ZoneLock<'_>, entry: &Entry) {
-        let h = self.header_mut(lock);
-        // SAFETY: the entry's link is in the LRU queue; the sentinel is ours.
+    fn touch(&self, lock: &ZoneLock<'_>, entry: u32) {
+        // A hot key is usually the most recent already: relinking it would
+        // write to two other entries for nothing.
+        if self.header_mut(lock).lru_head != entry {
+            self.lru_unlink(lock, entry);
+            self.lru_push_head(lock, entry);
+        }
+    }
+
+    fn list_header(&self, lock: &ZoneLock<'_>, entry: u32) -> ListHeader {
+        // SAFETY: a list entry's value bytes are a ListHeader, unaligned
+        // after a key of any length.
         unsafe {
-            let link = &mut (*entry.0.as_ptr()).lru as *mut ngx_queue_t;
-            // A hot key is usually the most recent already: relinking it
-            // would write to three other entries' cache lines for nothing.
-            if h.lru.next == link {
-                return;
-            }
-            ngx_queue_remove(link);
-            ngx_queue_insert_after(&mut h.lru, link);
-        }
-    }
-
-    fn list_header(entry: &Entry) -> *mut ListHeader {
-        let h = entry.header();
-        // SAFETY: a list entry's value bytes are a ListHeader.
-        unsafe {
-            entry
-                .0
-                .as_ptr()
-                .cast::<u8>()
-                .add(ENTRY_HEADER_SIZE + usize::from(h.key_len))
+            self.value_ptr(lock, entry)
                 .cast::<ListHeader>()
+                .read_unaligned()
         }
     }
 
-    fn remove(&self, lock: &ZoneLock<'_>, entry: Entry) {
-        let header = entry.header();
-        let mut freed_bytes =
-            entry_alloc_size(usize::from(header.key_len), header.value_len as usize) as u64;
-        let is_list = header.kind == ValueKind::List as u8;
+    fn set_list_header(&self, lock: &ZoneLock<'_>, entry: u32, list: ListHeader) {
+        // SAFETY: as in list_header.
+        unsafe {
+            self.value_ptr(lock, entry)
+                .cast::<ListHeader>()
+                .write_unaligned(list)
+        }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn element(&self, _lock: &ZoneLock<'_>, element: u32) -> &mut ListElement {
+        // SAFETY: element offsets come from a live list of this zone; the
+        // lock guard proves exclusive access.
+        unsafe { &mut *self.at(element).cast::<ListElement>() }
+    }
+
+    /// Unlinks and frees an entry (and a list's elements). `path` holds the
+    /// entry's ancestors when the caller just found it, else it is walked
+    /// to.
+    fn remove(&self, lock: &ZoneLock<'_>, entry: u32, path: Option<&mut Path>) {
+        let size = self.entry_header(lock, entry).alloc_size();
+        let mut freed = size as u64;
+        let is_list = self.is_list(lock, entry);
         if is_list {
-            let list = Self::list_header(&entry);
-            // SAFETY: every element linked in a live list is an allocation of
-            // this pool that nothing else refers to.
-            unsafe {
-                let sentinel = &mut (*list).elements as *mut ngx_queue_t;
-                let mut link = (*sentinel).next;
-                while link != sentinel {
-                    let next = (*link).next;
-                    let element = link.cast::<ListElement>();
-                    freed_bytes +=
-                        (LIST_ELEMENT_HEADER_SIZE + (*element).value_len as usize) as u64;
-                    ngx_slab_free_locked(self.pool.as_ptr(), link.cast());
-                    link = next;
-                }
+            let mut element = self.list_header(lock, entry).head;
+            while element != 0 {
+                let (next, element_size) = {
+                    let e = self.element(lock, element);
+                    (e.next, element_alloc_size(e.value_len as usize))
+                };
+                freed += element_size as u64;
+                self.free(lock, element, element_size);
+                element = next;
             }
         }
-        let h = self.header_mut(lock);
-        h.counters.used_bytes = h.counters.used_bytes.saturating_sub(freed_bytes);
+        self.lru_unlink(lock, entry);
+        match path {
+            Some(path) => self.index_remove_at(lock, entry, path),
+            None => self.index_remove(lock, entry),
+        }
+        self.free(lock, entry, size);
+        let counters = &mut self.header_mut(lock).counters;
+        counters.used_bytes = counters.used_bytes.saturating_sub(freed);
+        counters.entries = counters.entries.saturating_sub(1);
         if is_list {
-            h.counters.lists = h.counters.lists.saturating_sub(1);
+            counters.lists = counters.lists.saturating_sub(1);
         }
-        // SAFETY: the entry is live, linked in both structures, and allocated
-        // from this pool; nothing refers to it after this.
-        unsafe {
-            ngx_queue_remove(&mut (*entry.0.as_ptr()).lru);
-            ngx_rbtree_delete(&mut h.rbtree, &mut (*entry.0.as_ptr()).rb);
-            ngx_slab_free_locked(self.pool.as_ptr(), entry.0.as_ptr().cast());
-        }
-        h.counters.entries = h.counters.entries.saturating_sub(1);
-    }
-
-    fn lru_tail(&self, lock: &ZoneLock<'_>) -> Option<Entry> {
-        let h = self.header_mut(lock);
-        let sentinel = &mut h.lru as *mut ngx_queue_t;
-        let last = h.lru.prev;
-        (last != sentinel).then(|| Entry::from_lru_link(last))
     }
 
     /// Frees up to `max` expired entries from the LRU tail, stopping at the
     /// first live one.
     fn free_expired_tail(&self, lock: &ZoneLock<'_>, now_ms: u64, max: usize) {
         for _ in 0..max {
-            match self.lru_tail(lock) {
-                Some(entry) if entry.is_expired(now_ms) => {
-                    self.remove(lock, entry);
-                    self.header_mut(lock).counters.expirations += 1;
-                }
-                _ => break,
+            let tail = self.header_mut(lock).lru_tail;
+            if tail == 0 || !self.is_expired(lock, tail, now_ms) {
+                break;
             }
+            self.remove(lock, tail, None);
+            self.header_mut(lock).counters.expirations += 1;
         }
     }
 
-    /// Removes the least recently used entry; false when the store is empty.
-    fn evict_one(&self, lock: &ZoneLock<'_>, now_ms: u64) -> bool {
-        let Some(entry) = self.lru_tail(lock) else {
-            return false;
-        };
-        let expired = entry.is_expired(now_ms);
-        self.remove(lock, entry);
-        let counters = &mut self.header_mut(lock).counters;
-        if expired {
-            counters.expirations += 1;
-        } else {
-            counters.evictions += 1;
+    /// The entry to evict so that an allocation of `size` bytes may fit:
+    /// among the least recently used, the first whose freeing gives a slot
+    /// of the class needed or pages back to the pool, provided no live entry
+    /// of its own class was passed over on the way (so no class loses an
+    /// entry while an older one of the same class stays); else the least
+    /// recently used. `None` when the store is empty.
+    fn pick_victim(&self, lock: &ZoneLock<'_>, size: usize, now_ms: u64) -> Option<u32> {
+        let tail = self.header_mut(lock).lru_tail;
+        if tail == 0 {
+            return None;
         }
-        true
+        let needed = self.allocation_class(size);
+        let mut passed = ClassSet::default();
+        let mut entry = tail;
+        for _ in 0..EVICTION_WINDOW {
+            if entry == 0 {
+                break;
+            }
+            let entry_size = self.entry_header(lock, entry).alloc_size();
+            let class = self.allocation_class(entry_size);
+            let expired = self.is_expired(lock, entry, now_ms);
+            let helps =
+                (class == needed && class != LARGE) || self.frees_pages(lock, entry, entry_size);
+            if helps && (expired || !passed.contains(class)) {
+                return Some(entry);
+            }
+            if !expired {
+                passed.insert(class);
+            }
+            entry = self.entry_header(lock, entry).lru_prev;
+        }
+        Some(tail)
     }
 
-    fn alloc(&self, _lock: &ZoneLock<'_>, size: usize) -> *mut u8 {
-        // SAFETY: the zone lock is held, as the _locked variant requires.
-        unsafe { ngx_slab_alloc_locked(self.pool.as_ptr(), size).cast() }
-    }
-
-    /// Allocates `size` bytes, evicting LRU entries when allowed and needed.
-    /// Sets `forcible` when live entries had to go.
-    fn alloc_entry_space(
+    /// Allocates `size` bytes. When the zone is full and `may_evict`, evicts
+    /// (see [`Store::pick_victim`]) until the allocation fits, which it does
+    /// unless the entry cannot fit in the zone at all. Sets `forcible` when
+    /// live entries went, and clears `path_valid` when the index changed.
+    fn make_room(
         &self,
         lock: &ZoneLock<'_>,
         size: usize,
         may_evict: bool,
         now_ms: u64,
         forcible: &mut bool,
-        place: &mut Option<Place>,
-    ) -> Result<NonNull<u8>, StoreError> {
-        if size > self.largest_allocation() {
-            self.header_mut(lock).counters.no_memory += 1;
-            return Err(StoreError::NoMemory);
-        }
-        let mut raw = self.alloc(lock, size);
-        if raw.is_null() && may_evict {
-            for _ in 0..MAX_EVICTIONS_PER_WRITE {
-                let evictions_before = self.header_mut(lock).counters.evictions;
-                if !self.evict_one(lock, now_ms) {
-                    break;
-                }
-                // Removing an entry rebalances the index: the place a
-                // lookup found for the new key is gone.
-                *place = None;
-                if self.header_mut(lock).counters.evictions != evictions_before {
-                    *forcible = true;
-                }
-                raw = self.alloc(lock, size);
-                if !raw.is_null() {
-                    break;
-                }
+        path_valid: &mut bool,
+    ) -> Result<u32, StoreError> {
+        let fits_at_all = size <= self.pool_bytes();
+        loop {
+            if let Some(offset) = self.alloc(lock, size) {
+                return Ok(offset);
+            }
+            if !may_evict || !fits_at_all {
+                break;
+            }
+            let Some(victim) = self.pick_victim(lock, size, now_ms) else {
+                break;
+            };
+            let expired = self.is_expired(lock, victim, now_ms);
+            self.remove(lock, victim, None);
+            *path_valid = false;
+            let counters = &mut self.header_mut(lock).counters;
+            if expired {
+                counters.expirations += 1;
+            } else {
+                counters.evictions += 1;
+                *forcible = true;
             }
         }
-        NonNull::new(raw).ok_or_else(|| {
-            self.header_mut(lock).counters.no_memory += 1;
-            StoreError::NoMemory
-        })
+        self.header_mut(lock).counters.no_memory += 1;
+        Err(StoreError::NoMemory)
     }
 
-    /// The largest block the slab allocator could ever hand out: all of the
-    /// pool's pages. Anything larger fails at once, without evicting.
-    fn largest_allocation(&self) -> usize {
+    /// All of the pool's pages: nothing larger can ever be allocated.
+    fn pool_bytes(&self) -> usize {
         // SAFETY: start/end are fixed when the pool is initialised.
         unsafe {
             let pool = self.pool.as_ref();
@@ -630,75 +594,81 @@ impl Store {
         }
     }
 
-    /// Fills a fresh entry allocation and links it into the index (at
-    /// `place` when the index has not changed since it was found) and the
-    /// LRU head.
-    ///
-    /// # Safety
-    /// `raw` must be a fresh allocation of
-    /// `entry_alloc_size(key.len(), value_len)` bytes from this pool, and
-    /// `write_value` must write at most `value_len` bytes.
+    /// Allocates a new entry (see [`Store::make_room`]), fills it and links
+    /// it into the index and at the LRU head. `path` is where a failed
+    /// lookup of the key stopped, still valid when `path_valid`.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn link_new_entry(
+    fn insert_entry(
         &self,
         lock: &ZoneLock<'_>,
-        raw: NonNull<u8>,
-        key: &[u8],
-        hash: u32,
-        place: Option<Place>,
-        kind: ValueKind,
-        value_len: usize,
-        expires_ms: u64,
-        user_flags: u32,
+        new: &NewEntry<'_>,
+        path: &mut Path,
+        mut path_valid: bool,
+        may_evict: bool,
+        now_ms: u64,
+        forcible: &mut bool,
         write_value: impl FnOnce(*mut u8),
-    ) -> Entry {
-        let h = self.header_mut(lock);
-        // SAFETY: per this function's contract; the index and queue belong
-        // to this zone and the lock is held.
-        unsafe {
-            let e = raw.as_ptr().cast::<EntryHeader>();
-            ptr::write_bytes(e, 0, 1);
-            (*e).rb.key = hash as usize;
-            (*e).expires_ms = expires_ms;
-            (*e).value_len = value_len as u32;
-            (*e).user_flags = user_flags;
-            (*e).key_len = key.len() as u16;
-            (*e).kind = kind as u8;
-            let key_dst = raw.as_ptr().add(ENTRY_HEADER_SIZE);
-            ptr::copy_nonoverlapping(key.as_ptr(), key_dst, key.len());
-            write_value(key_dst.add(key.len()));
-            // The insert callback lives in this process's copy of the module:
-            // set it on every insert instead of trusting a pointer stored in
-            // shared memory by a process that may map the module elsewhere.
-            match place {
-                Some(place) => {
-                    (*e).rb.parent = place.parent;
-                    (*e).rb.data = u8::from(place.left);
-                    h.rbtree.insert = Some(insert_at_place);
-                }
-                None => h.rbtree.insert = Some(insert_entry_node),
-            }
-            ngx_rbtree_insert(&mut h.rbtree, &mut (*e).rb);
-            ngx_queue_insert_after(&mut h.lru, &mut (*e).lru);
-            h.counters.entries += 1;
-            h.counters.used_bytes += entry_alloc_size(key.len(), value_len) as u64;
-            if kind == ValueKind::List {
-                h.counters.lists += 1;
-            }
-            Entry(NonNull::new_unchecked(e))
+    ) -> Result<u32, StoreError> {
+        let has_flags = new.user_flags != 0;
+        let size = entry_alloc_size(new.key.len(), new.value_len, has_flags);
+        let entry = self.make_room(lock, size, may_evict, now_ms, forcible, &mut path_valid)?;
+        if !path_valid {
+            self.index_find(lock, new.key, new.hash, path);
         }
+        *self.entry_header(lock, entry) = EntryHeader {
+            hash: new.hash,
+            left: 0,
+            right: 0,
+            lru_prev: 0,
+            lru_next: 0,
+            value_len: new.value_len as u32,
+            bits: EntryHeader::pack(new.key.len(), new.kind, has_flags, new.expires_ms),
+        };
+        let start = self.at(entry);
+        let key_offset = self.entry_header(lock, entry).key_offset();
+        // SAFETY: the allocation holds `size` bytes: header, flags when not
+        // 0, key, value.
+        unsafe {
+            if has_flags {
+                start
+                    .add(ENTRY_HEADER_SIZE)
+                    .cast::<u32>()
+                    .write(new.user_flags);
+            }
+            ptr::copy_nonoverlapping(new.key.as_ptr(), start.add(key_offset), new.key.len());
+        }
+        write_value(start.wrapping_add(key_offset + new.key.len()));
+        self.index_insert(lock, entry, path);
+        self.lru_push_head(lock, entry);
+        let counters = &mut self.header_mut(lock).counters;
+        counters.entries += 1;
+        counters.used_bytes += size as u64;
+        if new.kind == ValueKind::List {
+            counters.lists += 1;
+        }
+        Ok(entry)
     }
 
     /// Finds a live entry; an expired one is freed on the way and reported
-    /// as absent.
-    fn find_live(&self, lock: &ZoneLock<'_>, key: &[u8], hash: u32, now_ms: u64) -> Option<Entry> {
-        let entry = self.find(lock, key, hash)?;
-        if entry.is_expired(now_ms) {
-            self.remove(lock, entry);
+    /// as absent. `path` is left as [`Store::index_find`] leaves it, or
+    /// emptied when an expired entry was freed.
+    fn find_live(
+        &self,
+        lock: &ZoneLock<'_>,
+        key: &[u8],
+        hash: u32,
+        now_ms: u64,
+        path: &mut Path,
+    ) -> (Option<u32>, bool) {
+        let Some(entry) = self.index_find(lock, key, hash, path) else {
+            return (None, true);
+        };
+        if self.is_expired(lock, entry, now_ms) {
+            self.remove(lock, entry, Some(path));
             self.header_mut(lock).counters.expirations += 1;
-            return None;
+            return (None, false);
         }
-        Some(entry)
+        (Some(entry), true)
     }
 
     /// Reads `key` into `out`. Expired entries are invisible unless
@@ -713,35 +683,35 @@ impl Store {
     ) -> Result<Read, StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
-        let Some(entry) = self.find(&lock, key, hash) else {
+        let mut path = Path::new();
+        let Some(entry) = self.index_find(&lock, key, hash, &mut path) else {
             self.header_mut(&lock).counters.misses += 1;
             return Ok(Read::Miss);
         };
-        let stale = entry.is_expired(now_ms);
+        let stale = self.is_expired(&lock, entry, now_ms);
         if stale && !allow_stale {
             self.header_mut(&lock).counters.misses += 1;
             return Ok(Read::Miss);
         }
-        let header = entry.header();
-        let Some(kind) = ValueKind::from_byte(header.kind) else {
+        let Some(kind) = ValueKind::from_byte(self.entry_header(&lock, entry).kind_byte()) else {
             return Ok(Read::Miss);
         };
         if kind == ValueKind::List {
             return Err(StoreError::IsList);
         }
-        let value = entry.value();
+        let value = self.entry_value(&lock, entry);
         let Some(dst) = out.get_mut(..value.len()) else {
             return Ok(Read::TooLarge(value.len()));
         };
         dst.copy_from_slice(value);
         let found = Found {
             kind,
-            user_flags: header.user_flags,
+            user_flags: self.user_flags(&lock, entry),
             stale,
             len: value.len(),
         };
         if !stale {
-            self.touch(&lock, &entry);
+            self.touch(&lock, entry);
         }
         self.header_mut(&lock).counters.hits += 1;
         Ok(Read::Hit(found))
@@ -776,9 +746,10 @@ impl Store {
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
 
-        let (existing, mut place) = self.lookup(&lock, key, hash);
-        if let Some(entry) = &existing {
-            let live = !entry.is_expired(now_ms);
+        let mut path = Path::new();
+        let existing = self.index_find(&lock, key, hash, &mut path);
+        if let Some(entry) = existing {
+            let live = !self.is_expired(&lock, entry, now_ms);
             match mode {
                 WriteMode::Add | WriteMode::SafeAdd if live => return Err(StoreError::Exists),
                 WriteMode::Replace if !live => return Err(StoreError::NotFound),
@@ -789,57 +760,69 @@ impl Store {
         }
         let Some(value) = value else {
             if let Some(entry) = existing {
-                self.remove(&lock, entry);
+                self.remove(&lock, entry, Some(&mut path));
             }
             return Ok(Written::default());
         };
         let value_len = value.encoded_len();
+        let has_flags = user_flags != 0;
+        let size = entry_alloc_size(key.len(), value_len, has_flags);
 
+        let mut path_valid = true;
         if let Some(entry) = existing {
-            let header = entry.header();
-            if header.value_len as usize == value_len && header.kind != ValueKind::List as u8 {
-                // Same size: rewrite in place, no allocator round trip.
-                // SAFETY: the allocation has exactly value_len value bytes.
-                unsafe {
-                    let h = entry.0.as_ptr();
-                    value.encode_into(h.cast::<u8>().add(ENTRY_HEADER_SIZE + key.len()));
-                    (*h).kind = value.kind() as u8;
-                    (*h).user_flags = user_flags;
-                    (*h).expires_ms = expires_ms;
+            let old_size = self.entry_header(&lock, entry).alloc_size();
+            let same_shape = !self.is_list(&lock, entry)
+                && self.entry_header(&lock, entry).has_flags() == has_flags
+                && self.allocation_footprint(old_size) == self.allocation_footprint(size);
+            if same_shape {
+                // The new value fits the entry's own slot: rewrite in place.
+                {
+                    let h = self.entry_header(&lock, entry);
+                    h.value_len = value_len as u32;
+                    h.set_kind(value.kind());
+                    h.set_expires_ms(expires_ms);
                 }
-                self.touch(&lock, &entry);
-                self.header_mut(&lock).counters.stores += 1;
+                // SAFETY: the slot holds `size` bytes: header, flags when
+                // not 0 (as before), key (unchanged), value.
+                unsafe {
+                    if has_flags {
+                        self.at(entry)
+                            .add(ENTRY_HEADER_SIZE)
+                            .cast::<u32>()
+                            .write(user_flags);
+                    }
+                    value.encode_into(self.value_ptr(&lock, entry));
+                }
+                self.touch(&lock, entry);
+                let counters = &mut self.header_mut(&lock).counters;
+                counters.stores += 1;
+                counters.used_bytes = counters.used_bytes - old_size as u64 + size as u64;
                 return Ok(Written::default());
             }
-            self.remove(&lock, entry);
+            self.remove(&lock, entry, Some(&mut path));
+            path_valid = false;
         }
 
         let mut written = Written::default();
-        let size = entry_alloc_size(key.len(), value_len);
-        let raw = self.alloc_entry_space(
+        let new = NewEntry {
+            key,
+            hash,
+            kind: value.kind(),
+            value_len,
+            expires_ms,
+            user_flags,
+        };
+        self.insert_entry(
             &lock,
-            size,
+            &new,
+            &mut path,
+            path_valid,
             mode.may_evict(),
             now_ms,
             &mut written.forcible,
-            &mut place,
+            // SAFETY: insert_entry hands over room for value_len bytes.
+            |dst| unsafe { value.encode_into(dst) },
         )?;
-        // SAFETY: raw is a fresh allocation of `size` bytes; encode_into
-        // writes value_len bytes.
-        unsafe {
-            self.link_new_entry(
-                &lock,
-                raw,
-                key,
-                hash,
-                place,
-                value.kind(),
-                value_len,
-                expires_ms,
-                user_flags,
-                |dst| value.encode_into(dst),
-            );
-        }
         self.header_mut(&lock).counters.stores += 1;
         Ok(written)
     }
@@ -848,9 +831,10 @@ impl Store {
     pub fn delete(&self, key: &[u8]) -> bool {
         let hash = key_hash(key);
         let lock = self.lock();
-        match self.find(&lock, key, hash) {
+        let mut path = Path::new();
+        match self.index_find(&lock, key, hash, &mut path) {
             Some(entry) => {
-                self.remove(&lock, entry);
+                self.remove(&lock, entry, Some(&mut path));
                 true
             }
             None => false,
@@ -871,27 +855,21 @@ impl Store {
         let hash = key_hash(key);
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
-        let (existing, mut place) = self.lookup(&lock, key, hash);
-        if let Some(entry) = &existing {
-            if !entry.is_expired(now_ms) {
-                if entry.header().kind != ValueKind::Number as u8 {
+        let mut path = Path::new();
+        let existing = self.index_find(&lock, key, hash, &mut path);
+        if let Some(entry) = existing {
+            if !self.is_expired(&lock, entry, now_ms) {
+                if self.entry_header(&lock, entry).kind_byte() != ValueKind::Number as u8 {
                     return Err(StoreError::NotANumber);
                 }
-                let current = match decode_value(ValueKind::Number, entry.value()) {
+                let current = match decode_value(ValueKind::Number, self.entry_value(&lock, entry))
+                {
                     Value::Number(n) => n,
                     _ => 0.0,
                 };
                 let updated = current + delta;
                 // SAFETY: a number entry holds exactly 8 value bytes.
-                unsafe {
-                    Value::Number(updated).encode_into(
-                        entry
-                            .0
-                            .as_ptr()
-                            .cast::<u8>()
-                            .add(ENTRY_HEADER_SIZE + key.len()),
-                    );
-                }
+                unsafe { Value::Number(updated).encode_into(self.value_ptr(&lock, entry)) };
                 self.touch(&lock, entry);
                 self.header_mut(&lock).counters.stores += 1;
                 return Ok((updated, false));
@@ -900,35 +878,40 @@ impl Store {
         let Some((init, expires_ms)) = init else {
             return Err(StoreError::NotFound);
         };
+        let mut path_valid = true;
         if let Some(entry) = existing {
-            self.remove(&lock, entry);
+            self.remove(&lock, entry, Some(&mut path));
             self.header_mut(&lock).counters.expirations += 1;
+            path_valid = false;
         }
         let value = Value::Number(init + delta);
         let mut forcible = false;
-        let size = entry_alloc_size(key.len(), value.encoded_len());
-        let raw = self.alloc_entry_space(&lock, size, true, now_ms, &mut forcible, &mut place)?;
-        // SAFETY: raw is a fresh allocation of `size` bytes.
-        unsafe {
-            self.link_new_entry(
-                &lock,
-                raw,
-                key,
-                hash,
-                place,
-                ValueKind::Number,
-                8,
-                expires_ms,
-                0,
-                |dst| value.encode_into(dst),
-            );
-        }
+        let new = NewEntry {
+            key,
+            hash,
+            kind: ValueKind::Number,
+            value_len: 8,
+            expires_ms,
+            user_flags: 0,
+        };
+        self.insert_entry(
+            &lock,
+            &new,
+            &mut path,
+            path_valid,
+            true,
+            now_ms,
+            &mut forcible,
+            // SAFETY: insert_entry hands over room for 8 value bytes.
+            |dst| unsafe { value.encode_into(dst) },
+        )?;
         self.header_mut(&lock).counters.stores += 1;
         Ok((init + delta, forcible))
     }
 
     /// Pushes a string or number onto a list, creating the list when the key
-    /// is absent or expired. Never evicts live entries. Returns the new length.
+    /// is absent or expired. Never evicts live entries (as OpenResty's
+    /// pushes). Returns the new length.
     pub fn push(
         &self,
         key: &[u8],
@@ -940,78 +923,103 @@ impl Store {
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
         let mut forcible = false;
-        let element_size = LIST_ELEMENT_HEADER_SIZE + value.encoded_len();
-        let (entry, created) = match self.find_live(&lock, key, hash, now_ms) {
-            Some(entry) if entry.header().kind != ValueKind::List as u8 => {
-                return Err(StoreError::NotAList)
-            }
+        let mut path = Path::new();
+        let (found, path_valid) = self.find_live(&lock, key, hash, now_ms, &mut path);
+        let (entry, created) = match found {
+            Some(entry) if !self.is_list(&lock, entry) => return Err(StoreError::NotAList),
             Some(entry) => (entry, false),
             None => {
-                let size = entry_alloc_size(key.len(), LIST_HEADER_SIZE);
-                let raw =
-                    self.alloc_entry_space(&lock, size, false, now_ms, &mut forcible, &mut None)?;
-                // SAFETY: raw is a fresh allocation of `size` bytes; the
-                // closure initialises the list header in the value bytes.
-                let entry = unsafe {
-                    self.link_new_entry(
-                        &lock,
-                        raw,
-                        key,
-                        hash,
-                        None,
-                        ValueKind::List,
-                        LIST_HEADER_SIZE,
-                        0,
-                        0,
-                        |dst| {
-                            let list = dst.cast::<ListHeader>();
-                            let sentinel = &mut (*list).elements as *mut ngx_queue_t;
-                            (*sentinel).prev = sentinel;
-                            (*sentinel).next = sentinel;
-                            (*list).len = 0;
-                        },
-                    )
+                let new = NewEntry {
+                    key,
+                    hash,
+                    kind: ValueKind::List,
+                    value_len: LIST_HEADER_SIZE,
+                    expires_ms: 0,
+                    user_flags: 0,
                 };
+                let entry = self.insert_entry(
+                    &lock,
+                    &new,
+                    &mut path,
+                    path_valid,
+                    false,
+                    now_ms,
+                    &mut forcible,
+                    // SAFETY: insert_entry hands over room for a list header
+                    // (unaligned after the key).
+                    |dst| unsafe {
+                        dst.cast::<ListHeader>()
+                            .write_unaligned(ListHeader::default())
+                    },
+                )?;
                 (entry, true)
             }
         };
-        let element = match self.alloc_entry_space(
+        let element_size = element_alloc_size(value.encoded_len());
+        let element = match self.make_room(
             &lock,
             element_size,
             false,
             now_ms,
             &mut forcible,
-            &mut None,
+            &mut false,
         ) {
-            Ok(element) => element.cast::<ListElement>(),
+            Ok(element) => element,
             Err(e) => {
                 if created {
-                    self.remove(&lock, entry);
+                    self.remove(&lock, entry, None);
                 }
                 return Err(e);
             }
         };
-        let list = Self::list_header(&entry);
-        // SAFETY: the element is a fresh allocation of element_size bytes;
-        // the list belongs to a live entry of this zone.
-        let len = unsafe {
-            let el = element.as_ptr();
-            (*el).value_len = value.encoded_len() as u32;
-            (*el).kind = value.kind() as u8;
-            value.encode_into(el.cast::<u8>().add(LIST_ELEMENT_HEADER_SIZE));
-            let sentinel = &mut (*list).elements as *mut ngx_queue_t;
+        let mut list = self.list_header(&lock, entry);
+        {
+            let el = self.element(&lock, element);
+            el.value_len = value.encoded_len() as u32;
+            el.kind = value.kind() as u8;
+            el._pad = [0; 3];
             match end {
-                ListEnd::Head => ngx_queue_insert_after(sentinel, &mut (*el).link),
-                ListEnd::Tail => ngx_queue_insert_after((*sentinel).prev, &mut (*el).link),
+                ListEnd::Head => {
+                    el.prev = 0;
+                    el.next = list.head;
+                }
+                ListEnd::Tail => {
+                    el.prev = list.tail;
+                    el.next = 0;
+                }
             }
-            (*list).len += 1;
-            (*list).len
+        }
+        // SAFETY: the element's slot holds element_size bytes: its header,
+        // then the value.
+        unsafe {
+            value.encode_into(
+                self.at(element)
+                    .add(super::layout::LIST_ELEMENT_HEADER_SIZE),
+            )
         };
-        self.touch(&lock, &entry);
+        match end {
+            ListEnd::Head => {
+                match list.head {
+                    0 => list.tail = element,
+                    head => self.element(&lock, head).prev = element,
+                }
+                list.head = element;
+            }
+            ListEnd::Tail => {
+                match list.tail {
+                    0 => list.head = element,
+                    tail => self.element(&lock, tail).next = element,
+                }
+                list.tail = element;
+            }
+        }
+        list.len += 1;
+        self.set_list_header(&lock, entry, list);
+        self.touch(&lock, entry);
         let counters = &mut self.header_mut(&lock).counters;
         counters.stores += 1;
         counters.used_bytes += element_size as u64;
-        Ok(len)
+        Ok(u64::from(list.len))
     }
 
     /// Pops from a list into `out`. An emptied list is removed. `Read::Miss`
@@ -1026,54 +1034,64 @@ impl Store {
     ) -> Result<Read, StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
-        let Some(entry) = self.find_live(&lock, key, hash, now_ms) else {
+        let mut path = Path::new();
+        let (Some(entry), _) = self.find_live(&lock, key, hash, now_ms, &mut path) else {
             return Ok(Read::Miss);
         };
-        if entry.header().kind != ValueKind::List as u8 {
+        if !self.is_list(&lock, entry) {
             return Err(StoreError::NotAList);
         }
-        let list = Self::list_header(&entry);
-        // SAFETY: the list of a live entry; its elements are allocations
-        // of this pool holding value_len bytes after their header.
-        unsafe {
-            let sentinel = &mut (*list).elements as *mut ngx_queue_t;
-            let link = match end {
-                ListEnd::Head => (*sentinel).next,
-                ListEnd::Tail => (*sentinel).prev,
-            };
-            if link == sentinel {
-                self.remove(&lock, entry);
-                return Ok(Read::Miss);
-            }
-            let el = link.cast::<ListElement>();
-            let len = (*el).value_len as usize;
-            let Some(dst) = out.get_mut(..len) else {
-                return Ok(Read::TooLarge(len));
-            };
-            dst.copy_from_slice(core::slice::from_raw_parts(
-                el.cast::<u8>().add(LIST_ELEMENT_HEADER_SIZE),
-                len,
-            ));
-            let kind = ValueKind::from_byte((*el).kind).unwrap_or(ValueKind::Str);
-            ngx_queue_remove(link);
-            ngx_slab_free_locked(self.pool.as_ptr(), el.cast());
-            let counters = &mut self.header_mut(&lock).counters;
-            counters.used_bytes = counters
-                .used_bytes
-                .saturating_sub((LIST_ELEMENT_HEADER_SIZE + len) as u64);
-            (*list).len -= 1;
-            if (*list).len == 0 {
-                self.remove(&lock, entry);
-            } else {
-                self.touch(&lock, &entry);
-            }
-            Ok(Read::Hit(Found {
-                kind,
-                user_flags: 0,
-                stale: false,
-                len,
-            }))
+        let mut list = self.list_header(&lock, entry);
+        let element = match end {
+            ListEnd::Head => list.head,
+            ListEnd::Tail => list.tail,
+        };
+        if element == 0 {
+            self.remove(&lock, entry, Some(&mut path));
+            return Ok(Read::Miss);
         }
+        let (prev, next, len, kind) = {
+            let el = self.element(&lock, element);
+            (el.prev, el.next, el.value_len as usize, el.kind)
+        };
+        let Some(dst) = out.get_mut(..len) else {
+            return Ok(Read::TooLarge(len));
+        };
+        // SAFETY: the element's value bytes follow its header in its slot.
+        dst.copy_from_slice(unsafe {
+            core::slice::from_raw_parts(
+                self.at(element)
+                    .add(super::layout::LIST_ELEMENT_HEADER_SIZE),
+                len,
+            )
+        });
+        match prev {
+            0 => list.head = next,
+            prev => self.element(&lock, prev).next = next,
+        }
+        match next {
+            0 => list.tail = prev,
+            next => self.element(&lock, next).prev = prev,
+        }
+        list.len -= 1;
+        self.free(&lock, element, element_alloc_size(len));
+        let counters = &mut self.header_mut(&lock).counters;
+        counters.used_bytes = counters
+            .used_bytes
+            .saturating_sub(element_alloc_size(len) as u64);
+        if list.len == 0 {
+            self.set_list_header(&lock, entry, list);
+            self.remove(&lock, entry, Some(&mut path));
+        } else {
+            self.set_list_header(&lock, entry, list);
+            self.touch(&lock, entry);
+        }
+        Ok(Read::Hit(Found {
+            kind: ValueKind::from_byte(kind).unwrap_or(ValueKind::Str),
+            user_flags: 0,
+            stale: false,
+            len,
+        }))
     }
 
     /// [`Store::pop_into`] into a vector grown as needed.
@@ -1093,54 +1111,49 @@ impl Store {
     pub fn llen(&self, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
-        match self.find_live(&lock, key, hash, now_ms) {
+        let mut path = Path::new();
+        match self.find_live(&lock, key, hash, now_ms, &mut path).0 {
             None => Ok(0),
-            Some(entry) if entry.header().kind != ValueKind::List as u8 => {
-                Err(StoreError::NotAList)
-            }
-            // SAFETY: a live list entry's value is its header.
-            Some(entry) => Ok(unsafe { (*Self::list_header(&entry)).len }),
+            Some(entry) if !self.is_list(&lock, entry) => Err(StoreError::NotAList),
+            Some(entry) => Ok(u64::from(self.list_header(&lock, entry).len)),
         }
+    }
+
+    /// The live entry of `key`, untouched.
+    fn find_unexpired(&self, lock: &ZoneLock<'_>, key: &[u8], now_ms: u64) -> Option<u32> {
+        let mut path = Path::new();
+        let entry = self.index_find(lock, key, key_hash(key), &mut path)?;
+        (!self.is_expired(lock, entry, now_ms)).then_some(entry)
     }
 
     /// Milliseconds left to live: 0 for an entry that never expires.
     pub fn ttl_ms(&self, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
-        let hash = key_hash(key);
         let lock = self.lock();
-        let entry = self.find(&lock, key, hash).ok_or(StoreError::NotFound)?;
-        if entry.is_expired(now_ms) {
-            return Err(StoreError::NotFound);
-        }
-        let expires = entry.header().expires_ms;
+        let entry = self
+            .find_unexpired(&lock, key, now_ms)
+            .ok_or(StoreError::NotFound)?;
+        let expires = self.entry_header(&lock, entry).expires_ms();
         Ok(if expires == 0 { 0 } else { expires - now_ms })
     }
 
     /// Sets a live entry's absolute expiry (0: never).
     pub fn set_expiry(&self, key: &[u8], expires_ms: u64, now_ms: u64) -> Result<(), StoreError> {
-        let hash = key_hash(key);
         let lock = self.lock();
-        let entry = self.find(&lock, key, hash).ok_or(StoreError::NotFound)?;
-        if entry.is_expired(now_ms) {
-            return Err(StoreError::NotFound);
-        }
-        // SAFETY: a live entry; the lock is held.
-        unsafe { (*entry.0.as_ptr()).expires_ms = expires_ms };
+        let entry = self
+            .find_unexpired(&lock, key, now_ms)
+            .ok_or(StoreError::NotFound)?;
+        self.entry_header(&lock, entry).set_expires_ms(expires_ms);
         Ok(())
     }
 
     /// Marks every entry expired; `flush_expired` or later writes free them.
     pub fn flush_all(&self) {
         let lock = self.lock();
-        let h = self.header_mut(&lock);
-        let sentinel = &mut h.lru as *mut ngx_queue_t;
-        let mut link = h.lru.next;
-        while link != sentinel {
-            let entry = Entry::from_lru_link(link);
-            // SAFETY: entries in the queue are live; the lock is held.
-            unsafe {
-                (*entry.0.as_ptr()).expires_ms = 1;
-                link = (*link).next;
-            }
+        let mut entry = self.header_mut(&lock).lru_head;
+        while entry != 0 {
+            let h = self.entry_header(&lock, entry);
+            h.set_expires_ms(1);
+            entry = h.lru_next;
         }
     }
 
@@ -1148,24 +1161,19 @@ impl Store {
     /// many were freed.
     pub fn flush_expired(&self, now_ms: u64, max: u64) -> u64 {
         let lock = self.lock();
-        let sentinel = &mut self.header_mut(&lock).lru as *mut ngx_queue_t;
         let mut freed = 0;
-        // SAFETY: walking the queue from the tail; `prev` is read before the
-        // current entry is freed.
-        unsafe {
-            let mut link = (*sentinel).prev;
-            while link != sentinel {
-                let prev = (*link).prev;
-                let entry = Entry::from_lru_link(link);
-                if entry.is_expired(now_ms) {
-                    self.remove(&lock, entry);
-                    freed += 1;
-                    if max > 0 && freed == max {
-                        break;
-                    }
+        let mut entry = self.header_mut(&lock).lru_tail;
+        while entry != 0 {
+            // Read before the entry is freed.
+            let prev = self.entry_header(&lock, entry).lru_prev;
+            if self.is_expired(&lock, entry, now_ms) {
+                self.remove(&lock, entry, None);
+                freed += 1;
+                if max > 0 && freed == max {
+                    break;
                 }
-                link = prev;
             }
+            entry = prev;
         }
         self.header_mut(&lock).counters.expirations += freed;
         freed
@@ -1176,19 +1184,14 @@ impl Store {
     /// not fit, nothing is written and the room they need is reported.
     pub fn keys_into(&self, now_ms: u64, max: usize, bytes: &mut [u8], lens: &mut [u32]) -> Keys {
         let lock = self.lock();
-        let sentinel = &mut self.header_mut(&lock).lru as *mut ngx_queue_t;
         let (mut total, mut count) = (0usize, 0usize);
-        // SAFETY: walking the live queue under the lock.
-        unsafe {
-            let mut link = (*sentinel).next;
-            while link != sentinel && (max == 0 || count < max) {
-                let entry = Entry::from_lru_link(link);
-                if !entry.is_expired(now_ms) {
-                    total += entry.key().len();
-                    count += 1;
-                }
-                link = (*link).next;
+        let mut entry = self.header_mut(&lock).lru_head;
+        while entry != 0 && (max == 0 || count < max) {
+            if !self.is_expired(&lock, entry, now_ms) {
+                total += self.entry_header(&lock, entry).key_len();
+                count += 1;
             }
+            entry = self.entry_header(&lock, entry).lru_next;
         }
         if total > bytes.len() || count > lens.len() {
             return Keys::TooMany {
@@ -1197,20 +1200,16 @@ impl Store {
             };
         }
         let (mut offset, mut listed) = (0usize, 0usize);
-        // SAFETY: as above; the room was checked.
-        unsafe {
-            let mut link = (*sentinel).next;
-            while link != sentinel && listed < count {
-                let entry = Entry::from_lru_link(link);
-                if !entry.is_expired(now_ms) {
-                    let key = entry.key();
-                    bytes[offset..offset + key.len()].copy_from_slice(key);
-                    lens[listed] = key.len() as u32;
-                    offset += key.len();
-                    listed += 1;
-                }
-                link = (*link).next;
+        let mut entry = self.header_mut(&lock).lru_head;
+        while entry != 0 && listed < count {
+            if !self.is_expired(&lock, entry, now_ms) {
+                let key = self.entry_key(&lock, entry);
+                bytes[offset..offset + key.len()].copy_from_slice(key);
+                lens[listed] = key.len() as u32;
+                offset += key.len();
+                listed += 1;
             }
+            entry = self.entry_header(&lock, entry).lru_next;
         }
         Keys::Listed(listed)
     }
@@ -1236,9 +1235,9 @@ impl Store {
         }
     }
 
-    /// A consistent snapshot of the zone: counters, page and slab-class
+    /// A consistent snapshot of the zone: counters, page and slot-class
     /// figures, and the number of expired entries not yet freed, read in one
-    /// critical section. Counting expired entries walks the LRU queue (a few
+    /// critical section. Counting expired entries walks the LRU list (a few
     /// nanoseconds per entry); nothing is allocated while the lock is held.
     pub fn stats(&self, now_ms: u64) -> ZoneStats {
         let lock = self.lock();
@@ -1246,102 +1245,96 @@ impl Store {
             capacity: self.capacity(),
             ..ZoneStats::default()
         };
-        // SAFETY: the pool header, its stats array (one row per slab class
-        // below the page size) and the LRU queue are read under the lock.
+        let classes = self.classes();
+        // SAFETY: the pool header's page figures are read under the lock.
         unsafe {
             let pool = self.pool.as_ref();
-            let page_size = nginx_sys::ngx_pagesize;
-            stats.pages_total = (pool.end as usize - pool.start as usize) / page_size;
+            stats.pages_total = (pool.end as usize - pool.start as usize) / classes.page_size();
             stats.pages_free = pool.pfree;
-            stats.free_space = pool.pfree * page_size;
-            let classes = (nginx_sys::ngx_pagesize_shift.saturating_sub(pool.min_shift))
-                .min(MAX_SLAB_CLASSES);
-            for i in 0..classes {
-                let row = &*pool.stats.add(i);
-                stats.slabs[i] = SlabClass {
-                    size: 1 << (pool.min_shift + i),
-                    total: row.total,
-                    used: row.used,
-                    requests: row.reqs,
-                    failures: row.fails,
-                };
+        }
+        stats.free_space = stats.pages_free * classes.page_size();
+        for (class, record) in self.class_records(&lock).iter().enumerate() {
+            if record.requests == 0 {
+                continue;
             }
-            stats.slab_count = classes;
-            let h = self.header_mut(&lock);
-            stats.counters = h.counters;
-            let sentinel = &mut h.lru as *mut ngx_queue_t;
-            let mut link = (*sentinel).next;
-            while link != sentinel {
-                if Entry::from_lru_link(link).is_expired(now_ms) {
-                    stats.expired_pending += 1;
-                }
-                link = (*link).next;
+            stats.slabs[stats.slab_count] = SlabClass {
+                size: classes.slot_size(class),
+                total: record.slots as usize,
+                used: record.used as usize,
+                requests: record.requests as usize,
+                failures: record.failures as usize,
+            };
+            stats.slab_count += 1;
+        }
+        stats.counters = self.header_mut(&lock).counters;
+        let mut entry = self.header_mut(&lock).lru_head;
+        while entry != 0 {
+            if self.is_expired(&lock, entry, now_ms) {
+                stats.expired_pending += 1;
             }
+            entry = self.entry_header(&lock, entry).lru_next;
         }
         stats
     }
 
-    /// Checks the index: in order by hash then key bytes, parent links
-    /// consistent, no red node with a red child, the same number of black
-    /// nodes on every path, and one node per entry. Panics otherwise.
+    /// Checks the whole store: the index (see `check_index`), the LRU list
+    /// linked both ways through every entry, and the allocator's spans and
+    /// records against the slots the entries and list elements hold.
+    /// Panics otherwise.
     #[cfg(test)]
-    pub(crate) fn check_index(&self) {
+    pub(crate) fn check_consistency(&self) {
         let lock = self.lock();
-        let h = self.header_mut(&lock);
-        let sentinel = h.rbtree.sentinel;
-        // (black height, nodes) of the subtree at `node`.
-        fn walk(
-            node: *mut ngx_rbtree_node_t,
-            parent: *mut ngx_rbtree_node_t,
-            sentinel: *mut ngx_rbtree_node_t,
-            previous: &mut Option<(usize, Vec<u8>)>,
-        ) -> (usize, u64) {
-            if node == sentinel {
-                return (1, 0);
+        let entries = self.header_mut(&lock).counters.entries;
+        assert_eq!(self.check_index(&lock), entries, "nodes in the index");
+        let classes = self.classes();
+        let mut expected = vec![0u32; classes.count()];
+        let mut count_slot = |size: usize| {
+            if let Some(class) = classes.class_of(size) {
+                expected[class] += 1;
             }
-            // SAFETY: nodes reachable from the root are live entries.
-            unsafe {
-                assert_eq!((*node).parent, parent, "parent link");
-                if (*node).color != 0 {
-                    assert_eq!((*(*node).left).color, 0, "red node with a red child");
-                    assert_eq!((*(*node).right).color, 0, "red node with a red child");
-                }
-                let (left_height, left_nodes) = walk((*node).left, node, sentinel, previous);
-                let entry = Entry(NonNull::new_unchecked(node.cast()));
-                let here = ((*node).key, entry.key().to_vec());
-                if let Some(before) = previous.as_ref() {
-                    assert!(*before < here, "out of order");
-                }
-                *previous = Some(here);
-                let (right_height, right_nodes) = walk((*node).right, node, sentinel, previous);
-                assert_eq!(left_height, right_height, "black heights differ");
-                let height = left_height + usize::from((*node).color == 0);
-                (height, left_nodes + right_nodes + 1)
-            }
-        }
-        let root = h.rbtree.root;
-        let parent_of_root = if root == sentinel {
-            core::ptr::null_mut()
-        } else {
-            // SAFETY: the root is a live entry.
-            unsafe { (*root).parent }
         };
-        let (_, nodes) = walk(root, parent_of_root, sentinel, &mut None);
-        assert_eq!(nodes, h.counters.entries, "nodes in the index");
+        let (mut seen, mut prev) = (0u64, 0u32);
+        let mut entry = self.header_mut(&lock).lru_head;
+        while entry != 0 {
+            let h = self.entry_header(&lock, entry);
+            assert_eq!(h.lru_prev, prev, "LRU back link");
+            count_slot(h.alloc_size());
+            if self.is_list(&lock, entry) {
+                let list = self.list_header(&lock, entry);
+                let (mut element, mut len, mut before) = (list.head, 0, 0);
+                while element != 0 {
+                    let el = self.element(&lock, element);
+                    assert_eq!(el.prev, before, "list back link");
+                    count_slot(element_alloc_size(el.value_len as usize));
+                    len += 1;
+                    before = element;
+                    element = el.next;
+                }
+                assert_eq!(list.tail, before, "list tail");
+                assert_eq!(list.len, len, "list length");
+            }
+            seen += 1;
+            prev = entry;
+            entry = h.lru_next;
+        }
+        assert_eq!(self.header_mut(&lock).lru_tail, prev, "LRU tail");
+        assert_eq!(seen, entries, "entries in the LRU list");
+        self.check_slots(&lock, &expected);
     }
 
     /// Whether `key` has an entry (live or expired), without touching it.
     #[cfg(test)]
     pub(crate) fn peek(&self, key: &[u8]) -> bool {
         let lock = self.lock();
-        self.find(&lock, key, key_hash(key)).is_some()
+        self.index_find(&lock, key, key_hash(key), &mut Path::new())
+            .is_some()
     }
 
     /// Bytes in wholly free pages: what `free_space()` reports.
     pub fn free_page_bytes(&self) -> usize {
         let _lock = self.lock();
         // SAFETY: pfree is maintained by the slab allocator under this lock.
-        unsafe { (*self.pool.as_ptr()).pfree * nginx_sys::ngx_pagesize }
+        unsafe { (*self.pool.as_ptr()).pfree * self.classes().page_size() }
     }
 }
 

@@ -66,6 +66,14 @@ pub unsafe extern "C" fn init_shared_zone(
                     return NGX_OK as ngx_int_t;
                 }
                 // Laid out by an incompatible build: start the zone afresh.
+                if let Some(log) = crate::nginx::Log::cycle() {
+                    let mut line = b"lua_shared_dict zone \"".to_vec();
+                    line.extend_from_slice(zone.name());
+                    line.extend_from_slice(
+                        b"\" was laid out by another version of the module: it starts empty",
+                    );
+                    log.write(nginx_sys::NGX_LOG_NOTICE as usize, &line);
+                }
                 ngx_slab_init(pool.as_ptr());
             }
             match Store::create(pool) {

@@ -1,0 +1,320 @@
+//! The store's allocator: slots of 16-byte-step classes carved from spans
+//! of whole pages of the zone's slab pool, and whole pages from the pool
+//! for what is larger than the largest slot.
+//!
+//! A class keeps its spans that have a free slot in a list; a span's freed
+//! slots form a list threaded through their first two bytes, and slots it
+//! never handed out are carved from its end. A span whose last slot is
+//! freed goes back to the slab pool at once, so pages move between classes
+//! as the workload changes. One bit per page marks where spans start: a
+//! slot finds its span by walking back to the nearest marked page.
+
+use nginx_sys::{ngx_slab_alloc_locked, ngx_slab_free_locked};
+
+use super::layout::{
+    ClassRecord, Classes, SpanHeader, StoreHeader, GRANULE, MAX_SPAN_PAGES, NO_SLOT,
+    SPAN_HEADER_SIZE,
+};
+use super::store::{Store, ZoneLock};
+
+/// Allocations larger than the largest slot, for [`Store::allocation_class`].
+pub(super) const LARGE: usize = super::layout::MAX_CLASSES;
+
+impl Store {
+    pub(super) fn classes(&self) -> Classes {
+        // SAFETY: page_size is written once when the store is created.
+        Classes::new(unsafe { (*self.header.as_ptr()).page_size } as usize)
+    }
+
+    // The lock guard, not `&mut self`, proves exclusive access: the records
+    // are shared memory that every worker process maps.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) fn class_records(&self, _lock: &ZoneLock<'_>) -> &mut [ClassRecord] {
+        // SAFETY: the records follow the header in its allocation (see
+        // Store::create); the lock guard proves exclusive access.
+        unsafe {
+            let count = (*self.header.as_ptr()).class_count as usize;
+            let first = self.header.as_ptr().add(1).cast::<ClassRecord>();
+            core::slice::from_raw_parts_mut(first, count)
+        }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn span_bitmap(&self, _lock: &ZoneLock<'_>) -> &mut [u64] {
+        // SAFETY: the bitmap follows the class records in the header's
+        // allocation, one bit per page, rounded up to whole words; the lock
+        // guard proves exclusive access.
+        unsafe {
+            let header = self.header.as_ptr();
+            let words = ((*header).bitmap_pages as usize).div_ceil(64);
+            let records = header.add(1).cast::<ClassRecord>();
+            let first = records.add((*header).class_count as usize).cast::<u64>();
+            core::slice::from_raw_parts_mut(first, words)
+        }
+    }
+
+    /// Bytes the header's allocation needs for a pool of `pages` pages.
+    pub(super) fn header_size(classes: Classes, pages: usize) -> usize {
+        core::mem::size_of::<StoreHeader>()
+            + classes.count() * core::mem::size_of::<ClassRecord>()
+            + pages.div_ceil(64) * 8
+    }
+
+    /// The slot class of an allocation of `size` bytes, or [`LARGE`].
+    pub(super) fn allocation_class(&self, size: usize) -> usize {
+        self.classes().class_of(size).unwrap_or(LARGE)
+    }
+
+    /// The bytes an allocation of `size` really takes: its slot, or the
+    /// slab pool's block (whole pages, or a power of two below a page).
+    pub(super) fn allocation_footprint(&self, size: usize) -> usize {
+        let classes = self.classes();
+        match classes.class_of(size) {
+            Some(class) => classes.slot_size(class),
+            None if size > classes.page_size() / 2 => size.next_multiple_of(classes.page_size()),
+            None => size.next_power_of_two(),
+        }
+    }
+
+    fn page_of(&self, address: usize) -> usize {
+        // SAFETY: the pool's start is fixed when the zone is initialised.
+        let start = unsafe { (*self.pool.as_ptr()).start } as usize;
+        (address - start) / self.classes().page_size()
+    }
+
+    fn page_address(&self, page: usize) -> *mut u8 {
+        // SAFETY: as above; callers pass pages of this pool.
+        unsafe {
+            (*self.pool.as_ptr())
+                .start
+                .add(page * self.classes().page_size())
+        }
+    }
+
+    fn mark_span_start(&self, lock: &ZoneLock<'_>, page: usize, start: bool) {
+        let word = &mut self.span_bitmap(lock)[page / 64];
+        if start {
+            *word |= 1 << (page % 64);
+        } else {
+            *word &= !(1 << (page % 64));
+        }
+    }
+
+    /// The span holding the slot at `address`.
+    fn span_of(&self, lock: &ZoneLock<'_>, address: usize) -> u32 {
+        let bitmap = self.span_bitmap(lock);
+        let mut page = self.page_of(address);
+        for _ in 0..MAX_SPAN_PAGES {
+            if bitmap[page / 64] & (1 << (page % 64)) != 0 {
+                return self.offset_of(self.page_address(page));
+            }
+            page -= 1;
+        }
+        unreachable!("a slot outside every span");
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn span(&self, _lock: &ZoneLock<'_>, span: u32) -> &mut SpanHeader {
+        // SAFETY: spans are named by offsets this allocator handed out;
+        // each starts with its header; the lock guard proves exclusive access.
+        unsafe { &mut *self.at(span).cast::<SpanHeader>() }
+    }
+
+    fn unlink_span(&self, lock: &ZoneLock<'_>, class: usize, span: u32) {
+        let (prev, next) = {
+            let s = self.span(lock, span);
+            (s.prev, s.next)
+        };
+        if prev == 0 {
+            self.class_records(lock)[class].partial = next;
+        } else {
+            self.span(lock, prev).next = next;
+        }
+        if next != 0 {
+            self.span(lock, next).prev = prev;
+        }
+    }
+
+    fn link_span(&self, lock: &ZoneLock<'_>, class: usize, span: u32) {
+        let head = self.class_records(lock)[class].partial;
+        {
+            let s = self.span(lock, span);
+            s.prev = 0;
+            s.next = head;
+        }
+        if head != 0 {
+            self.span(lock, head).prev = span;
+        }
+        self.class_records(lock)[class].partial = span;
+    }
+
+    /// Takes a span for `class` from the slab pool: the length that wastes
+    /// least, or a shorter one when no run of pages that long is free.
+    fn new_span(&self, lock: &ZoneLock<'_>, class: usize) -> Option<u32> {
+        let classes = self.classes();
+        for pages in (1..=classes.span_pages(class)).rev() {
+            // SAFETY: the zone lock is held, as the _locked variant requires;
+            // a request of whole pages is served page-aligned.
+            let raw = unsafe {
+                ngx_slab_alloc_locked(self.pool.as_ptr(), pages * classes.page_size()).cast::<u8>()
+            };
+            if raw.is_null() {
+                continue;
+            }
+            let span = self.offset_of(raw);
+            *self.span(lock, span) = SpanHeader {
+                prev: 0,
+                next: 0,
+                class: class as u8,
+                pages: pages as u8,
+                used: 0,
+                free_head: NO_SLOT,
+                carved: 0,
+            };
+            self.mark_span_start(lock, self.page_of(raw as usize), true);
+            self.class_records(lock)[class].slots += classes.slots_per_span(class, pages) as u32;
+            self.link_span(lock, class, span);
+            return Some(span);
+        }
+        None
+    }
+
+    /// Allocates `size` bytes; `None` when the zone has no room for them.
+    pub(super) fn alloc(&self, lock: &ZoneLock<'_>, size: usize) -> Option<u32> {
+        let classes = self.classes();
+        let Some(class) = classes.class_of(size) else {
+            // SAFETY: the zone lock is held, as the _locked variant requires.
+            let raw = unsafe { ngx_slab_alloc_locked(self.pool.as_ptr(), size).cast::<u8>() };
+            return (!raw.is_null()).then(|| self.offset_of(raw));
+        };
+        self.class_records(lock)[class].requests += 1;
+        let span = match self.class_records(lock)[class].partial {
+            0 => match self.new_span(lock, class) {
+                Some(span) => span,
+                None => {
+                    let record = &mut self.class_records(lock)[class];
+                    record.failures = record.failures.saturating_add(1);
+                    return None;
+                }
+            },
+            span => span,
+        };
+        let slot_size = classes.slot_size(class);
+        let span_address = self.at(span);
+        let s = self.span(lock, span);
+        let slot = if s.free_head != NO_SLOT {
+            let slot = s.free_head;
+            // SAFETY: a freed slot of this span holds the next free slot's
+            // index in its first two bytes.
+            s.free_head = unsafe {
+                span_address
+                    .add(SPAN_HEADER_SIZE + usize::from(slot) * slot_size)
+                    .cast::<u16>()
+                    .read()
+            };
+            slot
+        } else {
+            s.carved += 1;
+            s.carved - 1
+        };
+        s.used += 1;
+        let full = usize::from(s.used) == classes.slots_per_span(class, usize::from(s.pages));
+        if full {
+            self.unlink_span(lock, class, span);
+        }
+        self.class_records(lock)[class].used += 1;
+        Some(span + ((SPAN_HEADER_SIZE + usize::from(slot) * slot_size) / GRANULE) as u32)
+    }
+
+    /// Frees an allocation of `size` bytes made by [`Store::alloc`].
+    pub(super) fn free(&self, lock: &ZoneLock<'_>, offset: u32, size: usize) {
+        let classes = self.classes();
+        let address = self.at(offset);
+        let Some(class) = classes.class_of(size) else {
+            // SAFETY: a block of this pool's, freed once, under the lock.
+            unsafe { ngx_slab_free_locked(self.pool.as_ptr(), address.cast()) };
+            return;
+        };
+        let span = self.span_of(lock, address as usize);
+        let span_address = self.at(span);
+        let slot_size = classes.slot_size(class);
+        let slot =
+            ((address as usize - span_address as usize - SPAN_HEADER_SIZE) / slot_size) as u16;
+        let s = self.span(lock, span);
+        debug_assert_eq!(usize::from(s.class), class);
+        let capacity = classes.slots_per_span(class, usize::from(s.pages));
+        let was_full = usize::from(s.used) == capacity;
+        // SAFETY: the slot is this span's and no longer in use: its first
+        // two bytes now thread the free list.
+        unsafe { address.cast::<u16>().write(s.free_head) };
+        s.free_head = slot;
+        s.used -= 1;
+        let now_empty = s.used == 0;
+        let pages = usize::from(s.pages);
+        self.class_records(lock)[class].used -= 1;
+        if now_empty {
+            if !was_full {
+                self.unlink_span(lock, class, span);
+            }
+            self.class_records(lock)[class].slots -= capacity as u32;
+            self.mark_span_start(lock, self.page_of(span_address as usize), false);
+            debug_assert!(pages <= MAX_SPAN_PAGES);
+            // SAFETY: the span's pages were one block of this pool, now
+            // holding nothing; freed once, under the lock.
+            unsafe { ngx_slab_free_locked(self.pool.as_ptr(), span_address.cast()) };
+        } else if was_full {
+            self.link_span(lock, class, span);
+        }
+    }
+
+    /// Whether freeing the allocation at `offset` gives pages back to the
+    /// slab pool: a large block always does, a slot when it is the last
+    /// one in use in its span.
+    pub(super) fn frees_pages(&self, lock: &ZoneLock<'_>, offset: u32, size: usize) -> bool {
+        if self.classes().class_of(size).is_none() {
+            return true;
+        }
+        let span = self.span_of(lock, self.at(offset) as usize);
+        self.span(lock, span).used == 1
+    }
+
+    /// Checks every span against the class records and `expected` (slots
+    /// in use per class, counted from the entries): panics on a mismatch.
+    #[cfg(test)]
+    pub(super) fn check_slots(&self, lock: &ZoneLock<'_>, expected: &[u32]) {
+        let classes = self.classes();
+        let mut used = vec![0u32; classes.count()];
+        let mut slots = vec![0u32; classes.count()];
+        let pages = self.span_bitmap(lock).len() * 64;
+        for page in 0..pages {
+            if self.span_bitmap(lock)[page / 64] & (1 << (page % 64)) == 0 {
+                continue;
+            }
+            let span = self.offset_of(self.page_address(page));
+            let s = self.span(lock, span);
+            let class = usize::from(s.class);
+            assert!(s.used > 0, "an empty span kept");
+            assert!(s.used <= s.carved, "more in use than carved");
+            used[class] += u32::from(s.used);
+            slots[class] += classes.slots_per_span(class, usize::from(s.pages)) as u32;
+        }
+        for (class, record) in self.class_records(lock).iter().enumerate() {
+            assert_eq!(record.used, used[class], "slots used in class {class}");
+            assert_eq!(record.slots, slots[class], "slots of class {class}");
+            assert_eq!(record.used, expected[class], "entries in class {class}");
+            // Every span on the partial list has room, and only those.
+            let mut span = record.partial;
+            let mut partial = 0;
+            while span != 0 {
+                let s = self.span(lock, span);
+                assert!(
+                    usize::from(s.used) < classes.slots_per_span(class, usize::from(s.pages)),
+                    "a full span on the partial list"
+                );
+                partial += 1;
+                span = s.next;
+            }
+            assert!(partial <= slots[class], "partial list of class {class}");
+        }
+    }
+}
