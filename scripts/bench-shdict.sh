@@ -17,6 +17,11 @@
 #     location doing one dict:get of ngx.var.arg_key and one doing one
 #     dict:incr, each answering with ngx.say, with 1 and 2 workers, under
 #     wrk on loopback for HTTP_SECONDS;
+#   - unless CAPACITY=0, how many entries a 10m zone holds before the
+#     first eviction, for a few key and value shapes and for 16-byte keys
+#     with values of 1 to 2,000 bytes (scripts/lib/bench-capacity.lua),
+#     and a churn run: set failures and the live payload's share of the
+#     zone (once per side: these are counts, not timings);
 #   - unless CALLGRIND=0, the instructions one nginx process (no master)
 #     executes per request under valgrind's callgrind, for those two
 #     locations and one doing only ngx.say("x"): user-space work alone,
@@ -30,6 +35,7 @@
 # Environment: REPEATS (default 3), LOOP_SECONDS (CPU seconds per in-Lua
 # figure and run, default 0.4), HTTP_SECONDS (wrk duration, default 5),
 # CONNECTIONS (wrk connections, default 32), CALLGRIND (default 1),
+# CAPACITY (default 1), SPEED (default 1; 0 skips the timed figures),
 # SAMPLES=1 (also print every repeat's figure).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
@@ -42,8 +48,13 @@ LOOP_SECONDS="${LOOP_SECONDS:-0.4}"
 HTTP_SECONDS="${HTTP_SECONDS:-5}"
 CONNECTIONS="${CONNECTIONS:-32}"
 CALLGRIND="${CALLGRIND:-1}"
+CAPACITY="${CAPACITY:-1}"
+SPEED="${SPEED:-1}"
+[ "$SPEED" = 1 ] || { CALLGRIND=0; REPEATS=0; }
 SYSTEM_NGINX=/usr/sbin/nginx
 BENCH_LUA="$REPO_ROOT/scripts/lib/bench-shdict.lua"
+CAPACITY_LUA="$REPO_ROOT/scripts/lib/bench-capacity.lua"
+CAPACITY_ZONE_MIB=10
 LOOP_FIGURES=(get_hit get_miss get_stale set safe_set add delete incr lpush_lpop ttl)
 SIDES=(ours openresty)
 
@@ -105,6 +116,7 @@ http {
     access_log off;
     $package_path
     lua_shared_dict bench 16m;
+    lua_shared_dict capacity ${CAPACITY_ZONE_MIB}m;
     init_by_lua_block { ngx.shared.bench:set("key:000000000042", string.rep("v", 32)) }
     $contention
     server {
@@ -115,6 +127,14 @@ http {
                 local run = dofile("$BENCH_LUA")
                 for _, figure in ipairs(run(ngx.shared.bench, $LOOP_SECONDS)) do
                     ngx.say(figure[1], " ", figure[2])
+                end
+            }
+        }
+        location = /capacity {
+            content_by_lua_block {
+                local run = dofile("$CAPACITY_LUA")
+                for _, figure in ipairs(run(ngx.shared.capacity, $CAPACITY_ZONE_MIB)) do
+                    ngx.say(figure[1], "|", figure[2])
                 end
             }
         }
@@ -237,6 +257,22 @@ callgrind_nginx() {
     exec valgrind --tool=callgrind --callgrind-out-file="$callgrind_out" "$SYSTEM_NGINX" "$@"
 }
 
+declare -A capacity
+capacity_side() { # side
+    local side=$1 output name value
+    start_nginx "$side" 1 capacity
+    output="$(curl -fsS --max-time 900 "http://127.0.0.1:$port/capacity")"
+    while IFS='|' read -r name value; do capacity["$side|$name"]="$value"; done <<<"$output"
+    stop_nginx "$side" 1 capacity
+}
+
+if [ "$CAPACITY" = 1 ]; then
+    for side in "${SIDES[@]}"; do
+        log "capacity: $side"
+        capacity_side "$side"
+    done
+fi
+
 log "measuring ours and OpenResty's on $("$SYSTEM_NGINX" -v 2>&1 | sed 's/^nginx version: //'), $REPEATS repeats"
 for run in $(seq 1 "$REPEATS"); do
     for side in "${SIDES[@]}"; do
@@ -274,24 +310,58 @@ echo "ours:      $OUR_MODULE"
 echo "openresty: libnginx-mod-http-lua $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua)" \
     "with lua-resty-core $(dpkg-query -W -f='${Version}' lua-resty-core)"
 echo "machine:   $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)"
-echo
-printf '  %-26s %10s %5s %10s %5s %8s\n' "" ours spread openresty spread ours/or
-echo "in Lua, one worker"
-for figure in "${LOOP_FIGURES[@]}"; do row "$figure" "$figure" "ns/op"; done
-echo "in Lua, two workers at once on one zone (mean of both)"
-for figure in "${LOOP_FIGURES[@]}"; do row "$figure" "${figure}_x2" "ns/op"; done
-echo "HTTP (wrk -c$CONNECTIONS, ${HTTP_SECONDS}s)"
-for workers in 1 2; do
-    row "get, $workers worker(s)" "get_rps_w$workers" "req/s"
-    row "get, $workers worker(s)" "get_cpu_w$workers" "us CPU/req"
-    row "incr, $workers worker(s)" "incr_rps_w$workers" "req/s"
-    row "incr, $workers worker(s)" "incr_cpu_w$workers" "us CPU/req"
-done
-if [ "$CALLGRIND" = 1 ]; then
-    echo "HTTP, user-space instructions per request (callgrind, one process)"
-    row "get" get_instructions "instr/req"
-    row "incr" incr_instructions "instr/req"
-    row "ngx.say only" say_instructions "instr/req"
+if [ "$SPEED" = 1 ]; then
+    echo
+    printf '  %-26s %10s %5s %10s %5s %8s\n' "" ours spread openresty spread ours/or
+    echo "in Lua, one worker"
+    for figure in "${LOOP_FIGURES[@]}"; do row "$figure" "$figure" "ns/op"; done
+    echo "in Lua, two workers at once on one zone (mean of both)"
+    for figure in "${LOOP_FIGURES[@]}"; do row "$figure" "${figure}_x2" "ns/op"; done
+    echo "HTTP (wrk -c$CONNECTIONS, ${HTTP_SECONDS}s)"
+    for workers in 1 2; do
+        row "get, $workers worker(s)" "get_rps_w$workers" "req/s"
+        row "get, $workers worker(s)" "get_cpu_w$workers" "us CPU/req"
+        row "incr, $workers worker(s)" "incr_rps_w$workers" "req/s"
+        row "incr, $workers worker(s)" "incr_cpu_w$workers" "us CPU/req"
+    done
+    if [ "$CALLGRIND" = 1 ]; then
+        echo "HTTP, user-space instructions per request (callgrind, one process)"
+        row "get" get_instructions "instr/req"
+        row "incr" incr_instructions "instr/req"
+        row "ngx.say only" say_instructions "instr/req"
+    fi
+fi
+if [ "$CAPACITY" = 1 ]; then
+    per_mib() { awk -v n="$1" -v z="$CAPACITY_ZONE_MIB" 'BEGIN { printf "%.1f", n / z }'; }
+    echo
+    echo "capacity: entries per MiB of a ${CAPACITY_ZONE_MIB}m zone before the first eviction"
+    printf '  %-34s %10s %10s %8s\n' "" ours openresty ours/or
+    for case in "16-byte keys, 32-byte values" "16-byte keys, 100-byte values" \
+        "address keys, number values" "40-byte keys, 200-byte values"; do
+        a="${capacity["ours|fill:$case"]}"
+        b="${capacity["openresty|fill:$case"]}"
+        printf '  %-34s %10s %10s %8s\n' "$case" "$(per_mib "$a")" "$(per_mib "$b")" \
+            "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')"
+    done
+    sweep="$(for key in "${!capacity[@]}"; do
+        [[ "$key" == ours\|sweep:* ]] || continue
+        size="${key#ours|sweep:}"
+        echo "$size ${capacity[$key]} ${capacity["openresty|sweep:$size"]}"
+    done | sort -n)"
+    echo "value-size sweep, 16-byte keys, values of 1 to 2000 bytes in steps of 8:"
+    awk -v z="$CAPACITY_ZONE_MIB" '
+        { r = $2 / $3; sum += r; n++
+          if (n == 1 || r < min) { min = r; at = $1 }
+          if (r < 1) below++ }
+        END { printf "  %d sizes: mean ours/or %.3f, lowest %.3f (at %d bytes), sizes where ours holds fewer: %d\n",
+                     n, sum / n, min, at, below + 0 }' <<<"$sweep"
+    echo "  value bytes: ours/or entries per MiB (every 8th size)"
+    awk -v z="$CAPACITY_ZONE_MIB" 'NR % 8 == 1 || $1 == 2000 {
+            printf "  %5d: %8.1f /%8.1f = %.2f\n", $1, $2 / z, $3 / z, $2 / $3 }' <<<"$sweep"
+    echo "churn: 16-byte keys from a pool of 200000, values of 10-2000 random bytes, 10x the zone written by set"
+    printf '  %-34s %10s %10s\n' "set failures" "${capacity["ours|churn_failures"]}" "${capacity["openresty|churn_failures"]}"
+    printf '  %-34s %10.3f %10.3f\n' "live key+value bytes / zone size" \
+        "${capacity["ours|churn_live_share"]}" "${capacity["openresty|churn_live_share"]}"
 fi
 if [ "${SAMPLES:-0}" = 1 ]; then
     echo

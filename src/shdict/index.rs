@@ -6,50 +6,93 @@
 //! which the rebalancing climbs back up.
 
 use core::cmp::Ordering;
+use core::mem::MaybeUninit;
 
 use super::store::{Store, ZoneLock};
 
-/// Deeper than any red-black tree of 2^32 entries can grow (2 log2 n).
+/// Deeper than any red-black tree of 2^32 entries can grow (2 log2 n);
+/// at most 128, the bits of `Path::went_left`.
 const MAX_DEPTH: usize = 72;
 
 /// The way from the root down to a node: each node passed and whether the
-/// walk went on to its left child.
+/// walk went on to its left child. Left uninitialised beyond `len`: a write
+/// walks the index on every call, and zeroing the whole array each time
+/// would cost more than the walk itself in a small zone.
 pub(super) struct Path {
-    nodes: [u32; MAX_DEPTH],
-    went_left: [bool; MAX_DEPTH],
+    nodes: [MaybeUninit<u32>; MAX_DEPTH],
+    went_left: u128,
     len: usize,
 }
 
 impl Path {
     pub(super) fn new() -> Path {
         Path {
-            nodes: [0; MAX_DEPTH],
-            went_left: [false; MAX_DEPTH],
+            nodes: [MaybeUninit::uninit(); MAX_DEPTH],
+            went_left: 0,
             len: 0,
         }
     }
 
     fn push(&mut self, node: u32, went_left: bool) {
-        self.nodes[self.len] = node;
-        self.went_left[self.len] = went_left;
         self.len += 1;
+        self.set(self.len - 1, node, went_left);
     }
 
     fn pop(&mut self) {
         self.len -= 1;
     }
 
+    fn set(&mut self, i: usize, node: u32, went_left: bool) {
+        self.nodes[i] = MaybeUninit::new(node);
+        if went_left {
+            self.went_left |= 1 << i;
+        } else {
+            self.went_left &= !(1 << i);
+        }
+    }
+
+    fn at(&self, i: usize) -> (u32, bool) {
+        assert!(i < self.len);
+        // SAFETY: every index below `len` was written by `push` or `set`.
+        let node = unsafe { self.nodes[i].assume_init() };
+        (node, self.went_left & (1 << i) != 0)
+    }
+
     /// The step `back` places above the last one (0: the last).
     fn step(&self, back: usize) -> Option<(u32, bool)> {
         let i = self.len.checked_sub(back + 1)?;
-        Some((self.nodes[i], self.went_left[i]))
+        Some(self.at(i))
     }
 
     fn set_step(&mut self, back: usize, node: u32, went_left: bool) {
-        let i = self.len - back - 1;
-        self.nodes[i] = node;
-        self.went_left[i] = went_left;
+        self.set(self.len - back - 1, node, went_left);
     }
+}
+
+/// Where [`Store::index_find`] records its way down: a [`Path`] for a
+/// change to follow, nothing for a read.
+pub(super) trait Trail {
+    fn clear(&mut self);
+    fn push(&mut self, node: u32, went_left: bool);
+}
+
+impl Trail for Path {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn push(&mut self, node: u32, went_left: bool) {
+        Path::push(self, node, went_left);
+    }
+}
+
+/// A read's trail: records nothing.
+pub(super) struct NoTrail;
+
+impl Trail for NoTrail {
+    fn clear(&mut self) {}
+
+    fn push(&mut self, _node: u32, _went_left: bool) {}
 }
 
 impl Store {
@@ -106,9 +149,9 @@ impl Store {
         lock: &ZoneLock<'_>,
         key: &[u8],
         hash: u32,
-        path: &mut Path,
+        path: &mut impl Trail,
     ) -> Option<u32> {
-        path.len = 0;
+        path.clear();
         let mut node = self.header_mut(lock).root;
         while node != 0 {
             let h = self.entry_header(lock, node);
@@ -195,8 +238,7 @@ impl Store {
             let node_red = self.is_red(lock, node);
             let successor_red = self.is_red(lock, successor);
             let successor_right = self.child(lock, successor, false);
-            let above =
-                (node_at > 0).then(|| (path.nodes[node_at - 1], path.went_left[node_at - 1]));
+            let above = (node_at > 0).then(|| path.at(node_at - 1));
             self.relink(lock, above, successor);
             self.set_child(lock, successor, true, left);
             self.paint(lock, successor, node_red);
@@ -210,7 +252,7 @@ impl Store {
             self.set_child(lock, node, true, 0);
             self.set_child(lock, node, false, successor_right);
             self.paint(lock, node, successor_red);
-            path.nodes[node_at] = successor;
+            path.set(node_at, successor, false);
         }
         let only_child = match self.child(lock, node, true) {
             0 => self.child(lock, node, false),

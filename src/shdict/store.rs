@@ -13,7 +13,7 @@ use core::ptr::{self, NonNull};
 
 use nginx_sys::{ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_pool_t};
 
-use super::index::Path;
+use super::index::{NoTrail, Path};
 use super::layout::{
     element_alloc_size, entry_alloc_size, key_hash, Classes, EntryHeader, ListElement, ListHeader,
     StoreHeader, ValueKind, ZoneCounters, ENTRY_HEADER_SIZE, GRANULE, LIST_HEADER_SIZE,
@@ -683,8 +683,7 @@ impl Store {
     ) -> Result<Read, StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
-        let mut path = Path::new();
-        let Some(entry) = self.index_find(&lock, key, hash, &mut path) else {
+        let Some(entry) = self.index_find(&lock, key, hash, &mut NoTrail) else {
             self.header_mut(&lock).counters.misses += 1;
             return Ok(Read::Miss);
         };
@@ -1121,8 +1120,7 @@ impl Store {
 
     /// The live entry of `key`, untouched.
     fn find_unexpired(&self, lock: &ZoneLock<'_>, key: &[u8], now_ms: u64) -> Option<u32> {
-        let mut path = Path::new();
-        let entry = self.index_find(lock, key, key_hash(key), &mut path)?;
+        let entry = self.index_find(lock, key, key_hash(key), &mut NoTrail)?;
         (!self.is_expired(lock, entry, now_ms)).then_some(entry)
     }
 
@@ -1326,7 +1324,7 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn peek(&self, key: &[u8]) -> bool {
         let lock = self.lock();
-        self.index_find(&lock, key, key_hash(key), &mut Path::new())
+        self.index_find(&lock, key, key_hash(key), &mut NoTrail)
             .is_some()
     }
 
