@@ -158,13 +158,13 @@ GET /t
 
 
 
-=== TEST 12: lua_shared_dict above 64g: the store names its entries by 32-bit offsets of 16 bytes
+=== TEST 12: lua_shared_dict above 32g: the store names its entries by 32-bit offsets of 8 bytes
 --- http_config
-    lua_shared_dict dogs 65537m;
+    lua_shared_dict dogs 32769m;
 --- config
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*lua_shared_dict "dogs" is too large: zones hold at most 64g in \S+nginx\.conf:\d+/
+qr/\[emerg\] .*lua_shared_dict "dogs" is too large: zones hold at most 32g in \S+nginx\.conf:\d+/
 
 
 

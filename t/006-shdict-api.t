@@ -854,3 +854,40 @@ chunk:7: bad "zone" argument
 chunk:8: bad "exptime" argument
 chunk:9: must provide "init" when providing "init_ttl"
 chunk:10: bad "init_ttl" argument
+
+
+
+=== TEST 32: add, safe_add and replace refuse nil values whether or not the key exists
+--- http_config
+    lua_shared_dict dogs 1m;
+--- config
+    location = /t {
+        content_by_lua_block {
+            local dogs = ngx.shared.dogs
+            dogs:set("there", "v")
+            for _, method in ipairs({ "add", "safe_add", "replace" }) do
+                for _, key in ipairs({ "there", "absent" }) do
+                    ngx.say(method, " ", key, ": ", table.concat({ tostring(dogs[method](dogs, key, nil)),
+                        tostring(select(2, dogs[method](dogs, key, nil))),
+                        tostring(select(3, dogs[method](dogs, key, nil))) }, " "))
+                end
+            end
+            -- The key checks come first.
+            ngx.say(dogs:add(nil, nil))
+            ngx.say(dogs:get("there"), " ", dogs:get("absent"))
+            -- set and safe_set with nil delete.
+            ngx.say(dogs:set("there", nil), " ", dogs:get("there"))
+        }
+    }
+--- request
+GET /t
+--- response_body
+add there: false attempt to add or replace nil values false
+add absent: false attempt to add or replace nil values false
+safe_add there: false attempt to add or replace nil values false
+safe_add absent: false attempt to add or replace nil values false
+replace there: false attempt to add or replace nil values false
+replace absent: false attempt to add or replace nil values false
+nilnil key
+v nil
+true nil

@@ -260,7 +260,7 @@ pub(crate) unsafe extern "C" fn set_lua_shared_dict(
         }
         if size as u64 > crate::shdict::layout::MAX_ZONE_SIZE {
             return Err(format!(
-                "lua_shared_dict \"{name_text}\" is too large: zones hold at most 64g"
+                "lua_shared_dict \"{name_text}\" is too large: zones hold at most 32g"
             ));
         }
         let main = main_conf(cf);

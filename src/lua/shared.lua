@@ -44,6 +44,7 @@ local NO_STORE = spec.status.NO_STORE
 local MESSAGES = spec.messages
 local MAX_KEY_LEN = spec.max_key_len
 local KIND_NIL = spec.kinds["nil"]
+local MODE_SET, MODE_SAFE_SET = spec.modes.set, spec.modes.safe_set
 local KIND_STRING = spec.kinds.string
 local KIND_NUMBER = spec.kinds.number
 local KIND_BOOLEAN = spec.kinds.boolean
@@ -226,6 +227,10 @@ local function make_store(mode)
             rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_BOOLEAN, nil, 0,
                                         value and 1 or 0, exptime, flags, out)
         elseif value == nil then
+            if mode ~= MODE_SET and mode ~= MODE_SAFE_SET then
+                -- OpenResty refuses these before looking the key up.
+                return false, "attempt to add or replace nil values", false
+            end
             rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_NIL, nil, 0,
                                         0, exptime, flags, out)
         else

@@ -10,25 +10,30 @@ use core::mem::MaybeUninit;
 
 use super::store::{Store, ZoneLock};
 
-/// Deeper than any red-black tree of 2^32 entries can grow (2 log2 n);
-/// at most 128, the bits of `Path::went_left`.
+/// Deeper than any red-black tree of 2^32 entries can grow (2 log2 n).
 const MAX_DEPTH: usize = 72;
 
 /// The way from the root down to a node: each node passed and whether the
 /// walk went on to its left child. Left uninitialised beyond `len`: a write
 /// walks the index on every call, and zeroing the whole array each time
-/// would cost more than the walk itself in a small zone.
+/// would cost as much as the walk. (Built element by element as below:
+/// rustc 1.93 and later zero a `MaybeUninit<[Step; N]>` that sits beside
+/// an initialised field, rust-lang/rust#152541.)
 pub(super) struct Path {
-    nodes: [MaybeUninit<u32>; MAX_DEPTH],
-    went_left: u128,
+    steps: [MaybeUninit<Step>; MAX_DEPTH],
     len: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Step {
+    node: u32,
+    went_left: bool,
 }
 
 impl Path {
     pub(super) fn new() -> Path {
         Path {
-            nodes: [MaybeUninit::uninit(); MAX_DEPTH],
-            went_left: 0,
+            steps: [const { MaybeUninit::uninit() }; MAX_DEPTH],
             len: 0,
         }
     }
@@ -42,20 +47,23 @@ impl Path {
         self.len -= 1;
     }
 
+    pub(super) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     fn set(&mut self, i: usize, node: u32, went_left: bool) {
-        self.nodes[i] = MaybeUninit::new(node);
-        if went_left {
-            self.went_left |= 1 << i;
-        } else {
-            self.went_left &= !(1 << i);
-        }
+        self.steps[i] = MaybeUninit::new(Step { node, went_left });
     }
 
     fn at(&self, i: usize) -> (u32, bool) {
         assert!(i < self.len);
         // SAFETY: every index below `len` was written by `push` or `set`.
-        let node = unsafe { self.nodes[i].assume_init() };
-        (node, self.went_left & (1 << i) != 0)
+        let step = unsafe { self.steps[i].assume_init() };
+        (step.node, step.went_left)
     }
 
     /// The step `back` places above the last one (0: the last).
@@ -72,17 +80,19 @@ impl Path {
 /// Where [`Store::index_find`] records its way down: a [`Path`] for a
 /// change to follow, nothing for a read.
 pub(super) trait Trail {
-    fn clear(&mut self);
-    fn push(&mut self, node: u32, went_left: bool);
+    /// The step at `depth` (0: the root).
+    fn record(&mut self, depth: usize, node: u32, went_left: bool);
+    /// The walk ended after `depth` steps.
+    fn finish(&mut self, depth: usize);
 }
 
 impl Trail for Path {
-    fn clear(&mut self) {
-        self.len = 0;
+    fn record(&mut self, depth: usize, node: u32, went_left: bool) {
+        self.set(depth, node, went_left);
     }
 
-    fn push(&mut self, node: u32, went_left: bool) {
-        Path::push(self, node, went_left);
+    fn finish(&mut self, depth: usize) {
+        self.len = depth;
     }
 }
 
@@ -90,9 +100,9 @@ impl Trail for Path {
 pub(super) struct NoTrail;
 
 impl Trail for NoTrail {
-    fn clear(&mut self) {}
+    fn record(&mut self, _depth: usize, _node: u32, _went_left: bool) {}
 
-    fn push(&mut self, _node: u32, _went_left: bool) {}
+    fn finish(&mut self, _depth: usize) {}
 }
 
 impl Store {
@@ -151,22 +161,27 @@ impl Store {
         hash: u32,
         path: &mut impl Trail,
     ) -> Option<u32> {
-        path.clear();
         let mut node = self.header_mut(lock).root;
+        let mut depth = 0;
         while node != 0 {
             let h = self.entry_header(lock, node);
-            let left = match hash.cmp(&h.hash) {
-                Ordering::Less => true,
-                Ordering::Greater => false,
-                Ordering::Equal => match key.cmp(self.entry_key(lock, node)) {
+            let left = if hash != h.hash {
+                hash < h.hash
+            } else {
+                match key.cmp(self.entry_key(lock, node)) {
                     Ordering::Less => true,
                     Ordering::Greater => false,
-                    Ordering::Equal => return Some(node),
-                },
+                    Ordering::Equal => {
+                        path.finish(depth);
+                        return Some(node);
+                    }
+                }
             };
-            path.push(node, left);
+            path.record(depth, node, left);
+            depth += 1;
             node = if left { h.left } else { h.right };
         }
+        path.finish(depth);
         None
     }
 

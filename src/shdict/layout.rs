@@ -1,9 +1,9 @@
 //! How the store lays itself out in the zone.
 //!
-//! Everything the store keeps in the zone sits at a multiple of [`GRANULE`]
-//! bytes from the zone's start, so one `u32` names any of it (a zone
-//! offset, counted in granules; 0 is never an entry: the slab pool's own
-//! header is there). An entry is one slot: a 32-byte [`EntryHeader`], the
+//! Everything the store keeps in the zone sits at a multiple of
+//! [`SLOT_STEP`] bytes from the zone's start, so one `u32` names any of it
+//! (a zone offset, counted in [`OFFSET_UNIT`]s; 0 is never an entry: the
+//! slab pool's own header is there). An entry is one slot: a 32-byte [`EntryHeader`], the
 //! user flags when they are not 0, the key bytes, the value bytes. The
 //! header holds the index links (a red-black tree ordered by key hash, then
 //! key bytes), the LRU links, the lengths, the kind and the expiry.
@@ -24,16 +24,24 @@ pub const STORE_LAYOUT_VERSION: u32 = 4;
 
 pub const MAX_KEY_LEN: usize = 65535;
 
-/// The unit of zone offsets and of slot sizes.
-pub const GRANULE: usize = 16;
-/// The largest zone whose every granule a `u32` offset can name.
-pub const MAX_ZONE_SIZE: u64 = (GRANULE as u64) << 32;
+/// The unit of zone offsets: 8 bytes, the largest scale an x86-64 load
+/// applies to an index for free, so following a link costs no extra
+/// instruction on the way down the index.
+pub const OFFSET_UNIT: usize = 8;
+/// The largest zone whose every unit a `u32` offset can name.
+pub const MAX_ZONE_SIZE: u64 = (OFFSET_UNIT as u64) << 32;
+/// Slot sizes step by this much; slots and spans start at multiples of it.
+pub const SLOT_STEP: usize = 16;
 /// The largest slot the store carves itself; larger entries take pages.
 pub const MAX_SLOT: usize = 2048;
 /// The longest span a class carves its slots from.
 pub const MAX_SPAN_PAGES: usize = 4;
-/// Slot classes at most: [`MAX_SLOT`] / [`GRANULE`].
-pub const MAX_CLASSES: usize = MAX_SLOT / GRANULE;
+const _: () = assert!(
+    MAX_SPAN_PAGES * 65536 / SLOT_STEP < NO_SLOT as usize,
+    "a span's slot distances fit a u16 with 64 KiB pages"
+);
+/// Slot classes at most: [`MAX_SLOT`] / [`SLOT_STEP`].
+pub const MAX_CLASSES: usize = MAX_SLOT / SLOT_STEP;
 
 /// The kind of value an entry holds; three bits of [`EntryHeader::bits`].
 #[repr(u8)]
@@ -110,7 +118,8 @@ pub struct StoreHeader {
     pub lru_head: u32,
     /// Least recently used entry.
     pub lru_tail: u32,
-    pub _reserved: u32,
+    /// log2 of `page_size`.
+    pub page_shift: u32,
     pub counters: ZoneCounters,
 }
 
@@ -224,7 +233,9 @@ pub struct ListElement {
 
 /// The start of every span: its place in its class's list of spans with
 /// free slots, and its slots' bookkeeping. Slot `i` starts
-/// `SPAN_HEADER_SIZE + i * slot size` bytes into the span.
+/// `SPAN_HEADER_SIZE + i * slot size` bytes into the span. Nothing here
+/// needs a division to use: freed slots are named by their distance from
+/// the span's start in [`SLOT_STEP`]s, and slots are carved from the end.
 #[repr(C)]
 pub struct SpanHeader {
     pub prev: u32,
@@ -232,10 +243,11 @@ pub struct SpanHeader {
     pub class: u8,
     pub pages: u8,
     pub used: u16,
-    /// First freed slot (its first two bytes name the next); [`NO_SLOT`]: none.
+    /// The first freed slot, in [`SLOT_STEP`]s from the span's start (its
+    /// first two bytes name the next); [`NO_SLOT`]: none.
     pub free_head: u16,
-    /// Slots handed out at least once, from the start of the span.
-    pub carved: u16,
+    /// Slots never handed out: slots `0..uncarved`.
+    pub uncarved: u16,
 }
 
 pub const NO_SLOT: u16 = u16::MAX;
@@ -259,40 +271,48 @@ pub fn element_alloc_size(value_len: usize) -> usize {
 /// The slot classes of a machine's page size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Classes {
-    page_size: usize,
+    page_shift: u32,
 }
 
 impl Classes {
+    /// `page_size` is a power of two, as every page size is.
     pub fn new(page_size: usize) -> Classes {
-        Classes { page_size }
+        debug_assert!(page_size.is_power_of_two());
+        Classes {
+            page_shift: page_size.trailing_zeros(),
+        }
     }
 
     pub fn page_size(&self) -> usize {
-        self.page_size
+        1 << self.page_shift
+    }
+
+    pub fn page_shift(&self) -> u32 {
+        self.page_shift
     }
 
     /// The largest slot: larger allocations are the slab pool's.
     pub fn max_slot(&self) -> usize {
-        MAX_SLOT.min(self.page_size / 2)
+        MAX_SLOT.min(self.page_size() / 2)
     }
 
     pub fn count(&self) -> usize {
-        self.max_slot() / GRANULE
+        self.max_slot() / SLOT_STEP
     }
 
     /// The class of an allocation of `size` bytes, `None` when it is larger
     /// than the largest slot.
     pub fn class_of(&self, size: usize) -> Option<usize> {
-        (size <= self.max_slot()).then(|| size.max(1).div_ceil(GRANULE) - 1)
+        (size <= self.max_slot()).then(|| size.max(1).div_ceil(SLOT_STEP) - 1)
     }
 
     pub fn slot_size(&self, class: usize) -> usize {
-        (class + 1) * GRANULE
+        (class + 1) * SLOT_STEP
     }
 
     /// Slots in a span of `pages` pages of `class`.
     pub fn slots_per_span(&self, class: usize, pages: usize) -> usize {
-        ((pages * self.page_size - SPAN_HEADER_SIZE) / self.slot_size(class))
+        ((pages * self.page_size() - SPAN_HEADER_SIZE) / self.slot_size(class))
             .min(usize::from(NO_SLOT) - 1)
     }
 

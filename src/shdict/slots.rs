@@ -12,7 +12,7 @@
 use nginx_sys::{ngx_slab_alloc_locked, ngx_slab_free_locked};
 
 use super::layout::{
-    ClassRecord, Classes, SpanHeader, StoreHeader, GRANULE, MAX_SPAN_PAGES, NO_SLOT,
+    ClassRecord, Classes, SpanHeader, StoreHeader, MAX_SPAN_PAGES, NO_SLOT, OFFSET_UNIT, SLOT_STEP,
     SPAN_HEADER_SIZE,
 };
 use super::store::{Store, ZoneLock};
@@ -24,6 +24,11 @@ impl Store {
     pub(super) fn classes(&self) -> Classes {
         // SAFETY: page_size is written once when the store is created.
         Classes::new(unsafe { (*self.header.as_ptr()).page_size } as usize)
+    }
+
+    fn page_shift(&self) -> u32 {
+        // SAFETY: page_shift is written once when the store is created.
+        unsafe { (*self.header.as_ptr()).page_shift }
     }
 
     // The lock guard, not `&mut self`, proves exclusive access: the records
@@ -79,16 +84,12 @@ impl Store {
     fn page_of(&self, address: usize) -> usize {
         // SAFETY: the pool's start is fixed when the zone is initialised.
         let start = unsafe { (*self.pool.as_ptr()).start } as usize;
-        (address - start) / self.classes().page_size()
+        (address - start) >> self.page_shift()
     }
 
     fn page_address(&self, page: usize) -> *mut u8 {
         // SAFETY: as above; callers pass pages of this pool.
-        unsafe {
-            (*self.pool.as_ptr())
-                .start
-                .add(page * self.classes().page_size())
-        }
+        unsafe { (*self.pool.as_ptr()).start.add(page << self.page_shift()) }
     }
 
     fn mark_span_start(&self, lock: &ZoneLock<'_>, page: usize, start: bool) {
@@ -169,7 +170,7 @@ impl Store {
                 pages: pages as u8,
                 used: 0,
                 free_head: NO_SLOT,
-                carved: 0,
+                uncarved: classes.slots_per_span(class, pages) as u16,
             };
             self.mark_span_start(lock, self.page_of(raw as usize), true);
             self.class_records(lock)[class].slots += classes.slots_per_span(class, pages) as u32;
@@ -199,31 +200,24 @@ impl Store {
             },
             span => span,
         };
-        let slot_size = classes.slot_size(class);
         let span_address = self.at(span);
         let s = self.span(lock, span);
-        let slot = if s.free_head != NO_SLOT {
-            let slot = s.free_head;
-            // SAFETY: a freed slot of this span holds the next free slot's
-            // index in its first two bytes.
-            s.free_head = unsafe {
-                span_address
-                    .add(SPAN_HEADER_SIZE + usize::from(slot) * slot_size)
-                    .cast::<u16>()
-                    .read()
-            };
-            slot
+        let distance = if s.free_head != NO_SLOT {
+            let distance = usize::from(s.free_head) * SLOT_STEP;
+            // SAFETY: a freed slot of this span holds the next freed slot's
+            // distance in its first two bytes.
+            s.free_head = unsafe { span_address.add(distance).cast::<u16>().read() };
+            distance
         } else {
-            s.carved += 1;
-            s.carved - 1
+            s.uncarved -= 1;
+            SPAN_HEADER_SIZE + usize::from(s.uncarved) * classes.slot_size(class)
         };
         s.used += 1;
-        let full = usize::from(s.used) == classes.slots_per_span(class, usize::from(s.pages));
-        if full {
+        if s.free_head == NO_SLOT && s.uncarved == 0 {
             self.unlink_span(lock, class, span);
         }
         self.class_records(lock)[class].used += 1;
-        Some(span + ((SPAN_HEADER_SIZE + usize::from(slot) * slot_size) / GRANULE) as u32)
+        Some(span + (distance / OFFSET_UNIT) as u32)
     }
 
     /// Frees an allocation of `size` bytes made by [`Store::alloc`].
@@ -237,17 +231,14 @@ impl Store {
         };
         let span = self.span_of(lock, address as usize);
         let span_address = self.at(span);
-        let slot_size = classes.slot_size(class);
-        let slot =
-            ((address as usize - span_address as usize - SPAN_HEADER_SIZE) / slot_size) as u16;
+        let distance = ((address as usize - span_address as usize) / SLOT_STEP) as u16;
         let s = self.span(lock, span);
         debug_assert_eq!(usize::from(s.class), class);
-        let capacity = classes.slots_per_span(class, usize::from(s.pages));
-        let was_full = usize::from(s.used) == capacity;
+        let was_full = s.free_head == NO_SLOT && s.uncarved == 0;
         // SAFETY: the slot is this span's and no longer in use: its first
         // two bytes now thread the free list.
         unsafe { address.cast::<u16>().write(s.free_head) };
-        s.free_head = slot;
+        s.free_head = distance;
         s.used -= 1;
         let now_empty = s.used == 0;
         let pages = usize::from(s.pages);
@@ -256,7 +247,7 @@ impl Store {
             if !was_full {
                 self.unlink_span(lock, class, span);
             }
-            self.class_records(lock)[class].slots -= capacity as u32;
+            self.class_records(lock)[class].slots -= classes.slots_per_span(class, pages) as u32;
             self.mark_span_start(lock, self.page_of(span_address as usize), false);
             debug_assert!(pages <= MAX_SPAN_PAGES);
             // SAFETY: the span's pages were one block of this pool, now
@@ -294,7 +285,11 @@ impl Store {
             let s = self.span(lock, span);
             let class = usize::from(s.class);
             assert!(s.used > 0, "an empty span kept");
-            assert!(s.used <= s.carved, "more in use than carved");
+            let capacity = classes.slots_per_span(class, usize::from(s.pages));
+            assert!(
+                usize::from(s.used) + usize::from(s.uncarved) <= capacity,
+                "more in use than carved"
+            );
             used[class] += u32::from(s.used);
             slots[class] += classes.slots_per_span(class, usize::from(s.pages)) as u32;
         }
@@ -308,7 +303,7 @@ impl Store {
             while span != 0 {
                 let s = self.span(lock, span);
                 assert!(
-                    usize::from(s.used) < classes.slots_per_span(class, usize::from(s.pages)),
+                    s.free_head != NO_SLOT || s.uncarved > 0,
                     "a full span on the partial list"
                 );
                 partial += 1;

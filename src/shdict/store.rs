@@ -16,8 +16,8 @@ use nginx_sys::{ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_sla
 use super::index::{NoTrail, Path};
 use super::layout::{
     element_alloc_size, entry_alloc_size, key_hash, Classes, EntryHeader, ListElement, ListHeader,
-    StoreHeader, ValueKind, ZoneCounters, ENTRY_HEADER_SIZE, GRANULE, LIST_HEADER_SIZE,
-    MAX_ZONE_SIZE, STORE_LAYOUT_VERSION, STORE_MAGIC,
+    StoreHeader, ValueKind, ZoneCounters, ENTRY_HEADER_SIZE, LIST_HEADER_SIZE, MAX_ZONE_SIZE,
+    OFFSET_UNIT, STORE_LAYOUT_VERSION, STORE_MAGIC,
 };
 use super::slots::LARGE;
 
@@ -278,7 +278,17 @@ impl Store {
             let classes = Classes::new(nginx_sys::ngx_pagesize);
             let pages = ((*p).end as usize - (*p).start as usize) / classes.page_size();
             let size = Store::header_size(classes, pages);
-            let raw = ngx_slab_alloc_locked(p, size);
+            // Between the slab pool's last page descriptor and its first
+            // page (aligned to a page boundary) lie up to a page of bytes
+            // nginx never uses: the header goes there when it fits, which
+            // leaves a small zone one more page (an 8k zone has only one).
+            let unused = (*p).last.cast::<u8>().align_offset(8);
+            let gap_start = (*p).last.cast::<u8>().add(unused);
+            let raw = if gap_start as usize + size <= (*p).start as usize {
+                gap_start.cast::<core::ffi::c_void>()
+            } else {
+                ngx_slab_alloc_locked(p, size)
+            };
             let header = NonNull::new(raw.cast::<StoreHeader>())?;
             ptr::write_bytes(raw.cast::<u8>(), 0, size);
             let h = header.as_ptr();
@@ -287,6 +297,7 @@ impl Store {
             (*h).page_size = classes.page_size() as u32;
             (*h).class_count = classes.count() as u32;
             (*h).bitmap_pages = pages as u32;
+            (*h).page_shift = classes.page_shift();
             (*p).data = raw;
             // Running out of zone memory is an expected outcome that the
             // caller reports ("no memory"); nginx's own log line is noise.
@@ -344,14 +355,14 @@ impl Store {
         self.pool
             .as_ptr()
             .cast::<u8>()
-            .wrapping_add(offset as usize * GRANULE)
+            .wrapping_add(offset as usize * OFFSET_UNIT)
     }
 
-    /// The zone offset of an address in the zone, at a granule boundary.
+    /// The zone offset of an address in the zone.
     pub(super) fn offset_of(&self, address: *const u8) -> u32 {
         let distance = address as usize - self.pool.as_ptr() as usize;
-        debug_assert_eq!(distance % GRANULE, 0);
-        (distance / GRANULE) as u32
+        debug_assert_eq!(distance % OFFSET_UNIT, 0);
+        (distance / OFFSET_UNIT) as u32
     }
 
     #[allow(clippy::mut_from_ref)]
@@ -549,7 +560,7 @@ impl Store {
     /// Allocates `size` bytes. When the zone is full and `may_evict`, evicts
     /// (see [`Store::pick_victim`]) until the allocation fits, which it does
     /// unless the entry cannot fit in the zone at all. Sets `forcible` when
-    /// live entries went, and clears `path_valid` when the index changed.
+    /// live entries went, and `index_changed` when any entry did.
     fn make_room(
         &self,
         lock: &ZoneLock<'_>,
@@ -557,7 +568,7 @@ impl Store {
         may_evict: bool,
         now_ms: u64,
         forcible: &mut bool,
-        path_valid: &mut bool,
+        index_changed: &mut bool,
     ) -> Result<u32, StoreError> {
         let fits_at_all = size <= self.pool_bytes();
         loop {
@@ -572,7 +583,7 @@ impl Store {
             };
             let expired = self.is_expired(lock, victim, now_ms);
             self.remove(lock, victim, None);
-            *path_valid = false;
+            *index_changed = true;
             let counters = &mut self.header_mut(lock).counters;
             if expired {
                 counters.expirations += 1;
@@ -596,14 +607,14 @@ impl Store {
 
     /// Allocates a new entry (see [`Store::make_room`]), fills it and links
     /// it into the index and at the LRU head. `path` is where a failed
-    /// lookup of the key stopped, still valid when `path_valid`.
+    /// lookup of the key stopped, if the index has not changed since; else
+    /// (or when an eviction changes it) the insert walks down again.
     #[allow(clippy::too_many_arguments)]
     fn insert_entry(
         &self,
         lock: &ZoneLock<'_>,
         new: &NewEntry<'_>,
-        path: &mut Path,
-        mut path_valid: bool,
+        path: Option<&mut Path>,
         may_evict: bool,
         now_ms: u64,
         forcible: &mut bool,
@@ -611,10 +622,21 @@ impl Store {
     ) -> Result<u32, StoreError> {
         let has_flags = new.user_flags != 0;
         let size = entry_alloc_size(new.key.len(), new.value_len, has_flags);
-        let entry = self.make_room(lock, size, may_evict, now_ms, forcible, &mut path_valid)?;
-        if !path_valid {
-            self.index_find(lock, new.key, new.hash, path);
-        }
+        let mut index_changed = path.is_none();
+        let entry = self.make_room(lock, size, may_evict, now_ms, forcible, &mut index_changed)?;
+        let mut own_path;
+        let path = match path {
+            Some(path) if !index_changed => path,
+            Some(path) => {
+                self.index_find(lock, new.key, new.hash, path);
+                path
+            }
+            None => {
+                own_path = Path::new();
+                self.index_find(lock, new.key, new.hash, &mut own_path);
+                &mut own_path
+            }
+        };
         *self.entry_header(lock, entry) = EntryHeader {
             hash: new.hash,
             left: 0,
@@ -650,25 +672,31 @@ impl Store {
     }
 
     /// Finds a live entry; an expired one is freed on the way and reported
-    /// as absent. `path` is left as [`Store::index_find`] leaves it, or
-    /// emptied when an expired entry was freed.
+    /// as absent.
+    /// `path`, when given, is left as [`Store::index_find`] leaves it, and
+    /// is emptied when an expired entry was freed.
     fn find_live(
         &self,
         lock: &ZoneLock<'_>,
         key: &[u8],
         hash: u32,
         now_ms: u64,
-        path: &mut Path,
-    ) -> (Option<u32>, bool) {
-        let Some(entry) = self.index_find(lock, key, hash, path) else {
-            return (None, true);
+        mut path: Option<&mut Path>,
+    ) -> Option<u32> {
+        let entry = match path.as_deref_mut() {
+            Some(path) => self.index_find(lock, key, hash, path)?,
+            None => self.index_find(lock, key, hash, &mut NoTrail)?,
         };
         if self.is_expired(lock, entry, now_ms) {
-            self.remove(lock, entry, Some(path));
+            self.remove(lock, entry, path.as_deref_mut());
+            if let Some(path) = path {
+                // Spent by the removal: a later insert walks again.
+                path.clear();
+            }
             self.header_mut(lock).counters.expirations += 1;
-            return (None, false);
+            return None;
         }
-        (Some(entry), true)
+        Some(entry)
     }
 
     /// Reads `key` into `out`. Expired entries are invisible unless
@@ -769,10 +797,12 @@ impl Store {
 
         let mut path_valid = true;
         if let Some(entry) = existing {
-            let old_size = self.entry_header(&lock, entry).alloc_size();
-            let same_shape = !self.is_list(&lock, entry)
-                && self.entry_header(&lock, entry).has_flags() == has_flags
-                && self.allocation_footprint(old_size) == self.allocation_footprint(size);
+            let h = self.entry_header(&lock, entry);
+            let old_size = h.alloc_size();
+            let same_shape = h.kind_byte() != ValueKind::List as u8
+                && h.has_flags() == has_flags
+                && (old_size == size
+                    || self.allocation_footprint(old_size) == self.allocation_footprint(size));
             if same_shape {
                 // The new value fits the entry's own slot: rewrite in place.
                 {
@@ -814,8 +844,7 @@ impl Store {
         self.insert_entry(
             &lock,
             &new,
-            &mut path,
-            path_valid,
+            path_valid.then_some(&mut path),
             mode.may_evict(),
             now_ms,
             &mut written.forcible,
@@ -854,8 +883,7 @@ impl Store {
         let hash = key_hash(key);
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
-        let mut path = Path::new();
-        let existing = self.index_find(&lock, key, hash, &mut path);
+        let existing = self.index_find(&lock, key, hash, &mut NoTrail);
         if let Some(entry) = existing {
             if !self.is_expired(&lock, entry, now_ms) {
                 if self.entry_header(&lock, entry).kind_byte() != ValueKind::Number as u8 {
@@ -877,11 +905,9 @@ impl Store {
         let Some((init, expires_ms)) = init else {
             return Err(StoreError::NotFound);
         };
-        let mut path_valid = true;
         if let Some(entry) = existing {
-            self.remove(&lock, entry, Some(&mut path));
+            self.remove(&lock, entry, None);
             self.header_mut(&lock).counters.expirations += 1;
-            path_valid = false;
         }
         let value = Value::Number(init + delta);
         let mut forcible = false;
@@ -896,8 +922,7 @@ impl Store {
         self.insert_entry(
             &lock,
             &new,
-            &mut path,
-            path_valid,
+            None,
             true,
             now_ms,
             &mut forcible,
@@ -923,7 +948,7 @@ impl Store {
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
         let mut forcible = false;
         let mut path = Path::new();
-        let (found, path_valid) = self.find_live(&lock, key, hash, now_ms, &mut path);
+        let found = self.find_live(&lock, key, hash, now_ms, Some(&mut path));
         let (entry, created) = match found {
             Some(entry) if !self.is_list(&lock, entry) => return Err(StoreError::NotAList),
             Some(entry) => (entry, false),
@@ -939,8 +964,7 @@ impl Store {
                 let entry = self.insert_entry(
                     &lock,
                     &new,
-                    &mut path,
-                    path_valid,
+                    (!path.is_empty()).then_some(&mut path),
                     false,
                     now_ms,
                     &mut forcible,
@@ -1034,7 +1058,7 @@ impl Store {
         let hash = key_hash(key);
         let lock = self.lock();
         let mut path = Path::new();
-        let (Some(entry), _) = self.find_live(&lock, key, hash, now_ms, &mut path) else {
+        let Some(entry) = self.find_live(&lock, key, hash, now_ms, Some(&mut path)) else {
             return Ok(Read::Miss);
         };
         if !self.is_list(&lock, entry) {
@@ -1110,8 +1134,7 @@ impl Store {
     pub fn llen(&self, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
-        let mut path = Path::new();
-        match self.find_live(&lock, key, hash, now_ms, &mut path).0 {
+        match self.find_live(&lock, key, hash, now_ms, None) {
             None => Ok(0),
             Some(entry) if !self.is_list(&lock, entry) => Err(StoreError::NotAList),
             Some(entry) => Ok(u64::from(self.list_header(&lock, entry).len)),

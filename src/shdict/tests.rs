@@ -411,6 +411,20 @@ fn a_reused_zone_is_adopted_with_its_data() {
     );
 }
 
+/// The smallest zone nginx accepts has one page: the store's header lives
+/// in the bytes before it, so the page holds entries.
+#[test]
+fn the_smallest_zone_holds_entries() {
+    let zone = TestZone::new(8 * 1024);
+    let s = &zone.store;
+    assert_eq!(s.stats(1).pages_total, 1);
+    for i in 0..40 {
+        assert!(!set(s, &format!("k{i}"), b"v", 0, 1), "k{i} evicted");
+    }
+    assert_eq!(get(s, "k0", 1).unwrap(), Some(b"v".to_vec()));
+    s.check_consistency();
+}
+
 #[test]
 fn a_zone_of_another_layout_is_not_adopted() {
     let zone = TestZone::new(64 * 1024);
