@@ -194,21 +194,18 @@ methods.get_stale = make_get(true)
 local function make_store(mode)
     return function(dict, key, value, exptime, flags)
         local zone = zone_of(dict)
-        if exptime == nil or exptime == false then
+        -- lua-resty-core's checks: a comparison, so that other types raise
+        -- Lua's own "attempt to compare" error, as there.
+        if not exptime then
             exptime = 0
-        else
-            exptime = tonumber(exptime)
-            if not exptime or not (exptime >= 0) then
-                error('bad "exptime" argument', 2)
-            end
+        elseif exptime < 0 then
+            error('bad "exptime" argument', 2)
         end
-        if flags == nil or flags == false then
+        if not flags then
             flags = 0
-        else
-            flags = tonumber(flags)
-            if not flags then
-                error('bad "flags" argument', 2)
-            end
+        elseif flags == true then
+            -- OpenResty's FFI call takes a boolean as 1.
+            flags = 1
         end
         local key_len
         key, key_len = checked_key(key)
@@ -216,6 +213,11 @@ local function make_store(mode)
             return nil, key_len
         end
         local value_type = type(value)
+        if type(flags) ~= "number" and (value_type == "string" or value_type == "number"
+                                        or value_type == "boolean" or value == nil) then
+            -- Where OpenResty's FFI call would fail to convert it.
+            error('bad "flags" argument', 2)
+        end
         local rc
         if value_type == "string" then
             rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_STRING, value, #value,
@@ -287,11 +289,9 @@ function methods.incr(dict, key, value, init, init_ttl)
     end
     local ttl = 0
     if init_ttl ~= nil then
-        if init_ttl ~= false then
-            ttl = tonumber(init_ttl)
-            if not ttl then
-                error("bad init_ttl arg: number expected, got " .. type(init_ttl), 2)
-            end
+        ttl = tonumber(init_ttl)
+        if not ttl then
+            error("bad init_ttl arg: number expected, got " .. type(init_ttl), 2)
         end
         if ttl < 0 then
             error('bad "init_ttl" argument', 2)
@@ -310,11 +310,22 @@ function methods.incr(dict, key, value, init, init_ttl)
     return out.number
 end
 
+-- A key of the methods OpenResty implements in C (lists, llen): nil is
+-- "nil key", numbers become strings, other types raise as luaL_checklstring
+-- does.
+local function checked_c_key(key)
+    local key_type = type(key)
+    if key_type ~= "string" and key_type ~= "number" and key ~= nil then
+        error("bad argument #2 to '?' (string expected, got " .. key_type .. ")", 3)
+    end
+    return checked_key(key)
+end
+
 local function make_push(at_tail)
     return function(dict, key, value)
         local zone = zone_of(dict)
         local key_len
-        key, key_len = checked_key(key)
+        key, key_len = checked_c_key(key)
         if not key then
             return nil, key_len
         end
@@ -343,7 +354,7 @@ local function make_pop(at_tail)
     return function(dict, key)
         local zone = zone_of(dict)
         local key_len
-        key, key_len = checked_key(key)
+        key, key_len = checked_c_key(key)
         if not key then
             return nil, key_len
         end
@@ -362,11 +373,11 @@ methods.lpop = make_pop(0)
 methods.rpop = make_pop(1)
 
 -- llen and ttl: a key in, a number out.
-local function make_key_query(query)
+local function make_key_query(query, check_key)
     return function(dict, key)
         local zone = zone_of(dict)
         local key_len
-        key, key_len = checked_key(key)
+        key, key_len = check_key(key)
         if not key then
             return nil, key_len
         end
@@ -378,13 +389,12 @@ local function make_key_query(query)
     end
 end
 
-methods.llen = make_key_query(C.ngx_lua_shdict_llen)
-methods.ttl = make_key_query(C.ngx_lua_shdict_ttl)
+methods.llen = make_key_query(C.ngx_lua_shdict_llen, checked_c_key)
+methods.ttl = make_key_query(C.ngx_lua_shdict_ttl, checked_key)
 
 function methods.expire(dict, key, exptime)
     local zone = zone_of(dict)
-    local seconds = tonumber(exptime)
-    if not seconds or not (seconds >= 0) then
+    if not exptime then
         error('bad "exptime" argument', 2)
     end
     local key_len
@@ -392,7 +402,9 @@ function methods.expire(dict, key, exptime)
     if not key then
         return nil, key_len
     end
-    local rc = C.ngx_lua_shdict_expire(zone, key, key_len, seconds)
+    -- The arithmetic raises for a non-number, naming `exptime`, as
+    -- lua-resty-core's does; 0 or less means never.
+    local rc = C.ngx_lua_shdict_expire(zone, key, key_len, exptime * 1000)
     if rc ~= OK then
         return failure(rc)
     end
@@ -406,21 +418,27 @@ function methods.flush_all(dict)
     end
 end
 
--- `max_count` of flush_expired and get_keys: a non-negative number or nil.
-local function max_count(value, default)
-    if value == nil then
+-- `max_count` of flush_expired and get_keys, which OpenResty implements in
+-- C: a number (or a numeric string), as luaL_checkint takes it; 0 or less
+-- (or NaN) means all.
+local function max_count(value, given, default)
+    if given < 2 then
         return default
     end
     local n = tonumber(value)
-    if not n or not (n >= 0) then
-        error('bad "max_count" argument', 3)
+    if not n then
+        error("bad argument #2 to '?' (number expected, got " .. type(value) .. ")", 3)
     end
-    return n
+    if not (n >= 1) then
+        return 0
+    end
+    return math.floor(n)
 end
 
-function methods.flush_expired(dict, max)
+function methods.flush_expired(dict, ...)
     local zone = zone_of(dict)
-    local rc = C.ngx_lua_shdict_flush_expired(zone, max_count(max, 0), out)
+    local max = max_count(..., select("#", ...) + 1, 0)
+    local rc = C.ngx_lua_shdict_flush_expired(zone, max, out)
     if rc ~= OK then
         return failure(rc)
     end
@@ -431,9 +449,9 @@ local key_bytes_size, key_lens_size = 4096, 256
 local key_bytes = ffi_new("uint8_t[?]", key_bytes_size)
 local key_lens = ffi_new("uint32_t[?]", key_lens_size)
 
-function methods.get_keys(dict, max)
+function methods.get_keys(dict, ...)
     local zone = zone_of(dict)
-    max = max_count(max, DEFAULT_GET_KEYS_LIMIT)
+    local max = max_count(..., select("#", ...) + 1, DEFAULT_GET_KEYS_LIMIT)
     local rc = C.ngx_lua_shdict_get_keys(zone, max, key_bytes, key_bytes_size,
                                          key_lens, key_lens_size, out)
     while rc == TOO_SMALL do

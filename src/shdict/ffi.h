@@ -6,7 +6,7 @@
 typedef struct {
     double number;      /* number value, incr result, ttl (s), list length */
     uint32_t len;       /* string bytes copied; room needed when too small */
-    uint32_t flags;     /* user flags of a read */
+    int32_t flags;      /* user flags of a read, as OpenResty's C int */
     int32_t kind;       /* value kind of a read */
     int32_t stale;      /* get_stale: the value had expired */
     int32_t forcible;   /* a write evicted live entries */
@@ -44,7 +44,7 @@ int ngx_lua_shdict_llen(void *zone, const char *key, size_t key_len,
 int ngx_lua_shdict_ttl(void *zone, const char *key, size_t key_len,
     ngx_lua_shdict_out_t *out);
 int ngx_lua_shdict_expire(void *zone, const char *key, size_t key_len,
-    double exptime);
+    double exptime_ms);
 int ngx_lua_shdict_flush_all(void *zone);
 int ngx_lua_shdict_flush_expired(void *zone, double max_count,
     ngx_lua_shdict_out_t *out);

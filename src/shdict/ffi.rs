@@ -71,7 +71,7 @@ pub const KIND_NIL: c_int = 0;
 pub struct Out {
     pub number: f64,
     pub len: u32,
-    pub flags: u32,
+    pub flags: i32,
     pub kind: i32,
     pub stale: i32,
     pub forcible: i32,
@@ -171,15 +171,32 @@ unsafe fn value_arg<'a>(kind: c_int, str: *const u8, len: usize, number: f64) ->
     }
 }
 
-/// Seconds (fractional) to an absolute expiry in ms; 0 for never. Sub-ms
-/// exptimes truncate to 0, i.e. never, as OpenResty's `exptime * 1000` does.
-pub fn expiry_from_seconds(seconds: f64, now_ms: u64) -> u64 {
-    let ms = (seconds * 1000.0) as u64;
-    if ms == 0 {
-        0
+/// A number as OpenResty's FFI call hands it to a C `int` (user flags):
+/// truncated, and NaN or anything out of range is INT_MIN.
+pub fn c_int_of(number: f64) -> i32 {
+    if number.is_nan() || number >= 2_147_483_648.0 || number <= -2_147_483_649.0 {
+        i32::MIN
     } else {
-        now_ms + ms
+        number as i32
     }
+}
+
+/// Seconds (fractional) to an absolute expiry in ms; 0 for never.
+pub fn expiry_from_seconds(seconds: f64, now_ms: u64) -> u64 {
+    expiry_from_ms(seconds * 1000.0, now_ms)
+}
+
+/// Milliseconds from now to an absolute expiry in ms; 0 for never, as
+/// OpenResty reads them: converted to a C `long` (truncated; NaN, infinity
+/// and anything from 2^63 up become LONG_MIN), then a value of 0 or less
+/// means never. So sub-ms exptimes, negative ones (for `expire`) and NaN
+/// never expire.
+pub fn expiry_from_ms(ms: f64, now_ms: u64) -> u64 {
+    const LONG_LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if !(1.0..LONG_LIMIT).contains(&ms) {
+        return 0;
+    }
+    now_ms.saturating_add(ms as u64)
 }
 
 /// Reports a read: strings stay in the buffer (`len` bytes), numbers and
@@ -188,7 +205,7 @@ fn report_read(read: Result<Read, StoreError>, buf: &[u8], out: &mut Out) -> c_i
     match read {
         Ok(Read::Hit(found)) => {
             out.kind = c_int::from(found.kind as u8);
-            out.flags = found.user_flags;
+            out.flags = found.user_flags as i32;
             out.stale = c_int::from(found.stale);
             out.len = found.len as u32;
             out.number = match decode_value(found.kind, &buf[..found.len]) {
@@ -282,7 +299,7 @@ pub unsafe extern "C" fn ngx_lua_shdict_store(
         with_store(zone, |store| {
             let now = nginx::now_ms();
             let expires = expiry_from_seconds(exptime, now);
-            match store.write(key, value, expires, flags as i64 as u32, mode, now) {
+            match store.write(key, value, expires, c_int_of(flags) as u32, mode, now) {
                 Ok(written) => {
                     out.forcible = c_int::from(written.forcible);
                     OK
@@ -307,7 +324,7 @@ pub unsafe extern "C" fn ngx_lua_shdict_delete(
     unsafe {
         let key = bytes(key, key_len);
         with_store(zone, |store| {
-            store.delete(key);
+            store.delete(key, nginx::now_ms());
             OK
         })
     }
@@ -442,7 +459,7 @@ pub unsafe extern "C" fn ngx_lua_shdict_ttl(
     }
 }
 
-/// `expire`: a live key's new time to live in seconds (0: never).
+/// `expire`: a key's new time to live in ms (0 or less: never).
 ///
 /// # Safety
 /// As [`ngx_lua_shdict_delete`].
@@ -451,14 +468,14 @@ pub unsafe extern "C" fn ngx_lua_shdict_expire(
     zone: *const c_void,
     key: *const u8,
     key_len: usize,
-    exptime: f64,
+    exptime_ms: f64,
 ) -> c_int {
     // SAFETY: per this function's contract.
     unsafe {
         let key = bytes(key, key_len);
         with_store(zone, |store| {
             let now = nginx::now_ms();
-            match store.set_expiry(key, expiry_from_seconds(exptime, now), now) {
+            match store.set_expiry(key, expiry_from_ms(exptime_ms, now)) {
                 Ok(()) => OK,
                 Err(e) => error_status(e),
             }
@@ -623,11 +640,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sub_millisecond_exptime_means_never() {
+    fn exptimes_convert_as_openresty_reads_them() {
         assert_eq!(expiry_from_seconds(0.0, 1000), 0);
         assert_eq!(expiry_from_seconds(0.0004, 1000), 0);
         assert_eq!(expiry_from_seconds(0.001, 1000), 1001);
         assert_eq!(expiry_from_seconds(1.5, 1000), 2500);
+        // What OpenResty's long conversion makes of the rest: never.
+        assert_eq!(expiry_from_seconds(-1.0, 1000), 0);
+        assert_eq!(expiry_from_seconds(f64::NAN, 1000), 0);
+        assert_eq!(expiry_from_seconds(f64::INFINITY, 1000), 0);
+        assert_eq!(expiry_from_seconds(1e300, 1000), 0);
+        assert_eq!(expiry_from_ms(86_400_000.0, 1000), 86_401_000);
+    }
+
+    #[test]
+    fn flags_convert_as_a_c_int() {
+        assert_eq!(c_int_of(7.9), 7);
+        assert_eq!(c_int_of(-1.0), -1);
+        assert_eq!(c_int_of(2_147_483_647.0), i32::MAX);
+        assert_eq!(c_int_of(2_147_483_648.0), i32::MIN);
+        assert_eq!(c_int_of(1e308), i32::MIN);
+        assert_eq!(c_int_of(f64::NAN), i32::MIN);
     }
 
     #[test]

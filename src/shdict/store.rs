@@ -21,8 +21,13 @@ use super::layout::{
 };
 use super::slots::LARGE;
 
-/// Expired entries at the LRU tail that each write frees on its way.
-const EXPIRED_FREED_PER_WRITE: usize = 2;
+/// Expired entries at the LRU tail that an operation frees on its way, as
+/// OpenResty's do: every one but `get_stale`, `ttl`, `expire`, `get_keys`
+/// and the flushes (which reads of stale values can tell).
+const EXPIRED_FREED_PER_CALL: usize = 2;
+/// Entries `flush_all` frees from the LRU tail once it has marked them all
+/// expired, as OpenResty's does.
+const FREED_BY_FLUSH_ALL: usize = 3;
 /// Entries from the LRU tail that an eviction looks through for one whose
 /// room serves the allocation that failed.
 const EVICTION_WINDOW: usize = 32;
@@ -511,11 +516,12 @@ impl Store {
     }
 
     /// Frees up to `max` expired entries from the LRU tail, stopping at the
-    /// first live one.
+    /// first other one. As in OpenResty, an entry is expired for a read from
+    /// its expiry's very millisecond, but freed only after it.
     fn free_expired_tail(&self, lock: &ZoneLock<'_>, now_ms: u64, max: usize) {
         for _ in 0..max {
             let tail = self.header_mut(lock).lru_tail;
-            if tail == 0 || !self.is_expired(lock, tail, now_ms) {
+            if tail == 0 || !self.is_expired(lock, tail, now_ms.saturating_sub(1)) {
                 break;
             }
             self.remove(lock, tail, None);
@@ -711,6 +717,9 @@ impl Store {
     ) -> Result<Read, StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
+        if !allow_stale {
+            self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
+        }
         let Some(entry) = self.index_find(&lock, key, hash, &mut NoTrail) else {
             self.header_mut(&lock).counters.misses += 1;
             return Ok(Read::Miss);
@@ -724,6 +733,9 @@ impl Store {
             return Ok(Read::Miss);
         };
         if kind == ValueKind::List {
+            if !stale {
+                self.touch(&lock, entry);
+            }
             return Err(StoreError::IsList);
         }
         let value = self.entry_value(&lock, entry);
@@ -771,14 +783,19 @@ impl Store {
     ) -> Result<Written, StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
-        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
+        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
 
         let mut path = Path::new();
         let existing = self.index_find(&lock, key, hash, &mut path);
         if let Some(entry) = existing {
             let live = !self.is_expired(&lock, entry, now_ms);
             match mode {
-                WriteMode::Add | WriteMode::SafeAdd if live => return Err(StoreError::Exists),
+                WriteMode::Add | WriteMode::SafeAdd if live => {
+                    // Found live, it becomes the most recent, as in
+                    // OpenResty, whatever the call then answers.
+                    self.touch(&lock, entry);
+                    return Err(StoreError::Exists);
+                }
                 WriteMode::Replace if !live => return Err(StoreError::NotFound),
                 _ => {}
             }
@@ -856,9 +873,10 @@ impl Store {
     }
 
     /// Removes `key`; true when it was present (expired or not).
-    pub fn delete(&self, key: &[u8]) -> bool {
+    pub fn delete(&self, key: &[u8], now_ms: u64) -> bool {
         let hash = key_hash(key);
         let lock = self.lock();
+        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
         let mut path = Path::new();
         match self.index_find(&lock, key, hash, &mut path) {
             Some(entry) => {
@@ -882,11 +900,12 @@ impl Store {
     ) -> Result<(f64, bool), StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
-        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
+        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
         let existing = self.index_find(&lock, key, hash, &mut NoTrail);
         if let Some(entry) = existing {
             if !self.is_expired(&lock, entry, now_ms) {
                 if self.entry_header(&lock, entry).kind_byte() != ValueKind::Number as u8 {
+                    self.touch(&lock, entry);
                     return Err(StoreError::NotANumber);
                 }
                 let current = match decode_value(ValueKind::Number, self.entry_value(&lock, entry))
@@ -945,12 +964,15 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
-        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_WRITE);
+        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
         let mut forcible = false;
         let mut path = Path::new();
         let found = self.find_live(&lock, key, hash, now_ms, Some(&mut path));
         let (entry, created) = match found {
-            Some(entry) if !self.is_list(&lock, entry) => return Err(StoreError::NotAList),
+            Some(entry) if !self.is_list(&lock, entry) => {
+                self.touch(&lock, entry);
+                return Err(StoreError::NotAList);
+            }
             Some(entry) => (entry, false),
             None => {
                 let new = NewEntry {
@@ -1057,11 +1079,17 @@ impl Store {
     ) -> Result<Read, StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
+        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
         let mut path = Path::new();
-        let Some(entry) = self.find_live(&lock, key, hash, now_ms, Some(&mut path)) else {
+        // An expired list stays where it is (OpenResty's pop leaves it).
+        let Some(entry) = self
+            .index_find(&lock, key, hash, &mut path)
+            .filter(|&entry| !self.is_expired(&lock, entry, now_ms))
+        else {
             return Ok(Read::Miss);
         };
         if !self.is_list(&lock, entry) {
+            self.touch(&lock, entry);
             return Err(StoreError::NotAList);
         }
         let mut list = self.list_header(&lock, entry);
@@ -1134,40 +1162,52 @@ impl Store {
     pub fn llen(&self, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
         let hash = key_hash(key);
         let lock = self.lock();
-        match self.find_live(&lock, key, hash, now_ms, None) {
+        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
+        // An expired list stays where it is (OpenResty's llen leaves it).
+        let found = self
+            .index_find(&lock, key, hash, &mut NoTrail)
+            .filter(|&entry| !self.is_expired(&lock, entry, now_ms));
+        match found {
             None => Ok(0),
-            Some(entry) if !self.is_list(&lock, entry) => Err(StoreError::NotAList),
-            Some(entry) => Ok(u64::from(self.list_header(&lock, entry).len)),
+            Some(entry) => {
+                self.touch(&lock, entry);
+                if !self.is_list(&lock, entry) {
+                    return Err(StoreError::NotAList);
+                }
+                Ok(u64::from(self.list_header(&lock, entry).len))
+            }
         }
     }
 
-    /// The live entry of `key`, untouched.
-    fn find_unexpired(&self, lock: &ZoneLock<'_>, key: &[u8], now_ms: u64) -> Option<u32> {
-        let entry = self.index_find(lock, key, key_hash(key), &mut NoTrail)?;
-        (!self.is_expired(lock, entry, now_ms)).then_some(entry)
-    }
-
-    /// Milliseconds left to live: 0 for an entry that never expires.
-    pub fn ttl_ms(&self, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
+    /// Milliseconds left to live: 0 for an entry that never expires. As in
+    /// OpenResty, an entry that has expired but that no call has freed yet
+    /// is still found, with the (negative) time since it expired.
+    pub fn ttl_ms(&self, key: &[u8], now_ms: u64) -> Result<i64, StoreError> {
         let lock = self.lock();
         let entry = self
-            .find_unexpired(&lock, key, now_ms)
+            .index_find(&lock, key, key_hash(key), &mut NoTrail)
             .ok_or(StoreError::NotFound)?;
         let expires = self.entry_header(&lock, entry).expires_ms();
-        Ok(if expires == 0 { 0 } else { expires - now_ms })
+        Ok(if expires == 0 {
+            0
+        } else {
+            expires as i64 - now_ms as i64
+        })
     }
 
-    /// Sets a live entry's absolute expiry (0: never).
-    pub fn set_expiry(&self, key: &[u8], expires_ms: u64, now_ms: u64) -> Result<(), StoreError> {
+    /// Sets an entry's absolute expiry (0: never). As in OpenResty, this
+    /// brings back an entry that has expired but that no call has freed yet.
+    pub fn set_expiry(&self, key: &[u8], expires_ms: u64) -> Result<(), StoreError> {
         let lock = self.lock();
         let entry = self
-            .find_unexpired(&lock, key, now_ms)
+            .index_find(&lock, key, key_hash(key), &mut NoTrail)
             .ok_or(StoreError::NotFound)?;
         self.entry_header(&lock, entry).set_expires_ms(expires_ms);
         Ok(())
     }
 
-    /// Marks every entry expired; `flush_expired` or later writes free them.
+    /// Marks every entry expired and frees the three least recently used;
+    /// `flush_expired` or later calls free the rest.
     pub fn flush_all(&self) {
         let lock = self.lock();
         let mut entry = self.header_mut(&lock).lru_head;
@@ -1176,6 +1216,7 @@ impl Store {
             h.set_expires_ms(1);
             entry = h.lru_next;
         }
+        self.free_expired_tail(&lock, u64::MAX, FREED_BY_FLUSH_ALL);
     }
 
     /// Frees expired entries, at most `max` of them (0: all). Returns how
@@ -1200,19 +1241,20 @@ impl Store {
         freed
     }
 
-    /// Live keys, most recently used first, at most `max` (0: all), written
+    /// Live keys, least recently used first as OpenResty lists them, at
+    /// most `max` (0: all), written
     /// back to back into `bytes` with their lengths in `lens`. When they do
     /// not fit, nothing is written and the room they need is reported.
     pub fn keys_into(&self, now_ms: u64, max: usize, bytes: &mut [u8], lens: &mut [u32]) -> Keys {
         let lock = self.lock();
         let (mut total, mut count) = (0usize, 0usize);
-        let mut entry = self.header_mut(&lock).lru_head;
+        let mut entry = self.header_mut(&lock).lru_tail;
         while entry != 0 && (max == 0 || count < max) {
             if !self.is_expired(&lock, entry, now_ms) {
                 total += self.entry_header(&lock, entry).key_len();
                 count += 1;
             }
-            entry = self.entry_header(&lock, entry).lru_next;
+            entry = self.entry_header(&lock, entry).lru_prev;
         }
         if total > bytes.len() || count > lens.len() {
             return Keys::TooMany {
@@ -1221,7 +1263,7 @@ impl Store {
             };
         }
         let (mut offset, mut listed) = (0usize, 0usize);
-        let mut entry = self.header_mut(&lock).lru_head;
+        let mut entry = self.header_mut(&lock).lru_tail;
         while entry != 0 && listed < count {
             if !self.is_expired(&lock, entry, now_ms) {
                 let key = self.entry_key(&lock, entry);
@@ -1230,7 +1272,7 @@ impl Store {
                 offset += key.len();
                 listed += 1;
             }
-            entry = self.entry_header(&lock, entry).lru_next;
+            entry = self.entry_header(&lock, entry).lru_prev;
         }
         Keys::Listed(listed)
     }

@@ -109,8 +109,8 @@ fn values_round_trip_and_overwrite() {
     assert_eq!(found.user_flags, 7);
     assert_eq!(decode_value(found.kind, &out), Value::Number(2.5));
     assert_eq!(get(s, "missing", 1).unwrap(), None);
-    assert!(s.delete(b"a"));
-    assert!(!s.delete(b"a"));
+    assert!(s.delete(b"a", 1));
+    assert!(!s.delete(b"a", 1));
     assert_eq!(s.counters().entries, 1);
     assert_eq!(slab_errors(), 0);
 }
@@ -135,7 +135,7 @@ fn many_keys_are_all_found() {
         );
     }
     for i in (0..5000).step_by(2) {
-        assert!(s.delete(format!("key-{i}").as_bytes()));
+        assert!(s.delete(format!("key-{i}").as_bytes(), 1));
     }
     for i in 0..5000 {
         let expected = (i % 2 == 1).then(|| format!("value-{i}").into_bytes());
@@ -152,15 +152,25 @@ fn expiry_follows_the_clock() {
     set(s, "k", b"v", 1500, 1000);
     assert_eq!(s.ttl_ms(b"k", 1000), Ok(500));
     assert!(get(s, "k", 1499).unwrap().is_some());
-    assert_eq!(get(s, "k", 1500).unwrap(), None);
     let mut out = Vec::new();
     let stale = s.get(b"k", 1500, true, &mut out).unwrap().unwrap();
     assert!(stale.stale);
-    assert_eq!(s.ttl_ms(b"k", 1500), Err(StoreError::NotFound));
-    assert_eq!(s.set_expiry(b"k", 0, 1500), Err(StoreError::NotFound));
+    // Expired but not freed yet: OpenResty's ttl and expire still see it.
+    assert_eq!(s.ttl_ms(b"k", 1600), Ok(-100));
+    assert_eq!(s.set_expiry(b"k", 2000), Ok(()));
+    assert_eq!(s.ttl_ms(b"k", 1600), Ok(400));
+    // A get frees expired entries at the LRU tail first, the key's own too,
+    // once their expiry's millisecond has passed.
+    assert_eq!(get(s, "k", 2000).unwrap(), None);
+    assert!(s.get(b"k", 2000, true, &mut out).unwrap().is_some());
+    assert_eq!(get(s, "k", 2001).unwrap(), None);
+    assert!(s.get(b"k", 2001, true, &mut out).unwrap().is_none());
+    set(s, "k", b"v", 1500, 1000);
+    assert_eq!(s.ttl_ms(b"missing", 1600), Err(StoreError::NotFound));
+    assert_eq!(s.set_expiry(b"missing", 0), Err(StoreError::NotFound));
     set(s, "forever", b"v", 0, 1000);
     assert_eq!(s.ttl_ms(b"forever", 5000), Ok(0));
-    assert_eq!(s.set_expiry(b"forever", 6000, 5000), Ok(()));
+    assert_eq!(s.set_expiry(b"forever", 6000), Ok(()));
     assert_eq!(s.ttl_ms(b"forever", 5000), Ok(1000));
     assert_eq!(s.flush_expired(7000, 0), 2);
     assert_eq!(s.counters().entries, 0);
@@ -319,7 +329,7 @@ fn the_index_stays_a_valid_red_black_tree() {
         let value = vec![b'v'; (rng % 300) as usize];
         match rng % 5 {
             0 => {
-                s.delete(key.as_bytes());
+                s.delete(key.as_bytes(), 1);
             }
             1 => {
                 let _ = s.incr(key.as_bytes(), 1.0, Some((0.0, 0)), 1);
@@ -355,7 +365,7 @@ fn the_index_stays_a_valid_red_black_tree() {
 }
 
 #[test]
-fn keys_are_listed_most_recent_first() {
+fn keys_are_listed_least_recent_first() {
     let zone = TestZone::new(64 * 1024);
     let s = &zone.store;
     for k in ["a", "b", "c"] {
@@ -365,10 +375,10 @@ fn keys_are_listed_most_recent_first() {
     get(s, "a", 1).unwrap();
     let (mut bytes, mut lens) = (Vec::new(), Vec::new());
     s.keys(10, 0, &mut bytes, &mut lens);
-    assert_eq!(bytes, b"acb");
+    assert_eq!(bytes, b"bca");
     assert_eq!(lens, [1, 1, 1]);
     s.keys(10, 2, &mut bytes, &mut lens);
-    assert_eq!(bytes, b"ac");
+    assert_eq!(bytes, b"bc");
     s.flush_all();
     s.keys(10, 0, &mut bytes, &mut lens);
     assert!(lens.is_empty());
@@ -634,6 +644,8 @@ fn run_model(seed: u64, zone_size: usize, steps: usize) {
                             mode == WriteMode::Add && live.is_some(),
                             "{context}: exists"
                         );
+                        // Found live: the most recent now, as in OpenResty.
+                        model.touch(&key);
                     }
                     Err(StoreError::NoMemory) => {
                         // As in OpenResty, the old entry is freed before the
@@ -650,7 +662,8 @@ fn run_model(seed: u64, zone_size: usize, steps: usize) {
                         value: ModelValue::List(_),
                         ..
                     }) => {
-                        assert_eq!(result, Err(StoreError::IsList), "{context}")
+                        assert_eq!(result, Err(StoreError::IsList), "{context}");
+                        model.touch(&key);
                     }
                     Some(entry) => {
                         let found = result
@@ -680,7 +693,10 @@ fn run_model(seed: u64, zone_size: usize, steps: usize) {
                         assert_eq!(result.map(|r| r.0), Ok(n + delta), "{context}");
                         model.insert(&key, ModelValue::Number(n + delta), expires, flags);
                     }
-                    Some(_) => assert_eq!(result, Err(StoreError::NotANumber), "{context}"),
+                    Some(_) => {
+                        assert_eq!(result, Err(StoreError::NotANumber), "{context}");
+                        model.touch(&key);
+                    }
                     None => match result {
                         Ok((n, was_forcible)) => {
                             assert_eq!(n, 1.0 + delta, "{context}");
@@ -716,7 +732,10 @@ fn run_model(seed: u64, zone_size: usize, steps: usize) {
                             assert_eq!(result, Err(StoreError::NoMemory), "{context}");
                         }
                     }
-                    Some(_) => assert_eq!(result, Err(StoreError::NotAList), "{context}"),
+                    Some(_) => {
+                        assert_eq!(result, Err(StoreError::NotAList), "{context}");
+                        model.touch(&key);
+                    }
                     None => match result {
                         Ok(len) => {
                             assert_eq!(len, 1, "{context}");
@@ -751,20 +770,30 @@ fn run_model(seed: u64, zone_size: usize, steps: usize) {
                             model.insert(&key, ModelValue::List(list), expires, 0);
                         }
                     }
-                    Some(_) => assert_eq!(result, Err(StoreError::NotAList), "{context}"),
+                    Some(_) => {
+                        assert_eq!(result, Err(StoreError::NotAList), "{context}");
+                        model.touch(&key);
+                    }
                     None => assert_eq!(result, Ok(None), "{context}"),
                 }
             }
             7 => {
-                let existed = s.delete(&key);
-                assert_eq!(existed, model.entries.contains_key(&key), "{context}");
+                // The sweep before it may already have freed an expired
+                // entry of the key; a live one it must find.
+                let existed = s.delete(&key, now);
+                assert!(!existed || model.entries.contains_key(&key), "{context}");
+                assert!(existed || live.is_none(), "{context}: delete lost {key:?}");
                 model.remove(&key);
             }
             _ => {
+                // As OpenResty's: an expired entry not freed yet still has a
+                // (negative) ttl.
                 let result = s.ttl_ms(&key, now);
-                match live {
+                match model.entries.get(&key) {
                     Some(e) if e.expires == 0 => assert_eq!(result, Ok(0), "{context}"),
-                    Some(e) => assert_eq!(result, Ok(e.expires - now), "{context}"),
+                    Some(e) => {
+                        assert_eq!(result, Ok(e.expires as i64 - now as i64), "{context}")
+                    }
                     None => assert_eq!(result, Err(StoreError::NotFound), "{context}"),
                 }
             }
@@ -877,7 +906,7 @@ fn stats_report_slot_classes_pages_and_pending_expiry() {
     assert_eq!(s.stats(10).expired_pending, 0);
     // Spans go back to the pool with their last slot.
     for i in 3..10 {
-        assert!(s.delete(format!("k{i}").as_bytes()));
+        assert!(s.delete(format!("k{i}").as_bytes(), 10));
     }
     s.pop(b"list", ListEnd::Head, 10, &mut Vec::new()).unwrap();
     let drained = s.stats(10);
