@@ -59,43 +59,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-write_conf() { # side prefix port
-    local side=$1 prefix=$2 port=$3 load package_path
-    side_module_lines "$side"
-    cat >"$prefix/conf/nginx.conf" <<EOF
-$load
-daemon off;
-master_process off;
-worker_processes 1;
-error_log logs/error.log warn;
-pid logs/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    $package_path
-    lua_shared_dict diff 64m;
-    server {
-        listen 127.0.0.1:$port;
-        location = /ready { return 204; }
-        location = /run {
+# The nginx of each side: scripts/lib/bench.sh's configuration, with the
+# zone and a location that runs a sequence.
+BENCH_LUA="$DIFF_LUA"
+BENCH_HTTP_CONFIG="lua_shared_dict diff 64m;"
+BENCH_SERVER_CONFIG='location = /run {
             content_by_lua_block {
-                local run = dofile("$DIFF_LUA")
+                local run = dofile("'"$DIFF_LUA"'")
                 local args = ngx.req.get_uri_args()
                 local lines = run(ngx.shared.diff, tonumber(args.seed), tonumber(args.count),
                                   args.mixed == "1")
                 ngx.print(table.concat(lines, "\n"), "\n")
             }
-        }
-    }
-}
-EOF
-}
+        }'
 
 declare -A port_of
 for side in ours openresty; do
     binary="$OUR_NGINX"
     [ "$side" = openresty ] && binary="$SYSTEM_NGINX"
-    bench_launch "$binary" "$work/$side" write_conf "$side" "$work/$side"
+    bench_launch "$binary" "$work/$side" write_bench_conf "$side" "$work/$side"
     pids+=("$running_pid")
     port_of[$side]="$port"
 done

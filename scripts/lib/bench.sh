@@ -6,8 +6,8 @@
 #
 # A benchmark sets BENCH_NAME, BENCH_LUA (the handler file) and optionally
 # BENCH_DEBIAN_PACKAGES (what the Debian side needs besides nginx and
-# libnginx-mod-http-lua) and BENCH_SERVER_CONFIG (more nginx directives for
-# the server block), then calls bench_setup, bench_run for each process it
+# libnginx-mod-http-lua), BENCH_HTTP_CONFIG and BENCH_SERVER_CONFIG (more
+# nginx directives for the http and server blocks), then calls bench_setup, bench_run for each process it
 # wants, and bench_print_table.
 
 SYSTEM_NGINX=/usr/sbin/nginx
@@ -95,6 +95,7 @@ events { worker_connections 64; }
 http {
     access_log off;
     $package_path
+    ${BENCH_HTTP_CONFIG:-}
     server {
         listen 127.0.0.1:$port;
         location = /ready { return 204; }
