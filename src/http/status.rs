@@ -138,14 +138,14 @@ const ZONE_METRICS: [ZoneMetric; 14] = [
         json: "used_bytes",
         name: "nginx_shdict_used_bytes",
         kind: "gauge",
-        help: "Bytes allocated to live entries and list elements, before rounding to slab classes.",
+        help: "Bytes of live entries and list elements, before rounding up to slots.",
         value: |s| s.counters.used_bytes,
     },
     ZoneMetric {
         json: "",
         name: "nginx_shdict_pages",
         kind: "gauge",
-        help: "Pages of the zone's slab allocator.",
+        help: "Pages of the zone.",
         value: |s| s.pages_total as u64,
     },
     ZoneMetric {
@@ -220,27 +220,27 @@ const ZONE_METRICS: [ZoneMetric; 14] = [
     },
 ];
 
-/// Per slab size class metrics: name, type, help.
+/// Per slot class metrics: name, type, help.
 const SLAB_METRICS: [(&str, &str, &str); 4] = [
     (
         "nginx_shdict_slab_slots",
         "gauge",
-        "Slots of a slab size class in pages given to it.",
+        "Slots in the spans a slot class holds.",
     ),
     (
         "nginx_shdict_slab_used_slots",
         "gauge",
-        "Slots of a slab size class in use.",
+        "Slots of a slot class in use.",
     ),
     (
         "nginx_shdict_slab_requests_total",
         "counter",
-        "Allocations asked of a slab size class.",
+        "Slots asked of a slot class.",
     ),
     (
         "nginx_shdict_slab_failures_total",
         "counter",
-        "Allocations of a slab size class that failed.",
+        "Times a slot class found neither a free slot nor pages for a new span.",
     ),
 ];
 
