@@ -403,7 +403,17 @@ impl Store {
         unsafe { self.at(entry).add(ENTRY_HEADER_SIZE).cast::<u32>().read() }
     }
 
+    /// Expired for a lookup: OpenResty's reads still see an entry during its
+    /// expiry's millisecond.
     fn is_expired(&self, lock: &ZoneLock<'_>, entry: u32, now_ms: u64) -> bool {
+        let expires = self.entry_header(lock, entry).expires_ms();
+        expires != 0 && expires < now_ms
+    }
+
+    /// Expired for freeing, listing keys and counting: from its expiry's
+    /// millisecond on, as OpenResty's sweeps, flush_expired and get_keys
+    /// count it.
+    fn is_freeable(&self, lock: &ZoneLock<'_>, entry: u32, now_ms: u64) -> bool {
         let expires = self.entry_header(lock, entry).expires_ms();
         expires != 0 && expires <= now_ms
     }
@@ -516,12 +526,11 @@ impl Store {
     }
 
     /// Frees up to `max` expired entries from the LRU tail, stopping at the
-    /// first other one. As in OpenResty, an entry is expired for a read from
-    /// its expiry's very millisecond, but freed only after it.
+    /// first other one.
     fn free_expired_tail(&self, lock: &ZoneLock<'_>, now_ms: u64, max: usize) {
         for _ in 0..max {
             let tail = self.header_mut(lock).lru_tail;
-            if tail == 0 || !self.is_expired(lock, tail, now_ms.saturating_sub(1)) {
+            if tail == 0 || !self.is_freeable(lock, tail, now_ms) {
                 break;
             }
             self.remove(lock, tail, None);
@@ -549,7 +558,7 @@ impl Store {
             }
             let entry_size = self.entry_header(lock, entry).alloc_size();
             let class = self.allocation_class(entry_size);
-            let expired = self.is_expired(lock, entry, now_ms);
+            let expired = self.is_freeable(lock, entry, now_ms);
             let helps =
                 (class == needed && class != LARGE) || self.frees_pages(lock, entry, entry_size);
             if helps && (expired || !passed.contains(class)) {
@@ -587,7 +596,7 @@ impl Store {
             let Some(victim) = self.pick_victim(lock, size, now_ms) else {
                 break;
             };
-            let expired = self.is_expired(lock, victim, now_ms);
+            let expired = self.is_freeable(lock, victim, now_ms);
             self.remove(lock, victim, None);
             *index_changed = true;
             let counters = &mut self.header_mut(lock).counters;
@@ -724,6 +733,9 @@ impl Store {
             self.header_mut(&lock).counters.misses += 1;
             return Ok(Read::Miss);
         };
+        // OpenResty's lookup makes what it finds the most recent, expired or
+        // not, before looking at the expiry.
+        self.touch(&lock, entry);
         let stale = self.is_expired(&lock, entry, now_ms);
         if stale && !allow_stale {
             self.header_mut(&lock).counters.misses += 1;
@@ -733,9 +745,6 @@ impl Store {
             return Ok(Read::Miss);
         };
         if kind == ValueKind::List {
-            if !stale {
-                self.touch(&lock, entry);
-            }
             return Err(StoreError::IsList);
         }
         let value = self.entry_value(&lock, entry);
@@ -749,9 +758,6 @@ impl Store {
             stale,
             len: value.len(),
         };
-        if !stale {
-            self.touch(&lock, entry);
-        }
         self.header_mut(&lock).counters.hits += 1;
         Ok(Read::Hit(found))
     }
@@ -788,14 +794,12 @@ impl Store {
         let mut path = Path::new();
         let existing = self.index_find(&lock, key, hash, &mut path);
         if let Some(entry) = existing {
+            // Found, it becomes the most recent, as in OpenResty, whatever
+            // the call then answers.
+            self.touch(&lock, entry);
             let live = !self.is_expired(&lock, entry, now_ms);
             match mode {
-                WriteMode::Add | WriteMode::SafeAdd if live => {
-                    // Found live, it becomes the most recent, as in
-                    // OpenResty, whatever the call then answers.
-                    self.touch(&lock, entry);
-                    return Err(StoreError::Exists);
-                }
+                WriteMode::Add | WriteMode::SafeAdd if live => return Err(StoreError::Exists),
                 WriteMode::Replace if !live => return Err(StoreError::NotFound),
                 _ => {}
             }
@@ -903,9 +907,9 @@ impl Store {
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
         let existing = self.index_find(&lock, key, hash, &mut NoTrail);
         if let Some(entry) = existing {
+            self.touch(&lock, entry);
             if !self.is_expired(&lock, entry, now_ms) {
                 if self.entry_header(&lock, entry).kind_byte() != ValueKind::Number as u8 {
-                    self.touch(&lock, entry);
                     return Err(StoreError::NotANumber);
                 }
                 let current = match decode_value(ValueKind::Number, self.entry_value(&lock, entry))
@@ -1081,15 +1085,16 @@ impl Store {
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
         let mut path = Path::new();
-        // An expired list stays where it is (OpenResty's pop leaves it).
-        let Some(entry) = self
-            .index_find(&lock, key, hash, &mut path)
-            .filter(|&entry| !self.is_expired(&lock, entry, now_ms))
-        else {
+        // An expired list stays (OpenResty's pop leaves it), but becomes the
+        // most recent, as whatever a lookup finds.
+        let Some(entry) = self.index_find(&lock, key, hash, &mut path) else {
             return Ok(Read::Miss);
         };
+        self.touch(&lock, entry);
+        if self.is_expired(&lock, entry, now_ms) {
+            return Ok(Read::Miss);
+        }
         if !self.is_list(&lock, entry) {
-            self.touch(&lock, entry);
             return Err(StoreError::NotAList);
         }
         let mut list = self.list_header(&lock, entry);
@@ -1163,14 +1168,15 @@ impl Store {
         let hash = key_hash(key);
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
-        // An expired list stays where it is (OpenResty's llen leaves it).
-        let found = self
-            .index_find(&lock, key, hash, &mut NoTrail)
-            .filter(|&entry| !self.is_expired(&lock, entry, now_ms));
-        match found {
+        // An expired list stays (OpenResty's llen leaves it), but becomes
+        // the most recent, as whatever a lookup finds.
+        let found = self.index_find(&lock, key, hash, &mut NoTrail);
+        if let Some(entry) = found {
+            self.touch(&lock, entry);
+        }
+        match found.filter(|&entry| !self.is_expired(&lock, entry, now_ms)) {
             None => Ok(0),
             Some(entry) => {
-                self.touch(&lock, entry);
                 if !self.is_list(&lock, entry) {
                     return Err(StoreError::NotAList);
                 }
@@ -1228,7 +1234,7 @@ impl Store {
         while entry != 0 {
             // Read before the entry is freed.
             let prev = self.entry_header(&lock, entry).lru_prev;
-            if self.is_expired(&lock, entry, now_ms) {
+            if self.is_freeable(&lock, entry, now_ms) {
                 self.remove(&lock, entry, None);
                 freed += 1;
                 if max > 0 && freed == max {
@@ -1250,7 +1256,7 @@ impl Store {
         let (mut total, mut count) = (0usize, 0usize);
         let mut entry = self.header_mut(&lock).lru_tail;
         while entry != 0 && (max == 0 || count < max) {
-            if !self.is_expired(&lock, entry, now_ms) {
+            if !self.is_freeable(&lock, entry, now_ms) {
                 total += self.entry_header(&lock, entry).key_len();
                 count += 1;
             }
@@ -1265,7 +1271,7 @@ impl Store {
         let (mut offset, mut listed) = (0usize, 0usize);
         let mut entry = self.header_mut(&lock).lru_tail;
         while entry != 0 && listed < count {
-            if !self.is_expired(&lock, entry, now_ms) {
+            if !self.is_freeable(&lock, entry, now_ms) {
                 let key = self.entry_key(&lock, entry);
                 bytes[offset..offset + key.len()].copy_from_slice(key);
                 lens[listed] = key.len() as u32;
@@ -1332,7 +1338,7 @@ impl Store {
         stats.counters = self.header_mut(&lock).counters;
         let mut entry = self.header_mut(&lock).lru_head;
         while entry != 0 {
-            if self.is_expired(&lock, entry, now_ms) {
+            if self.is_freeable(&lock, entry, now_ms) {
                 stats.expired_pending += 1;
             }
             entry = self.entry_header(&lock, entry).lru_next;

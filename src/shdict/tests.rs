@@ -149,22 +149,25 @@ fn many_keys_are_all_found() {
 fn expiry_follows_the_clock() {
     let zone = TestZone::new(64 * 1024);
     let s = &zone.store;
+    set(s, "first", b"v", 0, 1000);
     set(s, "k", b"v", 1500, 1000);
     assert_eq!(s.ttl_ms(b"k", 1000), Ok(500));
-    assert!(get(s, "k", 1499).unwrap().is_some());
+    // As in OpenResty, reads still see it during its expiry's millisecond
+    // (when no sweep of the LRU tail reaches it first).
+    assert!(get(s, "k", 1500).unwrap().is_some());
+    s.flush_expired(1000, 0);
+    assert!(s.delete(b"first", 1000));
     let mut out = Vec::new();
-    let stale = s.get(b"k", 1500, true, &mut out).unwrap().unwrap();
+    let stale = s.get(b"k", 1501, true, &mut out).unwrap().unwrap();
     assert!(stale.stale);
     // Expired but not freed yet: OpenResty's ttl and expire still see it.
     assert_eq!(s.ttl_ms(b"k", 1600), Ok(-100));
     assert_eq!(s.set_expiry(b"k", 2000), Ok(()));
     assert_eq!(s.ttl_ms(b"k", 1600), Ok(400));
-    // A get frees expired entries at the LRU tail first, the key's own too,
-    // once their expiry's millisecond has passed.
+    // A get frees expired entries at the LRU tail first, from their
+    // expiry's millisecond on: the key's own too.
     assert_eq!(get(s, "k", 2000).unwrap(), None);
-    assert!(s.get(b"k", 2000, true, &mut out).unwrap().is_some());
-    assert_eq!(get(s, "k", 2001).unwrap(), None);
-    assert!(s.get(b"k", 2001, true, &mut out).unwrap().is_none());
+    assert!(s.get(b"k", 2000, true, &mut out).unwrap().is_none());
     set(s, "k", b"v", 1500, 1000);
     assert_eq!(s.ttl_ms(b"missing", 1600), Err(StoreError::NotFound));
     assert_eq!(s.set_expiry(b"missing", 0), Err(StoreError::NotFound));
@@ -198,10 +201,10 @@ fn write_modes_follow_openresty() {
     // An expired key counts as absent for add and replace.
     assert!(s.write(b"e", v, 10, 0, WriteMode::Set, 1).is_ok());
     assert_eq!(
-        s.write(b"e", v, 0, 0, WriteMode::Replace, 10),
+        s.write(b"e", v, 0, 0, WriteMode::Replace, 11),
         Err(StoreError::NotFound)
     );
-    assert!(s.write(b"e", v, 0, 0, WriteMode::Add, 10).is_ok());
+    assert!(s.write(b"e", v, 0, 0, WriteMode::Add, 11).is_ok());
 }
 
 #[test]
@@ -215,7 +218,7 @@ fn incr_creates_updates_and_rejects() {
     assert_eq!(s.incr(b"s", 1.0, None, 1), Err(StoreError::NotANumber));
     assert_eq!(s.incr(b"t", 1.0, Some((0.0, 100)), 1), Ok((1.0, false)));
     assert_eq!(s.ttl_ms(b"t", 1), Ok(99));
-    assert_eq!(s.incr(b"t", 1.0, None, 100), Err(StoreError::NotFound));
+    assert_eq!(s.incr(b"t", 1.0, None, 101), Err(StoreError::NotFound));
 }
 
 #[test]
@@ -518,7 +521,7 @@ impl Model {
     fn live(&self, key: &[u8], now: u64) -> Option<&ModelEntry> {
         self.entries
             .get(key)
-            .filter(|e| e.expires == 0 || e.expires > now)
+            .filter(|e| e.expires == 0 || e.expires >= now)
     }
 
     fn touch(&mut self, key: &[u8]) {
@@ -548,7 +551,13 @@ impl Model {
     fn reconcile(&mut self, store: &Store, now: u64, context: &str) -> u64 {
         let order = self.lru.clone();
         let gone: Vec<Vec<u8>> = order.iter().filter(|k| !store.peek(k)).cloned().collect();
-        let is_live = |m: &Model, k: &[u8]| m.live(k, now).is_some();
+        // Gone during its expiry's millisecond is an expiration, not an
+        // eviction: sweeps free what reads still see then.
+        let is_live = |m: &Model, k: &[u8]| {
+            m.entries
+                .get(k)
+                .is_some_and(|e| e.expires == 0 || e.expires > now)
+        };
         let evicted: Vec<usize> = gone
             .iter()
             .filter(|k| is_live(self, k))
