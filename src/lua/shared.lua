@@ -212,32 +212,27 @@ local function make_store(mode)
         if not key then
             return nil, key_len
         end
+        local kind, str, str_len, number = KIND_NIL, nil, 0, 0
         local value_type = type(value)
-        if type(flags) ~= "number" and (value_type == "string" or value_type == "number"
-                                        or value_type == "boolean" or value == nil) then
+        if value_type == "string" then
+            kind, str, str_len = KIND_STRING, value, #value
+        elseif value_type == "number" then
+            kind, number = KIND_NUMBER, value
+        elseif value_type == "boolean" then
+            kind, number = KIND_BOOLEAN, value and 1 or 0
+        elseif value ~= nil then
+            return nil, "bad value type"
+        end
+        if type(flags) ~= "number" then
             -- Where OpenResty's FFI call would fail to convert it.
             error('bad "flags" argument', 2)
         end
-        local rc
-        if value_type == "string" then
-            rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_STRING, value, #value,
-                                        0, exptime, flags, out)
-        elseif value_type == "number" then
-            rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_NUMBER, nil, 0,
-                                        value, exptime, flags, out)
-        elseif value_type == "boolean" then
-            rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_BOOLEAN, nil, 0,
-                                        value and 1 or 0, exptime, flags, out)
-        elseif value == nil then
-            if mode ~= MODE_SET and mode ~= MODE_SAFE_SET then
-                -- OpenResty refuses these before looking the key up.
-                return false, "attempt to add or replace nil values", false
-            end
-            rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, KIND_NIL, nil, 0,
-                                        0, exptime, flags, out)
-        else
-            return nil, "bad value type"
+        if kind == KIND_NIL and mode ~= MODE_SET and mode ~= MODE_SAFE_SET then
+            -- OpenResty refuses these before looking the key up.
+            return false, "attempt to add or replace nil values", false
         end
+        local rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, kind, str, str_len, number,
+                                          exptime, flags, out)
         if rc == OK then
             return true, nil, out.forcible ~= 0
         end
@@ -421,10 +416,11 @@ end
 -- `max_count` of flush_expired and get_keys, which OpenResty implements in
 -- C: a number (or a numeric string), as luaL_checkint takes it; 0 or less
 -- (or NaN) means all.
-local function max_count(value, given, default)
-    if given < 2 then
+local function max_count(default, ...)
+    if select("#", ...) == 0 then
         return default
     end
+    local value = ...
     local n = tonumber(value)
     if not n then
         error("bad argument #2 to '?' (number expected, got " .. type(value) .. ")", 3)
@@ -437,7 +433,7 @@ end
 
 function methods.flush_expired(dict, ...)
     local zone = zone_of(dict)
-    local max = max_count(..., select("#", ...) + 1, 0)
+    local max = max_count(0, ...)
     local rc = C.ngx_lua_shdict_flush_expired(zone, max, out)
     if rc ~= OK then
         return failure(rc)
@@ -451,7 +447,7 @@ local key_lens = ffi_new("uint32_t[?]", key_lens_size)
 
 function methods.get_keys(dict, ...)
     local zone = zone_of(dict)
-    local max = max_count(..., select("#", ...) + 1, DEFAULT_GET_KEYS_LIMIT)
+    local max = max_count(DEFAULT_GET_KEYS_LIMIT, ...)
     local rc = C.ngx_lua_shdict_get_keys(zone, max, key_bytes, key_bytes_size,
                                          key_lens, key_lens_size, out)
     while rc == TOO_SMALL do

@@ -107,8 +107,8 @@ pub struct ClassRecord {
 pub struct StoreHeader {
     pub magic: u64,
     pub layout_version: u32,
-    /// The page size the spans were cut with.
-    pub page_size: u32,
+    /// log2 of the page size the spans were cut with.
+    pub page_shift: u32,
     pub class_count: u32,
     /// Pages the bitmap covers: one bit each, set where a span starts.
     pub bitmap_pages: u32,
@@ -118,8 +118,6 @@ pub struct StoreHeader {
     pub lru_head: u32,
     /// Least recently used entry.
     pub lru_tail: u32,
-    /// log2 of `page_size`.
-    pub page_shift: u32,
     pub counters: ZoneCounters,
 }
 
@@ -278,9 +276,11 @@ impl Classes {
     /// `page_size` is a power of two, as every page size is.
     pub fn new(page_size: usize) -> Classes {
         debug_assert!(page_size.is_power_of_two());
-        Classes {
-            page_shift: page_size.trailing_zeros(),
-        }
+        Classes::with_page_shift(page_size.trailing_zeros())
+    }
+
+    pub fn with_page_shift(page_shift: u32) -> Classes {
+        Classes { page_shift }
     }
 
     pub fn page_size(&self) -> usize {

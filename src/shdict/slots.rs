@@ -22,13 +22,8 @@ pub(super) const LARGE: usize = super::layout::MAX_CLASSES;
 
 impl Store {
     pub(super) fn classes(&self) -> Classes {
-        // SAFETY: page_size is written once when the store is created.
-        Classes::new(unsafe { (*self.header.as_ptr()).page_size } as usize)
-    }
-
-    fn page_shift(&self) -> u32 {
         // SAFETY: page_shift is written once when the store is created.
-        unsafe { (*self.header.as_ptr()).page_shift }
+        Classes::with_page_shift(unsafe { (*self.header.as_ptr()).page_shift })
     }
 
     // The lock guard, not `&mut self`, proves exclusive access: the records
@@ -84,12 +79,16 @@ impl Store {
     fn page_of(&self, address: usize) -> usize {
         // SAFETY: the pool's start is fixed when the zone is initialised.
         let start = unsafe { (*self.pool.as_ptr()).start } as usize;
-        (address - start) >> self.page_shift()
+        (address - start) >> self.classes().page_shift()
     }
 
     fn page_address(&self, page: usize) -> *mut u8 {
         // SAFETY: as above; callers pass pages of this pool.
-        unsafe { (*self.pool.as_ptr()).start.add(page << self.page_shift()) }
+        unsafe {
+            (*self.pool.as_ptr())
+                .start
+                .add(page << self.classes().page_shift())
+        }
     }
 
     fn mark_span_start(&self, lock: &ZoneLock<'_>, page: usize, start: bool) {

@@ -13,7 +13,7 @@ use core::ptr::{self, NonNull};
 
 use nginx_sys::{ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_pool_t};
 
-use super::index::{NoTrail, Path};
+use super::index::{NoTrail, Path, Trail};
 use super::layout::{
     element_alloc_size, entry_alloc_size, key_hash, Classes, EntryHeader, ListElement, ListHeader,
     StoreHeader, ValueKind, ZoneCounters, ENTRY_HEADER_SIZE, LIST_HEADER_SIZE, MAX_ZONE_SIZE,
@@ -299,10 +299,9 @@ impl Store {
             let h = header.as_ptr();
             (*h).magic = STORE_MAGIC;
             (*h).layout_version = STORE_LAYOUT_VERSION;
-            (*h).page_size = classes.page_size() as u32;
+            (*h).page_shift = classes.page_shift();
             (*h).class_count = classes.count() as u32;
             (*h).bitmap_pages = pages as u32;
-            (*h).page_shift = classes.page_shift();
             (*p).data = raw;
             // Running out of zone memory is an expected outcome that the
             // caller reports ("no memory"); nginx's own log line is noise.
@@ -323,7 +322,7 @@ impl Store {
             let h = header.as_ref();
             if h.magic != STORE_MAGIC
                 || h.layout_version != STORE_LAYOUT_VERSION
-                || h.page_size as usize != nginx_sys::ngx_pagesize
+                || 1usize.checked_shl(h.page_shift) != Some(nginx_sys::ngx_pagesize)
             {
                 return None;
             }
@@ -686,6 +685,22 @@ impl Store {
         Ok(entry)
     }
 
+    /// Finds the entry of `key` and makes it the most recent, expired or
+    /// not, as OpenResty's lookup does before it looks at the expiry: every
+    /// call that looks a key up goes through here but `ttl`, `expire` and
+    /// `delete` (whose entry goes anyway).
+    fn lookup(
+        &self,
+        lock: &ZoneLock<'_>,
+        key: &[u8],
+        hash: u32,
+        path: &mut impl Trail,
+    ) -> Option<u32> {
+        let entry = self.index_find(lock, key, hash, path)?;
+        self.touch(lock, entry);
+        Some(entry)
+    }
+
     /// Finds a live entry; an expired one is freed on the way and reported
     /// as absent.
     /// `path`, when given, is left as [`Store::index_find`] leaves it, and
@@ -699,8 +714,8 @@ impl Store {
         mut path: Option<&mut Path>,
     ) -> Option<u32> {
         let entry = match path.as_deref_mut() {
-            Some(path) => self.index_find(lock, key, hash, path)?,
-            None => self.index_find(lock, key, hash, &mut NoTrail)?,
+            Some(path) => self.lookup(lock, key, hash, path)?,
+            None => self.lookup(lock, key, hash, &mut NoTrail)?,
         };
         if self.is_expired(lock, entry, now_ms) {
             self.remove(lock, entry, path.as_deref_mut());
@@ -729,13 +744,10 @@ impl Store {
         if !allow_stale {
             self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
         }
-        let Some(entry) = self.index_find(&lock, key, hash, &mut NoTrail) else {
+        let Some(entry) = self.lookup(&lock, key, hash, &mut NoTrail) else {
             self.header_mut(&lock).counters.misses += 1;
             return Ok(Read::Miss);
         };
-        // OpenResty's lookup makes what it finds the most recent, expired or
-        // not, before looking at the expiry.
-        self.touch(&lock, entry);
         let stale = self.is_expired(&lock, entry, now_ms);
         if stale && !allow_stale {
             self.header_mut(&lock).counters.misses += 1;
@@ -792,11 +804,8 @@ impl Store {
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
 
         let mut path = Path::new();
-        let existing = self.index_find(&lock, key, hash, &mut path);
+        let existing = self.lookup(&lock, key, hash, &mut path);
         if let Some(entry) = existing {
-            // Found, it becomes the most recent, as in OpenResty, whatever
-            // the call then answers.
-            self.touch(&lock, entry);
             let live = !self.is_expired(&lock, entry, now_ms);
             match mode {
                 WriteMode::Add | WriteMode::SafeAdd if live => return Err(StoreError::Exists),
@@ -843,7 +852,6 @@ impl Store {
                     }
                     value.encode_into(self.value_ptr(&lock, entry));
                 }
-                self.touch(&lock, entry);
                 let counters = &mut self.header_mut(&lock).counters;
                 counters.stores += 1;
                 counters.used_bytes = counters.used_bytes - old_size as u64 + size as u64;
@@ -905,9 +913,8 @@ impl Store {
         let hash = key_hash(key);
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
-        let existing = self.index_find(&lock, key, hash, &mut NoTrail);
+        let existing = self.lookup(&lock, key, hash, &mut NoTrail);
         if let Some(entry) = existing {
-            self.touch(&lock, entry);
             if !self.is_expired(&lock, entry, now_ms) {
                 if self.entry_header(&lock, entry).kind_byte() != ValueKind::Number as u8 {
                     return Err(StoreError::NotANumber);
@@ -920,7 +927,6 @@ impl Store {
                 let updated = current + delta;
                 // SAFETY: a number entry holds exactly 8 value bytes.
                 unsafe { Value::Number(updated).encode_into(self.value_ptr(&lock, entry)) };
-                self.touch(&lock, entry);
                 self.header_mut(&lock).counters.stores += 1;
                 return Ok((updated, false));
             }
@@ -973,10 +979,7 @@ impl Store {
         let mut path = Path::new();
         let found = self.find_live(&lock, key, hash, now_ms, Some(&mut path));
         let (entry, created) = match found {
-            Some(entry) if !self.is_list(&lock, entry) => {
-                self.touch(&lock, entry);
-                return Err(StoreError::NotAList);
-            }
+            Some(entry) if !self.is_list(&lock, entry) => return Err(StoreError::NotAList),
             Some(entry) => (entry, false),
             None => {
                 let new = NewEntry {
@@ -1064,7 +1067,6 @@ impl Store {
         }
         list.len += 1;
         self.set_list_header(&lock, entry, list);
-        self.touch(&lock, entry);
         let counters = &mut self.header_mut(&lock).counters;
         counters.stores += 1;
         counters.used_bytes += element_size as u64;
@@ -1085,12 +1087,10 @@ impl Store {
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
         let mut path = Path::new();
-        // An expired list stays (OpenResty's pop leaves it), but becomes the
-        // most recent, as whatever a lookup finds.
-        let Some(entry) = self.index_find(&lock, key, hash, &mut path) else {
+        // An expired list stays (OpenResty's pop leaves it).
+        let Some(entry) = self.lookup(&lock, key, hash, &mut path) else {
             return Ok(Read::Miss);
         };
-        self.touch(&lock, entry);
         if self.is_expired(&lock, entry, now_ms) {
             return Ok(Read::Miss);
         }
@@ -1135,12 +1135,9 @@ impl Store {
         counters.used_bytes = counters
             .used_bytes
             .saturating_sub(element_alloc_size(len) as u64);
+        self.set_list_header(&lock, entry, list);
         if list.len == 0 {
-            self.set_list_header(&lock, entry, list);
             self.remove(&lock, entry, Some(&mut path));
-        } else {
-            self.set_list_header(&lock, entry, list);
-            self.touch(&lock, entry);
         }
         Ok(Read::Hit(Found {
             kind: ValueKind::from_byte(kind).unwrap_or(ValueKind::Str),
@@ -1168,12 +1165,8 @@ impl Store {
         let hash = key_hash(key);
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
-        // An expired list stays (OpenResty's llen leaves it), but becomes
-        // the most recent, as whatever a lookup finds.
-        let found = self.index_find(&lock, key, hash, &mut NoTrail);
-        if let Some(entry) = found {
-            self.touch(&lock, entry);
-        }
+        // An expired list stays (OpenResty's llen leaves it).
+        let found = self.lookup(&lock, key, hash, &mut NoTrail);
         match found.filter(|&entry| !self.is_expired(&lock, entry, now_ms)) {
             None => Ok(0),
             Some(entry) => {
