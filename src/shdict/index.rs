@@ -80,6 +80,9 @@ impl Path {
 /// Where [`Store::index_find`] records its way down: a [`Path`] for a
 /// change to follow, nothing for a read.
 pub(super) trait Trail {
+    /// Whether the way down is kept. A find that keeps none may answer with
+    /// the most recently used entry without walking.
+    const KEEPS_PATH: bool;
     /// The step at `depth` (0: the root).
     fn record(&mut self, depth: usize, node: u32, went_left: bool);
     /// The walk ended after `depth` steps.
@@ -87,6 +90,8 @@ pub(super) trait Trail {
 }
 
 impl Trail for Path {
+    const KEEPS_PATH: bool = true;
+
     fn record(&mut self, depth: usize, node: u32, went_left: bool) {
         self.set(depth, node, went_left);
     }
@@ -100,28 +105,25 @@ impl Trail for Path {
 pub(super) struct NoTrail;
 
 impl Trail for NoTrail {
+    const KEEPS_PATH: bool = false;
+
     fn record(&mut self, _depth: usize, _node: u32, _went_left: bool) {}
 
     fn finish(&mut self, _depth: usize) {}
 }
 
+/// Where a side's child sits in [`EntryHeader::children`].
+fn side(left: bool) -> usize {
+    usize::from(!left)
+}
+
 impl Store {
     fn child(&self, lock: &ZoneLock<'_>, node: u32, left: bool) -> u32 {
-        let h = self.entry_header(lock, node);
-        if left {
-            h.left
-        } else {
-            h.right
-        }
+        self.entry_header(lock, node).children[side(left)]
     }
 
     fn set_child(&self, lock: &ZoneLock<'_>, node: u32, left: bool, child: u32) {
-        let h = self.entry_header(lock, node);
-        if left {
-            h.left = child;
-        } else {
-            h.right = child;
-        }
+        self.entry_header(lock, node).children[side(left)] = child;
     }
 
     /// Missing children (0) count as black.
@@ -154,17 +156,32 @@ impl Store {
     /// Finds the entry of `key`. `path` is left holding the way down: to
     /// the entry's parent when found, else to the node under which `key`
     /// belongs.
-    pub(super) fn index_find(
+    pub(super) fn index_find<T: Trail>(
         &self,
         lock: &ZoneLock<'_>,
         key: &[u8],
         hash: u32,
-        path: &mut impl Trail,
+        path: &mut T,
     ) -> Option<u32> {
-        let mut node = self.header_mut(lock).root;
+        let header = self.header_mut(lock);
+        let (mut node, recent) = (header.root, header.lru_head);
+        // A hot key (a counter, a list, a flag read on every request) is
+        // the most recently used entry: one comparison instead of a walk.
+        if !T::KEEPS_PATH
+            && recent != 0
+            && self.entry_header(lock, recent).hash == hash
+            && self.entry_key(lock, recent) == key
+        {
+            return Some(recent);
+        }
         let mut depth = 0;
         while node != 0 {
             let h = self.entry_header(lock, node);
+            // Both children are read before the comparison and one is kept
+            // by a shift: the next node's load then waits for this node's
+            // hash only, not for a branch that goes either way half the
+            // time (a third of a miss's time in the walk before).
+            let children = u64::from(h.children[0]) | u64::from(h.children[1]) << 32;
             let left = if hash != h.hash {
                 hash < h.hash
             } else {
@@ -179,7 +196,7 @@ impl Store {
             };
             path.record(depth, node, left);
             depth += 1;
-            node = if left { h.left } else { h.right };
+            node = (children >> (32 * side(left))) as u32;
         }
         path.finish(depth);
         None
@@ -190,8 +207,7 @@ impl Store {
     pub(super) fn index_insert(&self, lock: &ZoneLock<'_>, node: u32, path: &mut Path) {
         {
             let h = self.entry_header(lock, node);
-            h.left = 0;
-            h.right = 0;
+            h.children = [0, 0];
             h.set_red(true);
         }
         self.relink(lock, path.step(0), node);

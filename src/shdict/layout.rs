@@ -20,7 +20,7 @@ use core::mem::size_of;
 /// it, otherwise it was laid out by something else and is re-initialised.
 pub const STORE_MAGIC: u64 = 0x6e67_786c_7561_5344; // "ngxluaSD"
 /// Bumped whenever the shared layout changes incompatibly.
-pub const STORE_LAYOUT_VERSION: u32 = 4;
+pub const STORE_LAYOUT_VERSION: u32 = 5;
 
 pub const MAX_KEY_LEN: usize = 65535;
 
@@ -118,6 +118,13 @@ pub struct StoreHeader {
     pub lru_head: u32,
     /// Least recently used entry.
     pub lru_tail: u32,
+    /// A span whose last slot was freed, kept for the next class that needs
+    /// one (0: none). Without it a class whose only entry comes and goes (a
+    /// queue drained and refilled, a key deleted and set again) would give
+    /// its pages back to the slab pool and take them again on every call.
+    /// Its pages count as free: a span allocation that finds the pool
+    /// short takes them back first.
+    pub spare_span: u32,
     pub counters: ZoneCounters,
 }
 
@@ -134,10 +141,11 @@ pub const MAX_EXPIRES_MS: u64 = (1 << (64 - EXPIRES_SHIFT)) - 1;
 
 #[repr(C)]
 pub struct EntryHeader {
+    /// The index's left and right children, side by side and first: a walk
+    /// loads both in one read with the node and picks one without a branch.
+    pub children: [u32; 2],
     /// The index orders entries by this hash of the key, then by key bytes.
     pub hash: u32,
-    pub left: u32,
-    pub right: u32,
     /// The next more recently used entry (0: this is the most recent).
     pub lru_prev: u32,
     /// The next less recently used entry (0: this is the least recent).
@@ -383,9 +391,8 @@ mod tests {
     #[test]
     fn packed_fields_keep_their_values() {
         let mut h = EntryHeader {
+            children: [0, 0],
             hash: 0,
-            left: 0,
-            right: 0,
             lru_prev: 0,
             lru_next: 0,
             value_len: 0,

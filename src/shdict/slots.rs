@@ -5,8 +5,9 @@
 //! A class keeps its spans that have a free slot in a list; a span's freed
 //! slots form a list threaded through their first two bytes, and slots it
 //! never handed out are carved from its end. A span whose last slot is
-//! freed goes back to the slab pool at once, so pages move between classes
-//! as the workload changes. One bit per page marks where spans start: a
+//! freed becomes the store's one spare span, and the spare it replaces goes
+//! back to the slab pool, so pages move between classes as the workload
+//! changes. One bit per page marks where spans start: a
 //! slot finds its span by walking back to the nearest marked page.
 
 use nginx_sys::{ngx_slab_alloc_locked, ngx_slab_free_locked};
@@ -148,9 +149,31 @@ impl Store {
         self.class_records(lock)[class].partial = span;
     }
 
-    /// Takes a span for `class` from the slab pool: the length that wastes
-    /// least, or a shorter one when no run of pages that long is free.
+    /// A span for `class`: the spare span when it is of that class, else
+    /// pages from the slab pool (the length that wastes least, or a shorter
+    /// one when no run of pages that long is free; the spare of another
+    /// class goes back to the pool first when the pool is short).
     fn new_span(&self, lock: &ZoneLock<'_>, class: usize) -> Option<u32> {
+        let spare = self.header_mut(lock).spare_span;
+        if spare != 0 && usize::from(self.span(lock, spare).class) == class {
+            self.header_mut(lock).spare_span = 0;
+            let pages = usize::from(self.span(lock, spare).pages);
+            self.class_records(lock)[class].slots +=
+                self.classes().slots_per_span(class, pages) as u32;
+            self.link_span(lock, class, spare);
+            return Some(spare);
+        }
+        if let Some(span) = self.span_from_pool(lock, class) {
+            return Some(span);
+        }
+        if spare == 0 {
+            return None;
+        }
+        self.release_spare(lock);
+        self.span_from_pool(lock, class)
+    }
+
+    fn span_from_pool(&self, lock: &ZoneLock<'_>, class: usize) -> Option<u32> {
         let classes = self.classes();
         for pages in (1..=classes.span_pages(class)).rev() {
             // SAFETY: the zone lock is held, as the _locked variant requires;
@@ -179,13 +202,52 @@ impl Store {
         None
     }
 
+    /// A block of whole pages for what no slot holds, the spare span's
+    /// pages given back first when the pool is short.
+    fn pages_from_pool(&self, lock: &ZoneLock<'_>, size: usize) -> Option<u32> {
+        for attempt in 0..2 {
+            if attempt == 1 {
+                if self.header_mut(lock).spare_span == 0 {
+                    break;
+                }
+                self.release_spare(lock);
+            }
+            // SAFETY: the zone lock is held, as the _locked variant requires.
+            let raw = unsafe { ngx_slab_alloc_locked(self.pool.as_ptr(), size).cast::<u8>() };
+            if !raw.is_null() {
+                return Some(self.offset_of(raw));
+            }
+        }
+        None
+    }
+
+    /// Gives the spare span's pages back to the slab pool.
+    fn release_spare(&self, lock: &ZoneLock<'_>) {
+        let span = core::mem::take(&mut self.header_mut(lock).spare_span);
+        if span == 0 {
+            return;
+        }
+        debug_assert!(usize::from(self.span(lock, span).pages) <= MAX_SPAN_PAGES);
+        let address = self.at(span);
+        self.mark_span_start(lock, self.page_of(address as usize), false);
+        // SAFETY: the span's pages were one block of this pool, now holding
+        // nothing; freed once (the spare was unset above), under the lock.
+        unsafe { ngx_slab_free_locked(self.pool.as_ptr(), address.cast()) };
+    }
+
+    /// Pages of the spare span: free for any class that needs them.
+    pub(super) fn spare_pages(&self, lock: &ZoneLock<'_>) -> usize {
+        match self.header_mut(lock).spare_span {
+            0 => 0,
+            span => usize::from(self.span(lock, span).pages),
+        }
+    }
+
     /// Allocates `size` bytes; `None` when the zone has no room for them.
     pub(super) fn alloc(&self, lock: &ZoneLock<'_>, size: usize) -> Option<u32> {
         let classes = self.classes();
         let Some(class) = classes.class_of(size) else {
-            // SAFETY: the zone lock is held, as the _locked variant requires.
-            let raw = unsafe { ngx_slab_alloc_locked(self.pool.as_ptr(), size).cast::<u8>() };
-            return (!raw.is_null()).then(|| self.offset_of(raw));
+            return self.pages_from_pool(lock, size);
         };
         self.class_records(lock)[class].requests += 1;
         let span = match self.class_records(lock)[class].partial {
@@ -246,12 +308,10 @@ impl Store {
             if !was_full {
                 self.unlink_span(lock, class, span);
             }
+            // The spare's slots are no class's: its pages count as free.
             self.class_records(lock)[class].slots -= classes.slots_per_span(class, pages) as u32;
-            self.mark_span_start(lock, self.page_of(span_address as usize), false);
-            debug_assert!(pages <= MAX_SPAN_PAGES);
-            // SAFETY: the span's pages were one block of this pool, now
-            // holding nothing; freed once, under the lock.
-            unsafe { ngx_slab_free_locked(self.pool.as_ptr(), span_address.cast()) };
+            self.release_spare(lock);
+            self.header_mut(lock).spare_span = span;
         } else if was_full {
             self.link_span(lock, class, span);
         }
@@ -283,7 +343,11 @@ impl Store {
             let span = self.offset_of(self.page_address(page));
             let s = self.span(lock, span);
             let class = usize::from(s.class);
-            assert!(s.used > 0, "an empty span kept");
+            if span == self.header_mut(lock).spare_span {
+                assert_eq!(s.used, 0, "the spare span holds slots in use");
+                continue;
+            }
+            assert!(s.used > 0, "an empty span kept beside the spare");
             let capacity = classes.slots_per_span(class, usize::from(s.pages));
             assert!(
                 usize::from(s.used) + usize::from(s.uncarved) <= capacity,

@@ -652,9 +652,8 @@ impl Store {
             }
         };
         *self.entry_header(lock, entry) = EntryHeader {
+            children: [0, 0],
             hash: new.hash,
-            left: 0,
-            right: 0,
             lru_prev: 0,
             lru_next: 0,
             value_len: new.value_len as u32,
@@ -1086,9 +1085,10 @@ impl Store {
         let hash = key_hash(key);
         let lock = self.lock();
         self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
-        let mut path = Path::new();
-        // An expired list stays (OpenResty's pop leaves it).
-        let Some(entry) = self.lookup(&lock, key, hash, &mut path) else {
+        // An expired list stays (OpenResty's pop leaves it). Most pops leave
+        // the list in place, so the find keeps no path (a hot queue is then
+        // found without a walk); removing an emptied list walks again.
+        let Some(entry) = self.lookup(&lock, key, hash, &mut NoTrail) else {
             return Ok(Read::Miss);
         };
         if self.is_expired(&lock, entry, now_ms) {
@@ -1103,7 +1103,7 @@ impl Store {
             ListEnd::Tail => list.tail,
         };
         if element == 0 {
-            self.remove(&lock, entry, Some(&mut path));
+            self.remove(&lock, entry, None);
             return Ok(Read::Miss);
         }
         let (prev, next, len, kind) = {
@@ -1137,7 +1137,7 @@ impl Store {
             .saturating_sub(element_alloc_size(len) as u64);
         self.set_list_header(&lock, entry, list);
         if list.len == 0 {
-            self.remove(&lock, entry, Some(&mut path));
+            self.remove(&lock, entry, None);
         }
         Ok(Read::Hit(Found {
             kind: ValueKind::from_byte(kind).unwrap_or(ValueKind::Str),
@@ -1312,7 +1312,7 @@ impl Store {
         unsafe {
             let pool = self.pool.as_ref();
             stats.pages_total = (pool.end as usize - pool.start as usize) / classes.page_size();
-            stats.pages_free = pool.pfree;
+            stats.pages_free = pool.pfree + self.spare_pages(&lock);
         }
         stats.free_space = stats.pages_free * classes.page_size();
         for (class, record) in self.class_records(&lock).iter().enumerate() {
@@ -1394,9 +1394,10 @@ impl Store {
 
     /// Bytes in wholly free pages: what `free_space()` reports.
     pub fn free_page_bytes(&self) -> usize {
-        let _lock = self.lock();
+        let lock = self.lock();
         // SAFETY: pfree is maintained by the slab allocator under this lock.
-        unsafe { (*self.pool.as_ptr()).pfree * self.classes().page_size() }
+        let pool_free = unsafe { (*self.pool.as_ptr()).pfree };
+        (pool_free + self.spare_pages(&lock)) * self.classes().page_size()
     }
 }
 
