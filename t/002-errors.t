@@ -252,3 +252,43 @@ qr/\[emerg\] .*invalid number of arguments in "content_by_lua_block" directive/
 --- error_log eval
 [qr/runtime error: unknown reason\n/, qr/runtime error: 42\n/,
  qr/runtime error: .*'sleep'/]
+
+
+
+=== TEST 21: lua_shared_dict of size 0
+--- http_config
+    lua_shared_dict dogs 0;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid lua shared dict size "0" in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 22: lua_shared_dict of size 1k
+--- http_config
+    lua_shared_dict dogs 1k;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid lua shared dict size "1k" in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 23: lua_shared_dict of size -1m
+--- http_config
+    lua_shared_dict dogs -1m;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid lua shared dict size "-1m" in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 24: lua_shared_dict of size 99999999999g
+--- http_config
+    lua_shared_dict dogs 99999999999g;
+--- config
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*invalid lua shared dict size "99999999999g" in \S+nginx\.conf:\d+/
