@@ -122,6 +122,7 @@ GET /t
 
 
 === TEST 6: expiry with exptime in seconds
+--- timing_sensitive
 --- http_config
     lua_shared_dict dogs 1m;
 --- config

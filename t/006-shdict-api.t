@@ -458,6 +458,7 @@ nilnil key
 
 
 === TEST 17: get_stale returns expired values with the stale flag
+--- timing_sensitive
 --- http_config
     lua_shared_dict dogs 1m;
 --- config

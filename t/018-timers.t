@@ -176,6 +176,7 @@ pending 100000
 
 
 === TEST 9: seventy thousand timer callbacks sleeping at the same time
+--- timing_sensitive
 --- http_config
     lua_max_pending_timers 100000;
     lua_max_running_timers 100000;

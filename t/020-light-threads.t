@@ -45,6 +45,7 @@ trueb finished
 
 
 === TEST 2: threads sleep in parallel: three 0.2 s sleeps take about 0.2 s
+--- timing_sensitive
 --- config
     location = /t {
         content_by_lua_block {

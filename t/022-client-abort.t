@@ -10,6 +10,7 @@ run_tests();
 __DATA__
 
 === TEST 1: without a callback, the sleeping handler stops and the request ends with 499
+--- timing_sensitive
 --- config
     lua_check_client_abort on;
     location = /t {
@@ -35,6 +36,7 @@ after sleep
 
 
 === TEST 2: rewrite and access handlers stop too, and later phases never run
+--- timing_sensitive
 --- config
     lua_check_client_abort on;
     location = /rewrite {
@@ -67,6 +69,7 @@ content ran
 
 
 === TEST 3: ngx.on_abort runs its callback as a light thread; ngx.exit(499) there ends the request
+--- timing_sensitive
 --- config
     lua_check_client_abort on;
     location = /t {
@@ -96,6 +99,7 @@ after sleep
 
 
 === TEST 4: a callback that returns lets the handler finish its work
+--- timing_sensitive
 --- config
     lua_check_client_abort on;
     location = /t {
@@ -138,6 +142,7 @@ finished unaware
 
 
 === TEST 6: an abort stops sleeping light threads and leaves pending subrequests to nginx
+--- timing_sensitive
 --- config
     lua_check_client_abort on;
     location = /slow { content_by_lua_block { ngx.sleep(0.2) ngx.log(ngx.WARN, "subrequest done") ngx.print("x") } }

@@ -14,6 +14,9 @@
 //! - `TEST_NGINX_BINARY`: the nginx to run (default: the one built by build.rs).
 //! - `TEST_NGINX_LOAD_MODULES`: space-separated `.so` paths to `load_module`;
 //!   an empty value loads none (default: `libngx_lua_shdict.so` of this build).
+//! - `TEST_NGINX_USE_VALGRIND=1`: every nginx runs under valgrind's memcheck
+//!   and a block fails on any error it reports (see `memcheck.rs`); every
+//!   time limit is stretched to match.
 //!
 //! Understood sections: `main_config`, `http_config`, `config`, `request`,
 //! `pipelined_requests`, `more_headers`, `response_body`,
@@ -39,6 +42,10 @@
 //!   keep Perl's meaning (also before a final newline) when there is no `/m`.
 //! - The first request whose response fails a check ends the block.
 //!
+//! Our extension, `--- timing_sensitive`: the block's checks depend on
+//! timing (short expiries, sleeps measured, a client abort caught in time);
+//! under memcheck its memory errors still fail it, its other checks do not.
+//!
 //! Our extension, `--- reload_before: K [K2 ...]`: before sending request
 //! number K (1-based) of a `request eval` list, reload nginx with SIGHUP and
 //! wait until every old worker has exited and the configured number of new
@@ -53,6 +60,7 @@ pub mod config;
 pub mod diff;
 pub mod eval;
 pub mod http;
+pub mod memcheck;
 pub mod nginx;
 pub mod parse;
 pub mod plan;

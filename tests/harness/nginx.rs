@@ -1,6 +1,7 @@
 //! Starting, reloading and stopping one nginx (master and workers), using
 //! `/proc` to find the workers and the `kill` command to signal them.
 
+use super::memcheck::patient;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ pub fn free_port() -> Result<u16, String> {
 pub fn spawn(binary: &Path, prefix: &Path) -> Result<Child, String> {
     let stdout = fs::File::create(prefix.join(STDOUT_FILE)).map_err(|e| e.to_string())?;
     let stderr = fs::File::create(prefix.join(STDERR_FILE)).map_err(|e| e.to_string())?;
-    Command::new(binary)
+    super::memcheck::command(binary, prefix)
         .arg("-p")
         .arg(format!("{}/", prefix.display()))
         .args(["-c", "conf/nginx.conf"])
@@ -107,7 +108,8 @@ impl Nginx {
     /// SIGHUP, then wait until every old worker has exited and `workers` new
     /// ones run, so the next request is served by the new configuration.
     pub fn reload(&mut self, workers: u32) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let limit = patient(Duration::from_secs(10));
+        let deadline = Instant::now() + limit;
         // Workers still being forked at startup would pass for new ones.
         let mut old = children_of(self.pid());
         while old.len() < workers as usize && Instant::now() < deadline {
@@ -127,8 +129,9 @@ impl Nginx {
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "reload did not finish within 10 s: old workers still running: {old_left:?}, \
-                     new workers: {new} of {workers}"
+                    "reload did not finish within {} s: old workers still running: {old_left:?}, \
+                     new workers: {new} of {workers}",
+                    limit.as_secs()
                 ));
             }
             sleep(POLL);
@@ -144,7 +147,7 @@ impl Nginx {
         self.stopped = true;
         let workers = children_of(self.pid());
         if signal(self.pid(), "QUIT").is_ok() {
-            let deadline = Instant::now() + Duration::from_secs(5);
+            let deadline = Instant::now() + patient(Duration::from_secs(5));
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
                     break;

@@ -82,6 +82,9 @@ pub struct Plan {
     /// Send the requests but check neither status nor body (they may be
     /// cut short); the log checks still apply.
     pub ignore_response: bool,
+    /// Our extension: the block's checks depend on timing, which memcheck
+    /// slows twentyfold; under memcheck only its memory errors count.
+    pub timing_sensitive: bool,
     /// `--- pipe_response_body_to: CMD`: a shell command that gets each
     /// response body on stdin and must exit 0 (e.g. a format validator).
     pub pipe_body_to: Option<String>,
@@ -119,10 +122,11 @@ impl Plan {
                 .log_level
                 .clone()
                 .unwrap_or_else(|| "debug".to_string()),
-            timeout: Duration::from_secs(10),
+            timeout: super::memcheck::patient(Duration::from_secs(10)),
             wait: None,
             must_die: false,
             ignore_response: false,
+            timing_sensitive: false,
             pipe_body_to: None,
             user_files: Vec::new(),
             reload_before: Vec::new(),
@@ -213,10 +217,11 @@ impl Plan {
             "error_log" => plan.error_log = patterns(section)?,
             "no_error_log" => plan.no_error_log = patterns(section)?,
             "log_level" => plan.log_level = text(section)?.trim().to_string(),
-            "timeout" => plan.timeout = seconds(section)?,
+            "timeout" => plan.timeout = super::memcheck::patient(seconds(section)?),
             "wait" => plan.wait = Some(seconds(section)?),
             "must_die" => plan.must_die = true,
             "ignore_response" => plan.ignore_response = true,
+            "timing_sensitive" => plan.timing_sensitive = true,
             "pipe_response_body_to" => {
                 plan.pipe_body_to =
                     Some(text(section)?.trim().to_string()).filter(|command| !command.is_empty())

@@ -4,6 +4,7 @@
 use super::config::{self, ConfigInput};
 use super::diff;
 use super::http::{self, Request, Response};
+use super::memcheck::{self, patient};
 use super::nginx::{self, Nginx, Startup};
 use super::plan::{HeaderCheck, Pattern, PerRequest, Plan};
 use super::Settings;
@@ -73,7 +74,7 @@ pub fn write_server_files(
 /// configured workers exist, so that the first requests can reach every
 /// worker and init_worker code has had its chance to start.
 fn wait_for_workers(server: &Nginx, workers: u32) {
-    let deadline = std::time::Instant::now() + STARTUP_LIMIT;
+    let deadline = std::time::Instant::now() + patient(STARTUP_LIMIT);
     while (nginx::children_of(server.child.id()).len() as u32) < workers
         && std::time::Instant::now() < deadline
     {
@@ -91,7 +92,7 @@ fn start(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<Nginx, Strin
         }
         write_server_files(plan, settings, prefix, port)?;
         let mut child = nginx::spawn(&settings.nginx_binary, prefix)?;
-        match nginx::wait_for_startup(&mut child, prefix, port, STARTUP_LIMIT) {
+        match nginx::wait_for_startup(&mut child, prefix, port, patient(STARTUP_LIMIT)) {
             Startup::Ready => {
                 let server = Nginx::new(child, port, prefix.to_path_buf());
                 if plan.master_process {
@@ -115,7 +116,7 @@ fn start(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<Nginx, Strin
                 drop(Nginx::new(child, port, prefix.to_path_buf()));
                 return Err(format!(
                     "nginx did not start listening on 127.0.0.1:{port} within {} s\n{}",
-                    STARTUP_LIMIT.as_secs(),
+                    patient(STARTUP_LIMIT).as_secs(),
                     show_startup_output(prefix)
                 ));
             }
@@ -166,7 +167,14 @@ pub fn run_in_prefix(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<
     let outcome = exercise(plan, &mut server)
         .map_err(|message| format!("{message}\n{}", error_log_tail(prefix)));
     server.stop();
-    outcome
+    memcheck::errors(prefix)?;
+    match outcome {
+        Err(message) if plan.timing_sensitive && memcheck::enabled() => {
+            eprintln!("timing-sensitive block, checks not counted under memcheck:\n{message}");
+            Ok(())
+        }
+        outcome => outcome,
+    }
 }
 
 fn run_must_die(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<(), String> {
@@ -174,7 +182,7 @@ fn run_must_die(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<(), S
     write_server_files(plan, settings, prefix, port)?;
     let child = nginx::spawn(&settings.nginx_binary, prefix)?;
     let mut server = Nginx::new(child, port, prefix.to_path_buf());
-    match nginx::wait_for_startup(&mut server.child, prefix, port, STARTUP_LIMIT) {
+    match nginx::wait_for_startup(&mut server.child, prefix, port, patient(STARTUP_LIMIT)) {
         Startup::Exited(status) if !status.success() => {}
         Startup::Exited(status) => {
             return Err(format!(
@@ -193,11 +201,12 @@ fn run_must_die(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<(), S
             server.stop();
             return Err(format!(
                 "--- must_die: nginx neither exited nor started within {} s\n{}",
-                STARTUP_LIMIT.as_secs(),
+                patient(STARTUP_LIMIT).as_secs(),
                 show_startup_output(prefix)
             ));
         }
     }
+    memcheck::errors(prefix)?;
     let output = startup_output(prefix).into_bytes();
     let missing = missing_patterns(&plan.error_log, &output);
     let unwanted = unwanted_matches(&plan.no_error_log, &output);
