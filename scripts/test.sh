@@ -48,6 +48,8 @@ fi
 
 log "cargo fmt --check"
 cargo fmt --check
+log "import layers"
+python3 scripts/lib/check-layers.py "$REPO_ROOT"
 log "cargo clippy"
 cargo clippy --release --all-targets -- -D warnings
 
