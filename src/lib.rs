@@ -12,6 +12,7 @@ pub mod conf;
 pub mod http;
 pub mod lua;
 pub mod nginx;
+pub mod nginx_ffi;
 pub mod shdict;
 
 // Unit tests link without nginx: there the table is compiled but not

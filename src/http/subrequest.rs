@@ -593,7 +593,7 @@ unsafe fn record_response(
         if out.last_modified.is_null() && out.last_modified_time != -1 {
             response.headers.push((
                 b"Last-Modified".to_vec(),
-                crate::lua::ngx_util::nginx_ffi::http_time(out.last_modified_time),
+                crate::nginx_ffi::http_time(out.last_modified_time),
             ));
         }
         batch.pending -= 1;
