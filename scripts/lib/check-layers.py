@@ -66,15 +66,11 @@ def imports(root, path):
                 base, rest = base[:-1], rest[1:]
             prefix = base + rest
         group = match.group(3)
-        if group:
-            for item in group[3:-1].split(","):
-                item = item.strip().split(" as ")[0]
-                if item and item != "self":
-                    found.add(module_file(root, prefix + item.split("::")))
-                elif item == "self":
-                    found.add(module_file(root, prefix))
-        else:
-            found.add(module_file(root, prefix))
+        items = group[3:-1].split(",") if group else ["self"]
+        for item in (item.strip().split(" as ")[0] for item in items):
+            if item:
+                named = prefix if item == "self" else prefix + item.split("::")
+                found.add(module_file(root, named))
     found.discard(path)
     return found
 

@@ -172,7 +172,19 @@ def fetch(port, query):
 
 
 def main():
-    nginx, module, lua, prefix, seconds = sys.argv[1:6]
+    servers = []
+    try:
+        return soak(servers, *sys.argv[1:6])
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+
+
+def soak(servers, nginx, module, lua, prefix, seconds):
+    """Runs the soak; every nginx started goes into `servers`, which main
+    kills if it is still running when this returns or raises."""
     seconds = float(seconds)
     os.makedirs(f"{prefix}/conf", exist_ok=True)
     os.makedirs(f"{prefix}/logs", exist_ok=True)
@@ -188,6 +200,7 @@ def main():
     server = subprocess.Popen(
         [nginx, "-p", prefix + "/", "-c", "conf/nginx.conf"],
         stdout=subprocess.DEVNULL, stderr=open(f"{prefix}/logs/stderr.log", "w"))
+    servers.append(server)
     master = server.pid
     deadline = time.monotonic() + 20
     while True:
@@ -203,7 +216,8 @@ def main():
 
     tally = Tally()
     stop = threading.Event()
-    threads = [threading.Thread(target=client, args=(port, seed, stop, tally)) for seed in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(port, seed, stop, tally), daemon=True)
+               for seed in range(CLIENTS)]
     for thread in threads:
         thread.start()
 
@@ -262,7 +276,11 @@ def main():
         check = {}
     else:
         status, text = fetch(port, "op=check")
-        check = dict(line.split(" ", 1) for line in text.splitlines())
+        if status == 200:
+            check = dict(line.split(" ", 1) for line in text.splitlines())
+        else:
+            failures.append(f"the final check answered {status}")
+            check = {}
         server.send_signal(signal.SIGQUIT)
         try:
             server.wait(timeout=30)
@@ -276,16 +294,13 @@ def main():
     expected = re.compile(
         rf"worker process ({killed_pids}) exited on signal 9"
         rf"|shared memory zone \"[a-z_]+\" was locked by ({killed_pids})")
-    crashes = []
     with open(f"{prefix}/logs/error.log", errors="replace") as log:
-        for line in log:
-            suspicious = ("[alert]" in line or "[crit]" in line or "[emerg]" in line
-                          or "exited on signal" in line or "core dumped" in line)
-            if suspicious and not expected.search(line):
-                crashes.append(line.rstrip())
-    lua_errors = 0
-    with open(f"{prefix}/logs/error.log", errors="replace") as log:
-        lua_errors = sum(1 for line in log if "[error]" in line)
+        log_lines = [line.rstrip() for line in log]
+    crashes = [line for line in log_lines
+               if any(mark in line for mark in ("[alert]", "[crit]", "[emerg]",
+                                                "exited on signal", "core dumped"))
+               and not expected.search(line)]
+    error_lines = [line for line in log_lines if "[error]" in line]
 
     hits = int(check.get("hits", -1))
     entries = int(check.get("entries", -1))
@@ -298,7 +313,7 @@ def main():
           f"{len(killed)} workers killed, {tally.cut} requests cut by a kill or reload")
     rows = [
         ("crashes (unexpected alerts or signals)", len(crashes), len(crashes) == 0),
-        ("error lines in the log", lua_errors, lua_errors == 0),
+        ("error lines in the log", len(error_lines), not error_lines),
         ("5xx responses", len(tally.server_errors), not tally.server_errors),
         ("slowest request (s)", f"{tally.slowest:.3f}", tally.slowest <= SLOW_SECONDS),
         ("counter / acknowledged increments (+ in flight when cut)",
@@ -320,10 +335,8 @@ def main():
         print(f"     {op}: {status} {body!r}")
     for op, elapsed in tally.slow[:10]:
         print(f"     slow {op}: {elapsed:.3f} s")
-    if lua_errors:
-        with open(f"{prefix}/logs/error.log", errors="replace") as log:
-            for line in [line for line in log if "[error]" in line][:10]:
-                print("    ", line.rstrip())
+    for line in error_lines[:10]:
+        print("    ", line)
     if failures:
         print(f"soak FAILED ({', '.join(failures)}); logs in {prefix}/logs")
         return 1

@@ -3,8 +3,9 @@
 //! Everything the store keeps in the zone sits at a multiple of
 //! [`SLOT_STEP`] bytes from the zone's start, so one `u32` names any of it
 //! (a zone offset, counted in [`OFFSET_UNIT`]s; 0 is never an entry: the
-//! slab pool's own header is there). An entry is one slot: a 32-byte [`EntryHeader`], the
-//! user flags when they are not 0, the key bytes, the value bytes. The
+//! slab pool's own header is there). An entry is one slot: a 32-byte
+//! [`EntryHeader`], the user flags when they are not 0, the key bytes, the
+//! value bytes. The
 //! header holds the index links (a red-black tree ordered by key hash, then
 //! key bytes), the LRU links, the lengths, the kind and the expiry.
 //!

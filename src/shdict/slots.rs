@@ -151,38 +151,27 @@ impl Store {
 
     /// A span for `class`: the spare span when it is of that class, else
     /// pages from the slab pool (the length that wastes least, or a shorter
-    /// one when no run of pages that long is free; the spare of another
-    /// class goes back to the pool first when the pool is short).
+    /// one when no run of pages that long is free).
     fn new_span(&self, lock: &ZoneLock<'_>, class: usize) -> Option<u32> {
         let spare = self.header_mut(lock).spare_span;
         if spare != 0 && usize::from(self.span(lock, spare).class) == class {
             self.header_mut(lock).spare_span = 0;
-            let pages = usize::from(self.span(lock, spare).pages);
-            self.class_records(lock)[class].slots +=
-                self.classes().slots_per_span(class, pages) as u32;
-            self.link_span(lock, class, spare);
+            self.hand_span_to_class(lock, class, spare);
             return Some(spare);
         }
-        if let Some(span) = self.span_from_pool(lock, class) {
-            return Some(span);
-        }
-        if spare == 0 {
-            return None;
-        }
-        self.release_spare(lock);
-        self.span_from_pool(lock, class)
+        self.take_from_pool(lock, || self.span_from_pool(lock, class))
     }
 
     fn span_from_pool(&self, lock: &ZoneLock<'_>, class: usize) -> Option<u32> {
         let classes = self.classes();
-        for pages in (1..=classes.span_pages(class)).rev() {
+        (1..=classes.span_pages(class)).rev().find_map(|pages| {
             // SAFETY: the zone lock is held, as the _locked variant requires;
             // a request of whole pages is served page-aligned.
             let raw = unsafe {
                 ngx_slab_alloc_locked(self.pool.as_ptr(), pages * classes.page_size()).cast::<u8>()
             };
             if raw.is_null() {
-                continue;
+                return None;
             }
             let span = self.offset_of(raw);
             *self.span(lock, span) = SpanHeader {
@@ -195,30 +184,38 @@ impl Store {
                 uncarved: classes.slots_per_span(class, pages) as u16,
             };
             self.mark_span_start(lock, self.page_of(raw as usize), true);
-            self.class_records(lock)[class].slots += classes.slots_per_span(class, pages) as u32;
-            self.link_span(lock, class, span);
-            return Some(span);
-        }
-        None
+            self.hand_span_to_class(lock, class, span);
+            Some(span)
+        })
     }
 
-    /// A block of whole pages for what no slot holds, the spare span's
-    /// pages given back first when the pool is short.
+    /// Counts a span's slots as `class`'s and lists it among the spans with
+    /// room.
+    fn hand_span_to_class(&self, lock: &ZoneLock<'_>, class: usize, span: u32) {
+        let pages = usize::from(self.span(lock, span).pages);
+        self.class_records(lock)[class].slots += self.classes().slots_per_span(class, pages) as u32;
+        self.link_span(lock, class, span);
+    }
+
+    /// A block of whole pages for what no slot holds.
     fn pages_from_pool(&self, lock: &ZoneLock<'_>, size: usize) -> Option<u32> {
-        for attempt in 0..2 {
-            if attempt == 1 {
-                if self.header_mut(lock).spare_span == 0 {
-                    break;
-                }
-                self.release_spare(lock);
-            }
+        self.take_from_pool(lock, || {
             // SAFETY: the zone lock is held, as the _locked variant requires.
             let raw = unsafe { ngx_slab_alloc_locked(self.pool.as_ptr(), size).cast::<u8>() };
-            if !raw.is_null() {
-                return Some(self.offset_of(raw));
+            (!raw.is_null()).then(|| self.offset_of(raw))
+        })
+    }
+
+    /// Runs `take` on the slab pool; when the pool is short, gives the
+    /// spare span's pages back to it and runs `take` once more.
+    fn take_from_pool(&self, lock: &ZoneLock<'_>, take: impl Fn() -> Option<u32>) -> Option<u32> {
+        take().or_else(|| {
+            if self.header_mut(lock).spare_span == 0 {
+                return None;
             }
-        }
-        None
+            self.release_spare(lock);
+            take()
+        })
     }
 
     /// Gives the spare span's pages back to the slab pool.
@@ -235,12 +232,16 @@ impl Store {
         unsafe { ngx_slab_free_locked(self.pool.as_ptr(), address.cast()) };
     }
 
-    /// Pages of the spare span: free for any class that needs them.
-    pub(super) fn spare_pages(&self, lock: &ZoneLock<'_>) -> usize {
-        match self.header_mut(lock).spare_span {
+    /// Pages free for any allocation: the slab pool's free pages and the
+    /// spare span's.
+    pub(super) fn free_pages(&self, lock: &ZoneLock<'_>) -> usize {
+        let spare = match self.header_mut(lock).spare_span {
             0 => 0,
             span => usize::from(self.span(lock, span).pages),
-        }
+        };
+        // SAFETY: pfree is maintained by the slab allocator under the zone
+        // lock, which `lock` proves held.
+        unsafe { (*self.pool.as_ptr()).pfree + spare }
     }
 
     /// Allocates `size` bytes; `None` when the zone has no room for them.

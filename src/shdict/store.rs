@@ -1308,12 +1308,8 @@ impl Store {
             ..ZoneStats::default()
         };
         let classes = self.classes();
-        // SAFETY: the pool header's page figures are read under the lock.
-        unsafe {
-            let pool = self.pool.as_ref();
-            stats.pages_total = (pool.end as usize - pool.start as usize) / classes.page_size();
-            stats.pages_free = pool.pfree + self.spare_pages(&lock);
-        }
+        stats.pages_total = self.pool_bytes() / classes.page_size();
+        stats.pages_free = self.free_pages(&lock);
         stats.free_space = stats.pages_free * classes.page_size();
         for (class, record) in self.class_records(&lock).iter().enumerate() {
             if record.requests == 0 {
@@ -1395,9 +1391,7 @@ impl Store {
     /// Bytes in wholly free pages: what `free_space()` reports.
     pub fn free_page_bytes(&self) -> usize {
         let lock = self.lock();
-        // SAFETY: pfree is maintained by the slab allocator under this lock.
-        let pool_free = unsafe { (*self.pool.as_ptr()).pfree };
-        (pool_free + self.spare_pages(&lock)) * self.classes().page_size()
+        self.free_pages(&lock) * self.classes().page_size()
     }
 }
 

@@ -11,7 +11,7 @@ use nginx_sys::{ngx_slab_init, ngx_slab_pool_t, ngx_slab_sizes_init, ngx_uint_t}
 use super::layout::{
     element_alloc_size, entry_alloc_size, Classes, ZoneCounters, LIST_HEADER_SIZE,
 };
-use super::store::{decode_value, ListEnd, Store, StoreError, Value, WriteMode};
+use super::store::{decode_value, ListEnd, Store, StoreError, Value, WriteMode, Written};
 use super::ValueKind;
 
 #[link(name = "ngx_store_test_support", kind = "static")]
@@ -76,6 +76,18 @@ fn get(store: &Store, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError
     Ok(store
         .get(key.as_bytes(), now, false, &mut out)?
         .map(|_| out))
+}
+
+/// `safe_set` of a value that never expires, at time 1.
+fn safe_set(store: &Store, key: &str, value: &[u8]) -> Result<Written, StoreError> {
+    store.write(
+        key.as_bytes(),
+        Some(Value::Str(value)),
+        0,
+        0,
+        WriteMode::SafeSet,
+        1,
+    )
 }
 
 fn set(store: &Store, key: &str, value: &[u8], expires: u64, now: u64) -> bool {
@@ -287,15 +299,7 @@ fn eviction_takes_the_least_recently_used_and_reports_forcible() {
     let before = s.counters().entries;
     let mut safe_failures = 0;
     for i in 0..50 {
-        if s.write(
-            format!("safe{i}").as_bytes(),
-            Some(Value::Str(&value)),
-            0,
-            0,
-            WriteMode::SafeSet,
-            1,
-        ) == Err(StoreError::NoMemory)
-        {
+        if safe_set(s, &format!("safe{i}"), &value) == Err(StoreError::NoMemory) {
             safe_failures += 1;
         }
     }
@@ -443,18 +447,7 @@ fn the_smallest_zone_holds_entries() {
 fn fill_without_evicting(store: &Store, prefix: &str, value_len: usize) -> usize {
     let value = vec![b'v'; value_len];
     (0..)
-        .take_while(|i| {
-            store
-                .write(
-                    format!("{prefix}{i}").as_bytes(),
-                    Some(Value::Str(&value)),
-                    0,
-                    0,
-                    WriteMode::SafeSet,
-                    1,
-                )
-                .is_ok()
-        })
+        .take_while(|i| safe_set(store, &format!("{prefix}{i}"), &value).is_ok())
         .count()
 }
 

@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-const STARTUP_LIMIT: Duration = Duration::from_secs(10);
+/// How long nginx may take to start (stretched under memcheck).
+fn startup_limit() -> Duration {
+    patient(Duration::from_secs(10))
+}
 const PORT_ATTEMPTS: usize = 3;
 const LOG_TAIL_LINES: usize = 40;
 
@@ -74,7 +77,7 @@ pub fn write_server_files(
 /// configured workers exist, so that the first requests can reach every
 /// worker and init_worker code has had its chance to start.
 fn wait_for_workers(server: &Nginx, workers: u32) {
-    let deadline = std::time::Instant::now() + patient(STARTUP_LIMIT);
+    let deadline = std::time::Instant::now() + startup_limit();
     while (nginx::children_of(server.child.id()).len() as u32) < workers
         && std::time::Instant::now() < deadline
     {
@@ -92,7 +95,7 @@ fn start(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<Nginx, Strin
         }
         write_server_files(plan, settings, prefix, port)?;
         let mut child = nginx::spawn(&settings.nginx_binary, prefix)?;
-        match nginx::wait_for_startup(&mut child, prefix, port, patient(STARTUP_LIMIT)) {
+        match nginx::wait_for_startup(&mut child, prefix, port, startup_limit()) {
             Startup::Ready => {
                 let server = Nginx::new(child, port, prefix.to_path_buf());
                 if plan.master_process {
@@ -116,7 +119,7 @@ fn start(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<Nginx, Strin
                 drop(Nginx::new(child, port, prefix.to_path_buf()));
                 return Err(format!(
                     "nginx did not start listening on 127.0.0.1:{port} within {} s\n{}",
-                    patient(STARTUP_LIMIT).as_secs(),
+                    startup_limit().as_secs(),
                     show_startup_output(prefix)
                 ));
             }
@@ -167,13 +170,16 @@ pub fn run_in_prefix(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<
     let outcome = exercise(plan, &mut server)
         .map_err(|message| format!("{message}\n{}", error_log_tail(prefix)));
     server.stop();
-    memcheck::errors(prefix)?;
-    match outcome {
+    let outcome = match outcome {
         Err(message) if plan.timing_sensitive && memcheck::enabled() => {
             eprintln!("timing-sensitive block, checks not counted under memcheck:\n{message}");
             Ok(())
         }
         outcome => outcome,
+    };
+    match (outcome, memcheck::errors(prefix)) {
+        (Err(checks), Err(memory)) => Err(format!("{checks}\n{memory}")),
+        (outcome, memory) => outcome.and(memory),
     }
 }
 
@@ -182,7 +188,7 @@ fn run_must_die(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<(), S
     write_server_files(plan, settings, prefix, port)?;
     let child = nginx::spawn(&settings.nginx_binary, prefix)?;
     let mut server = Nginx::new(child, port, prefix.to_path_buf());
-    match nginx::wait_for_startup(&mut server.child, prefix, port, patient(STARTUP_LIMIT)) {
+    match nginx::wait_for_startup(&mut server.child, prefix, port, startup_limit()) {
         Startup::Exited(status) if !status.success() => {}
         Startup::Exited(status) => {
             return Err(format!(
@@ -201,7 +207,7 @@ fn run_must_die(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<(), S
             server.stop();
             return Err(format!(
                 "--- must_die: nginx neither exited nor started within {} s\n{}",
-                patient(STARTUP_LIMIT).as_secs(),
+                startup_limit().as_secs(),
                 show_startup_output(prefix)
             ));
         }
