@@ -1,17 +1,19 @@
-"""Checks that no source file imports from a layer above its own.
+"""Checks that the source's dependencies go one way.
 
-Layers, lowest first (issue #14's target; a file's layer is the first
-pattern below that matches it):
-  0 bottom:  nginx.rs, shdict/, pure helpers without a request
-  1 request: request primitives that know nothing of Lua
-  2 lua:     the Lua runtime and the ngx API
-  3 top:     directives, phase handlers, filters, process hooks, status
+Layers, lowest first (a file's layer is the first pattern below that
+matches it); a file may import from its own layer and those below:
+  0 bottom:  nginx's safe wrappers, the phase list, the store, pure text
+  1 request: request primitives that know nothing of Lua or configuration
+  2 lua:     the Lua runtime, its scheduler and the ngx API
+  3 top:     configuration, directives, nginx's entry points (phase
+             handlers, filters, process hooks, the status page)
 
-Every `crate::a::b`, `super::...` and `self::...` path in a file (in `use` lines, grouped `{...}` ones
-included, and in code) is resolved to the module file it names. An import
-from a higher layer fails the check unless it is listed in
-scripts/lib/layer-violations.txt, the ones the code still has; a listed one
-that no longer occurs fails too, so that the list only shrinks.
+Every `crate::a::b`, `super::...` and `self::...` path in a file (in `use`
+lines, grouped `{...}` ones included, and in code) is resolved to the module
+file it names. The check fails on an import from a higher layer, and on a
+cycle between folders (each folder under src/, and each file directly in it,
+is one node; lib.rs, the crate root holding the module object nginx reads,
+is not).
 
 Usage: check-layers.py REPO_ROOT
 """
@@ -21,10 +23,10 @@ import re
 import sys
 
 LAYERS = [
-    ("bottom", [r"src/nginx(_ffi)?\.rs$", r"src/shdict/", r"src/http/args\.rs$"]),
-    ("request", [r"src/http/(headers|request|subrequest)\.rs$"]),
+    ("bottom", [r"src/nginx(_ffi)?\.rs$", r"src/phase\.rs$", r"src/shdict/", r"src/text/"]),
+    ("request", [r"src/request/"]),
     ("lua", [r"src/lua/"]),
-    ("top", [r"src/conf/", r"src/http/", r"src/directives\.rs$", r"src/lib\.rs$"]),
+    ("top", [r"src/conf/", r"src/directives/", r"src/http/", r"src/lib\.rs$"]),
 ]
 
 PATH = re.compile(r"\b(crate|super|self)((?:::\w+)+)(::\{[^}]*\})?")
@@ -75,34 +77,73 @@ def imports(root, path):
     return found
 
 
+def folder_of(path):
+    """The node of a source file in the folder graph: src/a/... is "a"."""
+    parts = path.split("/")
+    return parts[1] if len(parts) > 2 else parts[1][: -len(".rs")]
+
+
+def cycles(edges):
+    """Strongly connected components with more than one node."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(edges.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
 def main():
     root = sys.argv[1]
-    listed_path = os.path.join(root, "scripts/lib/layer-violations.txt")
-    listed = set()
-    for line in open(listed_path, encoding="utf-8"):
-        line = line.split("#", 1)[0].strip()
-        if line:
-            listed.add(line)
     sources = []
     for directory, _, files in os.walk(os.path.join(root, "src")):
         for name in files:
             if name.endswith(".rs"):
                 sources.append(os.path.relpath(os.path.join(directory, name), root))
-    upward = set()
+    upward = []
+    edges, why = {}, {}
     for path in sorted(sources):
         rank = layer_of(path)
-        for target in imports(root, path):
+        for target in sorted(imports(root, path)):
             if layer_of(target) > rank:
-                upward.add(f"{path} -> {target}")
-    new = sorted(upward - listed)
-    gone = sorted(listed - upward)
-    for line in new:
+                upward.append(f"{path} -> {target}")
+            here, there = folder_of(path), folder_of(target)
+            if here != there and "lib" not in (here, there):
+                edges.setdefault(here, set()).add(there)
+                why.setdefault((here, there), f"{path} -> {target}")
+    for line in upward:
         print(f"upward import: {line}")
-    for line in gone:
-        print(f"no longer imported (remove it from layer-violations.txt): {line}")
-    print(f"check-layers: {len(upward)} upward imports, all listed" if not new and not gone
-          else f"check-layers: {len(new)} new upward imports, {len(gone)} listed ones gone")
-    return 1 if new or gone else 0
+    looped = cycles(edges)
+    for component in looped:
+        print(f"folders import each other: {', '.join(component)}")
+        for (here, there), example in sorted(why.items()):
+            if here in component and there in component:
+                print(f"    {here} -> {there}, e.g. {example}")
+    ok = not upward and not looped
+    print("check-layers: imports go one way" if ok
+          else f"check-layers: {len(upward)} upward imports, {len(looped)} folder cycles")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -6,58 +6,52 @@ use core::ptr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nginx_sys::{
-    ngx_alloc_chain_link, ngx_buf_t, ngx_chain_t, ngx_create_temp_buf,
-    ngx_http_output_body_filter_pt, ngx_http_output_header_filter_pt, ngx_http_request_t,
-    ngx_http_top_body_filter, ngx_http_top_header_filter, ngx_int_t, ngx_pcalloc, ngx_read_file,
-    NGX_ERROR, NGX_LOG_ERR,
+    ngx_alloc_chain_link, ngx_buf_t, ngx_chain_t, ngx_create_temp_buf, ngx_http_request_t,
+    ngx_int_t, ngx_pcalloc, NGX_ERROR, NGX_LOG_ERR,
 };
 
-use super::request::HttpRequest;
 use crate::conf::MainConf;
-use crate::lua::{Phase, RunOutcome};
+use crate::lua::RunOutcome;
+use crate::phase::Phase;
+use crate::request::buffers::{drain_chain, ChainEnd};
+use crate::request::filter_chain::FilterLink;
+use crate::request::state::request_state;
+use crate::request::HttpRequest;
 
-/// The filters below ours, set when ours are installed (per process: a
-/// reload re-installs them in the new cycle).
-static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
-static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
+/// The filters below ours.
+static NEXT: FilterLink = FilterLink::new();
 
-/// Installs our filters on top of the chains, as postconfiguration must.
+/// Installs our filters on top of the chains, as postconfiguration must
+/// (above the capture filters, which thereby see subrequest output after
+/// the Lua filters).
 ///
 /// # Safety
 /// Called from postconfiguration, while nginx builds its filter chains.
 pub(crate) unsafe fn install(main: &MainConf) {
-    // SAFETY: nginx's filter chain heads are plain globals written only
-    // during configuration, in the single master thread.
+    // SAFETY: per the contract.
     unsafe {
-        super::subrequest::install_capture_filters();
+        crate::request::subrequest::install_capture_filters();
         if main.header_filter_used || main.body_filter_used {
-            NEXT_HEADER_FILTER = ngx_http_top_header_filter;
-            ngx_http_top_header_filter = Some(header_filter);
+            NEXT.install_header(header_filter);
         }
         if main.body_filter_used {
-            NEXT_BODY_FILTER = ngx_http_top_body_filter;
-            ngx_http_top_body_filter = Some(body_filter);
+            NEXT.install_body(body_filter);
         }
     }
 }
 
-fn next_header(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: set in `install` before any request; nginx's chain always
-    // ends in its own header filter.
-    match unsafe { NEXT_HEADER_FILTER } {
-        // SAFETY: passing the live request down the chain.
-        Some(next) => unsafe { next(r) },
-        None => NGX_ERROR as ngx_int_t,
-    }
+/// # Safety
+/// `r` must be a live request.
+unsafe fn next_header(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: per the contract.
+    unsafe { NEXT.next_header(r) }
 }
 
-fn next_body(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t) -> ngx_int_t {
-    // SAFETY: as above, for the body filter chain.
-    match unsafe { NEXT_BODY_FILTER } {
-        // SAFETY: passing the live request and a chain from its pool down.
-        Some(next) => unsafe { next(r, chain) },
-        None => NGX_ERROR as ngx_int_t,
-    }
+/// # Safety
+/// `r` must be a live request, `chain` null or a chain of its own.
+unsafe fn next_body(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t) -> ngx_int_t {
+    // SAFETY: per the contract.
+    unsafe { NEXT.next_body(r, chain) }
 }
 
 fn log_failure(req: HttpRequest, phase: Phase, message: &str) {
@@ -104,13 +98,6 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
     }
 }
 
-/// # Safety
-/// `b` must be a live buffer.
-unsafe fn in_memory(b: *const ngx_buf_t) -> bool {
-    // SAFETY: per the contract.
-    unsafe { (*b).temporary() != 0 || (*b).memory() != 0 || (*b).mmap() != 0 }
-}
-
 unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_chain_t) -> ngx_int_t {
     // SAFETY: nginx calls body filters with a live request.
     let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
@@ -124,27 +111,9 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
         // SAFETY: the input chain and its buffers belong to this request;
         // we consume them (pos = last) and pass new buffers from its pool.
         unsafe {
-            let state = super::state::request_state(r).ok_or(())?;
-            let (mut data, mut eof, mut flush) = (Vec::new(), false, false);
-            let mut link = input;
-            while !link.is_null() {
-                let b = (*link).buf;
-                if in_memory(b) {
-                    let len = (*b).last.offset_from((*b).pos) as usize;
-                    data.extend_from_slice(core::slice::from_raw_parts((*b).pos, len));
-                    (*b).pos = (*b).last;
-                } else if (*b).in_file() != 0 {
-                    // Our filter sits above nginx's copy filter, which would
-                    // otherwise read files into memory: read them here.
-                    read_file_part(b, &mut data)?;
-                }
-                if (*b).in_file() != 0 {
-                    (*b).file_pos = (*b).file_last;
-                }
-                eof |= (*b).last_buf() != 0 || (*b).last_in_chain() != 0;
-                flush |= (*b).flush() != 0;
-                link = (*link).next;
-            }
+            let state = request_state(r).ok_or(())?;
+            let mut data = Vec::new();
+            let ChainEnd { last: eof, flush } = drain_chain(input, Some(&mut data)).ok_or(())?;
             if state.body_filter_truncated {
                 return Ok(ptr::null_mut());
             }
@@ -163,27 +132,6 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
         Ok(Ok(chain)) => next_body(r, chain),
         _ => NGX_ERROR as ngx_int_t,
     }
-}
-
-/// Appends a file buffer's bytes (`file_pos..file_last`) to `out`.
-///
-/// # Safety
-/// `b` must be a live file buffer.
-pub(crate) unsafe fn read_file_part(b: *const ngx_buf_t, out: &mut Vec<u8>) -> Result<(), ()> {
-    // SAFETY: per the contract; nginx reads at most `len` bytes into the
-    // spare capacity we reserved, and we only keep what it reports.
-    unsafe {
-        let len = ((*b).file_last - (*b).file_pos).max(0) as usize;
-        out.reserve(len);
-        let start = out.len();
-        let dst = out.as_mut_ptr().add(start);
-        let n = ngx_read_file((*b).file, dst, len, (*b).file_pos);
-        if n < 0 || n as usize != len {
-            return Err(());
-        }
-        out.set_len(start + len);
-    }
-    Ok(())
 }
 
 /// One buffer holding `data`, marked last (or last in its subrequest) on

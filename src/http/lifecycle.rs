@@ -9,8 +9,9 @@ use nginx_sys::{
 };
 
 use crate::conf::MainConf;
-use crate::lua::{ChunkId, Phase, RunOutcome};
+use crate::lua::{ChunkId, RunOutcome};
 use crate::nginx::Log;
+use crate::phase::Phase;
 
 /// Our http main conf in `cycle`, if it has an http block.
 fn main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
@@ -24,15 +25,6 @@ fn main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
             .add(crate::ngx_http_lua_shdict_module.ctx_index);
         conf.cast::<MainConf>().as_ref()
     }
-}
-
-/// The Lua runtime of the running cycle (what timers run their callbacks
-/// in).
-pub(crate) fn current_runtime() -> Option<&'static crate::lua::LuaRuntime> {
-    // SAFETY: ngx_cycle is the running cycle, which outlives every timer of
-    // this process.
-    let cycle = unsafe { nginx_sys::ngx_cycle } as *mut ngx_cycle_t;
-    main_conf(cycle)?.runtime()
 }
 
 /// Runs a process-level chunk; returns the error text on failure.

@@ -1,14 +1,9 @@
 //! Phase handlers: where nginx hands a request to Lua and takes it back.
 
-pub mod args;
 mod filters;
-pub mod headers;
 pub mod lifecycle;
-pub mod request;
 pub mod set_var;
-mod state;
 pub mod status;
-pub(crate) mod subrequest;
 
 use core::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,24 +12,26 @@ use nginx_sys::{
     ngx_array_push, ngx_conf_t, ngx_http_core_main_conf_t, ngx_http_core_module,
     ngx_http_finalize_request, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
     ngx_http_phases_NGX_HTTP_LOG_PHASE, ngx_http_phases_NGX_HTTP_REWRITE_PHASE, ngx_http_request_t,
-    ngx_int_t, ngx_pool_cleanup_add, NGX_DECLINED, NGX_DONE, NGX_ERROR,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NO_CONTENT, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
+    ngx_int_t, NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_HTTP_NO_CONTENT, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
 };
 
 use mlua::MultiValue;
 use nginx_sys::{
     ngx_event_flags, ngx_handle_read_event, ngx_http_block_reading, ngx_http_core_run_phases,
-    ngx_http_read_client_request_body, ngx_http_request_empty_handler,
-    ngx_http_run_posted_requests, ngx_uint_t, NGX_AGAIN, NGX_HTTP_CLIENT_CLOSED_REQUEST,
-    NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_INFO, NGX_USE_LEVEL_EVENT,
+    ngx_http_request_empty_handler, ngx_http_run_posted_requests, ngx_uint_t,
+    NGX_HTTP_CLIENT_CLOSED_REQUEST, NGX_LOG_INFO, NGX_USE_LEVEL_EVENT,
 };
 
-use self::request::HttpRequest;
 use crate::conf::{LocConf, MainConf};
+use crate::lua::scheduler::event_loop::EVENT_LOOP;
 use crate::lua::scheduler::{CoId, Owner, Shared, Wait};
-use crate::lua::{Phase, RunOutcome};
-
-pub(crate) use self::lifecycle::current_runtime;
+use crate::lua::RunOutcome;
+use crate::phase::Phase;
+use crate::request::state::{existing_request_state, request_state};
+use crate::request::subrequest;
+use crate::request::waiters::{self, FinishedCapture, WaiterHooks};
+use crate::request::HttpRequest;
 
 /// Our `http` main configuration for the request's server.
 pub(crate) fn main_conf<'a>(req: HttpRequest) -> &'a MainConf {
@@ -87,7 +84,7 @@ fn fail_request(req: HttpRequest, message: &str) -> ngx_int_t {
         log.write(NGX_LOG_ERR as usize, line.as_bytes());
     }
     // nginx cannot cancel subrequests under way: no response can be made.
-    if req.headers_sent() || subrequest::pending(req.as_ptr()) {
+    if req.headers_sent() || subrequest::pending(req) {
         NGX_ERROR as ngx_int_t
     } else {
         NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
@@ -151,7 +148,7 @@ fn content_rc(req: HttpRequest, outcome: RunOutcome, resumed: bool) -> Option<ng
 /// the request would wait for them forever. It is terminated instead.
 fn abandons_subrequests(req: HttpRequest, outcome: &RunOutcome) -> Option<ngx_int_t> {
     let ends = !matches!(outcome, RunOutcome::Suspended(_) | RunOutcome::Failed(_));
-    (ends && subrequest::pending(req.as_ptr())).then_some(NGX_ERROR as ngx_int_t)
+    (ends && subrequest::pending(req)).then_some(NGX_ERROR as ngx_int_t)
 }
 
 /// How rewrite/access go on after their chunk stopped.
@@ -198,6 +195,29 @@ fn phase_step(req: HttpRequest, phase: Phase, outcome: RunOutcome) -> PhaseStep 
     }
 }
 
+/// A handler whose coroutines wait, as the request's state keeps it.
+struct Parked {
+    scheduler: Shared,
+    phase: Phase,
+}
+
+/// The request's parked handler: its scheduler and phase.
+fn parked(req: HttpRequest) -> Option<(Shared, Phase)> {
+    // SAFETY: live request.
+    let state = unsafe { existing_request_state(req.as_ptr()) }?;
+    let parked = state.parked.as_ref()?.downcast_ref::<Parked>()?;
+    Some((parked.scheduler.clone(), parked.phase))
+}
+
+/// The handler of `req` no longer waits: dropping its scheduler disarms its
+/// coroutines' timers.
+fn unpark(req: HttpRequest) {
+    // SAFETY: live request.
+    if let Some(state) = unsafe { existing_request_state(req.as_ptr()) } {
+        state.parked = None;
+    }
+}
+
 /// Whom a request handler's scheduler belongs to: its events resume it
 /// through [`wake_request`].
 fn request_owner(req: HttpRequest) -> Owner {
@@ -207,8 +227,10 @@ fn request_owner(req: HttpRequest) -> Owner {
         wake: wake_request,
         // SAFETY: live request; its connection's log lives as long.
         log: unsafe { (*(*r).connection).log },
+        host: &EVENT_LOOP,
         log_context: "",
         cancelable_sleeps: false,
+        checks_client_abort: checks_client_abort(req),
     }
 }
 
@@ -226,10 +248,10 @@ fn suspend(
     let r = req.as_ptr();
     // SAFETY: live request; the state lives in its pool.
     unsafe {
-        let Some(state) = state::request_state(r) else {
+        let Some(state) = request_state(r) else {
             return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
         };
-        state.suspended = Some((scheduler, phase));
+        state.parked = Some(Box::new(Parked { scheduler, phase }));
         (*r).write_event_handler = Some(ngx_http_request_empty_handler);
         watch_for_client_abort(req);
         if take_reference {
@@ -241,7 +263,7 @@ fn suspend(
 }
 
 /// Whether `lua_check_client_abort` is on for the request's location.
-pub(crate) fn checks_client_abort(req: HttpRequest) -> bool {
+fn checks_client_abort(req: HttpRequest) -> bool {
     module_confs(req).1.check_client_abort == Some(true)
 }
 
@@ -312,10 +334,7 @@ unsafe extern "C" fn client_abort_check(r: *mut ngx_http_request_t) {
         return;
     };
     let checked = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: live request.
-        let suspended =
-            unsafe { state::existing_request_state(r) }.and_then(|s| s.suspended.clone());
-        let Some((scheduler, _)) = suspended else {
+        let Some((scheduler, _)) = parked(req) else {
             // The handler is done: back to nginx's own behaviour.
             // SAFETY: live request.
             unsafe { ngx_http_block_reading(r) };
@@ -346,11 +365,7 @@ unsafe extern "C" fn client_abort_check(r: *mut ngx_http_request_t) {
             // The callback already runs; the handler goes on.
             Err(true) => {}
             Err(false) => {
-                // SAFETY: live request; dropping the scheduler disarms its
-                // coroutines' timers.
-                if let Some(state) = unsafe { state::existing_request_state(r) } {
-                    state.suspended = None;
-                }
+                unpark(req);
                 // SAFETY: live request; 499 terminates it whatever its
                 // reference count.
                 unsafe {
@@ -391,76 +406,39 @@ unsafe fn wake_request(data: *mut c_void, co: CoId) {
     unsafe { ngx_http_run_posted_requests(connection) };
 }
 
-/// nginx's post handler for `ngx.req.read_body`: the body is in. Resumes
-/// the coroutine if it had to wait (when the body was already there,
-/// `read_body` returned at once and nobody waits).
-unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
-    // SAFETY: nginx calls the post handler with the live request.
-    let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
+/// The `body_ready` waiter hook: the request body is in; the coroutine
+/// waiting for it goes on.
+fn body_arrived(req: HttpRequest) {
+    let waiting =
+        parked(req).and_then(|(scheduler, _)| scheduler.borrow().waiting_for(&Wait::Body));
+    if let Some(co) = waiting {
+        resume_coroutine(req, co, &Wait::Body);
+    }
+}
+
+/// The `captures_done` waiter hook: the coroutines whose subrequests have
+/// all answered go on with the responses.
+fn captures_arrived(req: HttpRequest, finished: Vec<FinishedCapture>) {
+    let (Some(runtime), Some((scheduler, _))) = (main_conf(req).runtime(), parked(req)) else {
         return;
     };
-    let resumed = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: live request.
-        let Some(state) = (unsafe { state::existing_request_state(r) }) else {
-            return;
-        };
-        let waiting = state
-            .suspended
-            .as_ref()
-            .and_then(|(scheduler, _)| scheduler.borrow().waiting_for(&Wait::Body));
-        if let Some(co) = waiting {
-            resume_coroutine(req, co, &Wait::Body);
-        }
-    }));
-    if resumed.is_err() {
-        // SAFETY: live request.
-        unsafe { ngx_http_finalize_request(r, NGX_ERROR as ngx_int_t) };
+    // Every waiting thread is queued before any runs: a run may end the
+    // request, after which it must not be touched.
+    for capture in finished {
+        let args = runtime
+            .capture_results(capture.responses)
+            .unwrap_or_else(|_| MultiValue::new());
+        scheduler
+            .borrow_mut()
+            .make_ready(capture.waiter, &Wait::Subrequests, args);
     }
-}
-
-/// Outcome of reading the request body for `ngx.req.read_body`.
-pub(crate) enum BodyRead {
-    /// Read (or there was none): go on.
-    Done,
-    /// Arriving: the coroutine must wait for [`body_ready`].
-    Pending,
-    /// nginx refused it (e.g. 413): end the request with this status.
-    Failed(isize),
-}
-
-/// Starts reading the request body.
-pub(crate) fn start_reading_body(req: HttpRequest) -> BodyRead {
-    let r = req.as_ptr();
-    // SAFETY: live request. nginx takes a request reference for the read
-    // (and drops it itself on a special-response failure). It is released
-    // at once, even while the body is still arriving: a waiting handler is
-    // kept alive the way a sleeping one is (see `suspend`), so that one rule
-    // governs references whatever its coroutines wait for.
-    unsafe {
-        let rc = ngx_http_read_client_request_body(r, Some(body_ready));
-        if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
-            return BodyRead::Failed(rc as isize);
-        }
-        let main = (*r).main;
-        (*main).set_count((*main).count() - 1);
-        if rc == NGX_AGAIN as ngx_int_t {
-            return BodyRead::Pending;
-        }
-        if rc == NGX_OK as ngx_int_t {
-            BodyRead::Done
-        } else {
-            BodyRead::Failed(NGX_HTTP_INTERNAL_SERVER_ERROR as isize)
-        }
-    }
+    continue_handler(req);
 }
 
 /// Resumes thread `co` of the request's suspended handler after an event of kind `why`,
 /// and takes the handler's phase on from wherever the run ends.
 fn resume_coroutine(req: HttpRequest, co: CoId, why: &Wait) {
-    // SAFETY: live request.
-    let suspended =
-        unsafe { state::existing_request_state(req.as_ptr()) }.and_then(|s| s.suspended.clone());
-    if let Some((scheduler, _)) = suspended {
+    if let Some((scheduler, _)) = parked(req) {
         scheduler
             .borrow_mut()
             .make_ready(co, why, MultiValue::new());
@@ -472,11 +450,7 @@ fn resume_coroutine(req: HttpRequest, co: CoId, why: &Wait) {
 /// handler's phase on from wherever the run ends.
 fn continue_handler(req: HttpRequest) {
     let r = req.as_ptr();
-    // SAFETY: live request.
-    let Some(state) = (unsafe { state::existing_request_state(r) }) else {
-        return;
-    };
-    let Some((scheduler, phase)) = state.suspended.clone() else {
+    let Some((scheduler, phase)) = parked(req) else {
         return;
     };
     let Some(runtime) = main_conf(req).runtime() else {
@@ -486,10 +460,7 @@ fn continue_handler(req: HttpRequest) {
         return;
     };
     if !matches!(outcome, RunOutcome::Suspended(_)) {
-        // SAFETY: live request (the run holds a reference to it).
-        if let Some(state) = unsafe { state::existing_request_state(r) } {
-            state.suspended = None;
-        }
+        unpark(req);
     }
     if phase == Phase::Content {
         if let Some(rc) = content_rc(req, outcome, true) {
@@ -637,30 +608,11 @@ pub(crate) unsafe extern "C" fn register_phase_handlers(cf: *mut ngx_conf_t) -> 
             }
         }
         filters::install(main);
+        crate::request::state::use_ctx_slot(crate::ngx_http_lua_shdict_module.ctx_index);
+        waiters::install(WaiterHooks {
+            body_ready: body_arrived,
+            captures_done: captures_arrived,
+        });
     }
     NGX_OK as ngx_int_t
-}
-
-/// Arranges for the request's `ngx.ctx` to be dropped when it ends.
-pub(crate) fn forget_ctx_at_request_end(req: HttpRequest) {
-    unsafe extern "C" fn forget(data: *mut c_void) {
-        let r = data.cast::<ngx_http_request_t>();
-        // SAFETY: pool cleanups run before the pool's memory (the request
-        // included) is freed; the confs outlive every request.
-        if let Some(req) = unsafe { HttpRequest::from_raw(r) } {
-            crate::nginx::without_unwinding("request cleanup", || {
-                if let Some(runtime) = main_conf(req).runtime() {
-                    runtime.forget_request_ctx(r);
-                }
-            });
-        }
-    }
-    // SAFETY: live request; the cleanup is allocated from its pool.
-    unsafe {
-        let cleanup = ngx_pool_cleanup_add((*req.as_ptr()).pool, 0);
-        if !cleanup.is_null() {
-            (*cleanup).handler = Some(forget);
-            (*cleanup).data = req.as_ptr().cast();
-        }
-    }
 }

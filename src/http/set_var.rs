@@ -14,8 +14,8 @@ use nginx_sys::{
     NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_LOG_ERR, NGX_OK,
 };
 
-use super::request::HttpRequest;
 use crate::lua::{ChunkId, RunOutcome};
+use crate::request::HttpRequest;
 
 unsafe extern "C" {
     /// The rewrite module, whose per-location script we append to.

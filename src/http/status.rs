@@ -9,10 +9,10 @@ use nginx_sys::{
     NGX_LOG_ALERT, NGX_OK,
 };
 
-use super::args::parse_query;
-use super::request::HttpRequest;
+use crate::text::args::parse_query;
 use crate::conf::MainConf;
 use crate::nginx;
+use crate::request::HttpRequest;
 use crate::shdict::ZoneStats;
 
 const JSON_TYPE: &str = "application/json";

@@ -7,10 +7,10 @@ use nginx_sys::NGX_LOG_DEBUG;
 
 use super::output::append_scalar;
 use super::raise::{api_function, lua_type_name, raise, CALLER_LEVEL};
-use super::Phase;
-use crate::http::args::{parse_query, ParsedArgs};
-use crate::http::request::HttpRequest;
+use crate::text::args::{parse_query, ParsedArgs};
 use crate::nginx::{self, Log};
+use crate::phase::Phase;
+use crate::request::HttpRequest;
 
 const HTTP_STATUS_CONSTANTS: &[(&str, i64)] = &[
     ("HTTP_CONTINUE", 100),
@@ -90,7 +90,7 @@ const RESULT_CONSTANTS: &[(&str, i64)] = &[
 ];
 
 /// The request the running chunk serves, or OpenResty's error outside one.
-pub(super) fn request() -> mlua::Result<HttpRequest> {
+pub(crate) fn request() -> mlua::Result<HttpRequest> {
     let r = super::current_request().ok_or_else(|| raise("no request object found"))?;
     // SAFETY: the pointer is set only while the handler for this live
     // request runs the chunk.
@@ -133,7 +133,13 @@ pub(super) fn set_request_ctx(lua: &Lua, r: HttpRequest, ctx: Table) -> mlua::Re
     let map: Table = lua.named_registry_value(REQUEST_CTX_KEY)?;
     let slot = LightUserData(r.as_ptr().cast());
     if map.raw_get::<Value>(slot)?.is_nil() {
-        crate::http::forget_ctx_at_request_end(r);
+        // The table goes with the request.
+        let lua = lua.clone();
+        r.at_end(move || {
+            if let Ok(map) = lua.named_registry_value::<Table>(REQUEST_CTX_KEY) {
+                let _ = map.raw_remove(slot);
+            }
+        });
     }
     map.raw_set(slot, ctx)
 }

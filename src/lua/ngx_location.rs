@@ -7,8 +7,8 @@ use mlua::{Function, Lua, MultiValue, Table, Value};
 use super::ngx_api::{allow_in, request, set_request_ctx, OUTPUT_PHASES};
 use super::raise::{api_function, lua_type_name, raise};
 use super::scheduler::{current_coroutine, park_sentinel, Request};
-use crate::http::request::HttpRequest;
-use crate::http::subrequest::{start_captures, Captured, SubrequestSpec, METHODS};
+use crate::request::subrequest::{start_captures, Captured, SubrequestSpec, METHODS};
+use crate::request::HttpRequest;
 
 /// A number or string option as bytes (numbers formatted as Lua does).
 fn text_of(lua: &Lua, value: &Value) -> Option<Vec<u8>> {

@@ -6,7 +6,8 @@ use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use super::ngx_api::{allow_in, request, OUTPUT_PHASES};
 use super::raise::{api_function, lua_type_name, raise};
-use super::Phase;
+use crate::phase::Phase;
+use crate::request::body::{self, BodyRead};
 
 /// The default `max_headers` of `get_headers`, as in OpenResty.
 const DEFAULT_MAX_HEADERS: usize = 100;
@@ -167,10 +168,8 @@ fn header_table(lua: &Lua) -> mlua::Result<Table> {
 
 /// nginx cannot cancel subrequests under way, so a handler waiting for
 /// some cannot end with a response of its own.
-pub(super) fn refuse_abort_with_subrequests(
-    r: crate::http::request::HttpRequest,
-) -> mlua::Result<()> {
-    if crate::http::subrequest::pending(r.as_ptr()) {
+pub(super) fn refuse_abort_with_subrequests(r: crate::request::HttpRequest) -> mlua::Result<()> {
+    if crate::request::subrequest::pending(r) {
         return Err(raise("attempt to abort with pending subrequests"));
     }
     Ok(())
@@ -231,27 +230,6 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
             Ok(())
         },
     )?;
-    let record_sleep = api_function(lua, |_, seconds: Value| {
-        let seconds = match seconds {
-            Value::Number(n) => n,
-            Value::Integer(i) => i as f64,
-            other => {
-                return Err(raise(format!(
-                    "bad argument #1 to 'sleep' (number expected, got {})",
-                    lua_type_name(&other)
-                )))
-            }
-        };
-        if seconds.is_nan() || seconds < 0.0 {
-            return Err(raise("invalid sleep duration"));
-        }
-        allow_in(&[Phase::Rewrite, Phase::Access, Phase::Content, Phase::Timer])?;
-        if super::current_phase() != Some(Phase::Timer) {
-            request()?;
-        }
-        super::record_request(super::scheduler::Request::Sleep((seconds * 1000.0) as u64));
-        Ok(())
-    })?;
     // True when the coroutine must wait for the body (or leave with an error
     // status nginx chose, e.g. 413).
     let start_read_body = api_function(lua, |_, ()| {
@@ -260,13 +238,13 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         if r.body_was_read() {
             return Ok(false);
         }
-        Ok(match crate::http::start_reading_body(r) {
-            crate::http::BodyRead::Done => false,
-            crate::http::BodyRead::Pending => {
+        Ok(match body::start_reading(r) {
+            BodyRead::Done => false,
+            BodyRead::Pending => {
                 super::record_request(super::scheduler::Request::ReadBody);
                 true
             }
-            crate::http::BodyRead::Failed(status) => {
+            BodyRead::Failed(status) => {
                 super::record_exit(status);
                 true
             }
@@ -275,7 +253,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let wait_here = super::scheduler::wait_here(lua)?;
     let make: Function = lua
         .load(
-            "local record_redirect, record_exec, record_sleep, start_read_body, wait_here, type, ngx = ...\n\
+            "local record_redirect, record_exec, start_read_body, wait_here, type, ngx = ...\n\
              local function redirect(uri, status)\n\
                  record_redirect(uri, status)\n\
                  return wait_here()\n\
@@ -285,30 +263,23 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                  record_exec(uri, args)\n\
                  return wait_here()\n\
              end\n\
-             local function sleep(seconds)\n\
-                 record_sleep(seconds)\n\
-                 return wait_here()\n\
-             end\n\
              local function read_body()\n\
                  if start_read_body() then return wait_here() end\n\
              end\n\
-             return redirect, exec, sleep, read_body",
+             return redirect, exec, read_body",
         )
         .set_name(super::raise::internal_chunk_name("ngx.redirect"))
         .into_function()?;
-    let (redirect, exec, sleep, read_body): (Function, Function, Function, Function) =
-        make.call((
-            record_redirect,
-            record_exec,
-            record_sleep,
-            start_read_body,
-            wait_here,
-            lua.globals().get::<Function>("type")?,
-            ngx.clone(),
-        ))?;
+    let (redirect, exec, read_body): (Function, Function, Function) = make.call((
+        record_redirect,
+        record_exec,
+        start_read_body,
+        wait_here,
+        lua.globals().get::<Function>("type")?,
+        ngx.clone(),
+    ))?;
     ngx.set("redirect", redirect)?;
     ngx.set("exec", exec)?;
-    ngx.set("sleep", sleep)?;
     let req: Table = ngx.get("req")?;
     req.set("read_body", read_body)?;
     Ok(())
@@ -410,7 +381,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                 }
                 None => 100,
             };
-            let parsed = crate::http::args::parse_query(&r.body_data().unwrap_or_default(), max);
+            let parsed = crate::text::args::parse_query(&r.body_data().unwrap_or_default(), max);
             mlua::IntoLuaMulti::into_lua_multi(super::ngx_api::parsed_args_table(lua, parsed)?, lua)
         })?,
     )?;

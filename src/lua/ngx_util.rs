@@ -22,7 +22,7 @@ use nginx_sys::{time_t, tm};
 
 use super::output::format_number;
 use super::raise::{api_function, raise};
-use crate::http::args::{parse_query, unescape_component, ParsedArgs};
+use crate::text::args::{parse_query, unescape_component, ParsedArgs};
 
 /// What `ngx.config.ngx_lua_version` reports: the lua-nginx-module release
 /// (0.10.26) whose API this module follows.

@@ -16,7 +16,7 @@
 
 use mlua::{Function, Lua, Table, Value};
 
-use super::{cjson, error_text, ChunkId, LuaRuntime};
+use super::{cjson, error_text, LuaRuntime};
 
 include!(concat!(env!("OUT_DIR"), "/luajit_jit_modules.rs"));
 
@@ -180,14 +180,6 @@ impl LuaRuntime {
             apply("cpath", DEFAULT_CPATH_KEY, cpath).map_err(|e| error_text(&e))?;
         }
         Ok(())
-    }
-
-    /// `lua_code_cache off` for the location running `id`: a file chunk is
-    /// read and compiled again on every run, and modules are loaded afresh.
-    pub fn disable_code_cache(&mut self, id: ChunkId) {
-        if let Some(chunk) = self.chunks.get_mut(id.0 as usize) {
-            chunk.code_cache = false;
-        }
     }
 }
 

@@ -10,14 +10,17 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use nginx_sys::{ngx_add_timer, ngx_event_t, ngx_exiting, ngx_msec_t, NGX_LOG_ERR};
 
 use super::raise::{api_function, lua_type_name, raise};
+use super::runner::{RunOutcome, Runner};
+use super::scheduler::event_loop::EVENT_LOOP;
 use super::scheduler::{CoId, Owner, Shared, Wait};
-use super::{Phase, RunOutcome};
 use crate::nginx::Log;
+use crate::phase::Phase;
 
 /// OpenResty's defaults for `lua_max_pending_timers` and
 /// `lua_max_running_timers`.
@@ -49,6 +52,9 @@ struct TimerTask {
     every: Option<u64>,
     /// The callback's scheduler while its coroutines wait.
     scheduler: Option<Shared>,
+    /// What runs the callback: the runner of the Lua state that scheduled
+    /// it.
+    runner: Rc<Runner>,
 }
 
 fn worker_exiting() -> bool {
@@ -99,6 +105,7 @@ fn schedule(
         entry.raw_set(i + 2, arg)?;
     }
     entry.raw_set("n", n)?;
+    let runner = Runner::of(lua).ok_or_else(|| raise("no Lua runtime"))?;
     let key = NEXT_KEY.with(|k| k.replace(k.get() + 1));
     callbacks(lua)?.raw_set(key, entry)?;
     let task = Box::into_raw(Box::new(TimerTask {
@@ -107,6 +114,7 @@ fn schedule(
         key,
         every,
         scheduler: None,
+        runner,
     }));
     // SAFETY: the task was just allocated; the handler owns it from here.
     unsafe {
@@ -132,10 +140,8 @@ fn free_task(task: *mut TimerTask) {
     // else once out of TASKS.
     let task = unsafe { Box::from_raw(task) };
     TASKS.with(|tasks| tasks.borrow_mut().remove(&task.key));
-    if let Some(runtime) = crate::http::current_runtime() {
-        if let Ok(table) = callbacks(runtime.lua()) {
-            let _ = table.raw_set(task.key, Value::Nil);
-        }
+    if let Ok(table) = callbacks(task.runner.lua()) {
+        let _ = table.raw_set(task.key, Value::Nil);
     }
 }
 
@@ -144,9 +150,6 @@ fn free_task(task: *mut TimerTask) {
 /// sleep are resumed at once.
 pub fn run_premature_timers() {
     SHUTTING_DOWN.with(|s| s.set(true));
-    let Some(runtime) = crate::http::current_runtime() else {
-        return;
-    };
     let tasks: Vec<*mut TimerTask> = TASKS.with(|tasks| tasks.borrow().values().copied().collect());
     for task in tasks {
         // SAFETY: tasks in TASKS are alive; a set timer is removed before
@@ -172,7 +175,9 @@ pub fn run_premature_timers() {
                 break;
             };
             scheduler.borrow_mut().cut_sleeps_short();
-            let outcome = runtime.run_scheduler(&scheduler, core::ptr::null_mut(), Phase::Timer);
+            // SAFETY: as above.
+            let runner = unsafe { (*task).runner.clone() };
+            let outcome = runner.run_scheduler(&scheduler, core::ptr::null_mut(), Phase::Timer);
             finished = settle_run(task, outcome);
         }
         if finished {
@@ -198,10 +203,9 @@ unsafe fn wake_timer(data: *mut core::ffi::c_void, co: CoId) {
         let Some(scheduler) = (unsafe { (*task).scheduler.clone() }) else {
             return false;
         };
-        let Some(runtime) = crate::http::current_runtime() else {
-            return true;
-        };
-        match runtime.wake(
+        // SAFETY: as above.
+        let runner = unsafe { (*task).runner.clone() };
+        match runner.wake(
             &scheduler,
             co,
             &Wait::Sleep,
@@ -221,13 +225,9 @@ unsafe fn wake_timer(data: *mut core::ffi::c_void, co: CoId) {
 fn run_task(task: *mut TimerTask) -> bool {
     // SAFETY: the task is alive for the duration of its handler.
     let t = unsafe { &mut *task };
-    // Callbacks run in the Lua state of the running cycle, the one that
-    // scheduled them.
-    let Some(runtime) = crate::http::current_runtime() else {
-        return true;
-    };
+    let runner = t.runner.clone();
     PENDING.with(|p| p.set(p.get().saturating_sub(1)));
-    let entry = callbacks(runtime.lua()).and_then(|table| table.raw_get::<Table>(t.key));
+    let entry = callbacks(runner.lua()).and_then(|table| table.raw_get::<Table>(t.key));
     let (callback, args) = match entry.and_then(|entry| {
         let callback: Function = entry.raw_get(1)?;
         let n: usize = entry.raw_get("n")?;
@@ -245,12 +245,13 @@ fn run_task(task: *mut TimerTask) -> bool {
     let owner = Owner {
         data: task.cast(),
         wake: wake_timer,
+        host: &EVENT_LOOP,
         log: cycle_log_ptr(),
         log_context: ", context: ngx.timer",
         cancelable_sleeps: true,
+        checks_client_abort: false,
     };
-    let outcome =
-        runtime.start_function(callback, MultiValue::from_iter(args), Phase::Timer, owner);
+    let outcome = runner.start_function(callback, MultiValue::from_iter(args), Phase::Timer, owner);
     settle_run(task, outcome)
 }
 

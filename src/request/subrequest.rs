@@ -18,25 +18,23 @@ use core::ffi::c_void;
 use core::ptr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use mlua::MultiValue;
 use nginx_sys::{
     ngx_alloc_chain_link, ngx_chain_t, ngx_create_temp_buf, ngx_http_core_main_conf_t,
-    ngx_http_core_module, ngx_http_output_body_filter_pt, ngx_http_output_header_filter_pt,
-    ngx_http_parse_unsafe_uri, ngx_http_post_subrequest_t, ngx_http_request_body_t,
-    ngx_http_request_empty_handler, ngx_http_request_t, ngx_http_subrequest,
-    ngx_http_top_body_filter, ngx_http_top_header_filter, ngx_http_variable_value_t, ngx_int_t,
-    ngx_list_init, ngx_list_push, ngx_pcalloc, ngx_str_t, ngx_table_elt_t, ngx_uint_t, NGX_ERROR,
-    NGX_LOG_ERR, NGX_OK,
+    ngx_http_core_module, ngx_http_parse_unsafe_uri, ngx_http_post_subrequest_t,
+    ngx_http_request_body_t, ngx_http_request_empty_handler, ngx_http_request_t,
+    ngx_http_subrequest, ngx_http_variable_value_t, ngx_int_t, ngx_list_init, ngx_list_push,
+    ngx_pcalloc, ngx_str_t, ngx_table_elt_t, ngx_uint_t, NGX_ERROR, NGX_LOG_ERR, NGX_OK,
 };
 
-use super::filters::read_file_part;
+use super::buffers::drain_chain;
+use super::filter_chain::FilterLink;
 use super::headers::{bytes_of, copy_to_pool, elements, header_name_matches};
-use super::request::{HttpRequest, VariableError};
 use super::state::{existing_request_state, request_state};
-use crate::lua::scheduler::{CoId, Wait};
+use super::waiters::{self, FinishedCapture, WaiterId};
+use super::{HttpRequest, VariableError};
 
 /// nginx's method bits and names, as `ngx.HTTP_*` hold them.
-pub(crate) const METHODS: &[(u32, &[u8])] = &[
+pub const METHODS: &[(u32, &[u8])] = &[
     (0x0002, b"GET"),
     (0x0004, b"HEAD"),
     (0x0008, b"POST"),
@@ -58,7 +56,7 @@ const METHOD_PUT: u32 = 0x0010;
 const METHOD_POST: u32 = 0x0008;
 
 /// One subrequest of a capture, as the Lua options describe it.
-pub(crate) struct SubrequestSpec {
+pub struct SubrequestSpec {
     /// The URI, possibly with `?args`.
     pub uri: Vec<u8>,
     /// Extra query arguments, appended to the URI's own.
@@ -74,7 +72,7 @@ pub(crate) struct SubrequestSpec {
 
 /// A subrequest's captured response.
 #[derive(Default)]
-pub(crate) struct Captured {
+pub struct Captured {
     pub status: usize,
     /// Header name as sent, and value, in order.
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
@@ -88,9 +86,9 @@ pub(crate) struct Captured {
 
 /// The subrequests of one `capture*` call, and the coroutine waiting for
 /// them.
-pub(crate) struct CaptureBatch {
+pub struct CaptureBatch {
     id: u64,
-    co: CoId,
+    waiter: WaiterId,
     pending: usize,
     responses: Vec<Captured>,
     /// The call failed half-way: nobody waits for what was started.
@@ -111,7 +109,7 @@ struct CaptureLink {
 
 /// Why a capture could not start; the text is raised to Lua.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum CaptureError {
+pub enum CaptureError {
     #[error("unsafe uri in argument #1: {0}")]
     UnsafeUri(String),
     #[error("failed to issue subrequest: {0}")]
@@ -123,18 +121,18 @@ pub(crate) enum CaptureError {
 }
 
 /// Whether coroutines of request `r` wait for subrequests.
-pub(crate) fn pending(r: *mut ngx_http_request_t) -> bool {
-    // SAFETY: callers pass the live request whose Lua code runs.
-    unsafe { existing_request_state(r) }
+pub fn pending(req: HttpRequest) -> bool {
+    // SAFETY: live request.
+    unsafe { existing_request_state(req.as_ptr()) }
         .is_some_and(|state| state.captures.iter().any(|b| b.pending > 0))
 }
 
-/// Nobody waits for the subrequests thread `co` of `r` started (its yield
+/// Nobody waits for the subrequests `waiter` of `r` started (its yield
 /// failed). They still count as pending.
-pub(crate) fn abandon(r: *mut ngx_http_request_t, co: CoId) {
-    // SAFETY: callers pass the live request whose Lua code runs.
-    if let Some(state) = unsafe { existing_request_state(r) } {
-        for batch in state.captures.iter_mut().filter(|b| b.co == co) {
+pub fn abandon(req: HttpRequest, waiter: WaiterId) {
+    // SAFETY: live request.
+    if let Some(state) = unsafe { existing_request_state(req.as_ptr()) } {
+        for batch in state.captures.iter_mut().filter(|b| b.waiter == waiter) {
             batch.abandoned = true;
         }
     }
@@ -144,9 +142,9 @@ pub(crate) fn abandon(r: *mut ngx_http_request_t, co: CoId) {
 /// (in order) once all are posted. The coroutine must then wait
 /// (`Wait::Subrequests`) until [`captures_ready`] resumes it with the
 /// responses.
-pub(crate) fn start_captures(
+pub fn start_captures(
     req: HttpRequest,
-    co: CoId,
+    waiter: WaiterId,
     specs: &[SubrequestSpec],
 ) -> Result<Vec<*mut ngx_http_request_t>, CaptureError> {
     let r = req.as_ptr();
@@ -156,7 +154,7 @@ pub(crate) fn start_captures(
     state.next_capture += 1;
     state.captures.push(CaptureBatch {
         id,
-        co,
+        waiter,
         pending: 0,
         responses: specs.iter().map(|_| Captured::default()).collect(),
         abandoned: false,
@@ -598,7 +596,7 @@ unsafe fn record_response(
         }
         batch.pending -= 1;
         let parent = (*link).parent;
-        let parent_waits = existing_request_state(parent).is_some_and(|s| s.suspended.is_some());
+        let parent_waits = existing_request_state(parent).is_some_and(|s| s.parked.is_some());
         if batch.pending == 0 && parent_waits {
             (*parent).write_event_handler = Some(captures_ready);
         }
@@ -624,26 +622,17 @@ unsafe extern "C" fn captures_ready(r: *mut ngx_http_request_t) {
             .into_iter()
             .partition(|batch| batch.pending == 0);
         state.captures = waiting;
-        let Some(runtime) = super::main_conf(req).runtime() else {
-            return;
-        };
-        let Some((scheduler, _)) = state.suspended.clone() else {
-            return;
-        };
-        // Every waiting thread is queued before any runs: a run may end the
-        // request, after which it must not be touched.
-        for batch in done {
-            if batch.abandoned {
-                continue;
-            }
-            let args = runtime
-                .capture_results(batch.responses)
-                .unwrap_or_else(|_| MultiValue::new());
-            scheduler
-                .borrow_mut()
-                .make_ready(batch.co, &Wait::Subrequests, args);
+        let finished: Vec<FinishedCapture> = done
+            .into_iter()
+            .filter(|batch| !batch.abandoned)
+            .map(|batch| FinishedCapture {
+                waiter: batch.waiter,
+                responses: batch.responses,
+            })
+            .collect();
+        if let (true, Some(hooks)) = (state.parked.is_some(), waiters::hooks()) {
+            (hooks.captures_done)(req, finished);
         }
-        super::continue_handler(req);
     }));
     if resumed.is_err() {
         // SAFETY: live request.
@@ -651,22 +640,19 @@ unsafe extern "C" fn captures_ready(r: *mut ngx_http_request_t) {
     }
 }
 
-static mut NEXT_HEADER_FILTER: ngx_http_output_header_filter_pt = None;
-static mut NEXT_BODY_FILTER: ngx_http_output_body_filter_pt = None;
+/// The filters below the capture filters.
+static NEXT: FilterLink = FilterLink::new();
 
 /// Installs the capture filters on top of the chains, as postconfiguration
 /// must (before the Lua filters, which thereby run first).
 ///
 /// # Safety
 /// Called from postconfiguration, while nginx builds its filter chains.
-pub(crate) unsafe fn install_capture_filters() {
-    // SAFETY: nginx's filter chain heads are plain globals written only
-    // during configuration, in the single master thread.
+pub unsafe fn install_capture_filters() {
+    // SAFETY: per the contract.
     unsafe {
-        NEXT_HEADER_FILTER = ngx_http_top_header_filter;
-        ngx_http_top_header_filter = Some(capture_header_filter);
-        NEXT_BODY_FILTER = ngx_http_top_body_filter;
-        ngx_http_top_body_filter = Some(capture_body_filter);
+        NEXT.install_header(capture_header_filter);
+        NEXT.install_body(capture_body_filter);
     }
 }
 
@@ -680,13 +666,8 @@ unsafe extern "C" fn capture_header_filter(r: *mut ngx_http_request_t) -> ngx_in
         }
         return NGX_OK as ngx_int_t;
     }
-    // SAFETY: set by `install_capture_filters` before any request; the
-    // chain always ends in nginx's own header filter.
-    match unsafe { NEXT_HEADER_FILTER } {
-        // SAFETY: passing the live request down the chain.
-        Some(next) => unsafe { next(r) },
-        None => NGX_ERROR as ngx_int_t,
-    }
+    // SAFETY: passing the live request down the chain.
+    unsafe { NEXT.next_header(r) }
 }
 
 unsafe extern "C" fn capture_body_filter(
@@ -695,43 +676,24 @@ unsafe extern "C" fn capture_body_filter(
 ) -> ngx_int_t {
     // SAFETY: nginx calls body filters with a live request.
     let Some(link) = (unsafe { capture_link(r) }) else {
-        // SAFETY: as for the header filter.
-        return match unsafe { NEXT_BODY_FILTER } {
-            // SAFETY: passing the live request and its chain down.
-            Some(next) => unsafe { next(r, input) },
-            None => NGX_ERROR as ngx_int_t,
-        };
+        // SAFETY: passing the live request and its chain down.
+        return unsafe { NEXT.next_body(r, input) };
     };
     let captured_ok = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the chain and its buffers belong to this subrequest; they
-        // are consumed (pos = last), which lets their producer reuse them.
+        // SAFETY: the chain and its buffers belong to this subrequest.
         unsafe {
             let mut record = if (*link).posted { None } else { captured(link) };
-            let mut chain = input;
-            while !chain.is_null() {
-                let b = (*chain).buf;
-                let in_memory = (*b).temporary() != 0 || (*b).memory() != 0 || (*b).mmap() != 0;
-                if let Some((batch, index)) = record.as_mut() {
-                    let response = &mut batch.responses[*index];
-                    if in_memory {
-                        let len = (*b).last.offset_from((*b).pos) as usize;
-                        response
-                            .body
-                            .extend_from_slice(core::slice::from_raw_parts((*b).pos, len));
-                    } else if (*b).in_file() != 0 {
-                        read_file_part(b, &mut response.body)?;
-                    }
-                    if (*b).last_buf() != 0 || (*b).last_in_chain() != 0 {
-                        response.seen_last = true;
-                    }
+            let response = record
+                .as_mut()
+                .map(|(batch, index)| &mut batch.responses[*index]);
+            match response {
+                Some(response) => {
+                    let end = drain_chain(input, Some(&mut response.body)).ok_or(())?;
+                    response.seen_last |= end.last;
                 }
-                if in_memory {
-                    (*b).pos = (*b).last;
+                None => {
+                    drain_chain(input, None).ok_or(())?;
                 }
-                if (*b).in_file() != 0 {
-                    (*b).file_pos = (*b).file_last;
-                }
-                chain = (*chain).next;
             }
         }
         Ok::<(), ()>(())

@@ -1,5 +1,12 @@
 //! The directive table and HTTP module context nginx reads from the module.
 
+mod config_file;
+pub mod lua_block;
+mod lua_code;
+mod set_by_lua;
+mod settings;
+mod zones;
+
 use core::ffi::CStr;
 
 use nginx_sys::{
@@ -9,7 +16,7 @@ use nginx_sys::{
     NGX_HTTP_SIF_CONF, NGX_HTTP_SRV_CONF,
 };
 
-use crate::lua::Phase;
+use crate::phase::Phase;
 
 type DirectiveHandler = unsafe extern "C" fn(
     *mut ngx_conf_t,
@@ -73,12 +80,9 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
         }
     };
     let (arguments, set): (u32, DirectiveHandler) = match form {
-        Form::Inline => (NGX_CONF_TAKE1, crate::conf::set_by_lua_inline),
-        Form::Block => (
-            NGX_CONF_BLOCK | NGX_CONF_NOARGS,
-            crate::conf::set_by_lua_block,
-        ),
-        Form::File => (NGX_CONF_TAKE1, crate::conf::set_by_lua_file),
+        Form::Inline => (NGX_CONF_TAKE1, lua_code::set_by_lua_inline),
+        Form::Block => (NGX_CONF_BLOCK | NGX_CONF_NOARGS, lua_code::set_by_lua_block),
+        Form::File => (NGX_CONF_TAKE1, lua_code::set_by_lua_file),
     };
     command(name, contexts, arguments, set, conf, phase.index())
 }
@@ -88,7 +92,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
         NGX_CONF_TAKE2,
-        crate::conf::set_lua_shared_dict,
+        zones::set_lua_shared_dict,
         NGX_HTTP_MAIN_CONF_OFFSET,
         0,
     ),
@@ -96,7 +100,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"lua_shared_dict_status",
         NGX_HTTP_LOC_CONF,
         NGX_CONF_NOARGS,
-        crate::conf::set_lua_shared_dict_status,
+        zones::set_lua_shared_dict_status,
         NGX_HTTP_LOC_CONF_OFFSET,
         0,
     ),
@@ -113,7 +117,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"set_by_lua",
         SET_CONTEXTS,
         NGX_CONF_2MORE,
-        crate::conf::set_by_lua::set_by_lua_inline,
+        set_by_lua::set_by_lua_inline,
         NGX_HTTP_LOC_CONF_OFFSET,
         0,
     ),
@@ -121,7 +125,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"set_by_lua_block",
         SET_CONTEXTS,
         NGX_CONF_BLOCK | NGX_CONF_TAKE1,
-        crate::conf::set_by_lua::set_by_lua_block,
+        set_by_lua::set_by_lua_block,
         NGX_HTTP_LOC_CONF_OFFSET,
         0,
     ),
@@ -129,7 +133,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"set_by_lua_file",
         SET_CONTEXTS,
         NGX_CONF_2MORE,
-        crate::conf::set_by_lua::set_by_lua_file,
+        set_by_lua::set_by_lua_file,
         NGX_HTTP_LOC_CONF_OFFSET,
         0,
     ),
@@ -164,7 +168,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"lua_package_path",
         NGX_HTTP_MAIN_CONF,
         NGX_CONF_TAKE1,
-        crate::conf::packages::set_lua_package_path,
+        settings::set_lua_package_path,
         NGX_HTTP_MAIN_CONF_OFFSET,
         0,
     ),
@@ -172,7 +176,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"lua_package_cpath",
         NGX_HTTP_MAIN_CONF,
         NGX_CONF_TAKE1,
-        crate::conf::packages::set_lua_package_path,
+        settings::set_lua_package_path,
         NGX_HTTP_MAIN_CONF_OFFSET,
         1,
     ),
@@ -180,7 +184,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"lua_code_cache",
         ANY_LEVEL,
         NGX_CONF_FLAG,
-        crate::conf::packages::set_lua_code_cache,
+        settings::set_lua_code_cache,
         NGX_HTTP_LOC_CONF_OFFSET,
         0,
     ),
@@ -188,7 +192,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"lua_check_client_abort",
         ANY_LEVEL,
         NGX_CONF_FLAG,
-        crate::conf::set_lua_check_client_abort,
+        settings::set_lua_check_client_abort,
         NGX_HTTP_LOC_CONF_OFFSET,
         0,
     ),
@@ -196,7 +200,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"lua_max_pending_timers",
         NGX_HTTP_MAIN_CONF,
         NGX_CONF_TAKE1,
-        crate::conf::timers::set_max_pending_timers,
+        settings::set_max_pending_timers,
         NGX_HTTP_MAIN_CONF_OFFSET,
         0,
     ),
@@ -204,7 +208,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"lua_max_running_timers",
         NGX_HTTP_MAIN_CONF,
         NGX_CONF_TAKE1,
-        crate::conf::timers::set_max_running_timers,
+        settings::set_max_running_timers,
         NGX_HTTP_MAIN_CONF_OFFSET,
         0,
     ),

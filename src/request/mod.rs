@@ -1,10 +1,23 @@
-//! Safe operations on the request a handler is serving: response status,
-//! headers and body, variables, method and query string. The Lua API calls
-//! these; nothing in here knows about Lua.
+//! Request primitives: safe operations on the request a handler is serving
+//! (response status, headers and body, variables, method and query string,
+//! the request body, subrequests) and what the module keeps per request.
+//! The Lua API and the phase handlers call these; nothing in here knows
+//! about Lua or the module's configuration. Where a primitive must tell a
+//! waiting handler that something arrived, it calls the hooks the layer
+//! above installed (see [`waiters`]).
 
+pub mod body;
+pub mod buffers;
+pub mod filter_chain;
+pub mod headers;
+pub mod state;
+pub mod subrequest;
+pub mod waiters;
+
+use core::ffi::c_void;
 use core::ptr::NonNull;
 
-use super::headers::copy_to_pool;
+use self::headers::copy_to_pool;
 use crate::nginx::{str_bytes as bytes_of, Log};
 
 use nginx_sys::{
@@ -13,8 +26,8 @@ use nginx_sys::{
     ngx_http_get_variable, ngx_http_internal_redirect, ngx_http_named_location,
     ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_http_send_special,
     ngx_http_set_content_type, ngx_http_variable_t, ngx_http_variable_value_t, ngx_int_t,
-    ngx_list_part_t, ngx_pcalloc, ngx_str_t, ngx_table_elt_t, NGX_ERROR, NGX_HTTP_FLUSH,
-    NGX_HTTP_LAST, NGX_HTTP_VAR_CHANGEABLE, NGX_HTTP_VAR_INDEXED, NGX_OK,
+    ngx_list_part_t, ngx_pcalloc, ngx_pool_cleanup_add, ngx_str_t, ngx_table_elt_t, NGX_ERROR,
+    NGX_HTTP_FLUSH, NGX_HTTP_LAST, NGX_HTTP_VAR_CHANGEABLE, NGX_HTTP_VAR_INDEXED, NGX_OK,
 };
 
 /// Why writing to the response failed.
@@ -63,6 +76,32 @@ impl HttpRequest {
         // SAFETY: the handle's contract keeps the request alive; nginx workers
         // are single-threaded, so no other reference is in use meanwhile.
         unsafe { &mut *self.0.as_ptr() }
+    }
+
+    /// Runs `f` when the request ends (its pool is destroyed); false when
+    /// the pool had no memory for it. `f` is kept in the pool itself: no
+    /// allocation of its own.
+    pub fn at_end<F: FnOnce() + 'static>(&self, f: F) -> bool {
+        unsafe extern "C" fn run<F: FnOnce()>(data: *mut c_void) {
+            // SAFETY: `data` holds the F written below, read exactly once,
+            // here, before the pool frees its memory.
+            let f = unsafe { data.cast::<F>().read() };
+            crate::nginx::without_unwinding("request cleanup", f);
+        }
+        const { assert!(core::mem::align_of::<F>() <= core::mem::align_of::<usize>()) };
+        // SAFETY: live request; nginx allocates the cleanup's data (aligned
+        // as any pool allocation, to a word, which F's alignment fits) and
+        // calls the handler once with it when the pool is destroyed.
+        unsafe {
+            let size = core::mem::size_of::<F>().max(1);
+            let cleanup = ngx_pool_cleanup_add((*self.as_ptr()).pool, size);
+            if cleanup.is_null() {
+                return false;
+            }
+            (*cleanup).data.cast::<F>().write(f);
+            (*cleanup).handler = Some(run::<F>);
+        }
+        true
     }
 
     pub fn log(&self) -> Option<Log> {

@@ -15,8 +15,22 @@
 //! A run ends when the entry coroutine and every light thread have finished,
 //! or as soon as any of them calls `ngx.exit`/`ngx.exec` or the entry
 //! coroutine fails. Until then the scheduler is parked with the request (or
-//! timer) and woken by nginx events: sleep timers here, the request body,
-//! subrequests and client aborts in the HTTP layer.
+//! timer) and woken by events: sleep timers from its [`Host`] (nginx's
+//! event loop, or a fake clock in the tests), the request body,
+//! subrequests and client aborts from the layers above.
+
+mod api;
+mod coroutines;
+mod current;
+pub mod event_loop;
+mod held;
+#[cfg(test)]
+mod tests;
+
+pub use self::api::{install, SCHEDULED_PHASES};
+pub use self::coroutines::{install_coroutines, park_sentinel, wait_here, WAIT_HERE_KEY};
+pub(crate) use self::current::{current, current_coroutine, made, Current, CurrentGuard, Pending};
+use self::held::{Held, Results};
 
 use core::ffi::c_void;
 use std::cell::{Cell, RefCell};
@@ -24,10 +38,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
-use nginx_sys::{ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_log_t, ngx_msec_t};
-
-use super::raise::{api_function, raise};
-use super::Phase;
+use nginx_sys::ngx_log_t;
 
 /// A thread's index in its scheduler.
 pub type CoId = usize;
@@ -85,87 +96,41 @@ pub enum Wait {
 pub struct Owner {
     /// The request or timer task the scheduler is parked with.
     pub data: *mut c_void,
-    /// Resumes thread `co` of the owner's scheduler (from an nginx event).
+    /// Resumes thread `co` of the owner's scheduler (from an event).
     pub wake: unsafe fn(data: *mut c_void, co: CoId),
+    /// Where its timers come from and its failures go.
+    pub host: &'static dyn Host,
     pub log: *mut ngx_log_t,
     /// What log lines of failed light threads end with (nginx adds the
     /// request's context to request logs itself).
     pub log_context: &'static str,
     /// Whether sleeps may be cut short by a graceful worker shutdown.
     pub cancelable_sleeps: bool,
+    /// Whether `ngx.on_abort` may register a callback
+    /// (`lua_check_client_abort on` for the request's location).
+    pub checks_client_abort: bool,
 }
 
-/// A sleep's timer event. Boxed: nginx's timer tree points at it.
-struct SleepTimer {
-    event: ngx_event_t,
-    owner: Owner,
-    co: CoId,
+/// What a scheduler needs from the process it runs in: [`event_loop`] in
+/// an nginx worker, a fake clock in the tests.
+pub trait Host: Sync {
+    /// A timer for a sleeping thread, armed by [`SleepTimer::arm`]; a
+    /// thread reuses its timer for its next sleep.
+    fn new_sleep_timer(&self) -> Box<dyn SleepTimer>;
+
+    /// A light thread failed (the others go on): tells the owner's log.
+    fn log_thread_failure(&self, owner: &Owner, message: &str);
 }
 
-unsafe extern "C" fn sleep_over(ev: *mut ngx_event_t) {
-    // SAFETY: the event's data is its SleepTimer, which the scheduler owns
-    // and which disarms the timer before being dropped.
-    let (owner, co) = unsafe {
-        let timer = &*(*ev).data.cast::<SleepTimer>();
-        (timer.owner, timer.co)
-    };
-    // SAFETY: the owner outlives its scheduler, hence the armed timer.
-    crate::nginx::without_unwinding("Lua sleep timer", || unsafe {
-        (owner.wake)(owner.data, co)
-    });
-}
-
-impl Drop for SleepTimer {
-    fn drop(&mut self) {
-        if self.event.timer_set() != 0 {
-            // SAFETY: the event is in nginx's timer tree; take it out before
-            // its memory goes.
-            unsafe { ngx_del_timer(&mut self.event) };
-        }
-    }
+/// A sleeping thread's timer; dropping it disarms it.
+pub trait SleepTimer {
+    /// Calls `owner.wake(owner.data, co)` in `ms` milliseconds (once).
+    fn arm(&mut self, owner: Owner, co: CoId, ms: u64);
 }
 
 /// A thread's parent: its slot, and which use of that slot (slots of
 /// reaped light threads are reused).
 type Link = (CoId, u32);
-
-/// A Lua value the scheduler keeps: held directly while its run goes on,
-/// by registry index while it is parked. mlua can hold only about 65,000
-/// values at once, and a worker may park any number of handlers.
-enum Held<T> {
-    Live(T),
-    Stored(mlua::RegistryKey),
-}
-
-impl<T: mlua::FromLua + mlua::IntoLua + Clone> Held<T> {
-    fn get(&self, lua: &Lua) -> Option<T> {
-        match self {
-            Held::Live(value) => Some(value.clone()),
-            Held::Stored(key) => lua.registry_value(key).ok(),
-        }
-    }
-
-    /// Back to a directly held value, for the run that resumes it.
-    fn revive(&mut self, lua: &Lua) -> Option<T> {
-        let value = self.get(lua)?;
-        *self = Held::Live(value.clone());
-        Some(value)
-    }
-
-    fn store(&mut self, lua: &Lua) {
-        if let Held::Live(value) = self {
-            if let Ok(key) = lua.create_registry_value(value.clone()) {
-                *self = Held::Stored(key);
-            }
-        }
-    }
-}
-
-/// What a light thread that ended unwaited returned (see [`Held`]).
-enum Results {
-    Live(MultiValue),
-    Stored(mlua::RegistryKey),
-}
 
 struct Slot {
     /// Until a light thread is reaped.
@@ -185,7 +150,7 @@ struct Slot {
     zombies: Vec<CoId>,
     /// Marked as waiting in the waiting table after `coroutine.yield`.
     marked_turn: bool,
-    sleep: Option<Box<SleepTimer>>,
+    sleep: Option<Box<dyn SleepTimer>>,
 }
 
 /// How a scheduler run ended.
@@ -241,8 +206,6 @@ thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
     /// A finished scheduler kept for reuse (see [`Scheduler::recycle`]).
     static SPARE: RefCell<Option<Shared>> = const { RefCell::new(None) };
-    /// The scheduler whose thread is running, for the API functions.
-    static CURRENT: RefCell<Current> = const { RefCell::new(Current::None) };
 }
 
 impl Scheduler {
@@ -481,27 +444,9 @@ impl Scheduler {
     fn park_sleeping(&mut self, co: CoId, ms: u64) {
         let owner = self.owner;
         let slot = &mut self.slots[co];
-        let timer = slot.sleep.get_or_insert_with(|| {
-            Box::new(SleepTimer {
-                // SAFETY: an all-zero event is nginx's own initial state.
-                event: unsafe { core::mem::zeroed() },
-                owner,
-                co,
-            })
-        });
-        let timer_ptr: *mut SleepTimer = &mut **timer;
-        // SAFETY: the box stays where it is until the slot drops it, which
-        // disarms the timer first.
-        unsafe {
-            (*timer_ptr).co = co;
-            (*timer_ptr).event.handler = Some(sleep_over);
-            (*timer_ptr).event.data = timer_ptr.cast();
-            (*timer_ptr).event.log = owner.log;
-            (*timer_ptr)
-                .event
-                .set_cancelable(u32::from(owner.cancelable_sleeps));
-            ngx_add_timer(&mut (*timer_ptr).event, ms as ngx_msec_t);
-        }
+        slot.sleep
+            .get_or_insert_with(|| owner.host.new_sleep_timer())
+            .arm(owner, co, ms);
         self.park(co, Wait::Sleep);
     }
 
@@ -560,40 +505,6 @@ impl Scheduler {
         self.slots[co].thread.as_ref()?.get(&self.lua)
     }
 
-    /// Kept results as one registry entry (a sequence with `n`).
-    fn store_results_in(lua: &Lua, results: &mut Results) {
-        let Results::Live(values) = results else {
-            return;
-        };
-        let stored = lua
-            .create_table_with_capacity(values.len(), 1)
-            .and_then(|t| {
-                t.raw_set("n", values.len())?;
-                for (i, value) in values.iter().enumerate() {
-                    t.raw_set(i + 1, value.clone())?;
-                }
-                lua.create_registry_value(t)
-            });
-        if let Ok(key) = stored {
-            *results = Results::Stored(key);
-        }
-    }
-
-    fn unpack(&self, results: Results) -> MultiValue {
-        match results {
-            Results::Live(values) => values,
-            Results::Stored(key) => {
-                let Ok(t) = self.lua.registry_value::<Table>(&key) else {
-                    return MultiValue::new();
-                };
-                let n: usize = t.raw_get("n").unwrap_or(0);
-                (1..=n)
-                    .map(|i| t.raw_get(i).unwrap_or(Value::Nil))
-                    .collect()
-            }
-        }
-    }
-
     /// A parked run holds its Lua values by registry index only.
     fn store_values(&mut self) {
         for slot in &mut self.slots {
@@ -601,7 +512,7 @@ impl Scheduler {
                 thread.store(&self.lua);
             }
             if let Some(results) = &mut slot.results {
-                Self::store_results_in(&self.lua, results);
+                results.store(&self.lua);
             }
         }
         if let Some((callback, _)) = &mut self.on_abort {
@@ -635,80 +546,6 @@ impl Scheduler {
             _ => None,
         }
     }
-}
-
-/// What a handler's first turn needs to make its scheduler, should anything
-/// ask for it (see [`current`]). Most handlers run to their end in one turn
-/// without starting a thread or waiting: they never pay for a scheduler.
-pub(crate) struct Pending {
-    pub lua: Lua,
-    pub tables: Rc<SchedulerTables>,
-    /// The entry coroutine, running its first turn.
-    pub entry: Thread,
-    pub owner: Owner,
-}
-
-/// The scheduler of the Lua code running now.
-pub(crate) enum Current {
-    None,
-    Pending(Pending),
-    Made(Shared),
-}
-
-/// Makes `scheduler` the current one until the guard is dropped.
-pub(crate) struct CurrentGuard(Current);
-
-impl CurrentGuard {
-    pub fn enter(scheduler: Current) -> CurrentGuard {
-        CurrentGuard(CURRENT.with(|c| c.replace(scheduler)))
-    }
-}
-
-impl Drop for CurrentGuard {
-    fn drop(&mut self) {
-        CURRENT.with(|c| *c.borrow_mut() = std::mem::replace(&mut self.0, Current::None));
-    }
-}
-
-/// The running scheduler, if the running Lua code is a scheduled handler;
-/// a pending one is made now, in the state of a run whose entry coroutine
-/// is taking its turn.
-pub fn current() -> Option<Shared> {
-    CURRENT.with(|c| {
-        let mut c = c.borrow_mut();
-        match &*c {
-            Current::None => return None,
-            Current::Made(shared) => return Some(shared.clone()),
-            Current::Pending(_) => {}
-        }
-        let Current::Pending(pending) = std::mem::replace(&mut *c, Current::None) else {
-            return None;
-        };
-        let shared = Scheduler::new(
-            &pending.lua,
-            &pending.tables,
-            pending.entry,
-            MultiValue::new(),
-            pending.owner,
-        );
-        {
-            let mut scheduler = shared.borrow_mut();
-            scheduler.begin();
-            let _running = scheduler.next();
-        }
-        *c = Current::Made(shared.clone());
-        Some(shared)
-    })
-}
-
-/// Whether the running handler's scheduler has been made.
-pub fn made() -> bool {
-    CURRENT.with(|c| matches!(&*c.borrow(), Current::Made(_)))
-}
-
-/// The thread running now, if it runs under a scheduler.
-pub fn current_coroutine() -> Option<CoId> {
-    current()?.borrow().current()
 }
 
 /// What a thread asked the scheduler for when it yielded.
@@ -792,12 +629,7 @@ impl Scheduler {
     }
 
     /// Settles thread `co` after it stopped; `Some` when the run ends.
-    pub(crate) fn settle(
-        &mut self,
-        co: CoId,
-        stopped: Stopped,
-        log_failure: impl Fn(&Owner, &str),
-    ) -> Option<Finish> {
+    pub(crate) fn settle(&mut self, co: CoId, stopped: Stopped) -> Option<Finish> {
         self.current = None;
         let is_entry = is_entry(co);
         let results = match stopped {
@@ -820,7 +652,7 @@ impl Scheduler {
                 return Some(Finish::Failed(message));
             }
             Stopped::Raised { error, message } => {
-                log_failure(&self.owner, &message);
+                self.owner.host.log_thread_failure(&self.owner, &message);
                 MultiValue::from_iter([Value::Boolean(false), error])
             }
             // What the entry coroutine returns goes nowhere.
@@ -856,336 +688,4 @@ impl Scheduler {
             }
         }
     }
-}
-
-/// The pieces of `ngx.thread.*` and `ngx.on_abort` that need the scheduler.
-mod ops {
-    use super::*;
-
-    fn with_current<R>(f: impl FnOnce(&mut Scheduler, CoId) -> mlua::Result<R>) -> mlua::Result<R> {
-        let scheduler = current().ok_or_else(|| raise("no request found"))?;
-        // Busy when Lua runs inside the scheduler's own work (a __gc
-        // finalizer during an allocation there).
-        let mut scheduler = scheduler
-            .try_borrow_mut()
-            .map_err(|_| raise("API disabled in this context"))?;
-        let me = scheduler
-            .current()
-            .ok_or_else(|| raise("no running coroutine"))?;
-        f(&mut scheduler, me)
-    }
-
-    /// Takes back what the running thread asked for when its yield failed:
-    /// a thread spawned is dropped, subrequests started are left to end the
-    /// request if the handler does not outlive them.
-    pub fn abandon_wait() {
-        let Some(request) = super::super::take_request() else {
-            return;
-        };
-        let Some(scheduler) = current() else {
-            return;
-        };
-        let Ok(mut s) = scheduler.try_borrow_mut() else {
-            return;
-        };
-        match request {
-            Request::Spawn(child, _) => s.release(child),
-            Request::Subrequests => {
-                if let (Some(me), Some(r)) = (s.current(), super::super::current_request()) {
-                    crate::http::subrequest::abandon(r, me);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// `coroutine.status` of a light thread that finished: "zombie" until
-    /// waited for.
-    pub fn ended_thread_status(co: &Thread) -> Option<&'static str> {
-        let scheduler = current()?;
-        let scheduler = scheduler.try_borrow().ok()?;
-        let id = scheduler.find(co)?;
-        (scheduler.slots[id].status == Status::Zombie).then_some("zombie")
-    }
-
-    pub fn spawn(lua: &Lua, func: Function, args: MultiValue) -> mlua::Result<()> {
-        with_current(|s, me| {
-            let thread = lua.create_thread(func)?;
-            s.register_light_thread(&thread);
-            let child = s.add(thread, false, Some(me));
-            super::super::record_request(Request::Spawn(child, args));
-            Ok(())
-        })
-    }
-
-    /// The light thread `thread` of this run, spawned by the caller;
-    /// `None` for one already reaped.
-    fn own_thread(
-        s: &Scheduler,
-        me: CoId,
-        thread: &Thread,
-        action: &str,
-    ) -> mlua::Result<Option<CoId>> {
-        let not_user_thread = || {
-            raise(format!(
-                "attempt to {action} a coroutine that is not a user thread"
-            ))
-        };
-        let id = match s.find(thread) {
-            Some(ENTRY) => return Err(not_user_thread()),
-            Some(id) => id,
-            None => {
-                return match s.spawned_here(thread) {
-                    Some(true) => Ok(None),
-                    Some(false) => Err(raise("no co ctx found")),
-                    None => Err(not_user_thread()),
-                }
-            }
-        };
-        if s.parent_of(id) != Some(me) {
-            return Err(raise(format!(
-                "only the parent coroutine can {action} the thread"
-            )));
-        }
-        Ok(Some(id))
-    }
-
-    /// `ngx.thread.wait(...)`: the results of a thread that already ended
-    /// (or `nil, message`), or `None` when the caller must wait.
-    pub fn wait(lua: &Lua, threads: Vec<Thread>) -> mlua::Result<Option<MultiValue>> {
-        with_current(|s, me| {
-            let mut alive = Vec::with_capacity(threads.len());
-            for (i, thread) in threads.iter().enumerate() {
-                match own_thread(s, me, thread, "wait on")? {
-                    Some(id) if s.slots[id].status == Status::Zombie => {
-                        let results = s.slots[id].results.take().map(|r| s.unpack(r));
-                        s.release(id);
-                        return Ok(results);
-                    }
-                    Some(id) => alive.push(id),
-                    // Reaped: only the last argument says so, as in OpenResty.
-                    None if i + 1 == threads.len() => {
-                        let message = lua.create_string("already waited or killed")?;
-                        return Ok(Some(MultiValue::from_iter([
-                            Value::Nil,
-                            Value::String(message),
-                        ])));
-                    }
-                    None => {}
-                }
-            }
-            super::super::record_request(Request::WaitThreads(alive));
-            Ok(None)
-        })
-    }
-
-    /// `ngx.on_abort(callback)`: `Err` holds the message returned after
-    /// `nil`.
-    pub fn on_abort(
-        lua: &Lua,
-        callback: Value,
-        checked: bool,
-    ) -> mlua::Result<Result<(), &'static str>> {
-        with_current(|s, me| {
-            if s.on_abort_registered {
-                return Ok(Err("duplicate call"));
-            }
-            if !checked {
-                return Ok(Err("lua_check_client_abort is off"));
-            }
-            let callback = match callback {
-                Value::Function(f) if is_lua_function(lua, &f) => f,
-                _ => {
-                    return Err(raise(
-                        "bad argument #1 to 'on_abort' (Lua function expected)",
-                    ))
-                }
-            };
-            s.on_abort_registered = true;
-            s.on_abort = Some((Held::Live(callback), me));
-            Ok(Ok(()))
-        })
-    }
-
-    /// `ngx.thread.kill(t)`: `Err` holds the message returned after `nil`.
-    pub fn kill(thread: Thread) -> mlua::Result<Result<(), &'static str>> {
-        with_current(|s, me| {
-            let id = match s.find(&thread) {
-                Some(ENTRY) => return Ok(Err("not user thread")),
-                Some(id) => id,
-                None => {
-                    return match s.spawned_here(&thread) {
-                        Some(true) => Ok(Err("already waited or killed")),
-                        Some(false) => Err(raise("no co ctx found")),
-                        None => Ok(Err("not user thread")),
-                    }
-                }
-            };
-            if s.parent_of(id) != Some(me) {
-                return Ok(Err("killer not parent"));
-            }
-            if s.slots[id].status == Status::Zombie {
-                s.release(id);
-                return Ok(Err("already terminated"));
-            }
-            if s.slots[id].wait == Wait::Subrequests {
-                return Ok(Err("pending subrequests"));
-            }
-            s.kill(id);
-            Ok(Ok(()))
-        })
-    }
-}
-
-/// Whether `f` is written in Lua (threads and abort callbacks must be, as
-/// in OpenResty). Asked of the stack directly: `Function::info` formats
-/// the whole debug record, several times the cost of the spawn it guards.
-fn is_lua_function(lua: &Lua, f: &Function) -> bool {
-    // SAFETY: the closure only inspects the value exec_raw pushed and
-    // replaces it by a boolean; nothing in it can raise a Lua error.
-    let is_c = unsafe {
-        lua.exec_raw::<bool>(f, |state| {
-            let is_c = mlua::ffi::lua_iscfunction(state, -1) != 0;
-            mlua::ffi::lua_pop(state, 1);
-            mlua::ffi::lua_pushboolean(state, i32::from(is_c));
-        })
-    };
-    matches!(is_c, Ok(false))
-}
-
-/// The phases whose handlers run under a scheduler.
-pub const SCHEDULED_PHASES: &[Phase] =
-    &[Phase::Rewrite, Phase::Access, Phase::Content, Phase::Timer];
-
-/// Registry key of `scheduler.lua`'s `wait_here`, which the module's
-/// yielding API wrappers call once they recorded what they wait for.
-pub const WAIT_HERE_KEY: &str = "ngx_lua_shdict.wait_here";
-
-/// The function a yielding API wrapper calls to wait (see
-/// [`WAIT_HERE_KEY`]).
-pub fn wait_here(lua: &Lua) -> mlua::Result<Function> {
-    lua.named_registry_value(WAIT_HERE_KEY)
-}
-
-fn weak_keyed_table(lua: &Lua) -> mlua::Result<Table> {
-    let table = lua.create_table()?;
-    let meta = lua.create_table()?;
-    meta.raw_set("__mode", "k")?;
-    table.set_metatable(Some(meta))?;
-    Ok(table)
-}
-
-/// Installs `coroutine.*` and `wait_here`; must run before the yielding
-/// APIs are installed (they use `wait_here`).
-pub fn install_coroutines(lua: &Lua) -> mlua::Result<SchedulerTables> {
-    let waiting = weak_keyed_table(lua)?;
-    let tables = SchedulerTables {
-        waiting: lua.create_registry_value(waiting.clone())?,
-        light_threads: lua.create_registry_value(weak_keyed_table(lua)?)?,
-    };
-    let ended_status = api_function(lua, |_, co: Value| {
-        Ok(match &co {
-            Value::Thread(co) => ops::ended_thread_status(co),
-            _ => None,
-        })
-    })?;
-    let abandon_wait = lua.create_function(|_, ()| {
-        ops::abandon_wait();
-        Ok(())
-    })?;
-    let make: Function = lua
-        .load(include_str!("scheduler.lua"))
-        .set_name(super::raise::internal_chunk_name("coroutine"))
-        .into_function()?;
-    let wait_here: Function = make.call((
-        lua.globals().get::<Table>("coroutine")?,
-        park_sentinel(),
-        waiting,
-        ended_status,
-        abandon_wait,
-    ))?;
-    lua.set_named_registry_value(WAIT_HERE_KEY, wait_here)?;
-    Ok(tables)
-}
-
-/// Installs `ngx.thread` and `ngx.on_abort`.
-pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
-    let spawn_op = api_function(lua, |lua, (func, args): (Value, MultiValue)| {
-        super::ngx_api::allow_in(SCHEDULED_PHASES)?;
-        let func = match func {
-            Value::Function(f) if is_lua_function(lua, &f) => f,
-            _ => return Err(raise("bad argument #1 to 'spawn' (Lua function expected)")),
-        };
-        ops::spawn(lua, func, args)?;
-        Ok(park_sentinel())
-    })?;
-    let wait_op = api_function(lua, |lua, args: MultiValue| {
-        super::ngx_api::allow_in(SCHEDULED_PHASES)?;
-        if args.is_empty() {
-            return Err(raise("at least one coroutine should be specified"));
-        }
-        let mut threads = Vec::with_capacity(args.len());
-        for (i, arg) in args.into_iter().enumerate() {
-            match arg {
-                Value::Thread(t) => threads.push(t),
-                _ => {
-                    return Err(raise(format!(
-                        "bad argument #{} to 'wait' (lua thread expected)",
-                        i + 1
-                    )))
-                }
-            }
-        }
-        Ok(match ops::wait(lua, threads)? {
-            Some(results) => results,
-            None => MultiValue::from_iter([park_sentinel()]),
-        })
-    })?;
-    let kill_op = api_function(lua, |lua, thread: Value| {
-        super::ngx_api::allow_in(SCHEDULED_PHASES)?;
-        let Value::Thread(thread) = thread else {
-            return Err(raise("bad argument #1 to 'kill' (lua thread expected)"));
-        };
-        match ops::kill(thread)? {
-            Ok(()) => mlua::IntoLuaMulti::into_lua_multi(1, lua),
-            Err(message) => mlua::IntoLuaMulti::into_lua_multi((Value::Nil, message), lua),
-        }
-    })?;
-    let on_abort = api_function(lua, |lua, callback: Value| {
-        super::ngx_api::allow_in(super::ngx_api::OUTPUT_PHASES)?;
-        let checked = crate::http::checks_client_abort(super::ngx_api::request()?);
-        match ops::on_abort(lua, callback, checked)? {
-            Ok(()) => mlua::IntoLuaMulti::into_lua_multi(1, lua),
-            Err(message) => mlua::IntoLuaMulti::into_lua_multi((Value::Nil, message), lua),
-        }
-    })?;
-    ngx.set("on_abort", on_abort)?;
-    let make: Function = lua
-        .load(
-            "local PARK, wait_here, spawn_op, wait_op, kill_op = ...\n\
-             local function settle(first, ...)\n\
-                 if first == PARK then return wait_here() end\n\
-                 return first, ...\n\
-             end\n\
-             return {\n\
-                 spawn = function(...) return settle(spawn_op(...)) end,\n\
-                 wait = function(...) return settle(wait_op(...)) end,\n\
-                 kill = kill_op,\n\
-             }",
-        )
-        .set_name(super::raise::internal_chunk_name("ngx.thread"))
-        .into_function()?;
-    let thread_api: Table =
-        make.call((park_sentinel(), wait_here(lua)?, spawn_op, wait_op, kill_op))?;
-    ngx.set("thread", thread_api)?;
-    Ok(())
-}
-
-/// The sentinel an API function returns to say "wait", and which waiting
-/// coroutines yield up their chain.
-pub fn park_sentinel() -> Value {
-    static PARK: u8 = 0;
-    Value::LightUserData(mlua::LightUserData(
-        core::ptr::addr_of!(PARK).cast_mut().cast(),
-    ))
 }

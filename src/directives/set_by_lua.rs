@@ -15,14 +15,14 @@ use nginx_sys::{
     ngx_str_t, NGX_ERROR, NGX_HTTP_VAR_CHANGEABLE, NGX_HTTP_VAR_WEAK, NGX_OK,
 };
 
-use super::{
-    bytes, compile_inline, conf_args, current_line, guarded, main_conf, read_lua_block,
-    resolve_prefix_path,
-};
+use super::config_file::{bytes, conf_args, current_line, read_lua_block, resolve_prefix_path};
+use super::lua_code::compile_inline;
+use crate::conf::{guarded, main_conf};
 use crate::http::set_var::{
     ngx_http_rewrite_module, set_by_lua_code, RewriteLocConf, SetByLuaCode,
 };
-use crate::lua::{ChunkId, Phase};
+use crate::lua::ChunkId;
+use crate::phase::Phase;
 
 /// Value of a variable that no set_by_lua* (or `set`) has assigned yet in
 /// this request: empty, as nginx's `set` variables are.

@@ -9,7 +9,7 @@ use nginx_sys::{
     ngx_pnalloc, ngx_pool_t, ngx_str_t, ngx_table_elt_t,
 };
 
-use super::request::HttpRequest;
+use super::HttpRequest;
 pub(crate) use crate::nginx::str_bytes as bytes_of;
 
 /// Why a header could not be set.

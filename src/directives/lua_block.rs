@@ -186,8 +186,9 @@ impl LuaBlockScanner {
 }
 
 /// Scans a complete text; returns the code before the closing brace and the
-/// number of bytes consumed including it. For tests and tools.
-pub fn split_block(text: &[u8]) -> Option<(&[u8], usize)> {
+/// number of bytes consumed including it.
+#[cfg(test)]
+fn split_block(text: &[u8]) -> Option<(&[u8], usize)> {
     let mut scanner = LuaBlockScanner::default();
     text.iter()
         .position(|&b| scanner.feed(b) == Step::End)

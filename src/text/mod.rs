@@ -1,0 +1,3 @@
+//! Pure text helpers: no request, no Lua, no nginx state.
+
+pub mod args;
