@@ -25,7 +25,7 @@ use nginx_sys::{
 
 use crate::conf::{LocConf, MainConf};
 use crate::lua::scheduler::event_loop::EVENT_LOOP;
-use crate::lua::scheduler::{CoId, Owner, Shared, Wait};
+use crate::lua::scheduler::{AbortHandling, CoId, Owner, Shared, Wait};
 use crate::lua::RunOutcome;
 use crate::phase::Phase;
 use crate::request::state::{existing_request_state, request_state};
@@ -350,21 +350,11 @@ unsafe extern "C" fn client_abort_check(r: *mut ngx_http_request_t) {
                 b"client prematurely closed connection",
             );
         }
-        let handler = scheduler.borrow_mut().take_abort_handler();
-        match handler {
-            Ok((callback, parent)) => {
-                let Some(runtime) = main_conf(req).runtime() else {
-                    return;
-                };
-                let Ok(thread) = runtime.lua().create_thread(callback) else {
-                    return;
-                };
-                scheduler.borrow_mut().start_thread(thread, parent);
-                continue_handler(req);
-            }
-            // The callback already runs; the handler goes on.
-            Err(true) => {}
-            Err(false) => {
+        let handling = scheduler.borrow_mut().client_aborted();
+        match handling {
+            AbortHandling::CallbackQueued => continue_handler(req),
+            AbortHandling::HandlerGoesOn => {}
+            AbortHandling::EndRequest => {
                 unpark(req);
                 // SAFETY: live request; 499 terminates it whatever its
                 // reference count.

@@ -9,11 +9,11 @@ use nginx_sys::{
     NGX_LOG_ALERT, NGX_OK,
 };
 
-use crate::text::args::parse_query;
 use crate::conf::MainConf;
 use crate::nginx;
 use crate::request::HttpRequest;
 use crate::shdict::ZoneStats;
+use crate::text::args::parse_query;
 
 const JSON_TYPE: &str = "application/json";
 const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

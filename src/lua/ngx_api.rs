@@ -7,10 +7,10 @@ use nginx_sys::NGX_LOG_DEBUG;
 
 use super::output::append_scalar;
 use super::raise::{api_function, lua_type_name, raise, CALLER_LEVEL};
-use crate::text::args::{parse_query, ParsedArgs};
 use crate::nginx::{self, Log};
 use crate::phase::Phase;
 use crate::request::HttpRequest;
+use crate::text::args::{parse_query, ParsedArgs};
 
 const HTTP_STATUS_CONSTANTS: &[(&str, i64)] = &[
     ("HTTP_CONTINUE", 100),

@@ -153,6 +153,17 @@ struct Slot {
     sleep: Option<Box<dyn SleepTimer>>,
 }
 
+/// What a client abort means for a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortHandling {
+    /// Its `ngx.on_abort` callback is ready to run: resume the scheduler.
+    CallbackQueued,
+    /// The callback started already (or cannot): the handler goes on.
+    HandlerGoesOn,
+    /// It registered no callback: the request ends (499).
+    EndRequest,
+}
+
 /// How a scheduler run ended.
 pub enum Finish {
     /// Everything ran to its end.
@@ -396,26 +407,28 @@ impl Scheduler {
         }
     }
 
-    /// The client went away: the `ngx.on_abort` callback to start as a
-    /// light thread of the thread that registered it, if there is one that
-    /// has not started yet. `Err(true)` when it already started (the
-    /// handler goes on), `Err(false)` when none was registered.
-    pub fn take_abort_handler(&mut self) -> Result<(Function, CoId), bool> {
-        match self.on_abort.take() {
-            Some((callback, parent)) => callback
-                .get(&self.lua)
-                .map(|callback| (callback, parent))
-                .ok_or(true),
-            None => Err(self.on_abort_registered),
-        }
-    }
-
-    /// Starts `thread` as a light thread of `parent` (when that still runs).
-    pub fn start_thread(&mut self, thread: Thread, parent: CoId) {
+    /// The client went away: queues the `ngx.on_abort` callback, if one is
+    /// registered and has not started yet, as a light thread of the thread
+    /// that registered it (when that still runs).
+    pub fn client_aborted(&mut self) -> AbortHandling {
+        let Some((callback, parent)) = self.on_abort.take() else {
+            return if self.on_abort_registered {
+                AbortHandling::HandlerGoesOn
+            } else {
+                AbortHandling::EndRequest
+            };
+        };
+        let Some(thread) = callback
+            .get(&self.lua)
+            .and_then(|callback| self.lua.create_thread(callback).ok())
+        else {
+            return AbortHandling::HandlerGoesOn;
+        };
         let parent = (self.slots[parent].status != Status::Dead).then_some(parent);
         self.register_light_thread(&thread);
         let id = self.add(thread, false, parent);
         self.ready.push_back((id, MultiValue::new()));
+        AbortHandling::CallbackQueued
     }
 
     /// Whether a run is in progress (an event that arrives now must only
