@@ -9,11 +9,7 @@
 pub mod chunks;
 pub mod cjson;
 pub mod lrucache;
-pub mod ngx_api;
-pub mod ngx_location;
-pub mod ngx_output;
-pub mod ngx_request;
-pub mod ngx_util;
+pub mod ngx;
 pub mod output;
 pub mod packages;
 pub mod raise;
@@ -71,11 +67,11 @@ impl LuaRuntime {
         raise::install(&lua)?;
         // First: the yielding APIs wait through the coroutines it installs.
         let runner = Runner::new(&lua)?;
-        ngx_api::install(&lua)?;
+        ngx::install(&lua)?;
         lrucache::install(&lua)?;
         packages::install(&lua)?;
         let capture_response: Function =
-            lua.named_registry_value(ngx_location::RESPONSE_BUILDER_KEY)?;
+            lua.named_registry_value(ngx::location::RESPONSE_BUILDER_KEY)?;
         Ok(LuaRuntime {
             chunks: Chunks::new(&lua)?,
             lua,
@@ -244,7 +240,7 @@ impl LuaRuntime {
         &self,
         responses: Vec<crate::request::subrequest::Captured>,
     ) -> mlua::Result<MultiValue> {
-        ngx_location::response_tables(&self.lua, &self.capture_response, responses)
+        ngx::location::response_tables(&self.lua, &self.capture_response, responses)
     }
 
     /// Runs a chunk of a phase with yielding APIs (rewrite, access,

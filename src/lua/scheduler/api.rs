@@ -6,7 +6,7 @@ use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
 use super::{
     current, park_sentinel, wait_here, CoId, Held, Request, Scheduler, Status, Wait, ENTRY,
 };
-use crate::lua::ngx_api::allow_in;
+use crate::lua::ngx::allow_in;
 use crate::lua::raise::{api_function, lua_type_name, raise};
 use crate::phase::Phase;
 
@@ -39,7 +39,7 @@ pub(super) fn abandon_wait() {
     match request {
         Request::Spawn(child, _) => s.release(child),
         Request::Subrequests => {
-            if let (Some(me), Ok(r)) = (s.current(), crate::lua::ngx_api::request()) {
+            if let (Some(me), Ok(r)) = (s.current(), crate::lua::ngx::request()) {
                 crate::request::subrequest::abandon(r, me);
             }
         }
@@ -245,7 +245,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         }
     })?;
     let on_abort = api_function(lua, |lua, callback: Value| {
-        allow_in(crate::lua::ngx_api::OUTPUT_PHASES)?;
+        allow_in(crate::lua::ngx::OUTPUT_PHASES)?;
         match on_abort(lua, callback)? {
             Ok(()) => mlua::IntoLuaMulti::into_lua_multi(1, lua),
             Err(message) => mlua::IntoLuaMulti::into_lua_multi((Value::Nil, message), lua),

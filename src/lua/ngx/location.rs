@@ -4,9 +4,9 @@
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use super::ngx_api::{allow_in, request, set_request_ctx, OUTPUT_PHASES};
-use super::raise::{api_function, lua_type_name, raise};
-use super::scheduler::{current_coroutine, park_sentinel, Request};
+use super::{allow_in, request, set_request_ctx, OUTPUT_PHASES};
+use crate::lua::raise::{api_function, lua_type_name, raise};
+use crate::lua::scheduler::{current_coroutine, park_sentinel, Request};
 use crate::request::subrequest::{start_captures, Captured, SubrequestSpec, METHODS};
 use crate::request::HttpRequest;
 
@@ -26,7 +26,7 @@ fn text_of(lua: &Lua, value: &Value) -> Option<Vec<u8>> {
 fn args_option(lua: &Lua, value: &Value) -> mlua::Result<Vec<u8>> {
     match value {
         Value::Nil => Ok(Vec::new()),
-        Value::Table(table) => super::ngx_util::encode_args(table).map_err(raise),
+        Value::Table(table) => super::escaping::encode_args(table).map_err(raise),
         other => text_of(lua, other).ok_or_else(|| raise("Bad args option value")),
     }
 }
@@ -170,7 +170,7 @@ fn capture_multi(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
             let _ = set_request_ctx(lua, sr, ctx);
         }
     }
-    super::record_request(Request::Subrequests);
+    crate::lua::record_request(Request::Subrequests);
     Ok(park_sentinel())
 }
 
@@ -208,12 +208,12 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let capture_op = api_function(lua, capture_multi)?;
     let make: Function = lua
         .load(include_str!("location.lua"))
-        .set_name(super::raise::internal_chunk_name("ngx.location"))
+        .set_name(crate::lua::raise::internal_chunk_name("ngx.location"))
         .into_function()?;
     let (location, response): (Table, Function) = make.call((
         park_sentinel(),
         capture_op,
-        super::scheduler::wait_here(lua)?,
+        crate::lua::scheduler::wait_here(lua)?,
     ))?;
     lua.set_named_registry_value(RESPONSE_BUILDER_KEY, response)?;
     ngx.set("location", location)?;

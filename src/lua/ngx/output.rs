@@ -14,8 +14,8 @@ use std::cell::Cell;
 use mlua::ffi::{self, lua_State};
 use mlua::{Lua, Table};
 
-use super::ngx_api::{allow_in, request, OUTPUT_PHASES};
-use super::output::append_printable_at;
+use super::{allow_in, request, OUTPUT_PHASES};
+use crate::lua::output::append_printable_at;
 
 /// A body buffer larger than this is not kept for the next call.
 const KEPT_BUFFER_MAX: usize = 64 * 1024;
@@ -111,7 +111,7 @@ unsafe fn format_and_send(
         Ok(r) => r,
         Err(e) => return raised(e),
     };
-    if super::eof_sent() {
+    if crate::lua::eof_sent() {
         return Outcome::Failed("seen eof".to_string());
     }
     // SAFETY: per this function's contract, the arguments are at 1..=top.

@@ -4,8 +4,8 @@
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use super::ngx_api::{allow_in, request, OUTPUT_PHASES};
-use super::raise::{api_function, lua_type_name, raise};
+use super::{allow_in, request, OUTPUT_PHASES};
+use crate::lua::raise::{api_function, lua_type_name, raise};
 use crate::phase::Phase;
 use crate::request::body::{self, BodyRead};
 
@@ -195,7 +195,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         refuse_abort_with_subrequests(r)?;
         r.set_response_header(b"location", &[&uri.as_bytes()])
             .map_err(|e| raise(e.to_string()))?;
-        super::record_exit(status);
+        crate::lua::record_exit(status);
         Ok(())
     })?;
     let record_exec = api_function(
@@ -226,7 +226,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                     query.extend_from_slice(&args);
                 }
             }
-            super::record_exec(path, query);
+            crate::lua::record_exec(path, query);
             Ok(())
         },
     )?;
@@ -241,16 +241,16 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         Ok(match body::start_reading(r) {
             BodyRead::Done => false,
             BodyRead::Pending => {
-                super::record_request(super::scheduler::Request::ReadBody);
+                crate::lua::record_request(crate::lua::scheduler::Request::ReadBody);
                 true
             }
             BodyRead::Failed(status) => {
-                super::record_exit(status);
+                crate::lua::record_exit(status);
                 true
             }
         })
     })?;
-    let wait_here = super::scheduler::wait_here(lua)?;
+    let wait_here = crate::lua::scheduler::wait_here(lua)?;
     let make: Function = lua
         .load(
             "local record_redirect, record_exec, start_read_body, wait_here, type, ngx = ...\n\
@@ -268,7 +268,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
              end\n\
              return redirect, exec, read_body",
         )
-        .set_name(super::raise::internal_chunk_name("ngx.redirect"))
+        .set_name(crate::lua::raise::internal_chunk_name("ngx.redirect"))
         .into_function()?;
     let (redirect, exec, read_body): (Function, Function, Function) = make.call((
         record_redirect,
@@ -292,7 +292,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         "flush",
         api_function(lua, |lua, _wait: Value| {
             allow_in(OUTPUT_PHASES)?;
-            if super::eof_sent() {
+            if crate::lua::eof_sent() {
                 return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "seen eof"), lua);
             }
             match request()?.flush() {
@@ -305,11 +305,11 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         "eof",
         api_function(lua, |lua, ()| {
             allow_in(OUTPUT_PHASES)?;
-            if super::eof_sent() {
+            if crate::lua::eof_sent() {
                 return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "seen eof"), lua);
             }
             let rc = request()?.finish_response();
-            super::mark_eof();
+            crate::lua::mark_eof();
             if rc == nginx_sys::NGX_ERROR as nginx_sys::ngx_int_t {
                 return mlua::IntoLuaMulti::into_lua_multi(
                     (Value::Nil, "nginx output filter error"),
@@ -382,7 +382,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                 None => 100,
             };
             let parsed = crate::text::args::parse_query(&r.body_data().unwrap_or_default(), max);
-            mlua::IntoLuaMulti::into_lua_multi(super::ngx_api::parsed_args_table(lua, parsed)?, lua)
+            mlua::IntoLuaMulti::into_lua_multi(super::parsed_args_table(lua, parsed)?, lua)
         })?,
     )?;
     req.set(

@@ -2,6 +2,15 @@
 //! and worker information, constants. Names, return values and error texts
 //! follow OpenResty's lua-nginx-module.
 
+mod arguments;
+mod config;
+mod digests;
+mod escaping;
+pub mod location;
+mod output;
+pub mod request;
+mod time;
+
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 use nginx_sys::NGX_LOG_DEBUG;
 
@@ -159,17 +168,20 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     set_constants(&ngx, RESULT_CONSTANTS)?;
     ngx.set("null", LightUserData(core::ptr::null_mut()))?;
 
-    super::ngx_output::install(lua, &ngx)?;
+    output::install(lua, &ngx)?;
     ngx.set("log", log_function(lua)?)?;
     ngx.set("exit", exit_function(lua)?)?;
-    install_time(lua, &ngx)?;
     ngx.set("var", variables_table(lua)?)?;
     ngx.set("req", request_table(lua)?)?;
     ngx.set("worker", worker_table(lua)?)?;
-    super::ngx_request::install(lua, &ngx)?;
+    request::install(lua, &ngx)?;
     super::timer::install(lua, &ngx)?;
-    super::ngx_util::install(lua, &ngx)?;
-    super::ngx_location::install(lua, &ngx)?;
+    let tostring: Function = lua.globals().get("tostring")?;
+    escaping::install(lua, &ngx, &tostring)?;
+    digests::install(lua, &ngx, &tostring)?;
+    time::install(lua, &ngx)?;
+    config::install(lua, &ngx)?;
+    location::install(lua, &ngx)?;
     super::scheduler::install(lua, &ngx)?;
     ngx.set("shared", lua.create_table()?)?;
     ngx.set(
@@ -302,7 +314,7 @@ fn exit_function(lua: &Lua) -> mlua::Result<Function> {
         let r = request()?;
         // Statuses that drop the connection need no response.
         if !matches!(status as isize, -1 | 408 | 444 | 499) {
-            super::ngx_request::refuse_abort_with_subrequests(r)?;
+            request::refuse_abort_with_subrequests(r)?;
         }
         super::record_exit(status as isize);
         Ok(())
@@ -338,7 +350,7 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
                     b"status" => return Ok(Value::Integer(request()?.status() as _)),
                     b"headers_sent" => return Ok(Value::Boolean(request()?.headers_sent())),
                     b"ctx" => return Ok(Value::Table(request_ctx(lua)?)),
-                    b"is_subrequest" => return super::ngx_util::is_subrequest(),
+                    b"is_subrequest" => return is_subrequest(),
                     _ => {}
                 }
             }
@@ -388,28 +400,6 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     Ok(meta)
-}
-
-fn install_time(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
-    ngx.set(
-        "time",
-        api_function(lua, |_, ()| Ok(nginx::cached_time().0 as f64))?,
-    )?;
-    ngx.set(
-        "now",
-        api_function(lua, |_, ()| {
-            let (sec, msec) = nginx::cached_time();
-            Ok(sec as f64 + msec as f64 / 1000.0)
-        })?,
-    )?;
-    ngx.set(
-        "update_time",
-        api_function(lua, |_, ()| {
-            nginx::update_time();
-            Ok(())
-        })?,
-    )?;
-    Ok(())
 }
 
 fn variables_table(lua: &Lua) -> mlua::Result<Table> {
@@ -502,21 +492,10 @@ fn request_table(lua: &Lua) -> mlua::Result<Table> {
 
 /// `args, "truncated"?` as `get_uri_args` and `get_post_args` return them:
 /// repeated keys become arrays, bare keys `true`.
-pub(super) fn parsed_args_table(lua: &Lua, parsed: ParsedArgs) -> mlua::Result<(Table, Value)> {
-    let args = lua.create_table()?;
-    for arg in parsed.args {
-        let key = lua.create_string(&arg.key)?;
-        let value = match arg.value {
-            Some(v) => Value::String(lua.create_string(v)?),
-            None => Value::Boolean(true),
-        };
-        match args.raw_get::<Value>(key.clone())? {
-            Value::Nil => args.raw_set(key, value)?,
-            Value::Table(list) => list.raw_push(value)?,
-            first => args.raw_set(key, lua.create_sequence_from([first, value])?)?,
-        }
-    }
-    let truncated = if parsed.truncated {
+fn parsed_args_table(lua: &Lua, parsed: ParsedArgs) -> mlua::Result<(Table, Value)> {
+    let truncated = parsed.truncated;
+    let args = escaping::args_table(lua, parsed)?;
+    let truncated = if truncated {
         Value::String(lua.create_string("truncated")?)
     } else {
         Value::Nil
@@ -533,4 +512,13 @@ fn worker_table(lua: &Lua) -> mlua::Result<Table> {
         api_function(lua, |_, ()| Ok(nginx::worker_count()))?,
     )?;
     Ok(worker)
+}
+
+/// `ngx.is_subrequest`, read through the `ngx` table's `__index`.
+fn is_subrequest() -> mlua::Result<Value> {
+    let r = super::current_request().ok_or_else(|| raise("no request found"))?;
+    // SAFETY: the current request pointer is set only while a handler runs
+    // Lua code for this live request.
+    let req = unsafe { HttpRequest::from_raw(r) }.ok_or_else(|| raise("no request found"))?;
+    Ok(Value::Boolean(req.is_subrequest()))
 }
