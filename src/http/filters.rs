@@ -30,7 +30,7 @@ static NEXT: FilterLink = FilterLink::new();
 pub(crate) unsafe fn install(main: &MainConf) {
     // SAFETY: per the contract.
     unsafe {
-        crate::request::subrequest::install_capture_filters();
+        crate::request::capture_filters::install_capture_filters();
         if main.header_filter_used || main.body_filter_used {
             NEXT.install_header(header_filter);
         }

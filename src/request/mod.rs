@@ -8,6 +8,7 @@
 
 pub mod body;
 pub mod buffers;
+pub mod capture_filters;
 pub mod filter_chain;
 pub mod headers;
 pub mod state;

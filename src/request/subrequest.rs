@@ -10,24 +10,21 @@
 //! which then posts the parent; the parent's write handler resumes the
 //! waiting coroutine once its whole batch is in.
 //!
-//! Capture filters sit in both output chains (above nginx's own filters,
-//! below the Lua filters, so a subrequest's header/body_filter_by_lua see
-//! its response first) and keep a captured response from going further.
+//! The capture filters (`capture_filters.rs`) keep a captured response
+//! from going further than its record here.
 
 use core::ffi::c_void;
 use core::ptr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nginx_sys::{
-    ngx_alloc_chain_link, ngx_chain_t, ngx_create_temp_buf, ngx_http_core_main_conf_t,
-    ngx_http_core_module, ngx_http_parse_unsafe_uri, ngx_http_post_subrequest_t,
-    ngx_http_request_body_t, ngx_http_request_empty_handler, ngx_http_request_t,
-    ngx_http_subrequest, ngx_http_variable_value_t, ngx_int_t, ngx_list_init, ngx_list_push,
-    ngx_pcalloc, ngx_str_t, ngx_table_elt_t, ngx_uint_t, NGX_ERROR, NGX_LOG_ERR, NGX_OK,
+    ngx_alloc_chain_link, ngx_create_temp_buf, ngx_http_core_main_conf_t, ngx_http_core_module,
+    ngx_http_parse_unsafe_uri, ngx_http_post_subrequest_t, ngx_http_request_body_t,
+    ngx_http_request_empty_handler, ngx_http_request_t, ngx_http_subrequest,
+    ngx_http_variable_value_t, ngx_int_t, ngx_list_init, ngx_list_push, ngx_pcalloc, ngx_str_t,
+    ngx_table_elt_t, ngx_uint_t, NGX_ERROR, NGX_LOG_ERR, NGX_OK,
 };
 
-use super::buffers::drain_chain;
-use super::filter_chain::FilterLink;
 use super::headers::{bytes_of, copy_to_pool, elements, header_name_matches};
 use super::state::{existing_request_state, request_state};
 use super::waiters::{self, FinishedCapture, WaiterId};
@@ -81,7 +78,7 @@ pub struct Captured {
     pub body: Vec<u8>,
     pub truncated: bool,
     /// The body's last buffer went through the capture filter.
-    seen_last: bool,
+    pub(super) seen_last: bool,
 }
 
 /// The subrequests of one `capture*` call, and the coroutine waiting for
@@ -90,7 +87,7 @@ pub struct CaptureBatch {
     id: u64,
     waiter: WaiterId,
     pending: usize,
-    responses: Vec<Captured>,
+    pub(super) responses: Vec<Captured>,
     /// The call failed half-way: nobody waits for what was started.
     abandoned: bool,
 }
@@ -98,13 +95,13 @@ pub struct CaptureBatch {
 /// What a subrequest's post-subrequest handler gets. Allocated from the
 /// request pool (plain data, no destructor); nginx points at `post`.
 #[repr(C)]
-struct CaptureLink {
+pub(super) struct CaptureLink {
     post: ngx_http_post_subrequest_t,
     parent: *mut ngx_http_request_t,
     batch: u64,
     index: usize,
     /// nginx may finalize a subrequest more than once; the first counts.
-    posted: bool,
+    pub(super) posted: bool,
 }
 
 /// Why a capture could not start; the text is raised to Lua.
@@ -457,7 +454,7 @@ unsafe fn copy_request_headers(
 ///
 /// # Safety
 /// `r` must be a live request.
-unsafe fn capture_link(r: *mut ngx_http_request_t) -> Option<*mut CaptureLink> {
+pub(super) unsafe fn capture_link(r: *mut ngx_http_request_t) -> Option<*mut CaptureLink> {
     // SAFETY: per the contract; a post-subrequest entry whose handler is
     // ours was allocated by `issue` as a CaptureLink.
     unsafe {
@@ -477,7 +474,7 @@ unsafe fn capture_link(r: *mut ngx_http_request_t) -> Option<*mut CaptureLink> {
 ///
 /// # Safety
 /// `link` must be a live capture link.
-unsafe fn captured<'a>(link: *mut CaptureLink) -> Option<(&'a mut CaptureBatch, usize)> {
+pub(super) unsafe fn captured<'a>(link: *mut CaptureLink) -> Option<(&'a mut CaptureBatch, usize)> {
     // SAFETY: per the contract; the parent outlives its subrequests.
     unsafe {
         let state = existing_request_state((*link).parent)?;
@@ -637,69 +634,5 @@ unsafe extern "C" fn captures_ready(r: *mut ngx_http_request_t) {
     if resumed.is_err() {
         // SAFETY: live request.
         unsafe { nginx_sys::ngx_http_finalize_request(r, NGX_ERROR as ngx_int_t) };
-    }
-}
-
-/// The filters below the capture filters.
-static NEXT: FilterLink = FilterLink::new();
-
-/// Installs the capture filters on top of the chains, as postconfiguration
-/// must (before the Lua filters, which thereby run first).
-///
-/// # Safety
-/// Called from postconfiguration, while nginx builds its filter chains.
-pub unsafe fn install_capture_filters() {
-    // SAFETY: per the contract.
-    unsafe {
-        NEXT.install_header(capture_header_filter);
-        NEXT.install_body(capture_body_filter);
-    }
-}
-
-unsafe extern "C" fn capture_header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: nginx calls header filters with a live request.
-    if unsafe { capture_link(r) }.is_some() {
-        // SAFETY: as above; the header goes no further than here.
-        unsafe {
-            (*r).set_filter_need_in_memory(1);
-            (*r).set_header_sent(1);
-        }
-        return NGX_OK as ngx_int_t;
-    }
-    // SAFETY: passing the live request down the chain.
-    unsafe { NEXT.next_header(r) }
-}
-
-unsafe extern "C" fn capture_body_filter(
-    r: *mut ngx_http_request_t,
-    input: *mut ngx_chain_t,
-) -> ngx_int_t {
-    // SAFETY: nginx calls body filters with a live request.
-    let Some(link) = (unsafe { capture_link(r) }) else {
-        // SAFETY: passing the live request and its chain down.
-        return unsafe { NEXT.next_body(r, input) };
-    };
-    let captured_ok = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the chain and its buffers belong to this subrequest.
-        unsafe {
-            let mut record = if (*link).posted { None } else { captured(link) };
-            let response = record
-                .as_mut()
-                .map(|(batch, index)| &mut batch.responses[*index]);
-            match response {
-                Some(response) => {
-                    let end = drain_chain(input, Some(&mut response.body)).ok_or(())?;
-                    response.seen_last |= end.last;
-                }
-                None => {
-                    drain_chain(input, None).ok_or(())?;
-                }
-            }
-        }
-        Ok::<(), ()>(())
-    }));
-    match captured_ok {
-        Ok(Ok(())) => NGX_OK as ngx_int_t,
-        _ => NGX_ERROR as ngx_int_t,
     }
 }

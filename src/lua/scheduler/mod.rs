@@ -24,6 +24,7 @@ mod coroutines;
 mod current;
 pub mod event_loop;
 mod held;
+mod owner;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ pub use self::api::{install, SCHEDULED_PHASES};
 pub use self::coroutines::{install_coroutines, park_sentinel, wait_here, WAIT_HERE_KEY};
 pub(crate) use self::current::{current, current_coroutine, made, Current, CurrentGuard, Pending};
 use self::held::{Held, Results};
+pub use self::owner::{Host, Owner, SleepTimer};
 
 use core::ffi::c_void;
 use std::cell::{Cell, RefCell};
@@ -38,7 +40,6 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
-use nginx_sys::ngx_log_t;
 
 /// A thread's index in its scheduler.
 pub type CoId = usize;
@@ -89,43 +90,6 @@ pub enum Wait {
     Threads(Vec<CoId>),
     /// The HTTP layer's subrequests (`ngx.location.capture*`).
     Subrequests,
-}
-
-/// Whom a scheduler belongs to, so that its events can wake it.
-#[derive(Clone, Copy)]
-pub struct Owner {
-    /// The request or timer task the scheduler is parked with.
-    pub data: *mut c_void,
-    /// Resumes thread `co` of the owner's scheduler (from an event).
-    pub wake: unsafe fn(data: *mut c_void, co: CoId),
-    /// Where its timers come from and its failures go.
-    pub host: &'static dyn Host,
-    pub log: *mut ngx_log_t,
-    /// What log lines of failed light threads end with (nginx adds the
-    /// request's context to request logs itself).
-    pub log_context: &'static str,
-    /// Whether sleeps may be cut short by a graceful worker shutdown.
-    pub cancelable_sleeps: bool,
-    /// Whether `ngx.on_abort` may register a callback
-    /// (`lua_check_client_abort on` for the request's location).
-    pub checks_client_abort: bool,
-}
-
-/// What a scheduler needs from the process it runs in: [`event_loop`] in
-/// an nginx worker, a fake clock in the tests.
-pub trait Host: Sync {
-    /// A timer for a sleeping thread, armed by [`SleepTimer::arm`]; a
-    /// thread reuses its timer for its next sleep.
-    fn new_sleep_timer(&self) -> Box<dyn SleepTimer>;
-
-    /// A light thread failed (the others go on): tells the owner's log.
-    fn log_thread_failure(&self, owner: &Owner, message: &str);
-}
-
-/// A sleeping thread's timer; dropping it disarms it.
-pub trait SleepTimer {
-    /// Calls `owner.wake(owner.data, co)` in `ms` milliseconds (once).
-    fn arm(&mut self, owner: Owner, co: CoId, ms: u64);
 }
 
 /// A thread's parent: its slot, and which use of that slot (slots of
