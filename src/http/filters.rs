@@ -93,7 +93,8 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
         }
     }));
     match outcome {
-        Ok(Ok(())) => next_header(r),
+        // SAFETY: nginx called the filter with this live request.
+        Ok(Ok(())) => unsafe { next_header(r) },
         _ => NGX_ERROR as ngx_int_t,
     }
 }
@@ -105,7 +106,8 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
     };
     let (main, loc) = super::module_confs(req);
     let (Some(chunk), Some(runtime)) = (loc.body_filter, main.runtime()) else {
-        return next_body(r, input);
+        // SAFETY: nginx called the filter with this live request and chain.
+        return unsafe { next_body(r, input) };
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the input chain and its buffers belong to this request;
@@ -129,7 +131,8 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
         }
     }));
     match outcome {
-        Ok(Ok(chain)) => next_body(r, chain),
+        // SAFETY: live request; the chain comes from its pool.
+        Ok(Ok(chain)) => unsafe { next_body(r, chain) },
         _ => NGX_ERROR as ngx_int_t,
     }
 }

@@ -72,13 +72,6 @@ impl HttpRequest {
         unsafe { self.0.as_ref() }
     }
 
-    #[allow(clippy::mut_from_ref)]
-    fn raw_mut(&self) -> &mut ngx_http_request_t {
-        // SAFETY: the handle's contract keeps the request alive; nginx workers
-        // are single-threaded, so no other reference is in use meanwhile.
-        unsafe { &mut *self.0.as_ptr() }
-    }
-
     /// Runs `f` when the request ends (its pool is destroyed); false when
     /// the pool had no memory for it. `f` is kept in the pool itself: no
     /// allocation of its own.
@@ -120,10 +113,14 @@ impl HttpRequest {
     }
 
     pub fn set_status(&self, status: usize) {
-        let r = self.raw_mut();
-        r.headers_out.status = status;
-        // A status line set by another module would override the number.
-        r.headers_out.status_line.len = 0;
+        let r = self.as_ptr();
+        // SAFETY: the handle's contract keeps the request alive; the writes
+        // go through the pointer, no reference outlives them.
+        unsafe {
+            (*r).headers_out.status = status;
+            // A status line set by another module would override the number.
+            (*r).headers_out.status_line.len = 0;
+        }
     }
 
     pub fn method_name(&self) -> &[u8] {
@@ -140,13 +137,13 @@ impl HttpRequest {
         if self.headers_sent() {
             return NGX_OK as ngx_int_t;
         }
-        let r = self.raw_mut();
-        if r.headers_out.status == 0 {
-            r.headers_out.status = 200;
-        }
+        let r = self.as_ptr();
         // SAFETY: valid request; these are the calls nginx's own content
         // handlers make before sending a header.
         unsafe {
+            if (*r).headers_out.status == 0 {
+                (*r).headers_out.status = 200;
+            }
             if ngx_http_set_content_type(r) != NGX_OK as ngx_int_t {
                 return NGX_ERROR as ngx_int_t;
             }
@@ -166,17 +163,17 @@ impl HttpRequest {
         if self.raw().header_only() != 0 || bytes.is_empty() {
             return Ok(());
         }
-        let r = self.raw_mut();
+        let r = self.as_ptr();
         // SAFETY: buffers and chain links come from the request pool and live
         // as long as the request; the copy stays within the new buffer.
         unsafe {
-            let buf = ngx_create_temp_buf(r.pool, bytes.len());
+            let buf = ngx_create_temp_buf((*r).pool, bytes.len());
             if buf.is_null() {
                 return Err(OutputError::NoMemory);
             }
             core::ptr::copy_nonoverlapping(bytes.as_ptr(), (*buf).last, bytes.len());
             (*buf).last = (*buf).last.add(bytes.len());
-            let link: *mut ngx_chain_t = ngx_alloc_chain_link(r.pool);
+            let link: *mut ngx_chain_t = ngx_alloc_chain_link((*r).pool);
             if link.is_null() {
                 return Err(OutputError::NoMemory);
             }
@@ -200,7 +197,7 @@ impl HttpRequest {
             return rc;
         }
         // SAFETY: valid request; NGX_HTTP_LAST marks the end of the body.
-        unsafe { ngx_http_send_special(self.raw_mut(), NGX_HTTP_LAST as usize) }
+        unsafe { ngx_http_send_special(self.as_ptr(), NGX_HTTP_LAST as usize) }
     }
 
     /// The first request header named `name` (ASCII case-insensitive).
@@ -231,25 +228,30 @@ impl HttpRequest {
         content_type: &'static str,
         body: &[u8],
     ) -> ngx_int_t {
-        let r = self.raw_mut();
-        r.headers_out.status = status;
-        r.headers_out.content_type = ngx_str_t {
-            len: content_type.len(),
-            data: content_type.as_ptr().cast_mut(),
+        let r = self.as_ptr();
+        // SAFETY: valid request; the content type is static; the header is
+        // sent once, here.
+        let rc = unsafe {
+            let out = &mut (*r).headers_out;
+            out.status = status;
+            out.content_type = ngx_str_t {
+                len: content_type.len(),
+                data: content_type.as_ptr().cast_mut(),
+            };
+            out.content_type_len = content_type.len();
+            out.content_type_lowcase = core::ptr::null_mut();
+            out.content_length_n = body.len() as i64;
+            ngx_http_send_header(r)
         };
-        r.headers_out.content_type_len = content_type.len();
-        r.headers_out.content_type_lowcase = core::ptr::null_mut();
-        r.headers_out.content_length_n = body.len() as i64;
-        // SAFETY: valid request; the header is sent once, here.
-        let rc = unsafe { ngx_http_send_header(r) };
-        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || r.header_only() != 0 {
+        if rc == NGX_ERROR as ngx_int_t || rc > NGX_OK as ngx_int_t || self.raw().header_only() != 0
+        {
             return rc;
         }
         if self.write_body(body).is_err() {
             return NGX_ERROR as ngx_int_t;
         }
         // SAFETY: valid request; NGX_HTTP_LAST marks the end of the body.
-        unsafe { ngx_http_send_special(self.raw_mut(), NGX_HTTP_LAST as usize) }
+        unsafe { ngx_http_send_special(self.as_ptr(), NGX_HTTP_LAST as usize) }
     }
 
     /// Writes a changeable nginx variable (one made by `set`, or one whose
@@ -297,11 +299,11 @@ impl HttpRequest {
     ) -> Result<(), VariableError> {
         let shown = String::from_utf8_lossy(name).into_owned();
         let mut lower = name.to_ascii_lowercase();
-        let r = self.raw_mut();
+        let r = self.as_ptr();
         // SAFETY: the core main conf's variables hash is built before any
         // request; values live in the request pool.
         unsafe {
-            let cmcf = (*r.main_conf.add(ngx_http_core_module.ctx_index))
+            let cmcf = (*(*r).main_conf.add(ngx_http_core_module.ctx_index))
                 .cast::<ngx_http_core_main_conf_t>();
             let key = ngx_hash_key(lower.as_mut_ptr(), lower.len());
             let variable = ngx_hash_find(
@@ -317,14 +319,14 @@ impl HttpRequest {
             if only_changeable && variable.flags & NGX_HTTP_VAR_CHANGEABLE as usize == 0 {
                 return Err(VariableError::NotChangeable(shown));
             }
-            let vv = ngx_pcalloc(r.pool, core::mem::size_of::<ngx_http_variable_value_t>())
+            let vv = ngx_pcalloc((*r).pool, core::mem::size_of::<ngx_http_variable_value_t>())
                 .cast::<ngx_http_variable_value_t>();
             if vv.is_null() {
                 return Err(VariableError::NoMemory);
             }
             match value {
                 Some(bytes) => {
-                    let copy = copy_to_pool(r.pool, bytes).ok_or(VariableError::NoMemory)?;
+                    let copy = copy_to_pool((*r).pool, bytes).ok_or(VariableError::NoMemory)?;
                     (*vv).data = copy.data;
                     (*vv).set_len(copy.len as u32);
                     (*vv).set_valid(1);
@@ -334,7 +336,7 @@ impl HttpRequest {
             if let Some(set) = variable.set_handler {
                 set(r, vv, variable.data);
             } else if variable.flags & NGX_HTTP_VAR_INDEXED as usize != 0 {
-                *r.variables.add(variable.index) = *vv;
+                *(*r).variables.add(variable.index) = *vv;
             } else {
                 return Err(VariableError::NotChangeable(shown));
             }
@@ -352,7 +354,7 @@ impl HttpRequest {
             return Ok(());
         }
         // SAFETY: valid request; NGX_HTTP_FLUSH emits a flush buffer.
-        let rc = unsafe { ngx_http_send_special(self.raw_mut(), NGX_HTTP_FLUSH as usize) };
+        let rc = unsafe { ngx_http_send_special(self.as_ptr(), NGX_HTTP_FLUSH as usize) };
         if rc == NGX_ERROR as ngx_int_t {
             return Err(OutputError::Filter);
         }
@@ -362,12 +364,12 @@ impl HttpRequest {
     /// Discards the request body unless a handler read (or discarded) it,
     /// so that a keep-alive connection stays in step.
     pub fn discard_unread_body(&self) -> ngx_int_t {
-        let r = self.raw_mut();
-        if !r.request_body.is_null() || r.discard_body() != 0 {
+        let raw = self.raw();
+        if !raw.request_body.is_null() || raw.discard_body() != 0 {
             return NGX_OK as ngx_int_t;
         }
         // SAFETY: live request.
-        unsafe { ngx_http_discard_request_body(r) }
+        unsafe { ngx_http_discard_request_body(self.as_ptr()) }
     }
 
     /// The request body when it was read into memory; `None` when not read,
@@ -431,10 +433,12 @@ impl HttpRequest {
 
     /// Replaces the query string (the request's `$args`).
     pub fn set_query_string(&self, args: &[u8]) -> Result<(), OutputError> {
-        let r = self.raw_mut();
-        // A pool copy lives as long as the request.
-        r.args = copy_to_pool(r.pool, args).ok_or(OutputError::NoMemory)?;
-        r.set_valid_unparsed_uri(0);
+        let r = self.as_ptr();
+        // SAFETY: live request; a pool copy lives as long as the request.
+        unsafe {
+            (*r).args = copy_to_pool((*r).pool, args).ok_or(OutputError::NoMemory)?;
+            (*r).set_valid_unparsed_uri(0);
+        }
         Ok(())
     }
 
@@ -442,10 +446,10 @@ impl HttpRequest {
     /// `@name`. The caller returns NGX_DONE (after finalizing with it outside
     /// the content phase).
     pub fn internal_redirect(&self, uri: &[u8], args: &[u8]) -> ngx_int_t {
-        let r = self.raw_mut();
+        let r = self.as_ptr();
         // SAFETY: strings copied to the request pool outlive the redirect.
         unsafe {
-            let pool = r.pool;
+            let pool = (*r).pool;
             let (Some(mut uri), Some(mut args)) =
                 (copy_to_pool(pool, uri), copy_to_pool(pool, args))
             else {
@@ -471,7 +475,7 @@ impl HttpRequest {
         // lookup only, and the returned value lives in the request pool.
         unsafe {
             let key = ngx_hash_key(lower.as_mut_ptr(), lower.len());
-            let value = ngx_http_get_variable(self.raw_mut(), &mut ngx_name, key);
+            let value = ngx_http_get_variable(self.as_ptr(), &mut ngx_name, key);
             if value.is_null() || (*value).not_found() != 0 {
                 return None;
             }
