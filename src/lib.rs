@@ -14,6 +14,7 @@ pub mod lua;
 pub mod nginx;
 pub mod nginx_ffi;
 pub mod shdict;
+pub mod text;
 
 // Unit tests link without nginx: there the table is compiled but not
 // referenced, so the linker drops it and the nginx symbols it reaches.

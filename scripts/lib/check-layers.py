@@ -21,7 +21,7 @@ import re
 import sys
 
 LAYERS = [
-    ("bottom", [r"src/nginx(_ffi)?\.rs$", r"src/shdict/", r"src/http/args\.rs$"]),
+    ("bottom", [r"src/nginx(_ffi)?\.rs$", r"src/shdict/", r"src/http/args\.rs$", r"src/text/"]),
     ("request", [r"src/http/(headers|request|subrequest)\.rs$"]),
     ("lua", [r"src/lua/"]),
     ("top", [r"src/conf/", r"src/http/", r"src/directives\.rs$", r"src/lib\.rs$"]),

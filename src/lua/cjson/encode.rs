@@ -11,43 +11,8 @@ use super::{
 };
 use crate::lua::error_text;
 use crate::lua::raise::lua_type_name;
-
-/// `%.{precision}g`, as lua-cjson formats numbers.
-fn format_number(out: &mut Vec<u8>, number: f64, precision: i64) {
-    let mut buf = [0u8; 64];
-    // SAFETY: the buffer is large enough for any %g output of a double with
-    // at most 16 significant digits, and snprintf never writes past its size.
-    let len = unsafe {
-        libc::snprintf(
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            c"%.*g".as_ptr(),
-            precision as libc::c_int,
-            number,
-        )
-    };
-    let len = (len.max(0) as usize).min(buf.len() - 1);
-    out.extend_from_slice(&buf[..len]);
-}
-
-/// The escape lua-cjson writes for a byte of a string, if any.
-fn escape_of(byte: u8, escape_slash: bool) -> Option<&'static [u8]> {
-    const CONTROL: [&[u8]; 32] = [
-        b"\\u0000", b"\\u0001", b"\\u0002", b"\\u0003", b"\\u0004", b"\\u0005", b"\\u0006",
-        b"\\u0007", b"\\b", b"\\t", b"\\n", b"\\u000b", b"\\f", b"\\r", b"\\u000e", b"\\u000f",
-        b"\\u0010", b"\\u0011", b"\\u0012", b"\\u0013", b"\\u0014", b"\\u0015", b"\\u0016",
-        b"\\u0017", b"\\u0018", b"\\u0019", b"\\u001a", b"\\u001b", b"\\u001c", b"\\u001d",
-        b"\\u001e", b"\\u001f",
-    ];
-    match byte {
-        0..=31 => Some(CONTROL[byte as usize]),
-        b'"' => Some(b"\\\""),
-        b'\\' => Some(b"\\\\"),
-        b'/' if escape_slash => Some(b"\\/"),
-        127 => Some(b"\\u007f"),
-        _ => None,
-    }
-}
+use crate::text::json::{self, Style};
+use crate::text::number::format_g;
 
 struct Encoder {
     config: Config,
@@ -58,21 +23,15 @@ struct Encoder {
 
 impl Encoder {
     fn string(&mut self, bytes: &[u8]) {
-        self.out.reserve(bytes.len() + 2);
-        self.out.push(b'"');
         let escape_slash = self.config.escape_forward_slash;
-        for &byte in bytes {
-            match escape_of(byte, escape_slash) {
-                Some(escaped) => self.out.extend_from_slice(escaped),
-                None => self.out.push(byte),
-            }
-        }
-        self.out.push(b'"');
+        json::append_string(bytes, Style::LuaCjson { escape_slash }, &mut self.out);
     }
 
     fn number(&mut self, number: f64) -> Result<(), String> {
         if number.is_finite() {
-            format_number(&mut self.out, number, self.config.number_precision);
+            // The option allows 1 to 16 only.
+            let precision = self.config.number_precision as i32;
+            format_g(number, precision, &mut self.out);
             return Ok(());
         }
         match self.config.encode_invalid_numbers {

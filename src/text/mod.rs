@@ -1,0 +1,5 @@
+//! Byte and text helpers for every layer: nothing here knows of Lua, nginx
+//! or a request.
+
+pub mod json;
+pub mod number;
