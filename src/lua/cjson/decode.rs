@@ -3,11 +3,12 @@
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::options::Config;
-use super::{bad_argument, registry_table, Outcome, ARRAY_MT_KEY, HARD_NESTING_LIMIT};
+use super::{
+    bad_argument, coerced_argument, registry_table, Outcome, ARRAY_MT_KEY, HARD_NESTING_LIMIT,
+};
 use crate::lua::error_text;
-use crate::lua::raise::lua_type_name;
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Token {
     ObjectBegin,
     ObjectEnd,
@@ -257,6 +258,20 @@ impl Decoder<'_> {
         })
     }
 
+    /// Reads what follows an object's or array's item: true when `end`
+    /// closes the object or array, false after a comma.
+    fn item_end(&mut self, end: Token, expected: &str) -> Result<bool, String> {
+        let (after, after_at) = self.next_token();
+        if after == end {
+            self.depth -= 1;
+            return Ok(true);
+        }
+        match after {
+            Token::Comma => Ok(false),
+            other => Err(Self::expected(expected, &other, after_at)),
+        }
+    }
+
     fn object(&mut self) -> Result<Table, String> {
         self.descend()?;
         let table = self.lua.create_table().map_err(Self::lua_error)?;
@@ -277,14 +292,8 @@ impl Decoder<'_> {
             let (item, item_at) = self.next_token();
             let item = self.value(item, item_at)?;
             table.raw_set(key, item).map_err(Self::lua_error)?;
-            let (after, after_at) = self.next_token();
-            match after {
-                Token::ObjectEnd => {
-                    self.depth -= 1;
-                    return Ok(table);
-                }
-                Token::Comma => {}
-                other => return Err(Self::expected("comma or object end", &other, after_at)),
+            if self.item_end(Token::ObjectEnd, "comma or object end")? {
+                return Ok(table);
             }
             (token, at) = self.next_token();
         }
@@ -308,14 +317,8 @@ impl Decoder<'_> {
             let item = self.value(token, at)?;
             table.raw_set(index, item).map_err(Self::lua_error)?;
             index += 1;
-            let (after, after_at) = self.next_token();
-            match after {
-                Token::ArrayEnd => {
-                    self.depth -= 1;
-                    return Ok(table);
-                }
-                Token::Comma => {}
-                other => return Err(Self::expected("comma or array end", &other, after_at)),
+            if self.item_end(Token::ArrayEnd, "comma or array end")? {
+                return Ok(table);
             }
             (token, at) = self.next_token();
         }
@@ -340,14 +343,8 @@ pub(super) fn decode(lua: &Lua, config: Config, args: &MultiValue) -> Outcome {
     if args.len() != 1 {
         return Err(bad_argument(1, "decode", "expected 1 argument"));
     }
-    let text = lua
-        .coerce_string(args[0].clone())
-        .ok()
-        .flatten()
-        .ok_or_else(|| {
-            let got = format!("string expected, got {}", lua_type_name(&args[0]));
-            bad_argument(1, "decode", &got)
-        })?;
+    let text = lua.coerce_string(args[0].clone());
+    let text = coerced_argument(text, "string", &args[0], 1, "decode")?;
     let mut data = text.as_bytes().to_vec();
     data.push(0);
     let array_mt = if config.decode_array_with_array_mt {

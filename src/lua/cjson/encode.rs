@@ -117,6 +117,24 @@ impl Encoder {
         Ok(Some(max as usize))
     }
 
+    /// Appends an array's or object's item after what was written since
+    /// `rollback` (its comma, its key), which an item skipped as
+    /// unsupported takes back.
+    fn item(
+        &mut self,
+        item: &Value,
+        depth: i64,
+        rollback: usize,
+        first: &mut bool,
+    ) -> Result<(), String> {
+        if self.value(item, depth)? {
+            *first = false;
+        } else {
+            self.out.truncate(rollback);
+        }
+        Ok(())
+    }
+
     fn table(&mut self, table: &Table, depth: i64) -> Result<(), String> {
         if depth > self.config.encode_max_depth || depth > HARD_NESTING_LIMIT {
             return Err(format!("Cannot serialise, excessive nesting ({depth})"));
@@ -143,11 +161,7 @@ impl Encoder {
                 self.out.push(b',');
             }
             let item: Value = table.raw_get(i).map_err(|e| error_text(&e))?;
-            if self.value(&item, depth)? {
-                first = false;
-            } else {
-                self.out.truncate(rollback);
-            }
+            self.item(&item, depth, rollback, &mut first)?;
         }
         self.out.push(b']');
         Ok(())
@@ -182,11 +196,7 @@ impl Encoder {
                 }
             }
             self.out.push(b':');
-            if self.value(&item, depth)? {
-                first = false;
-            } else {
-                self.out.truncate(rollback);
-            }
+            self.item(&item, depth, rollback, &mut first)?;
         }
         self.out.push(b'}');
         Ok(())

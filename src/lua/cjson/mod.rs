@@ -21,6 +21,7 @@ use std::rc::Rc;
 
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
+use crate::lua::raise::lua_type_name;
 use decode::decode;
 use encode::encode;
 use options::{configure, Config, SETTINGS};
@@ -48,8 +49,26 @@ type Settings = Rc<Cell<Config>>;
 /// The outcome of one module function: values, or an error to raise.
 type Outcome = Result<MultiValue, String>;
 
+/// `encode` or `decode`, under the settings of the instance called.
+type Conversion = fn(&Lua, Config, &MultiValue) -> Outcome;
+
 fn bad_argument(position: usize, function: &str, problem: &str) -> String {
     format!("bad argument #{position} to '{function}' ({problem})")
+}
+
+/// An argument as `lua.coerce_*` converted it, or lua-cjson's error for
+/// one it could not: "<kind> expected, got <type>".
+fn coerced_argument<T>(
+    coerced: mlua::Result<Option<T>>,
+    kind: &str,
+    value: &Value,
+    position: usize,
+    function: &str,
+) -> Result<T, String> {
+    coerced.ok().flatten().ok_or_else(|| {
+        let got = format!("{kind} expected, got {}", lua_type_name(value));
+        bad_argument(position, function, &got)
+    })
 }
 
 fn registry_table(lua: &Lua, key: &str) -> mlua::Result<Table> {
@@ -117,22 +136,17 @@ pub fn new_module(lua: &Lua, safe: bool) -> mlua::Result<Table> {
     let settings: Settings = Rc::new(Cell::new(Config::default()));
     let module = lua.create_table()?;
 
-    let shared = settings.clone();
-    module.set(
-        "encode",
-        lua_function(lua, move |lua, args| {
-            let outcome = encode(lua, shared.get(), &args);
-            protect(lua, safe, outcome, &args)
-        })?,
-    )?;
-    let shared = settings.clone();
-    module.set(
-        "decode",
-        lua_function(lua, move |lua, args| {
-            let outcome = decode(lua, shared.get(), &args);
-            protect(lua, safe, outcome, &args)
-        })?,
-    )?;
+    let conversions: [(&str, Conversion); 2] = [("encode", encode), ("decode", decode)];
+    for (name, convert) in conversions {
+        let shared = settings.clone();
+        module.set(
+            name,
+            lua_function(lua, move |lua, args| {
+                let outcome = convert(lua, shared.get(), &args);
+                protect(lua, safe, outcome, &args)
+            })?,
+        )?;
+    }
     for name in SETTINGS {
         let shared = settings.clone();
         module.set(

@@ -4,8 +4,7 @@
 
 use mlua::{Lua, MultiValue, Value};
 
-use super::{bad_argument, Outcome, INT_MAX};
-use crate::lua::raise::lua_type_name;
+use super::{bad_argument, coerced_argument, Outcome, INT_MAX};
 
 /// What `encode_invalid_numbers` selects for NaN and the infinities.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -77,14 +76,8 @@ fn integer_option(
     (min, max): (i64, i64),
 ) -> Result<Value, String> {
     if !value.is_nil() {
-        let number = lua
-            .coerce_number(value.clone())
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                let got = format!("number expected, got {}", lua_type_name(value));
-                bad_argument(position, function, &got)
-            })?;
+        let number = lua.coerce_number(value.clone());
+        let number = coerced_argument(number, "number", value, position, function)?;
         let number = number as i64;
         if number < min || number > max {
             let range = format!("expected integer between {min} and {max}");
@@ -107,14 +100,8 @@ fn enum_option(
         Value::Nil => Ok(None),
         Value::Boolean(b) => Ok(Some(usize::from(*b))),
         other => {
-            let text = lua
-                .coerce_string(other.clone())
-                .ok()
-                .flatten()
-                .ok_or_else(|| {
-                    let got = format!("string expected, got {}", lua_type_name(other));
-                    bad_argument(position, function, &got)
-                })?;
+            let text = lua.coerce_string(other.clone());
+            let text = coerced_argument(text, "string", other, position, function)?;
             let text = text.to_string_lossy();
             options
                 .iter()
