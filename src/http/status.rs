@@ -14,6 +14,7 @@ use crate::nginx;
 use crate::request::HttpRequest;
 use crate::shdict::ZoneStats;
 use crate::text::args::parse_query;
+use crate::text::json::{self, Style};
 
 const JSON_TYPE: &str = "application/json";
 const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -56,18 +57,11 @@ pub fn choose_format(format_arg: Option<&[u8]>, accept: Option<&[u8]>) -> Result
 }
 
 fn json_string(out: &mut String, bytes: &[u8]) {
-    out.push('"');
-    for ch in String::from_utf8_lossy(bytes).chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    let text = String::from_utf8_lossy(bytes);
+    let mut quoted = Vec::with_capacity(text.len() + 2);
+    json::append_string(text.as_bytes(), Style::Required, &mut quoted);
+    // Escaping adds ASCII only, so the UTF-8 stays valid and nothing is lost.
+    out.push_str(&String::from_utf8_lossy(&quoted));
 }
 
 pub fn render_json(zones: &[(&[u8], ZoneStats)]) -> String {

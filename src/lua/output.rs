@@ -11,52 +11,11 @@ use core::ffi::c_int;
 use mlua::ffi::{self, lua_State};
 use mlua::{Lua, Value};
 
+use crate::text::number::format_g;
+
 /// Formats a Lua number as LuaJIT's `tostring` does (`%.14g`).
 pub fn format_number(n: f64, out: &mut Vec<u8>) {
-    if n.is_nan() {
-        out.extend_from_slice(if n.is_sign_negative() {
-            b"-nan"
-        } else {
-            b"nan"
-        });
-        return;
-    }
-    if n == n.trunc() && n.abs() < 1e14 {
-        // The common case, integral values, without a libc call.
-        if n == 0.0 && n.is_sign_negative() {
-            out.extend_from_slice(b"-0");
-        } else {
-            append_integer(n as i64, out);
-        }
-        return;
-    }
-    let mut buf = [0u8; 32];
-    // SAFETY: the format takes exactly one double; snprintf writes at most
-    // buf.len() bytes including the terminating NUL.
-    let written =
-        unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.14g".as_ptr(), n) };
-    let len = usize::try_from(written).unwrap_or(0).min(buf.len() - 1);
-    out.extend_from_slice(&buf[..len]);
-}
-
-/// Decimal digits of `n`, without the formatting machinery (`write!` costs
-/// several times more, and counters are printed on every request).
-fn append_integer(n: i64, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut rest = n.unsigned_abs();
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[start..]);
+    format_g(n, 14, out);
 }
 
 /// Why a value cannot be printed: the text that goes inside
