@@ -11,8 +11,7 @@ use nginx_sys::{ngx_slab_init, ngx_slab_pool_t, ngx_slab_sizes_init, ngx_uint_t}
 use super::layout::{
     element_alloc_size, entry_alloc_size, Classes, ZoneCounters, LIST_HEADER_SIZE,
 };
-use super::store::{decode_value, ListEnd, Store, StoreError, Value, WriteMode, Written};
-use super::ValueKind;
+use super::{decode_value, ListEnd, Store, StoreError, Value, ValueKind, WriteMode, Written};
 
 #[link(name = "ngx_store_test_support", kind = "static")]
 unsafe extern "C" {
