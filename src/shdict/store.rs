@@ -60,12 +60,18 @@ pub(super) struct NewEntry<'a> {
 impl Store {
     /// Lays out a fresh store in a newly created zone; `None` when the zone
     /// is too small for the store's header or too large for its offsets.
+    /// `log_ctx` (without a NUL) is what nginx's slab allocator appends to
+    /// its messages about the zone, as ` in limit_req zone "NAME"` for
+    /// nginx's own zones.
     ///
     /// # Safety
     /// `pool` must be the initialised slab pool at the start of a shared zone,
     /// and no other process may use the zone yet (zone init time).
-    pub unsafe fn create(pool: NonNull<ngx_slab_pool_t>) -> Option<Store> {
-        // SAFETY: per the contract, the pool is valid and private to us.
+    pub unsafe fn create(pool: NonNull<ngx_slab_pool_t>, log_ctx: &[u8]) -> Option<Store> {
+        // SAFETY: per the contract, the pool is valid and private to us. The
+        // header's bytes (in the gap or from the pool) hold its `size`, and
+        // `with_log_ctx` when `named`; `gap_start <= start` as `start` is
+        // the page-aligned end of the page descriptors.
         unsafe {
             let p = pool.as_ptr();
             if ((*p).end as usize - p as usize) as u64 > MAX_ZONE_SIZE {
@@ -74,16 +80,25 @@ impl Store {
             let classes = Classes::new(nginx_sys::ngx_pagesize);
             let pages = ((*p).end as usize - (*p).start as usize) / classes.page_size();
             let size = Store::header_size(classes, pages);
+            let with_log_ctx = size + log_ctx.len() + 1;
             // Between the slab pool's last page descriptor and its first
             // page (aligned to a page boundary) lie up to a page of bytes
             // nginx never uses: the header goes there when it fits, which
             // leaves a small zone one more page (an 8k zone has only one).
+            // The log context follows the header rather than taking a slab
+            // chunk of its own, which would cost a whole page (the store
+            // asks the pool only for whole pages); where it would push the
+            // header out of those bytes, the zone keeps its page and nginx's
+            // messages go without its name.
             let unused = (*p).last.cast::<u8>().align_offset(8);
             let gap_start = (*p).last.cast::<u8>().add(unused);
-            let raw = if gap_start as usize + size <= (*p).start as usize {
-                gap_start.cast::<core::ffi::c_void>()
+            let gap = (*p).start as usize - gap_start as usize;
+            let (raw, named) = if with_log_ctx <= gap {
+                (gap_start.cast::<core::ffi::c_void>(), true)
+            } else if size <= gap {
+                (gap_start.cast::<core::ffi::c_void>(), false)
             } else {
-                ngx_slab_alloc_locked(p, size)
+                (ngx_slab_alloc_locked(p, with_log_ctx), true)
             };
             let header = NonNull::new(raw.cast::<StoreHeader>())?;
             ptr::write_bytes(raw.cast::<u8>(), 0, size);
@@ -94,6 +109,12 @@ impl Store {
             (*h).class_count = classes.count() as u32;
             (*h).bitmap_pages = pages as u32;
             (*p).data = raw;
+            if named {
+                let text = raw.cast::<u8>().add(size);
+                ptr::copy_nonoverlapping(log_ctx.as_ptr(), text, log_ctx.len());
+                text.add(log_ctx.len()).write(0);
+                (*p).log_ctx = text;
+            }
             // Running out of zone memory is an expected outcome that the
             // caller reports ("no memory"); nginx's own log line is noise.
             (*p).set_log_nomem(0);
