@@ -15,9 +15,8 @@
 use core::ffi::{c_int, c_void};
 use core::panic::AssertUnwindSafe;
 
-use super::store::{decode_value, Keys, ListEnd, Read, Store, StoreError, Value, WriteMode};
 use super::zone::SharedZone;
-use super::ValueKind;
+use super::{decode_value, Keys, ListEnd, Read, Store, StoreError, Value, ValueKind, WriteMode};
 use crate::nginx;
 
 /// The C declarations of this file's functions and structures.
@@ -108,7 +107,7 @@ pub struct StatsOut {
     pub pages_total: f64,
     pub pages_free: f64,
     pub slab_count: u32,
-    pub slabs: [SlabOut; super::store::MAX_SLAB_CLASSES],
+    pub slabs: [SlabOut; super::stats::MAX_SLAB_CLASSES],
 }
 
 /// Runs one operation, turning a panic into [`PANICKED`].
@@ -619,7 +618,7 @@ pub unsafe extern "C" fn ngx_lua_shdict_stats(zone: *const c_void, out: *mut Sta
                 pages_total: stats.pages_total as f64,
                 pages_free: stats.pages_free as f64,
                 slab_count: stats.slabs().len() as u32,
-                slabs: [SlabOut::default(); super::store::MAX_SLAB_CLASSES],
+                slabs: [SlabOut::default(); super::stats::MAX_SLAB_CLASSES],
             };
             for (row, class) in out.slabs.iter_mut().zip(stats.slabs()) {
                 *row = SlabOut {

@@ -5,15 +5,19 @@
 pub mod ffi;
 mod index;
 pub mod layout;
+mod lists;
+mod lru;
 mod slots;
+mod stats;
 pub mod store;
+mod value;
 mod zone;
 
 pub use layout::{ValueKind, ZoneCounters, MAX_KEY_LEN};
-pub use store::{
-    decode_value, Found, Keys, ListEnd, Read, SlabClass, Store, StoreError, Value, WriteMode,
-    Written, ZoneStats,
-};
+pub use lists::ListEnd;
+pub use stats::{SlabClass, ZoneStats};
+pub use store::Store;
+pub use value::{decode_value, Found, Keys, Read, StoreError, Value, WriteMode, Written};
 pub use zone::{init_shared_zone, SharedZone};
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! The dictionary operations on a zone's store.
+//! The store in a zone and its key-value operations: creating or adopting
+//! it, the entries' bytes, finding, inserting and removing entries, and the
+//! reads and writes of single values.
 //!
 //! Every public operation takes the slab pool's mutex exactly once and releases
 //! it on every path (a guard does it on drop). Nothing in here calls Lua,
@@ -7,7 +9,8 @@
 //! first, and the lock is dropped to grow it.
 //!
 //! Entries are named by zone offsets (see `layout.rs`); the index lives in
-//! `index.rs` and the allocator in `slots.rs`.
+//! `index.rs`, the allocator in `slots.rs`, recency, expiry and eviction in
+//! `lru.rs`, lists in `lists.rs` and the zone's figures in `stats.rs`.
 
 use core::ptr::{self, NonNull};
 
@@ -15,211 +18,13 @@ use nginx_sys::{ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_sla
 
 use super::index::{NoTrail, Path, Trail};
 use super::layout::{
-    element_alloc_size, entry_alloc_size, key_hash, Classes, EntryHeader, ListElement, ListHeader,
-    StoreHeader, ValueKind, ZoneCounters, ENTRY_HEADER_SIZE, LIST_HEADER_SIZE, MAX_ZONE_SIZE,
-    OFFSET_UNIT, STORE_LAYOUT_VERSION, STORE_MAGIC,
+    entry_alloc_size, key_hash, Classes, EntryHeader, StoreHeader, ValueKind, ENTRY_HEADER_SIZE,
+    MAX_ZONE_SIZE, OFFSET_UNIT, STORE_LAYOUT_VERSION, STORE_MAGIC,
 };
-use super::slots::LARGE;
-
-/// Expired entries at the LRU tail that an operation frees on its way, as
-/// OpenResty's do: every one but `get_stale`, `ttl`, `expire`, `get_keys`
-/// and the flushes (which reads of stale values can tell).
-const EXPIRED_FREED_PER_CALL: usize = 2;
-/// Entries `flush_all` frees from the LRU tail once it has marked them all
-/// expired, as OpenResty's does.
-const FREED_BY_FLUSH_ALL: usize = 3;
-/// Entries from the LRU tail that an eviction looks through for one whose
-/// room serves the allocation that failed.
-const EVICTION_WINDOW: usize = 32;
-
-/// Errors carry OpenResty's own wording: the Lua layer returns them verbatim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("no memory")]
-    NoMemory,
-    #[error("exists")]
-    Exists,
-    #[error("not found")]
-    NotFound,
-    #[error("not a number")]
-    NotANumber,
-    #[error("value not a list")]
-    NotAList,
-    #[error("value is a list")]
-    IsList,
-}
-
-/// Which end of a list a push or pop works on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListEnd {
-    Head,
-    Tail,
-}
-
-/// A value on its way into the store.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Value<'a> {
-    Str(&'a [u8]),
-    Number(f64),
-    Bool(bool),
-}
-
-impl Value<'_> {
-    fn kind(&self) -> ValueKind {
-        match self {
-            Value::Str(_) => ValueKind::Str,
-            Value::Number(_) => ValueKind::Number,
-            Value::Bool(_) => ValueKind::Bool,
-        }
-    }
-
-    fn encoded_len(&self) -> usize {
-        match self {
-            Value::Str(bytes) => bytes.len(),
-            Value::Number(_) => 8,
-            Value::Bool(_) => 1,
-        }
-    }
-
-    /// # Safety
-    /// `dst` must be valid for `self.encoded_len()` bytes of writes.
-    unsafe fn encode_into(&self, dst: *mut u8) {
-        // SAFETY: the caller guarantees room for encoded_len() bytes.
-        unsafe {
-            match self {
-                Value::Str(bytes) => ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()),
-                Value::Number(n) => ptr::copy_nonoverlapping(n.to_le_bytes().as_ptr(), dst, 8),
-                Value::Bool(b) => *dst = u8::from(*b),
-            }
-        }
-    }
-}
-
-/// Decodes a value copied out of the store by [`Store::get`].
-pub fn decode_value(kind: ValueKind, bytes: &[u8]) -> Value<'_> {
-    match kind {
-        // A list is never handed out as a value (reads report IsList).
-        ValueKind::Str | ValueKind::List => Value::Str(bytes),
-        ValueKind::Number => {
-            let mut raw = [0u8; 8];
-            raw.copy_from_slice(&bytes[..8]);
-            Value::Number(f64::from_le_bytes(raw))
-        }
-        ValueKind::Bool => Value::Bool(bytes.first() == Some(&1)),
-    }
-}
-
-/// Slot classes reported at most: every class of the store's allocator.
-pub const MAX_SLAB_CLASSES: usize = super::layout::MAX_CLASSES;
-
-/// One slot class of the store's allocator.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SlabClass {
-    /// Slot size in bytes.
-    pub size: usize,
-    /// Slots in the spans this class holds.
-    pub total: usize,
-    /// Slots in use.
-    pub used: usize,
-    /// Allocations asked of this class since the zone was created.
-    pub requests: usize,
-    /// Allocations of this class that failed.
-    pub failures: usize,
-}
-
-/// What `dict:stats()` and the status page report about one zone.
-#[derive(Debug, Clone, Copy)]
-pub struct ZoneStats {
-    pub capacity: usize,
-    /// Bytes in wholly free pages.
-    pub free_space: usize,
-    pub pages_total: usize,
-    pub pages_free: usize,
-    /// Entries past their expiry that no operation has freed yet.
-    pub expired_pending: u64,
-    pub counters: ZoneCounters,
-    slabs: [SlabClass; MAX_SLAB_CLASSES],
-    slab_count: usize,
-}
-
-impl Default for ZoneStats {
-    fn default() -> ZoneStats {
-        ZoneStats {
-            capacity: 0,
-            free_space: 0,
-            pages_total: 0,
-            pages_free: 0,
-            expired_pending: 0,
-            counters: ZoneCounters::default(),
-            slabs: [SlabClass::default(); MAX_SLAB_CLASSES],
-            slab_count: 0,
-        }
-    }
-}
-
-impl ZoneStats {
-    /// One row per slot class that was ever asked for a slot, smallest first.
-    pub fn slabs(&self) -> &[SlabClass] {
-        &self.slabs[..self.slab_count]
-    }
-}
-
-/// What a read found; the value bytes are in the caller's buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Found {
-    pub kind: ValueKind,
-    pub user_flags: u32,
-    pub stale: bool,
-    /// Value bytes copied to the caller's buffer.
-    pub len: usize,
-}
-
-/// The outcome of a read into a caller's buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Read {
-    /// No live value (or, for a list pop, an empty or absent list).
-    Miss,
-    Hit(Found),
-    /// The value needs a buffer of this many bytes; nothing was changed.
-    TooLarge(usize),
-}
-
-/// The outcome of [`Store::keys_into`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keys {
-    /// This many keys were written.
-    Listed(usize),
-    /// The keys need this many bytes and length slots; nothing was written.
-    TooMany { bytes: usize, count: usize },
-}
-
-/// How a write treats an existing key and a full zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    /// Store unconditionally, evicting LRU entries when full.
-    Set,
-    /// Store unconditionally, never evicting a live entry.
-    SafeSet,
-    /// Store only when the key is absent or expired, evicting when full.
-    Add,
-    /// Like `Add`, never evicting a live entry.
-    SafeAdd,
-    /// Store only when the key holds a live value.
-    Replace,
-}
-
-impl WriteMode {
-    fn may_evict(self) -> bool {
-        !matches!(self, WriteMode::SafeSet | WriteMode::SafeAdd)
-    }
-}
-
-/// The result of a successful write: `forcible` is true when live entries had
-/// to be evicted to make room, as OpenResty reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Written {
-    pub forcible: bool,
-}
+use super::lru::EXPIRED_FREED_PER_CALL;
+#[cfg(test)]
+use super::value::read_into_vec;
+use super::value::{decode_value, Found, Keys, Read, StoreError, Value, WriteMode, Written};
 
 /// A handle on the store living in one zone. Cheap to copy; every operation
 /// locks the zone.
@@ -243,38 +48,30 @@ impl Drop for ZoneLock<'_> {
 }
 
 /// What a new entry holds, for [`Store::insert_entry`].
-struct NewEntry<'a> {
-    key: &'a [u8],
-    hash: u32,
-    kind: ValueKind,
-    value_len: usize,
-    expires_ms: u64,
-    user_flags: u32,
-}
-
-/// Slot classes (and [`LARGE`]) as a set.
-#[derive(Default)]
-struct ClassSet([u64; 3]);
-
-impl ClassSet {
-    fn insert(&mut self, class: usize) {
-        self.0[class / 64] |= 1 << (class % 64);
-    }
-
-    fn contains(&self, class: usize) -> bool {
-        self.0[class / 64] & (1 << (class % 64)) != 0
-    }
+pub(super) struct NewEntry<'a> {
+    pub(super) key: &'a [u8],
+    pub(super) hash: u32,
+    pub(super) kind: ValueKind,
+    pub(super) value_len: usize,
+    pub(super) expires_ms: u64,
+    pub(super) user_flags: u32,
 }
 
 impl Store {
     /// Lays out a fresh store in a newly created zone; `None` when the zone
     /// is too small for the store's header or too large for its offsets.
+    /// `log_ctx` (without a NUL) is what nginx's slab allocator appends to
+    /// its messages about the zone, as ` in limit_req zone "NAME"` for
+    /// nginx's own zones.
     ///
     /// # Safety
     /// `pool` must be the initialised slab pool at the start of a shared zone,
     /// and no other process may use the zone yet (zone init time).
-    pub unsafe fn create(pool: NonNull<ngx_slab_pool_t>) -> Option<Store> {
-        // SAFETY: per the contract, the pool is valid and private to us.
+    pub unsafe fn create(pool: NonNull<ngx_slab_pool_t>, log_ctx: &[u8]) -> Option<Store> {
+        // SAFETY: per the contract, the pool is valid and private to us. The
+        // header's bytes (in the gap or from the pool) hold its `size`, and
+        // `with_log_ctx` when `named`; `gap_start <= start` as `start` is
+        // the page-aligned end of the page descriptors.
         unsafe {
             let p = pool.as_ptr();
             if ((*p).end as usize - p as usize) as u64 > MAX_ZONE_SIZE {
@@ -283,16 +80,25 @@ impl Store {
             let classes = Classes::new(nginx_sys::ngx_pagesize);
             let pages = ((*p).end as usize - (*p).start as usize) / classes.page_size();
             let size = Store::header_size(classes, pages);
+            let with_log_ctx = size + log_ctx.len() + 1;
             // Between the slab pool's last page descriptor and its first
             // page (aligned to a page boundary) lie up to a page of bytes
             // nginx never uses: the header goes there when it fits, which
             // leaves a small zone one more page (an 8k zone has only one).
+            // The log context follows the header rather than taking a slab
+            // chunk of its own, which would cost a whole page (the store
+            // asks the pool only for whole pages); where it would push the
+            // header out of those bytes, the zone keeps its page and nginx's
+            // messages go without its name.
             let unused = (*p).last.cast::<u8>().align_offset(8);
             let gap_start = (*p).last.cast::<u8>().add(unused);
-            let raw = if gap_start as usize + size <= (*p).start as usize {
-                gap_start.cast::<core::ffi::c_void>()
+            let gap = (*p).start as usize - gap_start as usize;
+            let (raw, named) = if with_log_ctx <= gap {
+                (gap_start.cast::<core::ffi::c_void>(), true)
+            } else if size <= gap {
+                (gap_start.cast::<core::ffi::c_void>(), false)
             } else {
-                ngx_slab_alloc_locked(p, size)
+                (ngx_slab_alloc_locked(p, with_log_ctx), true)
             };
             let header = NonNull::new(raw.cast::<StoreHeader>())?;
             ptr::write_bytes(raw.cast::<u8>(), 0, size);
@@ -303,6 +109,12 @@ impl Store {
             (*h).class_count = classes.count() as u32;
             (*h).bitmap_pages = pages as u32;
             (*p).data = raw;
+            if named {
+                let text = raw.cast::<u8>().add(size);
+                ptr::copy_nonoverlapping(log_ctx.as_ptr(), text, log_ctx.len());
+                text.add(log_ctx.len()).write(0);
+                (*p).log_ctx = text;
+            }
             // Running out of zone memory is an expected outcome that the
             // caller reports ("no memory"); nginx's own log line is noise.
             (*p).set_log_nomem(0);
@@ -330,20 +142,11 @@ impl Store {
         }
     }
 
-    fn lock(&self) -> ZoneLock<'_> {
+    pub(super) fn lock(&self) -> ZoneLock<'_> {
         // SAFETY: the mutex lives in the zone's slab pool header. It is the
         // mutex nginx's master force-unlocks when a worker dies holding it.
         unsafe { ngx_shmtx_lock(&mut (*self.pool.as_ptr()).mutex) };
         ZoneLock { store: self }
-    }
-
-    /// Zone bytes: what `capacity()` reports.
-    pub fn capacity(&self) -> usize {
-        // SAFETY: start/end of the pool are fixed at zone creation.
-        unsafe {
-            let pool = self.pool.as_ref();
-            pool.end as usize - pool.addr as usize
-        }
     }
 
     // The lock guard, not `&mut self`, is what proves exclusive access: the
@@ -383,18 +186,18 @@ impl Store {
         unsafe { core::slice::from_raw_parts(self.at(entry).add(offset), len) }
     }
 
-    fn value_ptr(&self, lock: &ZoneLock<'_>, entry: u32) -> *mut u8 {
+    pub(super) fn value_ptr(&self, lock: &ZoneLock<'_>, entry: u32) -> *mut u8 {
         let h = self.entry_header(lock, entry);
         self.at(entry).wrapping_add(h.key_offset() + h.key_len())
     }
 
-    fn entry_value(&self, lock: &ZoneLock<'_>, entry: u32) -> &[u8] {
+    pub(super) fn entry_value(&self, lock: &ZoneLock<'_>, entry: u32) -> &[u8] {
         let len = self.entry_header(lock, entry).value_len as usize;
         // SAFETY: the value bytes follow the key inside the entry's slot.
         unsafe { core::slice::from_raw_parts(self.value_ptr(lock, entry), len) }
     }
 
-    fn user_flags(&self, lock: &ZoneLock<'_>, entry: u32) -> u32 {
+    pub(super) fn user_flags(&self, lock: &ZoneLock<'_>, entry: u32) -> u32 {
         if !self.entry_header(lock, entry).has_flags() {
             return 0;
         }
@@ -404,7 +207,7 @@ impl Store {
 
     /// Expired for a lookup: OpenResty's reads still see an entry during its
     /// expiry's millisecond.
-    fn is_expired(&self, lock: &ZoneLock<'_>, entry: u32, now_ms: u64) -> bool {
+    pub(super) fn is_expired(&self, lock: &ZoneLock<'_>, entry: u32, now_ms: u64) -> bool {
         let expires = self.entry_header(lock, entry).expires_ms();
         expires != 0 && expires < now_ms
     }
@@ -412,103 +215,24 @@ impl Store {
     /// Expired for freeing, listing keys and counting: from its expiry's
     /// millisecond on, as OpenResty's sweeps, flush_expired and get_keys
     /// count it.
-    fn is_freeable(&self, lock: &ZoneLock<'_>, entry: u32, now_ms: u64) -> bool {
+    pub(super) fn is_freeable(&self, lock: &ZoneLock<'_>, entry: u32, now_ms: u64) -> bool {
         let expires = self.entry_header(lock, entry).expires_ms();
         expires != 0 && expires <= now_ms
     }
 
-    fn is_list(&self, lock: &ZoneLock<'_>, entry: u32) -> bool {
+    pub(super) fn is_list(&self, lock: &ZoneLock<'_>, entry: u32) -> bool {
         self.entry_header(lock, entry).kind_byte() == ValueKind::List as u8
-    }
-
-    /// Copies of the zone's counters, read under the lock.
-    pub fn counters(&self) -> ZoneCounters {
-        let lock = self.lock();
-        self.header_mut(&lock).counters
-    }
-
-    fn lru_unlink(&self, lock: &ZoneLock<'_>, entry: u32) {
-        let (prev, next) = {
-            let h = self.entry_header(lock, entry);
-            (h.lru_prev, h.lru_next)
-        };
-        match prev {
-            0 => self.header_mut(lock).lru_head = next,
-            prev => self.entry_header(lock, prev).lru_next = next,
-        }
-        match next {
-            0 => self.header_mut(lock).lru_tail = prev,
-            next => self.entry_header(lock, next).lru_prev = prev,
-        }
-    }
-
-    fn lru_push_head(&self, lock: &ZoneLock<'_>, entry: u32) {
-        let head = self.header_mut(lock).lru_head;
-        {
-            let h = self.entry_header(lock, entry);
-            h.lru_prev = 0;
-            h.lru_next = head;
-        }
-        match head {
-            0 => self.header_mut(lock).lru_tail = entry,
-            head => self.entry_header(lock, head).lru_prev = entry,
-        }
-        self.header_mut(lock).lru_head = entry;
-    }
-
-    fn touch(&self, lock: &ZoneLock<'_>, entry: u32) {
-        // A hot key is usually the most recent already: relinking it would
-        // write to two other entries for nothing.
-        if self.header_mut(lock).lru_head != entry {
-            self.lru_unlink(lock, entry);
-            self.lru_push_head(lock, entry);
-        }
-    }
-
-    fn list_header(&self, lock: &ZoneLock<'_>, entry: u32) -> ListHeader {
-        // SAFETY: a list entry's value bytes are a ListHeader, unaligned
-        // after a key of any length.
-        unsafe {
-            self.value_ptr(lock, entry)
-                .cast::<ListHeader>()
-                .read_unaligned()
-        }
-    }
-
-    fn set_list_header(&self, lock: &ZoneLock<'_>, entry: u32, list: ListHeader) {
-        // SAFETY: as in list_header.
-        unsafe {
-            self.value_ptr(lock, entry)
-                .cast::<ListHeader>()
-                .write_unaligned(list)
-        }
-    }
-
-    #[allow(clippy::mut_from_ref)]
-    fn element(&self, _lock: &ZoneLock<'_>, element: u32) -> &mut ListElement {
-        // SAFETY: element offsets come from a live list of this zone; the
-        // lock guard proves exclusive access.
-        unsafe { &mut *self.at(element).cast::<ListElement>() }
     }
 
     /// Unlinks and frees an entry (and a list's elements). `path` holds the
     /// entry's ancestors when the caller just found it, else it is walked
     /// to.
-    fn remove(&self, lock: &ZoneLock<'_>, entry: u32, path: Option<&mut Path>) {
+    pub(super) fn remove(&self, lock: &ZoneLock<'_>, entry: u32, path: Option<&mut Path>) {
         let size = self.entry_header(lock, entry).alloc_size();
         let mut freed = size as u64;
         let is_list = self.is_list(lock, entry);
         if is_list {
-            let mut element = self.list_header(lock, entry).head;
-            while element != 0 {
-                let (next, element_size) = {
-                    let e = self.element(lock, element);
-                    (e.next, element_alloc_size(e.value_len as usize))
-                };
-                freed += element_size as u64;
-                self.free(lock, element, element_size);
-                element = next;
-            }
+            freed += self.free_elements(lock, entry);
         }
         self.lru_unlink(lock, entry);
         match path {
@@ -524,107 +248,12 @@ impl Store {
         }
     }
 
-    /// Frees up to `max` expired entries from the LRU tail, stopping at the
-    /// first other one.
-    fn free_expired_tail(&self, lock: &ZoneLock<'_>, now_ms: u64, max: usize) {
-        for _ in 0..max {
-            let tail = self.header_mut(lock).lru_tail;
-            if tail == 0 || !self.is_freeable(lock, tail, now_ms) {
-                break;
-            }
-            self.remove(lock, tail, None);
-            self.header_mut(lock).counters.expirations += 1;
-        }
-    }
-
-    /// The entry to evict so that an allocation of `size` bytes may fit:
-    /// among the least recently used, the first whose freeing gives a slot
-    /// of the class needed or pages back to the pool, provided no live entry
-    /// of its own class was passed over on the way (so no class loses an
-    /// entry while an older one of the same class stays); else the least
-    /// recently used. `None` when the store is empty.
-    fn pick_victim(&self, lock: &ZoneLock<'_>, size: usize, now_ms: u64) -> Option<u32> {
-        let tail = self.header_mut(lock).lru_tail;
-        if tail == 0 {
-            return None;
-        }
-        let needed = self.allocation_class(size);
-        let mut passed = ClassSet::default();
-        let mut entry = tail;
-        for _ in 0..EVICTION_WINDOW {
-            if entry == 0 {
-                break;
-            }
-            let entry_size = self.entry_header(lock, entry).alloc_size();
-            let class = self.allocation_class(entry_size);
-            let expired = self.is_freeable(lock, entry, now_ms);
-            let helps =
-                (class == needed && class != LARGE) || self.frees_pages(lock, entry, entry_size);
-            if helps && (expired || !passed.contains(class)) {
-                return Some(entry);
-            }
-            if !expired {
-                passed.insert(class);
-            }
-            entry = self.entry_header(lock, entry).lru_prev;
-        }
-        Some(tail)
-    }
-
-    /// Allocates `size` bytes. When the zone is full and `may_evict`, evicts
-    /// (see [`Store::pick_victim`]) until the allocation fits, which it does
-    /// unless the entry cannot fit in the zone at all. Sets `forcible` when
-    /// live entries went, and `index_changed` when any entry did.
-    fn make_room(
-        &self,
-        lock: &ZoneLock<'_>,
-        size: usize,
-        may_evict: bool,
-        now_ms: u64,
-        forcible: &mut bool,
-        index_changed: &mut bool,
-    ) -> Result<u32, StoreError> {
-        let fits_at_all = size <= self.pool_bytes();
-        loop {
-            if let Some(offset) = self.alloc(lock, size) {
-                return Ok(offset);
-            }
-            if !may_evict || !fits_at_all {
-                break;
-            }
-            let Some(victim) = self.pick_victim(lock, size, now_ms) else {
-                break;
-            };
-            let expired = self.is_freeable(lock, victim, now_ms);
-            self.remove(lock, victim, None);
-            *index_changed = true;
-            let counters = &mut self.header_mut(lock).counters;
-            if expired {
-                counters.expirations += 1;
-            } else {
-                counters.evictions += 1;
-                *forcible = true;
-            }
-        }
-        self.header_mut(lock).counters.no_memory += 1;
-        Err(StoreError::NoMemory)
-    }
-
-    /// All of the pool's pages: nothing larger can ever be allocated.
-    fn pool_bytes(&self) -> usize {
-        // SAFETY: start/end are fixed when the pool is initialised.
-        unsafe {
-            let pool = self.pool.as_ref();
-            pool.end as usize - pool.start as usize
-        }
-    }
-
     /// Allocates a new entry (see [`Store::make_room`]), fills it and links
     /// it into the index and at the LRU head. `path` is where a failed
     /// lookup of the key stopped, if the index has not changed since; else
     /// (or when an eviction changes it) the insert walks down again.
     #[allow(clippy::too_many_arguments)]
-    fn insert_entry(
+    pub(super) fn insert_entry(
         &self,
         lock: &ZoneLock<'_>,
         new: &NewEntry<'_>,
@@ -688,7 +317,7 @@ impl Store {
     /// not, as OpenResty's lookup does before it looks at the expiry: every
     /// call that looks a key up goes through here but `ttl`, `expire` and
     /// `delete` (whose entry goes anyway).
-    fn lookup(
+    pub(super) fn lookup(
         &self,
         lock: &ZoneLock<'_>,
         key: &[u8],
@@ -704,7 +333,7 @@ impl Store {
     /// as absent.
     /// `path`, when given, is left as [`Store::index_find`] leaves it, and
     /// is emptied when an expired entry was freed.
-    fn find_live(
+    pub(super) fn find_live(
         &self,
         lock: &ZoneLock<'_>,
         key: &[u8],
@@ -961,223 +590,6 @@ impl Store {
         Ok((init + delta, forcible))
     }
 
-    /// Pushes a string or number onto a list, creating the list when the key
-    /// is absent or expired. Never evicts live entries (as OpenResty's
-    /// pushes). Returns the new length.
-    pub fn push(
-        &self,
-        key: &[u8],
-        value: Value<'_>,
-        end: ListEnd,
-        now_ms: u64,
-    ) -> Result<u64, StoreError> {
-        let hash = key_hash(key);
-        let lock = self.lock();
-        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
-        let mut forcible = false;
-        let mut path = Path::new();
-        let found = self.find_live(&lock, key, hash, now_ms, Some(&mut path));
-        let (entry, created) = match found {
-            Some(entry) if !self.is_list(&lock, entry) => return Err(StoreError::NotAList),
-            Some(entry) => (entry, false),
-            None => {
-                let new = NewEntry {
-                    key,
-                    hash,
-                    kind: ValueKind::List,
-                    value_len: LIST_HEADER_SIZE,
-                    expires_ms: 0,
-                    user_flags: 0,
-                };
-                let entry = self.insert_entry(
-                    &lock,
-                    &new,
-                    (!path.is_empty()).then_some(&mut path),
-                    false,
-                    now_ms,
-                    &mut forcible,
-                    // SAFETY: insert_entry hands over room for a list header
-                    // (unaligned after the key).
-                    |dst| unsafe {
-                        dst.cast::<ListHeader>()
-                            .write_unaligned(ListHeader::default())
-                    },
-                )?;
-                (entry, true)
-            }
-        };
-        let element_size = element_alloc_size(value.encoded_len());
-        let element = match self.make_room(
-            &lock,
-            element_size,
-            false,
-            now_ms,
-            &mut forcible,
-            &mut false,
-        ) {
-            Ok(element) => element,
-            Err(e) => {
-                if created {
-                    self.remove(&lock, entry, None);
-                }
-                return Err(e);
-            }
-        };
-        let mut list = self.list_header(&lock, entry);
-        {
-            let el = self.element(&lock, element);
-            el.value_len = value.encoded_len() as u32;
-            el.kind = value.kind() as u8;
-            el._pad = [0; 3];
-            match end {
-                ListEnd::Head => {
-                    el.prev = 0;
-                    el.next = list.head;
-                }
-                ListEnd::Tail => {
-                    el.prev = list.tail;
-                    el.next = 0;
-                }
-            }
-        }
-        // SAFETY: the element's slot holds element_size bytes: its header,
-        // then the value.
-        unsafe {
-            value.encode_into(
-                self.at(element)
-                    .add(super::layout::LIST_ELEMENT_HEADER_SIZE),
-            )
-        };
-        match end {
-            ListEnd::Head => {
-                match list.head {
-                    0 => list.tail = element,
-                    head => self.element(&lock, head).prev = element,
-                }
-                list.head = element;
-            }
-            ListEnd::Tail => {
-                match list.tail {
-                    0 => list.head = element,
-                    tail => self.element(&lock, tail).next = element,
-                }
-                list.tail = element;
-            }
-        }
-        list.len += 1;
-        self.set_list_header(&lock, entry, list);
-        let counters = &mut self.header_mut(&lock).counters;
-        counters.stores += 1;
-        counters.used_bytes += element_size as u64;
-        Ok(u64::from(list.len))
-    }
-
-    /// Pops from a list into `out`. An emptied list is removed. `Read::Miss`
-    /// when the key is absent or expired; an element longer than `out` is
-    /// left in place and its length reported.
-    pub fn pop_into(
-        &self,
-        key: &[u8],
-        end: ListEnd,
-        now_ms: u64,
-        out: &mut [u8],
-    ) -> Result<Read, StoreError> {
-        let hash = key_hash(key);
-        let lock = self.lock();
-        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
-        // An expired list stays (OpenResty's pop leaves it). Most pops leave
-        // the list in place, so the find keeps no path (a hot queue is then
-        // found without a walk); removing an emptied list walks again.
-        let Some(entry) = self.lookup(&lock, key, hash, &mut NoTrail) else {
-            return Ok(Read::Miss);
-        };
-        if self.is_expired(&lock, entry, now_ms) {
-            return Ok(Read::Miss);
-        }
-        if !self.is_list(&lock, entry) {
-            return Err(StoreError::NotAList);
-        }
-        let mut list = self.list_header(&lock, entry);
-        let element = match end {
-            ListEnd::Head => list.head,
-            ListEnd::Tail => list.tail,
-        };
-        if element == 0 {
-            self.remove(&lock, entry, None);
-            return Ok(Read::Miss);
-        }
-        let (prev, next, len, kind) = {
-            let el = self.element(&lock, element);
-            (el.prev, el.next, el.value_len as usize, el.kind)
-        };
-        let Some(dst) = out.get_mut(..len) else {
-            return Ok(Read::TooLarge(len));
-        };
-        // SAFETY: the element's value bytes follow its header in its slot.
-        dst.copy_from_slice(unsafe {
-            core::slice::from_raw_parts(
-                self.at(element)
-                    .add(super::layout::LIST_ELEMENT_HEADER_SIZE),
-                len,
-            )
-        });
-        match prev {
-            0 => list.head = next,
-            prev => self.element(&lock, prev).next = next,
-        }
-        match next {
-            0 => list.tail = prev,
-            next => self.element(&lock, next).prev = prev,
-        }
-        list.len -= 1;
-        self.free(&lock, element, element_alloc_size(len));
-        let counters = &mut self.header_mut(&lock).counters;
-        counters.used_bytes = counters
-            .used_bytes
-            .saturating_sub(element_alloc_size(len) as u64);
-        self.set_list_header(&lock, entry, list);
-        if list.len == 0 {
-            self.remove(&lock, entry, None);
-        }
-        Ok(Read::Hit(Found {
-            kind: ValueKind::from_byte(kind).unwrap_or(ValueKind::Str),
-            user_flags: 0,
-            stale: false,
-            len,
-        }))
-    }
-
-    /// [`Store::pop_into`] into a vector grown as needed.
-    #[cfg(test)]
-    pub fn pop(
-        &self,
-        key: &[u8],
-        end: ListEnd,
-        now_ms: u64,
-        out: &mut Vec<u8>,
-    ) -> Result<Option<ValueKind>, StoreError> {
-        let found = read_into_vec(out, |buf| self.pop_into(key, end, now_ms, buf))?;
-        Ok(found.map(|found| found.kind))
-    }
-
-    /// Length of a list; 0 when the key is absent or expired.
-    pub fn llen(&self, key: &[u8], now_ms: u64) -> Result<u64, StoreError> {
-        let hash = key_hash(key);
-        let lock = self.lock();
-        self.free_expired_tail(&lock, now_ms, EXPIRED_FREED_PER_CALL);
-        // An expired list stays (OpenResty's llen leaves it).
-        let found = self.lookup(&lock, key, hash, &mut NoTrail);
-        match found.filter(|&entry| !self.is_expired(&lock, entry, now_ms)) {
-            None => Ok(0),
-            Some(entry) => {
-                if !self.is_list(&lock, entry) {
-                    return Err(StoreError::NotAList);
-                }
-                Ok(u64::from(self.list_header(&lock, entry).len))
-            }
-        }
-    }
-
     /// Milliseconds left to live: 0 for an entry that never expires. As in
     /// OpenResty, an entry that has expired but that no call has freed yet
     /// is still found, with the (negative) time since it expired.
@@ -1203,41 +615,6 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         self.entry_header(&lock, entry).set_expires_ms(expires_ms);
         Ok(())
-    }
-
-    /// Marks every entry expired and frees the three least recently used;
-    /// `flush_expired` or later calls free the rest.
-    pub fn flush_all(&self) {
-        let lock = self.lock();
-        let mut entry = self.header_mut(&lock).lru_head;
-        while entry != 0 {
-            let h = self.entry_header(&lock, entry);
-            h.set_expires_ms(1);
-            entry = h.lru_next;
-        }
-        self.free_expired_tail(&lock, u64::MAX, FREED_BY_FLUSH_ALL);
-    }
-
-    /// Frees expired entries, at most `max` of them (0: all). Returns how
-    /// many were freed.
-    pub fn flush_expired(&self, now_ms: u64, max: u64) -> u64 {
-        let lock = self.lock();
-        let mut freed = 0;
-        let mut entry = self.header_mut(&lock).lru_tail;
-        while entry != 0 {
-            // Read before the entry is freed.
-            let prev = self.entry_header(&lock, entry).lru_prev;
-            if self.is_freeable(&lock, entry, now_ms) {
-                self.remove(&lock, entry, None);
-                freed += 1;
-                if max > 0 && freed == max {
-                    break;
-                }
-            }
-            entry = prev;
-        }
-        self.header_mut(&lock).counters.expirations += freed;
-        freed
     }
 
     /// Live keys, least recently used first as OpenResty lists them, at
@@ -1297,44 +674,6 @@ impl Store {
         }
     }
 
-    /// A consistent snapshot of the zone: counters, page and slot-class
-    /// figures, and the number of expired entries not yet freed, read in one
-    /// critical section. Counting expired entries walks the LRU list (a few
-    /// nanoseconds per entry); nothing is allocated while the lock is held.
-    pub fn stats(&self, now_ms: u64) -> ZoneStats {
-        let lock = self.lock();
-        let mut stats = ZoneStats {
-            capacity: self.capacity(),
-            ..ZoneStats::default()
-        };
-        let classes = self.classes();
-        stats.pages_total = self.pool_bytes() / classes.page_size();
-        stats.pages_free = self.free_pages(&lock);
-        stats.free_space = stats.pages_free * classes.page_size();
-        for (class, record) in self.class_records(&lock).iter().enumerate() {
-            if record.requests == 0 {
-                continue;
-            }
-            stats.slabs[stats.slab_count] = SlabClass {
-                size: classes.slot_size(class),
-                total: record.slots as usize,
-                used: record.used as usize,
-                requests: record.requests as usize,
-                failures: record.failures as usize,
-            };
-            stats.slab_count += 1;
-        }
-        stats.counters = self.header_mut(&lock).counters;
-        let mut entry = self.header_mut(&lock).lru_head;
-        while entry != 0 {
-            if self.is_freeable(&lock, entry, now_ms) {
-                stats.expired_pending += 1;
-            }
-            entry = self.entry_header(&lock, entry).lru_next;
-        }
-        stats
-    }
-
     /// Checks the whole store: the index (see `check_index`), the LRU list
     /// linked both ways through every entry, and the allocator's spans and
     /// records against the slots the entries and list elements hold.
@@ -1358,18 +697,7 @@ impl Store {
             assert_eq!(h.lru_prev, prev, "LRU back link");
             count_slot(h.alloc_size());
             if self.is_list(&lock, entry) {
-                let list = self.list_header(&lock, entry);
-                let (mut element, mut len, mut before) = (list.head, 0, 0);
-                while element != 0 {
-                    let el = self.element(&lock, element);
-                    assert_eq!(el.prev, before, "list back link");
-                    count_slot(element_alloc_size(el.value_len as usize));
-                    len += 1;
-                    before = element;
-                    element = el.next;
-                }
-                assert_eq!(list.tail, before, "list tail");
-                assert_eq!(list.len, len, "list length");
+                self.check_list(&lock, entry, &mut count_slot);
             }
             seen += 1;
             prev = entry;
@@ -1386,42 +714,5 @@ impl Store {
         let lock = self.lock();
         self.index_find(&lock, key, key_hash(key), &mut NoTrail)
             .is_some()
-    }
-
-    /// Bytes in wholly free pages: what `free_space()` reports.
-    pub fn free_page_bytes(&self) -> usize {
-        let lock = self.lock();
-        self.free_pages(&lock) * self.classes().page_size()
-    }
-}
-
-/// Runs a read into `out`'s whole capacity, growing it until the value fits;
-/// `out` is left holding exactly the value bytes.
-#[cfg(test)]
-fn read_into_vec(
-    out: &mut Vec<u8>,
-    mut read: impl FnMut(&mut [u8]) -> Result<Read, StoreError>,
-) -> Result<Option<Found>, StoreError> {
-    loop {
-        let room = out.capacity();
-        out.resize(room, 0);
-        match read(out) {
-            Ok(Read::Hit(found)) => {
-                out.truncate(found.len);
-                return Ok(Some(found));
-            }
-            Ok(Read::TooLarge(needed)) => {
-                out.clear();
-                out.reserve(needed);
-            }
-            Ok(Read::Miss) => {
-                out.clear();
-                return Ok(None);
-            }
-            Err(e) => {
-                out.clear();
-                return Err(e);
-            }
-        }
     }
 }

@@ -11,8 +11,7 @@ use nginx_sys::{ngx_slab_init, ngx_slab_pool_t, ngx_slab_sizes_init, ngx_uint_t}
 use super::layout::{
     element_alloc_size, entry_alloc_size, Classes, ZoneCounters, LIST_HEADER_SIZE,
 };
-use super::store::{decode_value, ListEnd, Store, StoreError, Value, WriteMode, Written};
-use super::ValueKind;
+use super::{decode_value, ListEnd, Store, StoreError, Value, ValueKind, WriteMode, Written};
 
 #[link(name = "ngx_store_test_support", kind = "static")]
 unsafe extern "C" {
@@ -29,8 +28,15 @@ struct TestZone {
     store: Store,
 }
 
+/// What the module's zone init hands `Store::create` for a zone named "test".
+const TEST_LOG_CTX: &[u8] = b" in lua_shared_dict zone \"test\"";
+
 impl TestZone {
     fn new(size: usize) -> TestZone {
+        TestZone::with_log_ctx(size, TEST_LOG_CTX)
+    }
+
+    fn with_log_ctx(size: usize, log_ctx: &[u8]) -> TestZone {
         static SIZES: Once = Once::new();
         // SAFETY: sets nginx's slab size globals once, before any pool use.
         SIZES.call_once(|| unsafe { ngx_slab_sizes_init() });
@@ -44,12 +50,22 @@ impl TestZone {
             (*pool).min_shift = 3;
             (*pool).addr = memory.as_ptr().cast();
             ngx_slab_init(pool);
-            let store = Store::create(NonNull::new_unchecked(pool)).expect("store header");
+            let store = Store::create(NonNull::new_unchecked(pool), log_ctx).expect("store header");
             TestZone {
                 memory,
                 layout,
                 store,
             }
+        }
+    }
+
+    /// What nginx's slab allocator appends to its messages about the zone.
+    fn log_ctx(&self) -> &[u8] {
+        // SAFETY: the pool was initialised by `new`, which leaves log_ctx
+        // pointing at a NUL-terminated string inside the zone.
+        unsafe {
+            let pool = self.memory.cast::<ngx_slab_pool_t>().as_ptr();
+            core::ffi::CStr::from_ptr((*pool).log_ctx.cast()).to_bytes()
         }
     }
 
@@ -440,6 +456,33 @@ fn the_smallest_zone_holds_entries() {
     }
     assert_eq!(get(s, "k0", 1).unwrap(), Some(b"v".to_vec()));
     s.check_consistency();
+}
+
+/// nginx's slab allocator names the zone in its own messages. The name
+/// never costs the zone a page: where it does not fit beside the store's
+/// header in the bytes before the first page, the zone goes unnamed.
+#[test]
+fn the_slab_pool_names_the_zone_without_taking_a_page() {
+    let long_name = [b"x".repeat(64).as_slice(), TEST_LOG_CTX].concat();
+    let mut named = 0;
+    for size in (8 * 1024..=256 * 1024).step_by(512) {
+        let unnamed = TestZone::with_log_ctx(size, b"");
+        let zone = TestZone::with_log_ctx(size, &long_name);
+        assert_eq!(
+            zone.store.stats(1).pages_free,
+            unnamed.store.stats(1).pages_free,
+            "{size}-byte zone"
+        );
+        if zone.log_ctx() == long_name {
+            named += 1;
+        } else {
+            assert_eq!(zone.log_ctx(), b"", "{size}-byte zone");
+        }
+    }
+    assert!(named > 400, "{named} zones of 497 named");
+    for size in [8 * 1024, 64 * PAGE, 8 * 1024 * 1024] {
+        assert_eq!(TestZone::new(size).log_ctx(), TEST_LOG_CTX, "{size}");
+    }
 }
 
 /// Entries of `value_len`-byte values `safe_set` stores before the zone is

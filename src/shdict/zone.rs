@@ -76,7 +76,10 @@ pub unsafe extern "C" fn init_shared_zone(
                 }
                 ngx_slab_init(pool.as_ptr());
             }
-            match Store::create(pool) {
+            let mut log_ctx = b" in lua_shared_dict zone \"".to_vec();
+            log_ctx.extend_from_slice(zone.name());
+            log_ctx.push(b'"');
+            match Store::create(pool, &log_ctx) {
                 Some(store) => {
                     zone.store = Some(store);
                     NGX_OK as ngx_int_t
