@@ -370,6 +370,17 @@ mod tests {
 
     #[test]
     fn decodes_and_reports_errors() {
+        // The depth-limit case nests 1001 levels: more than an unoptimised
+        // build's default 2 MiB test-thread stack holds.
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(decode_cases)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn decode_cases() {
         let lua = lua_with_cjson();
         let cases = [
             (
