@@ -6,6 +6,8 @@
 //!   the real shared-memory data structures in-process.
 //! - Exports LuaJIT's C API from the module and embeds LuaJIT's `jit.*` Lua
 //!   modules (see `build/luajit.rs`).
+//! - Checks, by compiling `build/layout_checks.c`, that the nginx structures
+//!   the module declares again in Rust have the layout it declares.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ fn main() {
     luajit::export_c_api();
     luajit::embed_jit_modules();
     println!("cargo:rerun-if-changed=src/shdict/test_support.c");
+    println!("cargo:rerun-if-changed=build/layout_checks.c");
     println!("cargo:rerun-if-env-changed=NGINX_BUILD_DIR");
     let Ok(build_dir) = env::var("DEP_NGINX_BUILD_DIR") else {
         return;
@@ -35,7 +38,56 @@ fn main() {
             let _ = std::os::unix::fs::symlink(&binary, &link);
         }
     }
+    check_copied_layouts();
     build_store_test_support();
+}
+
+/// The include directories of the nginx being built against.
+fn nginx_includes() -> Option<Vec<PathBuf>> {
+    let includes = env::var_os("DEP_NGINX_INCLUDE")?;
+    Some(env::split_paths(&includes).collect())
+}
+
+/// A C compilation against nginx's headers and flags, never linked.
+fn nginx_c_build(includes: &[PathBuf]) -> cc::Build {
+    let mut build = cc::Build::new();
+    build
+        .includes(includes)
+        .warnings(false)
+        .cargo_warnings(false)
+        .cargo_metadata(false);
+    if let Ok(cflags) = env::var("DEP_NGINX_CFLAGS") {
+        for flag in cflags.split_whitespace() {
+            build.flag(flag);
+        }
+    }
+    build
+}
+
+/// Compiles `build/layout_checks.c`, whose static assertions fail the build
+/// when nginx's digest contexts or the rewrite module's location
+/// configuration differ from what the Rust code declares. The rewrite
+/// module's structure is private to its source file, which distribution
+/// builds may not have: then that part is skipped, with a warning.
+fn check_copied_layouts() {
+    let Some(includes) = nginx_includes() else {
+        return;
+    };
+    let mut build = nginx_c_build(&includes);
+    let rewrite_source = includes
+        .iter()
+        .map(|dir| dir.join("ngx_http_rewrite_module.c"))
+        .find(|p| p.is_file());
+    match rewrite_source {
+        Some(_) => {
+            build.define("NGX_LAYOUT_CHECK_REWRITE", None);
+        }
+        None => println!(
+            "cargo:warning=ngx_http_rewrite_module.c not found next to nginx's headers: \
+             the rewrite module's location configuration layout (set_by_lua) is unchecked"
+        ),
+    }
+    build.file("build/layout_checks.c").compile("ngx_layout_checks");
 }
 
 /// `target/<profile>`: three levels above OUT_DIR (`build/<pkg>-<hash>/out`).
@@ -47,10 +99,9 @@ fn profile_dir() -> Option<PathBuf> {
 /// `libngx_store_test_support.a` in OUT_DIR; the unit tests name it in a
 /// `#[link]` attribute under `cfg(test)`, so the module itself never links it.
 fn build_store_test_support() {
-    let Some(includes) = env::var_os("DEP_NGINX_INCLUDE") else {
+    let Some(includes) = nginx_includes() else {
         return;
     };
-    let includes: Vec<PathBuf> = env::split_paths(&includes).collect();
     let find = |file: &str| {
         includes
             .iter()
@@ -62,21 +113,12 @@ fn build_store_test_support() {
     let (Some(slab), Some(rbtree)) = (find("ngx_slab.c"), find("ngx_rbtree.c")) else {
         return;
     };
-    let mut build = cc::Build::new();
-    build
+    // Never linked by default (cargo_metadata off): that would put the stubs
+    // in the module.
+    nginx_c_build(&includes)
         .files([slab, rbtree])
         .file("src/shdict/test_support.c")
-        .includes(&includes)
-        .warnings(false)
-        .cargo_warnings(false)
-        // Never link it by default: that would put the stubs in the module.
-        .cargo_metadata(false);
-    if let Ok(cflags) = env::var("DEP_NGINX_CFLAGS") {
-        for flag in cflags.split_whitespace() {
-            build.flag(flag);
-        }
-    }
-    build.compile("ngx_store_test_support");
+        .compile("ngx_store_test_support");
     if let Some(out_dir) = env::var_os("OUT_DIR") {
         println!(
             "cargo:rustc-link-search=native={}",

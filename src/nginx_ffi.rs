@@ -22,6 +22,15 @@ struct Sha1Ctx {
     buffer: [u8; 64],
 }
 
+// The layout build/layout_checks.c asserts of nginx's own structures.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(Md5Ctx, state) == 8 && offset_of!(Md5Ctx, buffer) == 24);
+    assert!(size_of::<Md5Ctx>() == 88);
+    assert!(offset_of!(Sha1Ctx, state) == 8 && offset_of!(Sha1Ctx, buffer) == 32);
+    assert!(size_of::<Sha1Ctx>() == 96);
+};
+
 // nginx's own MD5 and SHA-1 (always built into nginx, whatever its
 // configure flags); nginx-sys does not bind their headers.
 extern "C" {

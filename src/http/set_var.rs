@@ -27,7 +27,8 @@ unsafe extern "C" {
 static SCRIPT_EXIT: usize = 0;
 
 /// The rewrite module's location configuration. nginx keeps this struct
-/// private to its module; its layout has not changed since nginx 0.8.
+/// private to its module; its layout has not changed since nginx 0.8, and
+/// build/layout_checks.c checks it against the source being built with.
 #[repr(C)]
 pub struct RewriteLocConf {
     pub codes: *mut nginx_sys::ngx_array_t,
@@ -35,6 +36,17 @@ pub struct RewriteLocConf {
     pub log: isize,
     pub uninitialized_variable_warn: isize,
 }
+
+// The layout build/layout_checks.c asserts of nginx's structure.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    let word = size_of::<usize>();
+    assert!(offset_of!(RewriteLocConf, codes) == 0);
+    assert!(offset_of!(RewriteLocConf, stack_size) == word);
+    assert!(offset_of!(RewriteLocConf, log) == 2 * word);
+    assert!(offset_of!(RewriteLocConf, uninitialized_variable_warn) == 3 * word);
+    assert!(size_of::<RewriteLocConf>() == 4 * word);
+};
 
 /// Our script code: the engine calls `code` with `ip` pointing here.
 #[repr(C)]

@@ -1,0 +1,53 @@
+/*
+ * The C structures the module declares again in Rust because nginx-sys
+ * does not bind them. build.rs compiles this file against the nginx the
+ * module is built for (the object is never linked): a layout that differs
+ * from the Rust one fails the build here. The Rust side asserts the same
+ * sizes and offsets at compile time.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_md5.h>
+#include <ngx_sha1.h>
+
+#include <stddef.h>
+
+/* Md5Ctx in src/nginx_ffi.rs: bytes, state[4], buffer[64]. */
+_Static_assert(offsetof(ngx_md5_t, bytes) == 0, "ngx_md5_t.bytes moved");
+_Static_assert(offsetof(ngx_md5_t, a) == 8, "ngx_md5_t.a moved");
+_Static_assert(offsetof(ngx_md5_t, d) == 20, "ngx_md5_t.d moved");
+_Static_assert(offsetof(ngx_md5_t, buffer) == 24, "ngx_md5_t.buffer moved");
+_Static_assert(sizeof(ngx_md5_t) == 88, "ngx_md5_t changed size");
+
+/* Sha1Ctx in src/nginx_ffi.rs: bytes, state[6], buffer[64]. */
+_Static_assert(offsetof(ngx_sha1_t, bytes) == 0, "ngx_sha1_t.bytes moved");
+_Static_assert(offsetof(ngx_sha1_t, a) == 8, "ngx_sha1_t.a moved");
+_Static_assert(offsetof(ngx_sha1_t, f) == 28, "ngx_sha1_t.f moved");
+_Static_assert(offsetof(ngx_sha1_t, buffer) == 32, "ngx_sha1_t.buffer moved");
+_Static_assert(sizeof(ngx_sha1_t) == 96, "ngx_sha1_t changed size");
+
+#ifdef NGX_LAYOUT_CHECK_REWRITE
+
+/*
+ * RewriteLocConf in src/http/set_var.rs: the rewrite module keeps its
+ * location configuration private to its source file, which is compiled in
+ * here to see it.
+ */
+#include <ngx_http.h>
+#include "ngx_http_rewrite_module.c"
+
+_Static_assert(offsetof(ngx_http_rewrite_loc_conf_t, codes) == 0,
+               "ngx_http_rewrite_loc_conf_t.codes moved");
+_Static_assert(offsetof(ngx_http_rewrite_loc_conf_t, stack_size)
+               == sizeof(void *), "ngx_http_rewrite_loc_conf_t.stack_size moved");
+_Static_assert(offsetof(ngx_http_rewrite_loc_conf_t, log)
+               == 2 * sizeof(void *), "ngx_http_rewrite_loc_conf_t.log moved");
+_Static_assert(offsetof(ngx_http_rewrite_loc_conf_t,
+                        uninitialized_variable_warn)
+               == 3 * sizeof(void *),
+               "ngx_http_rewrite_loc_conf_t.uninitialized_variable_warn moved");
+_Static_assert(sizeof(ngx_http_rewrite_loc_conf_t) == 4 * sizeof(void *),
+               "ngx_http_rewrite_loc_conf_t changed size");
+
+#endif
