@@ -87,7 +87,9 @@ fn check_copied_layouts() {
              the rewrite module's location configuration layout (set_by_lua) is unchecked"
         ),
     }
-    build.file("build/layout_checks.c").compile("ngx_layout_checks");
+    build
+        .file("build/layout_checks.c")
+        .compile("ngx_layout_checks");
 }
 
 /// `target/<profile>`: three levels above OUT_DIR (`build/<pkg>-<hash>/out`).

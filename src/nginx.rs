@@ -60,12 +60,20 @@ impl Log {
 /// where an unwinding panic must not reach nginx's C frames: a panic is
 /// logged at `alert` level on the cycle log and the callback returns.
 pub fn without_unwinding(what: &str, f: impl FnOnce()) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+    guarded(f, || {
         if let Some(log) = Log::cycle() {
             let line = format!("panic in {what}");
             log.write(nginx_sys::NGX_LOG_ALERT as usize, line.as_bytes());
         }
-    }
+    });
+}
+
+/// Runs `body` for a callback nginx calls: a panic, which must not unwind
+/// into nginx's C frames, gives `on_panic()`'s result instead. Each kind of
+/// callback says how it reports one (an `[emerg]` for a directive, a failed
+/// request for a handler, an alert for an event).
+pub fn guarded<T>(body: impl FnOnce() -> T, on_panic: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|_| on_panic())
 }
 
 /// Logs an `[emerg]` line with the configuration file and line appended by

@@ -1,13 +1,16 @@
 //! The module's configuration structures, as nginx creates, merges and
 //! hands them to the handlers, and the lookups that find them.
 
+pub mod lookup;
 pub mod packages;
+
+pub use self::lookup::request_confs;
+pub(crate) use self::lookup::{cycle_main_conf, main_conf};
 
 use core::ffi::{c_char, c_void};
 use core::ptr::{self, NonNull};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use nginx_sys::{ngx_conf_t, ngx_http_conf_ctx_t, ngx_pcalloc, ngx_pool_cleanup_add};
+use nginx_sys::{ngx_conf_t, ngx_pcalloc, ngx_pool_cleanup_add};
 
 use crate::lua::{ChunkId, LuaRuntime};
 use crate::nginx::conf_emerg;
@@ -185,28 +188,17 @@ pub(crate) fn guarded(
     cf: *mut ngx_conf_t,
     body: impl FnOnce() -> Result<(), String>,
 ) -> *mut c_char {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => NGX_CONF_OK,
-        Ok(Err(message)) => {
+    let message = crate::nginx::guarded(
+        || body().err(),
+        || Some("internal error (panic) while handling the directive".to_string()),
+    );
+    match message {
+        None => NGX_CONF_OK,
+        Some(message) => {
             // SAFETY: guarded runs inside nginx's directive callbacks with
             // their conf.
             unsafe { conf_emerg(cf, &message) };
             NGX_CONF_ERROR
         }
-        Err(_) => {
-            // SAFETY: as above.
-            unsafe { conf_emerg(cf, "internal error (panic) while handling the directive") };
-            NGX_CONF_ERROR
-        }
-    }
-}
-
-pub(crate) fn main_conf<'a>(cf: *mut ngx_conf_t) -> &'a mut MainConf {
-    // SAFETY: our directives are only accepted inside `http`, where the conf
-    // context is an http one holding our main conf at our ctx_index.
-    unsafe {
-        let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
-        let index = crate::ngx_http_lua_shdict_module.ctx_index;
-        &mut *(*(*ctx).main_conf.add(index)).cast::<MainConf>()
     }
 }

@@ -39,6 +39,6 @@ pub(super) fn merge_code_cache(cf: *mut ngx_conf_t, parent: &LocConf, child: &mu
         .into_iter()
         .flatten()
     {
-        runtime.disable_code_cache(chunk);
+        runtime.chunks_mut().disable_code_cache(chunk);
     }
 }

@@ -104,6 +104,7 @@ pub(super) fn compile_inline(
     let chunk_name = format!("{}({})", phase.directive(), conf_position(cf, line));
     main_conf(cf)
         .runtime_mut()?
+        .chunks_mut()
         .add_inline(code, &chunk_name, phase)
         .map_err(|e| format!("failed to load inlined Lua code: {e}"))
 }
@@ -157,7 +158,10 @@ pub(crate) unsafe extern "C" fn set_by_lua_file(
     guarded(cf, || {
         ensure_free(cf, cmd, conf)?;
         let path = resolve_prefix_path(cf, conf_args(cf)[1])?;
-        let chunk = main_conf(cf).runtime_mut()?.add_file(path, phase_of(cmd));
+        let chunk = main_conf(cf)
+            .runtime_mut()?
+            .chunks_mut()
+            .add_file(path, phase_of(cmd));
         install_chunk(cf, cmd, conf, chunk)
     })
 }

@@ -196,7 +196,10 @@ pub(crate) unsafe extern "C" fn set_by_lua_file(
     guarded(cf, || {
         let args = conf_args(cf);
         let path = resolve_prefix_path(cf, args[2])?;
-        let chunk = main_conf(cf).runtime_mut()?.add_file(path, Phase::Set);
+        let chunk = main_conf(cf)
+            .runtime_mut()?
+            .chunks_mut()
+            .add_file(path, Phase::Set);
         compile_set(cf, args[1], chunk, &args[3..])
     })
 }

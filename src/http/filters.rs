@@ -67,7 +67,7 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
         return NGX_ERROR as ngx_int_t;
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let (main, loc) = super::module_confs(req);
+        let (main, loc) = crate::conf::request_confs(req);
         if loc.body_filter.is_some() {
             // Lua sees and may change the body: it must be in memory, and
             // its length is no longer known.
@@ -104,7 +104,7 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
     let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
         return NGX_ERROR as ngx_int_t;
     };
-    let (main, loc) = super::module_confs(req);
+    let (main, loc) = crate::conf::request_confs(req);
     let (Some(chunk), Some(runtime)) = (loc.body_filter, main.runtime()) else {
         // SAFETY: nginx called the filter with this live request and chain.
         return unsafe { next_body(r, input) };

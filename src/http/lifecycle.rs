@@ -3,29 +3,12 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use nginx_sys::{
-    ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_module, ngx_int_t, NGX_ERROR, NGX_LOG_EMERG,
-    NGX_LOG_ERR, NGX_OK,
-};
+use nginx_sys::{ngx_cycle_t, ngx_int_t, NGX_ERROR, NGX_LOG_EMERG, NGX_LOG_ERR, NGX_OK};
 
-use crate::conf::MainConf;
+use crate::conf::{cycle_main_conf as main_conf, MainConf};
 use crate::lua::{ChunkId, RunOutcome};
 use crate::nginx::Log;
 use crate::phase::Phase;
-
-/// Our http main conf in `cycle`, if it has an http block.
-fn main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
-    // SAFETY: a cycle's conf_ctx has one slot per module; the http slot, when
-    // set, is the http block's conf context holding our main conf.
-    unsafe {
-        let http = *(*cycle).conf_ctx.add(ngx_http_module.index);
-        let ctx = (http as *mut ngx_http_conf_ctx_t).as_ref()?;
-        let conf = *ctx
-            .main_conf
-            .add(crate::ngx_http_lua_shdict_module.ctx_index);
-        conf.cast::<MainConf>().as_ref()
-    }
-}
 
 /// Runs a process-level chunk; returns the error text on failure.
 fn run(

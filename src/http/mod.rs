@@ -23,7 +23,7 @@ use nginx_sys::{
     NGX_HTTP_CLIENT_CLOSED_REQUEST, NGX_LOG_INFO, NGX_USE_LEVEL_EVENT,
 };
 
-use crate::conf::{LocConf, MainConf};
+use crate::conf::request_confs;
 use crate::lua::scheduler::event_loop::EVENT_LOOP;
 use crate::lua::scheduler::{AbortHandling, CoId, Owner, Shared, Wait};
 use crate::lua::RunOutcome;
@@ -32,23 +32,6 @@ use crate::request::state::{existing_request_state, request_state};
 use crate::request::subrequest;
 use crate::request::waiters::{self, FinishedCapture, WaiterHooks};
 use crate::request::HttpRequest;
-
-/// Our `http` main configuration for the request's server.
-pub(crate) fn main_conf<'a>(req: HttpRequest) -> &'a MainConf {
-    module_confs(req).0
-}
-
-fn module_confs<'a>(req: HttpRequest) -> (&'a MainConf, &'a LocConf) {
-    // SAFETY: the request's conf arrays hold our confs at our ctx_index for
-    // every request routed to a location of an http block.
-    unsafe {
-        let r = req.as_ptr();
-        let index = crate::ngx_http_lua_shdict_module.ctx_index;
-        let main = &*(*(*r).main_conf.add(index)).cast::<MainConf>();
-        let loc = &*(*(*r).loc_conf.add(index)).cast::<LocConf>();
-        (main, loc)
-    }
-}
 
 /// Runs a phase handler body, turning a panic into a failed request.
 fn guarded(
@@ -60,9 +43,9 @@ fn guarded(
     let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
         return NGX_ERROR as ngx_int_t;
     };
-    match catch_unwind(AssertUnwindSafe(|| body(req))) {
-        Ok(rc) => rc,
-        Err(_) => {
+    crate::nginx::guarded(
+        || body(req),
+        || {
             if let Some(log) = req.log() {
                 let line = format!("panic while running {}", phase.directive());
                 log.write(NGX_LOG_ALERT as usize, line.as_bytes());
@@ -72,8 +55,8 @@ fn guarded(
             } else {
                 NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
             }
-        }
-    }
+        },
+    )
 }
 
 /// Logs an aborted request handler as OpenResty does and answers 500 (or
@@ -264,7 +247,7 @@ fn suspend(
 
 /// Whether `lua_check_client_abort` is on for the request's location.
 fn checks_client_abort(req: HttpRequest) -> bool {
-    module_confs(req).1.check_client_abort == Some(true)
+    request_confs(req).1.check_client_abort == Some(true)
 }
 
 /// Under `lua_check_client_abort on`, a suspended handler hears of the
@@ -409,7 +392,8 @@ fn body_arrived(req: HttpRequest) {
 /// The `captures_done` waiter hook: the coroutines whose subrequests have
 /// all answered go on with the responses.
 fn captures_arrived(req: HttpRequest, finished: Vec<FinishedCapture>) {
-    let (Some(runtime), Some((scheduler, _))) = (main_conf(req).runtime(), parked(req)) else {
+    let (Some(runtime), Some((scheduler, _))) = (request_confs(req).0.runtime(), parked(req))
+    else {
         return;
     };
     // Every waiting thread is queued before any runs: a run may end the
@@ -443,10 +427,10 @@ fn continue_handler(req: HttpRequest) {
     let Some((scheduler, phase)) = parked(req) else {
         return;
     };
-    let Some(runtime) = main_conf(req).runtime() else {
+    let Some(runtime) = request_confs(req).0.runtime() else {
         return;
     };
-    let Some(outcome) = runtime.resume_parked(&scheduler, r, phase) else {
+    let Some(outcome) = runtime.runner().resume_parked(&scheduler, r, phase) else {
         return;
     };
     if !matches!(outcome, RunOutcome::Suspended(_)) {
@@ -481,7 +465,7 @@ fn continue_handler(req: HttpRequest) {
 /// Called by nginx's content phase with a live request.
 pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     guarded(r, Phase::Content, |req| {
-        let (main, loc) = module_confs(req);
+        let (main, loc) = request_confs(req);
         let (Some(chunk), Some(runtime)) = (loc.content, main.runtime()) else {
             return NGX_DECLINED as ngx_int_t;
         };
@@ -494,7 +478,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
 /// `ngx.exit(ngx.OK)`, goes on to the next handler; other exits end the
 /// request.
 fn run_request_phase(req: HttpRequest, phase: Phase) -> ngx_int_t {
-    let (main, loc) = module_confs(req);
+    let (main, loc) = request_confs(req);
     let chunk = match phase {
         Phase::Rewrite => loc.rewrite,
         _ => loc.access,
@@ -524,7 +508,7 @@ unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
 
 unsafe extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     guarded(r, Phase::Log, |req| {
-        let (main, loc) = module_confs(req);
+        let (main, loc) = request_confs(req);
         if let (Some(chunk), Some(runtime)) = (loc.log, main.runtime()) {
             if let RunOutcome::Failed(message) = runtime.run(chunk, req.as_ptr(), Phase::Log) {
                 if let Some(log) = req.log() {
@@ -569,10 +553,7 @@ pub(crate) unsafe extern "C" fn register_phase_handlers(cf: *mut ngx_conf_t) -> 
     // SAFETY: cf's context is the http block's; both main confs exist there.
     unsafe {
         let ctx = (*cf).ctx.cast::<nginx_sys::ngx_http_conf_ctx_t>();
-        let main = &*(*(*ctx)
-            .main_conf
-            .add(crate::ngx_http_lua_shdict_module.ctx_index))
-        .cast::<MainConf>();
+        let main = crate::conf::lookup::in_http_context(ctx);
         let cmcf = (*(*ctx).main_conf.add(ngx_http_core_module.ctx_index))
             .cast::<ngx_http_core_main_conf_t>();
         let wanted = [
@@ -598,7 +579,7 @@ pub(crate) unsafe extern "C" fn register_phase_handlers(cf: *mut ngx_conf_t) -> 
             }
         }
         filters::install(main);
-        crate::request::state::use_ctx_slot(crate::ngx_http_lua_shdict_module.ctx_index);
+        crate::request::state::use_ctx_slot(crate::conf::lookup::ctx_index());
         waiters::install(WaiterHooks {
             body_ready: body_arrived,
             captures_done: captures_arrived,

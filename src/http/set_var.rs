@@ -81,7 +81,10 @@ fn run_code(e: *mut ngx_http_script_engine_t, code: &SetByLuaCode) -> Result<Vec
         };
         args.push(bytes);
     }
-    let runtime = super::main_conf(req).runtime().ok_or("no Lua state")?;
+    let runtime = crate::conf::request_confs(req)
+        .0
+        .runtime()
+        .ok_or("no Lua state")?;
     match runtime.run_set(ChunkId::from_index(code.chunk), req.as_ptr(), &args) {
         (RunOutcome::Failed(message), _) => Err(message),
         (_, value) => Ok(value.unwrap_or_default()),

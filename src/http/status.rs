@@ -321,7 +321,7 @@ fn serve_status(req: HttpRequest) -> ngx_int_t {
         Ok(format) => format,
         Err(message) => return req.send_complete(400, JSON_TYPE, json_error(&message).as_bytes()),
     };
-    let main: &MainConf = super::main_conf(req);
+    let main: &MainConf = crate::conf::request_confs(req).0;
     let wanted = arg(b"zone");
     let now = nginx::now_ms();
     let zones: Vec<(&[u8], ZoneStats)> = main

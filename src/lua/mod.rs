@@ -25,13 +25,13 @@ use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, Value};
 use nginx_sys::ngx_http_request_t;
 
 pub use self::chunks::ChunkId;
-use self::chunks::Chunks;
+pub use self::chunks::Chunks;
 pub use self::run_context::{current_phase, current_request, eof_sent, last_run_sent_eof};
 pub(crate) use self::run_context::{
     mark_eof, record_exec, record_exit, record_request, take_request,
 };
 pub use self::runner::RunOutcome;
-use self::runner::Runner;
+pub use self::runner::Runner;
 use crate::phase::Phase;
 use crate::shdict::SharedZone;
 
@@ -87,25 +87,14 @@ impl LuaRuntime {
         shared::register_zones(&self.lua, zones)
     }
 
-    /// Compiles inline code. The error text names the chunk and carries the
-    /// Lua message, e.g. `content_by_lua(nginx.conf:12):2: '=' expected ...`.
-    pub fn add_inline(
-        &mut self,
-        code: &[u8],
-        chunk_name: &str,
-        phase: Phase,
-    ) -> Result<ChunkId, String> {
-        self.chunks.add_inline(code, chunk_name, phase)
+    /// The configuration's chunks, to add to while it is read.
+    pub fn chunks_mut(&mut self) -> &mut Chunks {
+        &mut self.chunks
     }
 
-    /// Registers a Lua file, compiled on first use.
-    pub fn add_file(&mut self, path: std::path::PathBuf, phase: Phase) -> ChunkId {
-        self.chunks.add_file(path, phase)
-    }
-
-    /// `lua_code_cache off` for the location running `id`.
-    pub fn disable_code_cache(&mut self, id: ChunkId) {
-        self.chunks.disable_code_cache(id);
+    /// What runs the chunks' coroutines.
+    pub fn runner(&self) -> &Runner {
+        &self.runner
     }
 
     pub fn run(&self, id: ChunkId, r: *mut ngx_http_request_t, phase: Phase) -> RunOutcome {
@@ -256,16 +245,5 @@ impl LuaRuntime {
             Ok(thread) => self.runner.start(thread, r, phase, owner),
             Err(message) => RunOutcome::Failed(message),
         }
-    }
-
-    /// Runs what is ready in a parked scheduler, unless it is running
-    /// already (`None`).
-    pub fn resume_parked(
-        &self,
-        scheduler: &scheduler::Shared,
-        r: *mut ngx_http_request_t,
-        phase: Phase,
-    ) -> Option<RunOutcome> {
-        self.runner.resume_parked(scheduler, r, phase)
     }
 }

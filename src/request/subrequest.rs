@@ -22,7 +22,10 @@ use nginx_sys::{
     ngx_http_parse_unsafe_uri, ngx_http_post_subrequest_t, ngx_http_request_body_t,
     ngx_http_request_empty_handler, ngx_http_request_t, ngx_http_subrequest,
     ngx_http_variable_value_t, ngx_int_t, ngx_list_init, ngx_list_push, ngx_pcalloc, ngx_str_t,
-    ngx_table_elt_t, ngx_uint_t, NGX_ERROR, NGX_LOG_ERR, NGX_OK,
+    ngx_table_elt_t, ngx_uint_t, NGX_ERROR, NGX_HTTP_COPY, NGX_HTTP_DELETE, NGX_HTTP_GET,
+    NGX_HTTP_HEAD, NGX_HTTP_LOCK, NGX_HTTP_MKCOL, NGX_HTTP_MOVE, NGX_HTTP_OPTIONS, NGX_HTTP_PATCH,
+    NGX_HTTP_POST, NGX_HTTP_PROPFIND, NGX_HTTP_PROPPATCH, NGX_HTTP_PUT, NGX_HTTP_TRACE,
+    NGX_HTTP_UNLOCK, NGX_LOG_ERR, NGX_OK,
 };
 
 use super::headers::{bytes_of, copy_to_pool, elements, header_name_matches};
@@ -30,27 +33,25 @@ use super::state::{existing_request_state, request_state};
 use super::waiters::{self, FinishedCapture, WaiterId};
 use super::{HttpRequest, VariableError};
 
-/// nginx's method bits and names, as `ngx.HTTP_*` hold them.
+/// nginx's method bits and names, as `ngx.HTTP_*` hold them (`ngx.HTTP_GET`
+/// is `NGX_HTTP_GET`) and subrequests take them.
 pub const METHODS: &[(u32, &[u8])] = &[
-    (0x0002, b"GET"),
-    (0x0004, b"HEAD"),
-    (0x0008, b"POST"),
-    (0x0010, b"PUT"),
-    (0x0020, b"DELETE"),
-    (0x0040, b"MKCOL"),
-    (0x0080, b"COPY"),
-    (0x0100, b"MOVE"),
-    (0x0200, b"OPTIONS"),
-    (0x0400, b"PROPFIND"),
-    (0x0800, b"PROPPATCH"),
-    (0x1000, b"LOCK"),
-    (0x2000, b"UNLOCK"),
-    (0x4000, b"PATCH"),
-    (0x8000, b"TRACE"),
+    (NGX_HTTP_GET, b"GET"),
+    (NGX_HTTP_HEAD, b"HEAD"),
+    (NGX_HTTP_POST, b"POST"),
+    (NGX_HTTP_PUT, b"PUT"),
+    (NGX_HTTP_DELETE, b"DELETE"),
+    (NGX_HTTP_MKCOL, b"MKCOL"),
+    (NGX_HTTP_COPY, b"COPY"),
+    (NGX_HTTP_MOVE, b"MOVE"),
+    (NGX_HTTP_OPTIONS, b"OPTIONS"),
+    (NGX_HTTP_PROPFIND, b"PROPFIND"),
+    (NGX_HTTP_PROPPATCH, b"PROPPATCH"),
+    (NGX_HTTP_LOCK, b"LOCK"),
+    (NGX_HTTP_UNLOCK, b"UNLOCK"),
+    (NGX_HTTP_PATCH, b"PATCH"),
+    (NGX_HTTP_TRACE, b"TRACE"),
 ];
-
-const METHOD_PUT: u32 = 0x0010;
-const METHOD_POST: u32 = 0x0008;
 
 /// One subrequest of a capture, as the Lua options describe it.
 pub struct SubrequestSpec {
@@ -324,8 +325,8 @@ unsafe fn adjust(
         }
 
         let forwards_parent_body = spec.always_forward_body
-            || bit == METHOD_PUT
-            || bit == METHOD_POST
+            || bit == NGX_HTTP_PUT
+            || bit == NGX_HTTP_POST
             || (*r).headers_in.content_length_n <= 0;
         (*sr).request_body = match &spec.body {
             Some(bytes) => request_body(pool, bytes).ok_or(CaptureError::NoMemory)?,

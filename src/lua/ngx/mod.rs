@@ -18,6 +18,7 @@ use super::output::append_scalar;
 use super::raise::{api_function, lua_type_name, raise, CALLER_LEVEL};
 use crate::nginx::{self, Log};
 use crate::phase::Phase;
+use crate::request::subrequest::METHODS;
 use crate::request::HttpRequest;
 use crate::text::args::{parse_query, ParsedArgs};
 
@@ -58,24 +59,6 @@ const HTTP_STATUS_CONSTANTS: &[(&str, i64)] = &[
     ("HTTP_GATEWAY_TIMEOUT", 504),
     ("HTTP_VERSION_NOT_SUPPORTED", 505),
     ("HTTP_INSUFFICIENT_STORAGE", 507),
-];
-
-const HTTP_METHOD_CONSTANTS: &[(&str, i64)] = &[
-    ("HTTP_GET", 0x0002),
-    ("HTTP_HEAD", 0x0004),
-    ("HTTP_POST", 0x0008),
-    ("HTTP_PUT", 0x0010),
-    ("HTTP_DELETE", 0x0020),
-    ("HTTP_MKCOL", 0x0040),
-    ("HTTP_COPY", 0x0080),
-    ("HTTP_MOVE", 0x0100),
-    ("HTTP_OPTIONS", 0x0200),
-    ("HTTP_PROPFIND", 0x0400),
-    ("HTTP_PROPPATCH", 0x0800),
-    ("HTTP_LOCK", 0x1000),
-    ("HTTP_UNLOCK", 0x2000),
-    ("HTTP_PATCH", 0x4000),
-    ("HTTP_TRACE", 0x8000),
 ];
 
 const LOG_LEVEL_CONSTANTS: &[(&str, i64)] = &[
@@ -163,7 +146,9 @@ fn set_constants(table: &Table, constants: &[(&str, i64)]) -> mlua::Result<()> {
 pub fn install(lua: &Lua) -> mlua::Result<()> {
     let ngx = lua.create_table()?;
     set_constants(&ngx, HTTP_STATUS_CONSTANTS)?;
-    set_constants(&ngx, HTTP_METHOD_CONSTANTS)?;
+    for &(bit, name) in METHODS {
+        ngx.set(format!("HTTP_{}", String::from_utf8_lossy(name)), bit)?;
+    }
     set_constants(&ngx, LOG_LEVEL_CONSTANTS)?;
     set_constants(&ngx, RESULT_CONSTANTS)?;
     ngx.set("null", LightUserData(core::ptr::null_mut()))?;
