@@ -1,0 +1,197 @@
+//! Handlers whose coroutines wait: parked with their request, and resumed
+//! by the events they wait for (sleep timers, the request body,
+//! subrequests, a client abort), after which their phase goes on.
+
+use core::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use mlua::MultiValue;
+use nginx_sys::{
+    ngx_http_core_run_phases, ngx_http_finalize_request, ngx_http_request_empty_handler,
+    ngx_http_request_t, ngx_http_run_posted_requests, ngx_int_t, NGX_ERROR,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_LOG_ALERT,
+};
+
+use super::client_abort::{checks_client_abort, watch_for_client_abort};
+use super::outcome::{content_rc, phase_step, PhaseStep};
+use crate::conf::request_confs;
+use crate::lua::scheduler::event_loop::EVENT_LOOP;
+use crate::lua::scheduler::{CoId, Owner, Shared, Wait};
+use crate::lua::RunOutcome;
+use crate::phase::Phase;
+use crate::request::state::{existing_request_state, request_state};
+use crate::request::waiters::FinishedCapture;
+use crate::request::HttpRequest;
+
+/// A handler whose coroutines wait, as the request's state keeps it.
+struct Parked {
+    scheduler: Shared,
+    phase: Phase,
+}
+
+/// The request's parked handler: its scheduler and phase.
+pub(super) fn parked(req: HttpRequest) -> Option<(Shared, Phase)> {
+    // SAFETY: live request.
+    let state = unsafe { existing_request_state(req.as_ptr()) }?;
+    let parked = state.parked.as_ref()?.downcast_ref::<Parked>()?;
+    Some((parked.scheduler.clone(), parked.phase))
+}
+
+/// The handler of `req` no longer waits: dropping its scheduler disarms its
+/// coroutines' timers.
+pub(super) fn unpark(req: HttpRequest) {
+    // SAFETY: live request.
+    if let Some(state) = unsafe { existing_request_state(req.as_ptr()) } {
+        state.parked = None;
+    }
+}
+
+/// Whom a request handler's scheduler belongs to: its events resume it
+/// through [`wake_request`].
+pub(super) fn request_owner(req: HttpRequest) -> Owner {
+    let r = req.as_ptr();
+    Owner {
+        data: r.cast(),
+        wake: wake_request,
+        // SAFETY: live request; its connection's log lives as long.
+        log: unsafe { (*(*r).connection).log },
+        host: &EVENT_LOOP,
+        log_context: "",
+        cancelable_sleeps: false,
+        checks_client_abort: checks_client_abort(req),
+    }
+}
+
+/// Parks a handler whose coroutines wait: their events resume it from
+/// nginx's event loop and nothing else may run the request meanwhile. In
+/// the content phase nginx finalizes with our NGX_DONE, so the request needs
+/// an extra reference to stay alive; in rewrite/access NGX_DONE just pauses
+/// the phase engine. `Err` holds the code to end the request with.
+pub(super) fn suspend(
+    req: HttpRequest,
+    scheduler: Shared,
+    phase: Phase,
+    take_reference: bool,
+) -> Result<(), ngx_int_t> {
+    let r = req.as_ptr();
+    // SAFETY: live request; the state lives in its pool.
+    unsafe {
+        let Some(state) = request_state(r) else {
+            return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
+        };
+        state.parked = Some(Box::new(Parked { scheduler, phase }));
+        (*r).write_event_handler = Some(ngx_http_request_empty_handler);
+        watch_for_client_abort(req);
+        if take_reference {
+            let main = (*r).main;
+            (*main).set_count((*main).count() + 1);
+        }
+    }
+    Ok(())
+}
+
+/// An event for a coroutine of a suspended request handler (its sleep
+/// timer fired).
+unsafe fn wake_request(data: *mut c_void, co: CoId) {
+    let r = data.cast::<ngx_http_request_t>();
+    // SAFETY: the scheduler's owner is this request, which its pool cleanup
+    // keeps from outliving the scheduler's events.
+    let Some(req) = (unsafe { HttpRequest::from_raw(r) }) else {
+        return;
+    };
+    // SAFETY: live request.
+    let connection = unsafe { (*r).connection };
+    let resumed = catch_unwind(AssertUnwindSafe(|| resume_coroutine(req, co, &Wait::Sleep)));
+    if resumed.is_err() {
+        if let Some(log) = req.log() {
+            log.write(
+                NGX_LOG_ALERT as usize,
+                b"panic while resuming a Lua handler",
+            );
+        }
+        // SAFETY: live request.
+        unsafe { ngx_http_finalize_request(r, NGX_ERROR as ngx_int_t) };
+    }
+    // SAFETY: as every event handler that ran request code must.
+    unsafe { ngx_http_run_posted_requests(connection) };
+}
+
+/// The `body_ready` waiter hook: the request body is in; the coroutine
+/// waiting for it goes on.
+pub(super) fn body_arrived(req: HttpRequest) {
+    let waiting =
+        parked(req).and_then(|(scheduler, _)| scheduler.borrow().waiting_for(&Wait::Body));
+    if let Some(co) = waiting {
+        resume_coroutine(req, co, &Wait::Body);
+    }
+}
+
+/// The `captures_done` waiter hook: the coroutines whose subrequests have
+/// all answered go on with the responses.
+pub(super) fn captures_arrived(req: HttpRequest, finished: Vec<FinishedCapture>) {
+    let (Some(runtime), Some((scheduler, _))) = (request_confs(req).0.runtime(), parked(req))
+    else {
+        return;
+    };
+    // Every waiting thread is queued before any runs: a run may end the
+    // request, after which it must not be touched.
+    for capture in finished {
+        let args = runtime
+            .capture_results(capture.responses)
+            .unwrap_or_else(|_| MultiValue::new());
+        scheduler
+            .borrow_mut()
+            .make_ready(capture.waiter, &Wait::Subrequests, args);
+    }
+    continue_handler(req);
+}
+
+/// Resumes thread `co` of the request's suspended handler after an event of kind `why`,
+/// and takes the handler's phase on from wherever the run ends.
+fn resume_coroutine(req: HttpRequest, co: CoId, why: &Wait) {
+    if let Some((scheduler, _)) = parked(req) {
+        scheduler
+            .borrow_mut()
+            .make_ready(co, why, MultiValue::new());
+        continue_handler(req);
+    }
+}
+
+/// Runs what became ready in the request's suspended handler, and takes the
+/// handler's phase on from wherever the run ends.
+pub(super) fn continue_handler(req: HttpRequest) {
+    let r = req.as_ptr();
+    let Some((scheduler, phase)) = parked(req) else {
+        return;
+    };
+    let Some(runtime) = request_confs(req).0.runtime() else {
+        return;
+    };
+    let Some(outcome) = runtime.runner().resume_parked(&scheduler, r, phase) else {
+        return;
+    };
+    if !matches!(outcome, RunOutcome::Suspended(_)) {
+        unpark(req);
+    }
+    if phase == Phase::Content {
+        if let Some(rc) = content_rc(req, outcome, true) {
+            // SAFETY: live request, resumed from its own event; finalizing
+            // drops the reference the content phase kept while it waited.
+            unsafe { ngx_http_finalize_request(r, rc) };
+        }
+        return;
+    }
+    match phase_step(req, phase, outcome) {
+        // SAFETY: live request, resumed from its own event outside nginx's
+        // phase loop, so the loop is re-entered past the handler that waited.
+        PhaseStep::Continue => unsafe {
+            (*r).phase_handler += 1;
+            (*r).write_event_handler = Some(ngx_http_core_run_phases);
+            ngx_http_core_run_phases(r);
+        },
+        // SAFETY: live request, resumed from its own event; the phase failed
+        // or answered, so the request ends here.
+        PhaseStep::Finish(rc) => unsafe { ngx_http_finalize_request(r, rc) },
+        PhaseStep::Redirected | PhaseStep::Suspended => {}
+    }
+}
