@@ -2,11 +2,9 @@
 //! dictionaries (`lua_shared_dict`, `ngx.shared.DICT`) and the `*_by_lua*`
 //! directives that use them, on LuaJIT.
 //!
-//! Layers, each depending only on those below it:
-//! - [`conf`]: directive handlers and configuration structures;
-//! - [`http`]: phase handlers and request primitives;
-//! - [`lua`]: the Lua state and the `ngx` API;
-//! - [`shdict`]: the shared-memory store, free of Lua and HTTP.
+//! Layers, each using only those below (`scripts/lib/check-layers.py`):
+//! top: `directives`, [`conf`] and [`http`], nginx's entry points; then [`lua`];
+//! then [`request`], the request primitives; bottom: [`shdict`], [`text`], [`nginx`], [`phase`].
 
 pub mod conf;
 pub mod http;

@@ -22,7 +22,7 @@ pub enum RunOutcome {
     Exec { uri: Vec<u8>, args: Vec<u8> },
     /// Coroutines wait for events (`ngx.sleep`, the request body, light
     /// threads, subrequests): the owner keeps the scheduler, whose events
-    /// resume it with [`LuaRuntime::wake`].
+    /// resume it with [`Runner::wake`].
     Suspended(scheduler::Shared),
     /// Raised an error; the text is ready for the error log.
     Failed(String),

@@ -8,7 +8,8 @@
 //! any number of light threads) run side by side. When one finishes, its
 //! post-subrequest handler makes it active again for nginx's bookkeeping,
 //! which then posts the parent; the parent's write handler resumes the
-//! waiting coroutine once its whole batch is in.
+//! waiting handler (through the `captures_done` waiter hook) once its whole
+//! batch is in.
 //!
 //! The capture filters (`capture_filters.rs`) keep a captured response
 //! from going further than its record here.
@@ -82,7 +83,7 @@ pub struct Captured {
     pub(super) seen_last: bool,
 }
 
-/// The subrequests of one `capture*` call, and the coroutine waiting for
+/// The subrequests of one `capture*` call, and the waiter waiting for
 /// them.
 pub struct CaptureBatch {
     id: u64,
@@ -136,10 +137,9 @@ pub fn abandon(req: HttpRequest, waiter: WaiterId) {
     }
 }
 
-/// Starts one subrequest per spec for coroutine `co` of `req`; returns them
-/// (in order) once all are posted. The coroutine must then wait
-/// (`Wait::Subrequests`) until [`captures_ready`] resumes it with the
-/// responses.
+/// Starts one subrequest per spec for `waiter` of `req`; returns them (in
+/// order) once all are posted. The waiter hears of the responses through
+/// the `captures_done` hook once all have answered.
 pub fn start_captures(
     req: HttpRequest,
     waiter: WaiterId,
@@ -486,7 +486,7 @@ pub(super) unsafe fn captured<'a>(link: *mut CaptureLink) -> Option<(&'a mut Cap
 
 /// nginx's post-subrequest handler for captured subrequests: records the
 /// response and, when it completes its batch, arranges for the parent to
-/// resume the waiting coroutine.
+/// hand the responses to the waiter.
 unsafe extern "C" fn post_subrequest(
     sr: *mut ngx_http_request_t,
     data: *mut c_void,

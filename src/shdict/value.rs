@@ -61,7 +61,7 @@ impl Value<'_> {
     }
 }
 
-/// Decodes a value copied out of the store by [`Store::get`](super::Store::get).
+/// Decodes a value copied out of the store by `Store::get`.
 pub fn decode_value(kind: ValueKind, bytes: &[u8]) -> Value<'_> {
     match kind {
         // A list is never handed out as a value (reads report IsList).

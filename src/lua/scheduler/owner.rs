@@ -27,7 +27,7 @@ pub struct Owner {
     pub checks_client_abort: bool,
 }
 
-/// What a scheduler needs from the process it runs in: [`event_loop`] in
+/// What a scheduler needs from the process it runs in: [`event_loop`](super::event_loop) in
 /// an nginx worker, a fake clock in the tests.
 pub trait Host: Sync {
     /// A timer for a sleeping thread, armed by [`SleepTimer::arm`]; a
