@@ -22,6 +22,7 @@ fn main() {
     luajit::embed_jit_modules();
     println!("cargo:rerun-if-changed=src/shdict/test_support.c");
     println!("cargo:rerun-if-changed=build/layout_checks.c");
+    println!("cargo:rerun-if-changed=src/shdict/ffi.h");
     println!("cargo:rerun-if-env-changed=NGINX_BUILD_DIR");
     let Ok(build_dir) = env::var("DEP_NGINX_BUILD_DIR") else {
         return;

@@ -1,9 +1,11 @@
 /*
- * The C structures the module declares again in Rust because nginx-sys
- * does not bind them. build.rs compiles this file against the nginx the
- * module is built for (the object is never linked): a layout that differs
- * from the Rust one fails the build here. The Rust side asserts the same
- * sizes and offsets at compile time.
+ * The C structures the module declares again by hand: nginx's that
+ * nginx-sys does not bind, declared in Rust, and the store's result
+ * structures, declared in Rust and in src/shdict/ffi.h for LuaJIT's
+ * ffi.cdef. build.rs compiles this file against the nginx the module is
+ * built for (the object is never linked): a C layout that differs from the
+ * numbers below fails the build here, and the Rust side asserts the same
+ * numbers at compile time.
  */
 
 #include <ngx_config.h>
@@ -12,6 +14,26 @@
 #include <ngx_sha1.h>
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "../src/shdict/ffi.h"
+
+/* Out, SlabOut and StatsOut in src/shdict/ffi.rs. */
+_Static_assert(offsetof(ngx_lua_shdict_out_t, len) == 8, "out.len moved");
+_Static_assert(offsetof(ngx_lua_shdict_out_t, flags) == 12, "out.flags moved");
+_Static_assert(offsetof(ngx_lua_shdict_out_t, kind) == 16, "out.kind moved");
+_Static_assert(offsetof(ngx_lua_shdict_out_t, stale) == 20, "out.stale moved");
+_Static_assert(offsetof(ngx_lua_shdict_out_t, forcible) == 24,
+               "out.forcible moved");
+_Static_assert(offsetof(ngx_lua_shdict_out_t, count) == 28, "out.count moved");
+_Static_assert(sizeof(ngx_lua_shdict_out_t) == 32, "out changed size");
+_Static_assert(sizeof(ngx_lua_shdict_slab_t) == 40, "slab changed size");
+_Static_assert(offsetof(ngx_lua_shdict_stats_t, slab_count) == 112,
+               "stats.slab_count moved");
+_Static_assert(offsetof(ngx_lua_shdict_stats_t, slabs) == 120,
+               "stats.slabs moved");
+_Static_assert(sizeof(ngx_lua_shdict_stats_t) == 120 + 128 * 40,
+               "stats changed size");
 
 /* Md5Ctx in src/nginx_ffi.rs: bytes, state[4], buffer[64]. */
 _Static_assert(offsetof(ngx_md5_t, bytes) == 0, "ngx_md5_t.bytes moved");

@@ -110,6 +110,19 @@ pub struct StatsOut {
     pub slabs: [SlabOut; super::stats::MAX_SLAB_CLASSES],
 }
 
+// The layout ffi.h declares for LuaJIT, which build/layout_checks.c asserts
+// of it.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(Out, len) == 8 && offset_of!(Out, flags) == 12);
+    assert!(offset_of!(Out, kind) == 16 && offset_of!(Out, stale) == 20);
+    assert!(offset_of!(Out, forcible) == 24 && offset_of!(Out, count) == 28);
+    assert!(size_of::<Out>() == 32 && size_of::<SlabOut>() == 40);
+    assert!(offset_of!(StatsOut, slab_count) == 112 && offset_of!(StatsOut, slabs) == 120);
+    assert!(super::stats::MAX_SLAB_CLASSES == 128);
+    assert!(size_of::<StatsOut>() == 120 + 128 * 40);
+};
+
 /// Runs one operation, turning a panic into [`PANICKED`].
 fn guarded(op: impl FnOnce() -> c_int) -> c_int {
     std::panic::catch_unwind(AssertUnwindSafe(op)).unwrap_or(PANICKED)
