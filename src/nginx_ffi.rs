@@ -91,7 +91,17 @@ pub fn crc32_table256() -> &'static [u32; 256] {
     unsafe { &*core::ptr::addr_of!(nginx_sys::ngx_crc32_table256).cast::<[u32; 256]>() }
 }
 
-pub fn encode_base64(data: &[u8]) -> Vec<u8> {
+/// The two alphabets of nginx's base64 coders: `+/` (RFC 4648 section 4)
+/// and the URL-safe `-_` (section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base64 {
+    Standard,
+    Url,
+}
+
+/// nginx's encoder, with `=` padding for the standard alphabet and none for
+/// the URL one.
+pub fn encode_base64(data: &[u8], alphabet: Base64) -> Vec<u8> {
     let mut out = vec![0u8; data.len().div_ceil(3) * 4];
     let mut src = ngx_str_t {
         len: data.len(),
@@ -103,14 +113,19 @@ pub fn encode_base64(data: &[u8]) -> Vec<u8> {
     };
     // SAFETY: nginx only reads `src` and writes at most
     // ngx_base64_encoded_length(len) bytes, the size of `out`.
-    unsafe { nginx_sys::ngx_encode_base64(&mut dst, &mut src) };
+    unsafe {
+        match alphabet {
+            Base64::Standard => nginx_sys::ngx_encode_base64(&mut dst, &mut src),
+            Base64::Url => nginx_sys::ngx_encode_base64url(&mut dst, &mut src),
+        }
+    };
     out.truncate(dst.len);
     out
 }
 
 /// nginx's decoder: `None` for bytes outside the alphabet before the
 /// first `=` or a length that cannot be base64; padding is optional.
-pub fn decode_base64(data: &[u8]) -> Option<Vec<u8>> {
+pub fn decode_base64(data: &[u8], alphabet: Base64) -> Option<Vec<u8>> {
     let mut out = vec![0u8; data.len().div_ceil(4) * 3];
     let mut src = ngx_str_t {
         len: data.len(),
@@ -122,7 +137,12 @@ pub fn decode_base64(data: &[u8]) -> Option<Vec<u8>> {
     };
     // SAFETY: nginx only reads `src` and writes at most
     // ngx_base64_decoded_length(len) bytes, the size of `out`.
-    let rc = unsafe { nginx_sys::ngx_decode_base64(&mut dst, &mut src) };
+    let rc = unsafe {
+        match alphabet {
+            Base64::Standard => nginx_sys::ngx_decode_base64(&mut dst, &mut src),
+            Base64::Url => nginx_sys::ngx_decode_base64url(&mut dst, &mut src),
+        }
+    };
     if rc != nginx_sys::NGX_OK as nginx_sys::ngx_int_t {
         return None;
     }

@@ -9,6 +9,7 @@ use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use super::arguments::{check_string, expect_count, ffi_string, lua_type_name};
 use crate::lua::raise::{api_function, raise};
+use crate::nginx_ffi::Base64;
 
 pub(super) fn install(lua: &Lua, ngx: &Table, tostring: &Function) -> mlua::Result<()> {
     install_base64(lua, ngx, tostring)?;
@@ -31,7 +32,7 @@ fn install_base64(lua: &Lua, ngx: &Table, tostring: &Function) -> mlua::Result<(
                     )))
                 }
             };
-            let mut encoded = crate::nginx_ffi::encode_base64(&s.as_bytes());
+            let mut encoded = crate::nginx_ffi::encode_base64(&s.as_bytes(), Base64::Standard);
             if no_padding {
                 while encoded.last() == Some(&b'=') {
                     encoded.pop();
@@ -46,7 +47,7 @@ fn install_base64(lua: &Lua, ngx: &Table, tostring: &Function) -> mlua::Result<(
             let Some(Value::String(s)) = s else {
                 return Err(raise("string argument only"));
             };
-            match crate::nginx_ffi::decode_base64(&s.as_bytes()) {
+            match crate::nginx_ffi::decode_base64(&s.as_bytes(), Base64::Standard) {
                 Some(decoded) => Ok(Value::String(lua.create_string(decoded)?)),
                 None => Ok(Value::Nil),
             }

@@ -9,6 +9,7 @@ mod escaping;
 pub mod location;
 mod output;
 pub mod request;
+pub mod required;
 mod time;
 
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};

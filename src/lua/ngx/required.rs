@@ -1,0 +1,54 @@
+//! lua-resty-core's `ngx.*` modules that code loads by name, built in:
+//! `require "ngx.base64"` finds them before `package.path` (lua-resty-core's
+//! own files need OpenResty's C functions). Each returns what the original
+//! returns, with its argument checks and error values.
+
+use mlua::{Lua, Table, Value};
+
+use crate::lua::raise::api_function;
+use crate::nginx_ffi::{decode_base64, encode_base64, Base64};
+
+/// The bundled module `name`, or `None` when it is not one of them.
+pub fn module(lua: &Lua, name: &str, version: &str) -> mlua::Result<Option<Table>> {
+    let module = match name {
+        "ngx.base64" => base64_module(lua)?,
+        _ => return Ok(None),
+    };
+    module.set("version", version)?;
+    Ok(Some(module))
+}
+
+/// `ngx.base64`: the URL-safe alphabet, unpadded on output, padding
+/// optional on input.
+fn base64_module(lua: &Lua) -> mlua::Result<Table> {
+    let module = lua.create_table()?;
+    module.set(
+        "encode_base64url",
+        api_function(lua, |lua, s: Value| {
+            let Value::String(s) = s else {
+                return not_a_string(lua);
+            };
+            let encoded = encode_base64(&s.as_bytes(), Base64::Url);
+            mlua::IntoLuaMulti::into_lua_multi(lua.create_string(encoded)?, lua)
+        })?,
+    )?;
+    module.set(
+        "decode_base64url",
+        api_function(lua, |lua, s: Value| {
+            let Value::String(s) = s else {
+                return not_a_string(lua);
+            };
+            match decode_base64(&s.as_bytes(), Base64::Url) {
+                Some(decoded) => {
+                    mlua::IntoLuaMulti::into_lua_multi(lua.create_string(decoded)?, lua)
+                }
+                None => mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "invalid input"), lua),
+            }
+        })?,
+    )?;
+    Ok(module)
+}
+
+fn not_a_string(lua: &Lua) -> mlua::Result<mlua::MultiValue> {
+    mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "must provide a string"), lua)
+}
