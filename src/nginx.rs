@@ -2,10 +2,12 @@
 
 use core::ffi::c_char;
 use core::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nginx_sys::{
     ngx_conf_log_error, ngx_conf_t, ngx_core_conf_t, ngx_core_module, ngx_cycle, ngx_log_t,
-    ngx_pid, ngx_process, ngx_time_update, ngx_timeofday, ngx_worker, NGX_LOG_EMERG,
+    ngx_parent, ngx_pid, ngx_process, ngx_quit, ngx_time_update, ngx_timeofday, ngx_worker,
+    NGX_LOG_EMERG, NGX_PROCESS_HELPER, NGX_PROCESS_MASTER, NGX_PROCESS_SIGNALLER,
     NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
 };
 
@@ -119,6 +121,59 @@ pub fn update_time() {
 pub fn process_id() -> i64 {
     // SAFETY: plain read of a global set at process start.
     i64::from(unsafe { ngx_pid })
+}
+
+/// Whether the configuration being started runs a master process
+/// (`master_process on`, the default).
+static MASTER_CONFIGURED: AtomicBool = AtomicBool::new(false);
+
+/// Records, for [`process_type`], whether `cycle`'s configuration runs a
+/// master process: while nginx reads its first configuration its one
+/// process is still "single", and becomes the master only afterwards.
+///
+/// # Safety
+/// `cycle` must be a cycle whose core module configuration is created.
+pub unsafe fn note_master_process(cycle: *mut nginx_sys::ngx_cycle_t) {
+    // SAFETY: per the contract.
+    let master = unsafe {
+        let core = (*(*cycle).conf_ctx.add(ngx_core_module.index)).cast::<ngx_core_conf_t>();
+        core.as_ref().is_some_and(|core| core.master != 0)
+    };
+    MASTER_CONFIGURED.store(master, Ordering::Relaxed);
+}
+
+/// This process's kind, as `ngx.process.type()` names it.
+pub fn process_type() -> &'static str {
+    // SAFETY: plain read of a global nginx sets as the process starts.
+    let process = unsafe { ngx_process } as u32;
+    match process {
+        NGX_PROCESS_SINGLE if MASTER_CONFIGURED.load(Ordering::Relaxed) => "master",
+        NGX_PROCESS_SINGLE => "single",
+        NGX_PROCESS_MASTER => "master",
+        NGX_PROCESS_SIGNALLER => "signaller",
+        NGX_PROCESS_WORKER => "worker",
+        NGX_PROCESS_HELPER => "helper",
+        _ => "unknown",
+    }
+}
+
+/// The master process's pid: the parent of a worker (or helper), else this
+/// process itself.
+pub fn master_pid() -> i64 {
+    // SAFETY: plain reads of globals nginx sets as the process starts.
+    unsafe {
+        match ngx_process as u32 {
+            NGX_PROCESS_WORKER | NGX_PROCESS_HELPER => i64::from(ngx_parent),
+            _ => i64::from(ngx_pid),
+        }
+    }
+}
+
+/// Asks this process to exit gracefully, as a QUIT signal would.
+pub fn request_graceful_exit() {
+    // SAFETY: nginx's event loop reads the flag between events; this
+    // process is single-threaded.
+    unsafe { ngx_quit = 1 };
 }
 
 /// The worker's ordinal, or `None` outside worker processes (the master).

@@ -1,5 +1,6 @@
 # lua-resty-core's ngx.* modules that code loads by name: built in, with
-# lua-resty-core's arguments, returns and error values.
+# lua-resty-core's arguments, returns and error values. No master process
+# here; t/026-ngx-process.t has ngx.process under one.
 use Test::Nginx::Socket 'no_plan';
 
 run_tests();
@@ -114,5 +115,26 @@ true
 GET /t
 --- response_body
 -_w /w==
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: without a master process, ngx.process says single and the master is the process itself
+--- http_config
+    init_by_lua_block {
+        init_type = require("ngx.process").type()
+    }
+--- config
+    location = /t {
+        content_by_lua_block {
+            local process = require "ngx.process"
+            ngx.say(init_type, " ", process.type(), " ", process.get_master_pid() == ngx.worker.pid())
+        }
+    }
+--- request
+GET /t
+--- response_body
+single single true
 --- no_error_log
 [error]

@@ -6,12 +6,15 @@
 use mlua::{Lua, Table, Value};
 
 use crate::lua::raise::api_function;
+use crate::nginx;
 use crate::nginx_ffi::{decode_base64, encode_base64, Base64};
+use crate::phase::Phase;
 
 /// The bundled module `name`, or `None` when it is not one of them.
 pub fn module(lua: &Lua, name: &str, version: &str) -> mlua::Result<Option<Table>> {
     let module = match name {
         "ngx.base64" => base64_module(lua)?,
+        "ngx.process" => process_module(lua)?,
         _ => return Ok(None),
     };
     module.set("version", version)?;
@@ -44,6 +47,52 @@ fn base64_module(lua: &Lua) -> mlua::Result<Table> {
                 }
                 None => mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "invalid input"), lua),
             }
+        })?,
+    )?;
+    Ok(module)
+}
+
+/// `ngx.process`: what kind of process runs the code, its master's pid,
+/// leaving gracefully. Privileged agents need a patch to nginx's core that
+/// stock nginx lacks, so enabling one fails as it does for OpenResty's
+/// module on a stock nginx.
+fn process_module(lua: &Lua) -> mlua::Result<Table> {
+    let module = lua.create_table()?;
+    module.set(
+        "type",
+        api_function(lua, |_, _: mlua::MultiValue| Ok(nginx::process_type()))?,
+    )?;
+    module.set(
+        "get_master_pid",
+        api_function(lua, |_, _: mlua::MultiValue| Ok(nginx::master_pid()))?,
+    )?;
+    module.set(
+        "signal_graceful_exit",
+        api_function(lua, |_, _: mlua::MultiValue| {
+            nginx::request_graceful_exit();
+            Ok(())
+        })?,
+    )?;
+    module.set(
+        "enable_privileged_agent",
+        api_function(lua, |lua, connections: Value| {
+            // lua-resty-core's checks: `connections or 512` must be a
+            // number not below 0.
+            let bad_connections = match connections {
+                Value::Nil | Value::Boolean(false) => false,
+                Value::Integer(n) => n < 0,
+                Value::Number(n) => n < 0.0,
+                _ => true,
+            };
+            let phase = crate::lua::current_phase().unwrap_or(Phase::Init);
+            let failure = if phase != Phase::Init {
+                "API disabled in the current context"
+            } else if bad_connections {
+                "bad 'connections' argument: number expected and greater than 0"
+            } else {
+                "missing privileged agent process patch in the nginx core"
+            };
+            mlua::IntoLuaMulti::into_lua_multi((Value::Nil, failure), lua)
         })?,
     )?;
     Ok(module)
