@@ -44,6 +44,12 @@ impl Log {
         self.0.as_ptr()
     }
 
+    /// The most verbose level the log writes (`error_log`'s level).
+    pub fn level(&self) -> usize {
+        // SAFETY: valid per the constructor's contract.
+        unsafe { self.0.as_ref() }.log_level
+    }
+
     /// Whether the log would write a line at `level`.
     pub fn enabled(&self, level: usize) -> bool {
         // SAFETY: valid per the constructor's contract.

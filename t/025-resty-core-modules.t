@@ -138,3 +138,93 @@ GET /t
 single single true
 --- no_error_log
 [error]
+
+
+
+=== TEST 6: ngx.errlog.raw_log writes the message as it is, at its level, to the request's log
+--- log_level: info
+--- config
+    location = /t {
+        content_by_lua_block {
+            local errlog = require "ngx.errlog"
+            errlog.raw_log(ngx.ERR, "raw err line")
+            errlog.raw_log(ngx.INFO, "raw info line")
+            errlog.raw_log(ngx.DEBUG, "raw debug line")
+            errlog.raw_log(1.9, "raw emerg line")
+            ngx.say(errlog.get_sys_filter_level() == ngx.INFO)
+        }
+    }
+--- request
+GET /t
+--- response_body
+true
+--- error_log eval
+[qr/\[error\] \d+#\d+: \*\d+ raw err line, client: /,
+ qr/\[info\] \d+#\d+: \*\d+ raw info line, client: /,
+ qr/\[emerg\] \d+#\d+: \*\d+ raw emerg line, client: /]
+--- no_error_log
+raw debug line
+[lua]
+
+
+
+=== TEST 7: ngx.errlog checks its arguments as lua-resty-core does
+--- config
+    location = /t {
+        content_by_lua_block {
+            local errlog = require "ngx.errlog"
+            for _, args in ipairs({{9, "x"}, {-1, "x"}, {0 / 0, "x"}, {"1", "x"}, {1, 2}, {nil, "x"}, {1}}) do
+                ngx.say(tostring(args[1]), ": ", select(2, pcall(errlog.raw_log, args[1], args[2])))
+            end
+            local ok, err = pcall(function() errlog.raw_log(99, "x") end)
+            ngx.say(err)
+            ngx.say(tostring(select(2, errlog.set_filter_level(ngx.WARN))))
+            ngx.say(tostring(select(2, errlog.set_filter_level())))
+            ngx.say(tostring(select(2, errlog.get_logs())))
+            local keys = {}
+            for k in pairs(errlog) do keys[#keys + 1] = k end
+            table.sort(keys)
+            ngx.say(table.concat(keys, ","))
+        }
+    }
+--- request
+GET /t
+--- response_body_like
+^9: bad log level
+-1: bad log level
+nan: bad log level
+1: bad argument #1 to 'raw_log' \(must be a number\)
+1: bad argument #2 to 'raw_log' \(must be a string\)
+nil: bad argument #1 to 'raw_log' \(must be a number\)
+1: bad argument #2 to 'raw_log' \(must be a string\)
+content_by_lua\(nginx.conf:\d+\):\d+: bad log level
+missing the capture error log patch for nginx
+missing "level" argument
+missing the capture error log patch for nginx
+get_logs,get_sys_filter_level,raw_log,set_filter_level,version
+$
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: ngx.errlog outside requests writes to the cycle's log
+--- log_level: notice
+--- http_config
+    init_by_lua_block {
+        require("ngx.errlog").raw_log(ngx.NOTICE, "raw line from init")
+    }
+    init_worker_by_lua_block {
+        local errlog = require "ngx.errlog"
+        errlog.raw_log(ngx.WARN, "raw line from init_worker at " .. errlog.get_sys_filter_level())
+    }
+--- config
+    location = /t {
+        return 204;
+    }
+--- request
+GET /t
+--- error_code: 204
+--- error_log eval
+[qr/\[notice\] \d+#\d+: raw line from init$/m,
+ qr/\[warn\] \d+#\d+: (\*\d+ )?raw line from init_worker at 6\b/]

@@ -5,7 +5,7 @@
 
 use mlua::{Lua, Table, Value};
 
-use crate::lua::raise::api_function;
+use crate::lua::raise::{api_function, raise};
 use crate::nginx;
 use crate::nginx_ffi::{decode_base64, encode_base64, Base64};
 use crate::phase::Phase;
@@ -15,6 +15,7 @@ pub fn module(lua: &Lua, name: &str, version: &str) -> mlua::Result<Option<Table
     let module = match name {
         "ngx.base64" => base64_module(lua)?,
         "ngx.process" => process_module(lua)?,
+        "ngx.errlog" => errlog_module(lua)?,
         _ => return Ok(None),
     };
     module.set("version", version)?;
@@ -96,6 +97,67 @@ fn process_module(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     Ok(module)
+}
+
+/// `ngx.errlog`: lines written as they are, and the log's level. Capturing
+/// the error log for Lua (`set_filter_level`, `get_logs`) needs
+/// `lua_capture_error_log`, not implemented yet: they answer as OpenResty's
+/// module does on a stock nginx.
+fn errlog_module(lua: &Lua) -> mlua::Result<Table> {
+    const NO_CAPTURE: &str = "missing the capture error log patch for nginx";
+    let module = lua.create_table()?;
+    module.set(
+        "raw_log",
+        api_function(lua, |_, (level, message): (Value, Value)| {
+            // LuaJIT's conversion of the level to a C int truncates it.
+            let level = match level {
+                Value::Integer(n) => n as f64,
+                Value::Number(n) => n.trunc(),
+                _ => return Err(raise("bad argument #1 to 'raw_log' (must be a number)")),
+            };
+            let Value::String(message) = message else {
+                return Err(raise("bad argument #2 to 'raw_log' (must be a string)"));
+            };
+            if !(0.0..=nginx_sys::NGX_LOG_DEBUG as f64).contains(&level) {
+                return Err(raise("bad log level"));
+            }
+            if let Some(log) = current_log() {
+                log.write(level as usize, &message.as_bytes());
+            }
+            Ok(())
+        })?,
+    )?;
+    module.set(
+        "get_sys_filter_level",
+        api_function(lua, |_, _: mlua::MultiValue| {
+            Ok(current_log().map_or(0, |log| log.level() as i64))
+        })?,
+    )?;
+    module.set(
+        "set_filter_level",
+        api_function(lua, |lua, level: Value| {
+            let failure = match level {
+                Value::Nil | Value::Boolean(false) => "missing \"level\" argument",
+                _ => NO_CAPTURE,
+            };
+            mlua::IntoLuaMulti::into_lua_multi((Value::Nil, failure), lua)
+        })?,
+    )?;
+    module.set(
+        "get_logs",
+        api_function(lua, |lua, _: mlua::MultiValue| {
+            mlua::IntoLuaMulti::into_lua_multi((Value::Nil, NO_CAPTURE), lua)
+        })?,
+    )?;
+    Ok(module)
+}
+
+/// The log of the running request, or the cycle's outside requests.
+fn current_log() -> Option<nginx::Log> {
+    match crate::lua::ngx::request() {
+        Ok(req) => req.log(),
+        Err(_) => nginx::Log::cycle(),
+    }
 }
 
 fn not_a_string(lua: &Lua) -> mlua::Result<mlua::MultiValue> {
