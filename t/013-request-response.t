@@ -359,3 +359,33 @@ X-Remove: gone
 nil
 --- error_log
 API disabled in the context of log_by_lua*
+
+
+
+=== TEST 20: ngx.send_headers sends the header once, with the status and headers set so far
+--- config
+    location = /t {
+        content_by_lua_block {
+            ngx.status = 201
+            ngx.header["X-A"] = "1"
+            local first = {ngx.send_headers()}
+            local second = {ngx.send_headers()}
+            ngx.header["X-B"] = "too late"
+            ngx.say(#first, " ", first[1], " ", #second, " ", second[1])
+        }
+        log_by_lua_block {
+            local ok, err = pcall(ngx.send_headers)
+            ngx.log(ngx.WARN, "send_headers in log: ", err)
+        }
+    }
+--- request
+GET /t
+--- error_code: 201
+--- response_headers
+X-A: 1
+X-B:
+--- response_body
+1 1 1 1
+--- error_log eval
+["send_headers in log: API disabled in the context of log_by_lua*",
+ "attempt to set ngx.header.HEADER after sending out response headers"]

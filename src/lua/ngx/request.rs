@@ -302,6 +302,21 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         })?,
     )?;
     ngx.set(
+        "send_headers",
+        api_function(lua, |lua, _: MultiValue| {
+            allow_in(OUTPUT_PHASES)?;
+            let r = request()?;
+            if !r.headers_sent() {
+                let rc = r.send_header_if_needed();
+                if rc == nginx_sys::NGX_ERROR as nginx_sys::ngx_int_t || rc > 0 {
+                    let failed = crate::request::OutputError::Filter.to_string();
+                    return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, failed), lua);
+                }
+            }
+            mlua::IntoLuaMulti::into_lua_multi(1, lua)
+        })?,
+    )?;
+    ngx.set(
         "eof",
         api_function(lua, |lua, ()| {
             allow_in(OUTPUT_PHASES)?;
