@@ -175,6 +175,30 @@ pub fn master_pid() -> i64 {
     }
 }
 
+/// The pids of nginx's processes as this process knows them (the master
+/// tells each worker of the others as they start), in slot order, this
+/// one included.
+pub fn process_pids() -> Vec<i64> {
+    let mut pids = Vec::new();
+    // SAFETY: plain reads of nginx's process table and slot, which only
+    // this (single-threaded) process writes, from its channel handler.
+    unsafe {
+        let processes = &*core::ptr::addr_of!(nginx_sys::ngx_processes);
+        let own_slot = nginx_sys::ngx_process_slot;
+        for (slot, process) in processes.iter().enumerate() {
+            let own = slot as isize == own_slot;
+            if own {
+                pids.push(i64::from(ngx_pid));
+            } else if process.pid == 0 {
+                break;
+            } else if process.pid > 0 {
+                pids.push(i64::from(process.pid));
+            }
+        }
+    }
+    pids
+}
+
 /// Asks this process to exit gracefully, as a QUIT signal would.
 pub fn request_graceful_exit() {
     // SAFETY: nginx's event loop reads the flag between events; this

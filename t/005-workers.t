@@ -204,3 +204,41 @@ __DATA__
 [("GET /t") x 40, "GET /report"]
 --- response_body eval
 [("ok\n") x 40, "40 increments, both workers: true\n"]
+
+
+
+=== TEST 7: ngx.worker.pids lists every worker, this one included; not while the workers start
+--- http_config
+    init_by_lua_block {
+        init_pids = {ngx.worker.pids()}
+    }
+    init_worker_by_lua_block {
+        init_worker_pids = {ngx.worker.pids()}
+    }
+--- config
+    location = /t {
+        content_by_lua_block {
+            local pids = ngx.worker.pids()
+            local mine = 0
+            for _, pid in ipairs(pids) do
+                if pid == ngx.worker.pid() then mine = mine + 1 end
+            end
+            ngx.say(#pids, " workers, this one listed ", mine, " time(s)")
+            ngx.say(tostring(init_pids[1]), " ", init_pids[2])
+            ngx.say(tostring(init_worker_pids[1]), " ", init_worker_pids[2])
+            local from_timer
+            ngx.timer.at(0, function() from_timer = #ngx.worker.pids() end)
+            ngx.sleep(0.05)
+            ngx.say("timer: ", from_timer)
+        }
+    }
+--- request
+GET /t
+--- response_body
+2 workers, this one listed 1 time(s)
+nil API disabled in the current context
+nil API disabled in the current context
+timer: 2
+--- no_error_log
+[error]
+--- timing_sensitive

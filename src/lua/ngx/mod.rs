@@ -497,6 +497,24 @@ fn worker_table(lua: &Lua) -> mlua::Result<Table> {
         "count",
         api_function(lua, |_, ()| Ok(nginx::worker_count()))?,
     )?;
+    worker.set(
+        "pids",
+        api_function(lua, |lua, _: MultiValue| {
+            // The master has not started the workers yet, nor told a
+            // starting worker of the others.
+            if matches!(
+                super::current_phase(),
+                None | Some(Phase::Init | Phase::InitWorker)
+            ) {
+                let disabled = (Value::Nil, "API disabled in the current context");
+                return mlua::IntoLuaMulti::into_lua_multi(disabled, lua);
+            }
+            mlua::IntoLuaMulti::into_lua_multi(
+                lua.create_sequence_from(nginx::process_pids())?,
+                lua,
+            )
+        })?,
+    )?;
     Ok(worker)
 }
 
