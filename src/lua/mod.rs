@@ -70,6 +70,7 @@ impl LuaRuntime {
         ngx::install(&lua)?;
         lrucache::install(&lua)?;
         packages::install(&lua)?;
+        ngx::required::install(&lua)?;
         let capture_response: Function =
             lua.named_registry_value(ngx::location::RESPONSE_BUILDER_KEY)?;
         Ok(LuaRuntime {

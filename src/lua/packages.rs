@@ -6,8 +6,9 @@
 //! all-in-one) with two additions:
 //! - right after `package.preload`, stand-ins for lua-resty-core
 //!   (`resty.core` and `resty.core.*`), then its `ngx.*` modules built in
-//!   (`ngx.base64`, ...), which win over a real lua-resty-core on the path
-//!   (it would need OpenResty's C functions);
+//!   (`ngx.base64`, ...; their searcher is `ngx::required`'s), which win over
+//!   a real lua-resty-core on the path (it would need OpenResty's C
+//!   functions);
 //! - last, the built-in `cjson` and `cjson.safe`, so that a real `cjson.so`
 //!   found on `package.cpath` is preferred.
 //!
@@ -23,7 +24,7 @@ include!(concat!(env!("OUT_DIR"), "/luajit_jit_modules.rs"));
 
 const RESTY_CORE_STAND_IN: &str = include_str!("bundled/resty_core.lua");
 /// The lua-resty-core version the stand-ins report.
-const RESTY_CORE_VERSION: &str = "0.1.28";
+pub const RESTY_CORE_VERSION: &str = "0.1.28";
 
 const DEFAULT_PATH_KEY: &str = "ngx_lua_shdict.default_package_path";
 const DEFAULT_CPATH_KEY: &str = "ngx_lua_shdict.default_package_cpath";
@@ -81,21 +82,6 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
         ))?;
     let table_insert: Function = lua.globals().get::<Table>("table")?.get("insert")?;
     table_insert.call::<()>((&loaders, 2, resty_core))?;
-    let ngx_module = lua.create_function(|lua, name: String| {
-        super::ngx::required::module(lua, &name, RESTY_CORE_VERSION)
-    })?;
-    let ngx_searcher: Function = lua
-        .load(
-            "local module = ...\n\
-             return function(name)\n\
-                 if name:sub(1, 4) ~= 'ngx.' then return nil end\n\
-                 local found = module(name)\n\
-                 if found then return function() return found end end\n\
-             end",
-        )
-        .set_name("=require")
-        .call(ngx_module)?;
-    table_insert.call::<()>((&loaders, 3, ngx_searcher))?;
 
     let new_cjson = lua.create_function(|lua, safe: bool| cjson::new_module(lua, safe))?;
     let cjson_searcher: Function = lua

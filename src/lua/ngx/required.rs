@@ -3,12 +3,34 @@
 //! own files need OpenResty's C functions). Each returns what the original
 //! returns, with its argument checks and error values.
 
-use mlua::{Lua, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 
 use crate::lua::raise::{api_function, raise};
 use crate::nginx;
 use crate::nginx_ffi::{decode_base64, encode_base64, Base64};
 use crate::phase::Phase;
+
+/// Puts the searcher of these modules in `package.loaders` right after the
+/// resty.core stand-ins' (see `packages`), before the path searchers.
+pub fn install(lua: &Lua) -> mlua::Result<()> {
+    let module = lua.create_function(|lua, name: String| {
+        module(lua, &name, crate::lua::packages::RESTY_CORE_VERSION)
+    })?;
+    let searcher: Function = lua
+        .load(
+            "local module = ...\n\
+             return function(name)\n\
+                 if name:sub(1, 4) ~= 'ngx.' then return nil end\n\
+                 local found = module(name)\n\
+                 if found then return function() return found end end\n\
+             end",
+        )
+        .set_name("=require")
+        .call(module)?;
+    let loaders: Table = lua.globals().get::<Table>("package")?.get("loaders")?;
+    let table_insert: Function = lua.globals().get::<Table>("table")?.get("insert")?;
+    table_insert.call((&loaders, 3, searcher))
+}
 
 /// The bundled module `name`, or `None` when it is not one of them.
 pub fn module(lua: &Lua, name: &str, version: &str) -> mlua::Result<Option<Table>> {
