@@ -389,3 +389,53 @@ X-B:
 --- error_log eval
 ["send_headers in log: API disabled in the context of log_by_lua*",
  "attempt to set ngx.header.HEADER after sending out response headers"]
+
+
+
+=== TEST 21: ngx.req.set_method changes the method nginx and later handlers see
+--- config
+    location = /t {
+        rewrite_by_lua_block {
+            ngx.req.set_method(ngx.HTTP_POST)
+        }
+        content_by_lua_block {
+            ngx.say(ngx.req.get_method(), " ", ngx.var.request_method)
+            for _, m in ipairs({ngx.HTTP_PUT, ngx.HTTP_PATCH, ngx.HTTP_OPTIONS, ngx.HTTP_TRACE, 3, 0, 65536, ngx.HTTP_MKCOL}) do
+                local ok, err = pcall(ngx.req.set_method, m)
+                ngx.say(m, " ", tostring(ok), " ", tostring(err), " ", ngx.req.get_method())
+            end
+            ngx.say(select(2, pcall(ngx.req.set_method, "GET")))
+            ngx.say(select(2, pcall(ngx.req.set_method)))
+            ngx.say(tostring(pcall(ngx.req.set_method, 2.5)), " ", ngx.req.get_method())
+            local in_timer
+            ngx.timer.at(0, function()
+                in_timer = select(2, pcall(ngx.req.set_method, ngx.HTTP_GET))
+            end)
+            ngx.sleep(0.05)
+            ngx.say("timer: ", in_timer)
+        }
+        log_by_lua_block {
+            ngx.req.set_method(ngx.HTTP_DELETE)
+            ngx.log(ngx.WARN, "method in log: ", ngx.var.request_method)
+        }
+    }
+--- request
+GET /t
+--- response_body
+POST POST
+16 true nil PUT
+16384 true nil PATCH
+512 true nil OPTIONS
+32768 true nil TRACE
+3 false unsupported HTTP method: 3 TRACE
+0 false unsupported HTTP method: 0 TRACE
+65536 false unsupported HTTP method: 65536 TRACE
+64 true nil MKCOL
+bad method number
+bad method number
+true GET
+timer: API disabled in the current context
+--- error_log
+method in log: DELETE
+--- no_error_log
+[error]

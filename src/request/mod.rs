@@ -127,6 +127,21 @@ impl HttpRequest {
         bytes_of(&self.raw().method_name)
     }
 
+    /// Changes the request's method (`bit` one of nginx's `NGX_HTTP_*`,
+    /// `name` its name), as `$request_method` and the modules after this
+    /// one see it.
+    pub fn set_method(&self, bit: u32, name: &'static [u8]) {
+        let r = self.as_ptr();
+        // SAFETY: live request; the name is static, so it outlives it.
+        unsafe {
+            (*r).method = bit as nginx_sys::ngx_uint_t;
+            (*r).method_name = ngx_str_t {
+                len: name.len(),
+                data: name.as_ptr().cast_mut(),
+            };
+        }
+    }
+
     pub fn query_string(&self) -> &[u8] {
         bytes_of(&self.raw().args)
     }

@@ -458,6 +458,37 @@ fn request_table(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     req.set(
+        "set_method",
+        api_function(lua, |_, method: Value| {
+            // LuaJIT's conversion of the number to a C int truncates it.
+            let number = match method {
+                Value::Integer(n) => n,
+                Value::Number(n) => n as i64,
+                _ => return Err(raise("bad method number")),
+            };
+            // OpenResty runs these phases with a stand-in request, which
+            // refuses the change; init_by_lua has none at all.
+            let phase = super::current_phase();
+            if matches!(
+                phase,
+                Some(Phase::Timer | Phase::InitWorker | Phase::ExitWorker)
+            ) {
+                return Err(raise("API disabled in the current context"));
+            }
+            let r = super::current_request()
+                // SAFETY: the current request pointer is set only while a
+                // handler runs Lua code for this live request.
+                .and_then(|r| unsafe { HttpRequest::from_raw(r) })
+                .ok_or_else(|| raise("no request found"))?;
+            let &(bit, name) = METHODS
+                .iter()
+                .find(|(bit, _)| i64::from(*bit) == number)
+                .ok_or_else(|| raise(format!("unsupported HTTP method: {number}")))?;
+            r.set_method(bit, name);
+            Ok(())
+        })?,
+    )?;
+    req.set(
         "get_uri_args",
         api_function(lua, |lua, max: Option<f64>| {
             let r = request()?;
