@@ -228,3 +228,49 @@ GET /t
 --- error_log eval
 [qr/\[notice\] \d+#\d+: raw line from init$/m,
  qr/\[warn\] \d+#\d+: (\*\d+ )?raw line from init_worker at 6\b/]
+
+
+
+=== TEST 9: ngx.resp.add_header adds after a header's values; single-valued ones are replaced
+--- config
+    location = /t {
+        content_by_lua_block {
+            local resp = require "ngx.resp"
+            ngx.header["X-Foo"] = "a"
+            resp.add_header("X-Foo", "b")
+            resp.add_header("X-Foo", {"c", "d"})
+            resp.add_header("X_New", "1")
+            resp.add_header("Cache-Control", "no-cache")
+            resp.add_header("Cache-Control", "private")
+            ngx.header.content_type = "text/html"
+            resp.add_header("Content-Type", "text/x-added")
+            resp.add_header("X-Empty", {})
+            resp.add_header("X-Num", 5)
+            ngx.say(select(2, pcall(resp.add_header, "X-Nil")))
+            ngx.say(select(2, pcall(resp.add_header, "X-Nil", nil)))
+            local headers = ngx.resp.get_headers()
+            for _, name in ipairs({"x-foo", "x-new", "cache-control", "content-type", "x-empty", "x-num"}) do
+                local value = headers[name]
+                ngx.say(name, ": ", type(value) == "table" and table.concat(value, ",") or tostring(value))
+            end
+            ngx.flush()
+            resp.add_header("X-Late", "1")
+        }
+    }
+--- request
+GET /t
+--- response_headers
+Content-Type: text/x-added
+X-New: 1
+X-Late:
+--- response_body
+invalid header value
+invalid header value
+x-foo: a,b,c,d
+x-new: 1
+cache-control: no-cache,private
+content-type: text/x-added
+x-empty: nil
+x-num: 5
+--- error_log
+attempt to set ngx.header.HEADER after sending out response headers

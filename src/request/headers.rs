@@ -173,6 +173,22 @@ impl HttpRequest {
 
     /// Replaces response header `name` by `values` (none: removes it).
     pub fn set_response_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
+        self.write_response_header(name, values, true)
+    }
+
+    /// Adds values to response header `name`, after those it has
+    /// (`ngx.resp.add_header`); `Content-Type` and `Content-Length`, which
+    /// hold one value, are replaced.
+    pub fn add_response_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
+        self.write_response_header(name, values, false)
+    }
+
+    fn write_response_header(
+        &self,
+        name: &[u8],
+        values: &[&[u8]],
+        replace: bool,
+    ) -> Result<(), HeaderError> {
         let r = self.as_ptr();
         // SAFETY: live request whose header has not been sent (the caller
         // checks); new strings and list elements come from its pool.
@@ -205,22 +221,26 @@ impl HttpRequest {
                 }
                 return Ok(());
             }
-            for h in elements(&headers_out.headers.part) {
-                if header_name_matches(name, bytes_of(&h.key)) {
-                    h.hash = 0;
-                }
-            }
             let field = dedicated_field(headers_out, name);
-            if let Some(field) = field {
-                *field = ptr::null_mut();
-            }
-            if header_name_matches(b"last-modified", name) {
-                headers_out.last_modified_time = -1;
+            if replace {
+                for h in elements(&headers_out.headers.part) {
+                    if header_name_matches(name, bytes_of(&h.key)) {
+                        h.hash = 0;
+                    }
+                }
+                if let Some(field) = field {
+                    *field = ptr::null_mut();
+                }
+                if header_name_matches(b"last-modified", name) {
+                    headers_out.last_modified_time = -1;
+                }
             }
             for value in values {
                 let elt = push_header(&mut headers_out.headers, (*r).pool, name, value)?;
                 if let Some(field) = field {
-                    *field = elt;
+                    if replace || (*field).is_null() {
+                        *field = elt;
+                    }
                 }
             }
         }

@@ -136,34 +136,56 @@ fn header_table(lua: &Lua) -> mlua::Result<Table> {
     meta.set(
         "__newindex",
         api_function(lua, |lua, (_t, name, value): (Value, Value, Value)| {
-            allow_in(HEADER_PHASES)?;
-            let name = header_key(&name)?;
-            let r = request()?;
-            if r.headers_sent() {
-                if let Some(log) = r.log() {
-                    let line = format!(
-                        "attempt to set ngx.header.HEADER after sending out response headers ({})",
-                        String::from_utf8_lossy(&name)
-                    );
-                    log.write(nginx_sys::NGX_LOG_ERR as usize, line.as_bytes());
-                }
-                return Ok(());
-            }
-            let values: Vec<Vec<u8>> = match &value {
-                Value::Nil => Vec::new(),
-                Value::Table(list) => list
-                    .sequence_values::<Value>()
-                    .map(|v| header_text(lua, &v?))
-                    .collect::<mlua::Result<_>>()?,
-                single => vec![header_text(lua, single)?],
-            };
-            let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-            r.set_response_header(&name, &refs)
-                .map_err(|e| raise(e.to_string()))
+            write_response_header(lua, &name, &value, true)
         })?,
     )?;
     header.set_metatable(Some(meta))?;
     Ok(header)
+}
+
+/// `ngx.header[name] = value` (`replace`) or `ngx.resp.add_header(name,
+/// value)`: a string, number or boolean, a table of them for several
+/// values; `nil` clears (and cannot be added).
+pub(super) fn write_response_header(
+    lua: &Lua,
+    name: &Value,
+    value: &Value,
+    replace: bool,
+) -> mlua::Result<()> {
+    allow_in(HEADER_PHASES)?;
+    let name = header_key(name)?;
+    let r = request()?;
+    if !replace && value.is_nil() {
+        return Err(raise("invalid header value"));
+    }
+    if r.headers_sent() {
+        if let Some(log) = r.log() {
+            let line = format!(
+                "attempt to set ngx.header.HEADER after sending out response headers ({})",
+                String::from_utf8_lossy(&name)
+            );
+            log.write(nginx_sys::NGX_LOG_ERR as usize, line.as_bytes());
+        }
+        return Ok(());
+    }
+    let values: Vec<Vec<u8>> = match value {
+        Value::Nil => Vec::new(),
+        Value::Table(list) => list
+            .sequence_values::<Value>()
+            .map(|v| header_text(lua, &v?))
+            .collect::<mlua::Result<_>>()?,
+        single => vec![header_text(lua, single)?],
+    };
+    if !replace && values.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    let written = if replace {
+        r.set_response_header(&name, &refs)
+    } else {
+        r.add_response_header(&name, &refs)
+    };
+    written.map_err(|e| raise(e.to_string()))
 }
 
 /// nginx cannot cancel subrequests under way, so a handler waiting for

@@ -38,6 +38,7 @@ pub fn module(lua: &Lua, name: &str, version: &str) -> mlua::Result<Option<Table
         "ngx.base64" => base64_module(lua)?,
         "ngx.process" => process_module(lua)?,
         "ngx.errlog" => errlog_module(lua)?,
+        "ngx.resp" => resp_module(lua)?,
         _ => return Ok(None),
     };
     module.set("version", version)?;
@@ -169,6 +170,19 @@ fn errlog_module(lua: &Lua) -> mlua::Result<Table> {
         "get_logs",
         api_function(lua, |lua, _: mlua::MultiValue| {
             mlua::IntoLuaMulti::into_lua_multi((Value::Nil, NO_CAPTURE), lua)
+        })?,
+    )?;
+    Ok(module)
+}
+
+/// `ngx.resp`: `add_header(name, value)` adds values after the header's
+/// own, where `ngx.header[name] = value` replaces them.
+fn resp_module(lua: &Lua) -> mlua::Result<Table> {
+    let module = lua.create_table()?;
+    module.set(
+        "add_header",
+        api_function(lua, |lua, (name, value): (Value, Value)| {
+            super::request::write_response_header(lua, &name, &value, false)
         })?,
     )?;
     Ok(module)
