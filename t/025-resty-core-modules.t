@@ -274,3 +274,48 @@ x-empty: nil
 x-num: 5
 --- error_log
 attempt to set ngx.header.HEADER after sending out response headers
+
+
+
+=== TEST 10: ngx.req.add_header adds after a request header's values, and checks its arguments as lua-resty-core does
+--- config
+    location = /t {
+        rewrite_by_lua_block {
+            local req = require "ngx.req"
+            req.add_header("X-Foo", "b")
+            req.add_header("X-Foo", {"c", 4})
+            req.add_header("X-Bar", "new")
+            req.add_header(5, "five")
+        }
+        content_by_lua_block {
+            local req = require "ngx.req"
+            local headers = ngx.req.get_headers()
+            ngx.say("x-foo: ", table.concat(headers["x-foo"], ","))
+            ngx.say("x-bar: ", headers["x-bar"], " ", ngx.var.http_x_bar)
+            ngx.say("5: ", headers["5"])
+            ngx.say(select(2, pcall(req.add_header)))
+            ngx.say(select(2, pcall(req.add_header, "X-A")))
+            ngx.say(select(2, pcall(req.add_header, "X-A", {})))
+            local in_timer
+            ngx.timer.at(0, function()
+                in_timer = select(2, pcall(req.add_header, "X-A", "1"))
+                    .. " / " .. select(2, pcall(req.add_header, "X-A"))
+            end)
+            ngx.sleep(0.05)
+            ngx.say("timer: ", in_timer)
+        }
+    }
+--- request
+GET /t
+--- more_headers
+X-Foo: a
+--- response_body
+x-foo: a,b,c,4
+x-bar: new new
+5: five
+bad 'name' argument: string expected, got nil
+bad 'value' argument: string or table expected, got nil
+bad 'value' argument: non-empty table expected
+timer: API disabled in the current context / bad 'value' argument: string or table expected, got nil
+--- no_error_log
+[error]

@@ -171,6 +171,27 @@ impl HttpRequest {
         Ok(())
     }
 
+    /// Adds `values` to request header `name`, after those it has
+    /// (`ngx.req.add_header`); a header not there yet is set as by
+    /// [`Self::set_request_header`], so that nginx's own fields see it.
+    pub fn add_request_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
+        let present = self
+            .request_headers()
+            .iter()
+            .any(|(key, _)| header_name_matches(name, key));
+        if !present {
+            return self.set_request_header(name, values);
+        }
+        let r = self.as_ptr();
+        // SAFETY: live request; new strings and elements come from its pool.
+        unsafe {
+            for value in values {
+                push_header(&mut (*r).headers_in.headers, (*r).pool, name, value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Replaces response header `name` by `values` (none: removes it).
     pub fn set_response_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
         self.write_response_header(name, values, true)

@@ -12,7 +12,7 @@ use crate::request::body::{self, BodyRead};
 /// The default `max_headers` of `get_headers`, as in OpenResty.
 const DEFAULT_MAX_HEADERS: usize = 100;
 
-const REQUEST_HEADER_PHASES: &[Phase] =
+pub(super) const REQUEST_HEADER_PHASES: &[Phase] =
     &[Phase::Set, Phase::Rewrite, Phase::Access, Phase::Content];
 const HEADER_PHASES: &[Phase] = &[
     Phase::Set,

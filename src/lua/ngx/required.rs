@@ -39,6 +39,7 @@ pub fn module(lua: &Lua, name: &str, version: &str) -> mlua::Result<Option<Table
         "ngx.process" => process_module(lua)?,
         "ngx.errlog" => errlog_module(lua)?,
         "ngx.resp" => resp_module(lua)?,
+        "ngx.req" => req_module(lua)?,
         _ => return Ok(None),
     };
     module.set("version", version)?;
@@ -186,6 +187,66 @@ fn resp_module(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     Ok(module)
+}
+
+/// `ngx.req`: `add_header(name, value)` adds values after the request
+/// header's own, where `ngx.req.set_header` replaces them.
+fn req_module(lua: &Lua) -> mlua::Result<Table> {
+    let module = lua.create_table()?;
+    module.set(
+        "add_header",
+        api_function(lua, |lua, (name, value): (Value, Value)| {
+            // OpenResty runs timers and init_worker with a stand-in request,
+            // which passes the argument checks and then refuses the change.
+            let stand_in = matches!(
+                crate::lua::current_phase(),
+                Some(Phase::Timer | Phase::InitWorker | Phase::ExitWorker)
+            );
+            let r = if stand_in {
+                None
+            } else {
+                Some(super::request().map_err(|_| raise("no request found"))?)
+            };
+            let name = match name {
+                Value::Nil => return Err(raise("bad 'name' argument: string expected, got nil")),
+                Value::String(s) => s.as_bytes().to_vec(),
+                other => lua_tostring(lua, other)?,
+            };
+            let values: Vec<Vec<u8>> = match value {
+                Value::Nil => {
+                    return Err(raise(
+                        "bad 'value' argument: string or table expected, got nil",
+                    ))
+                }
+                Value::Table(list) => list
+                    .sequence_values::<Value>()
+                    .map(|v| lua_tostring(lua, v?))
+                    .collect::<mlua::Result<_>>()?,
+                single => vec![lua_tostring(lua, single)?],
+            };
+            if values.is_empty() {
+                return Err(raise("bad 'value' argument: non-empty table expected"));
+            }
+            let disabled = || raise("API disabled in the current context");
+            let r = r.ok_or_else(disabled)?;
+            super::allow_in(super::request::REQUEST_HEADER_PHASES).map_err(|_| disabled())?;
+            let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+            r.add_request_header(&name, &refs)
+                .map_err(|e| raise(e.to_string()))
+        })?,
+    )?;
+    Ok(module)
+}
+
+/// Lua's `tostring` of a value, as lua-resty-core applies it to names and
+/// values.
+fn lua_tostring(lua: &Lua, value: Value) -> mlua::Result<Vec<u8>> {
+    if let Value::String(s) = &value {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let tostring: Function = lua.globals().get("tostring")?;
+    let text: mlua::LuaString = tostring.call(value)?;
+    Ok(text.as_bytes().to_vec())
 }
 
 /// The log of the running request, or the cycle's outside requests.
