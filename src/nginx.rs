@@ -2,7 +2,6 @@
 
 use core::ffi::c_char;
 use core::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use nginx_sys::{
     ngx_conf_log_error, ngx_conf_t, ngx_core_conf_t, ngx_core_module, ngx_cycle, ngx_log_t,
@@ -129,31 +128,15 @@ pub fn process_id() -> i64 {
     i64::from(unsafe { ngx_pid })
 }
 
-/// Whether the configuration being started runs a master process
-/// (`master_process on`, the default).
-static MASTER_CONFIGURED: AtomicBool = AtomicBool::new(false);
-
-/// Records, for [`process_type`], whether `cycle`'s configuration runs a
-/// master process: while nginx reads its first configuration its one
-/// process is still "single", and becomes the master only afterwards.
-///
-/// # Safety
-/// `cycle` must be a cycle whose core module configuration is created.
-pub unsafe fn note_master_process(cycle: *mut nginx_sys::ngx_cycle_t) {
-    // SAFETY: per the contract.
-    let master = unsafe {
-        let core = (*(*cycle).conf_ctx.add(ngx_core_module.index)).cast::<ngx_core_conf_t>();
-        core.as_ref().is_some_and(|core| core.master != 0)
-    };
-    MASTER_CONFIGURED.store(master, Ordering::Relaxed);
-}
-
-/// This process's kind, as `ngx.process.type()` names it.
+/// This process's kind, as `ngx.process.type()` names it: while nginx
+/// reads its first configuration its one process is still "single", and
+/// becomes the master only afterwards, so then the configuration says.
 pub fn process_type() -> &'static str {
     // SAFETY: plain read of a global nginx sets as the process starts.
     let process = unsafe { ngx_process } as u32;
+    let master = core_conf().is_some_and(|core| core.master != 0);
     match process {
-        NGX_PROCESS_SINGLE if MASTER_CONFIGURED.load(Ordering::Relaxed) => "master",
+        NGX_PROCESS_SINGLE if master => "master",
         NGX_PROCESS_SINGLE => "single",
         NGX_PROCESS_MASTER => "master",
         NGX_PROCESS_SIGNALLER => "signaller",
@@ -217,13 +200,49 @@ pub fn worker_id() -> Option<u64> {
 }
 
 pub fn worker_count() -> i64 {
-    // SAFETY: the core module's configuration exists in every cycle.
+    core_conf().map_or(1, |core| core.worker_processes as i64)
+}
+
+/// The core module's configuration of `ngx_cycle`; none in the stand-in
+/// cycle of the first start, which has no configuration (see
+/// [`with_cycle`]).
+fn core_conf() -> Option<&'static ngx_core_conf_t> {
+    // SAFETY: ngx_cycle is set before any module code runs; a configured
+    // cycle's context holds the core configuration, which lives as long.
     unsafe {
-        let conf = *(*ngx_cycle).conf_ctx.add(ngx_core_module.index);
-        let core = conf.cast::<ngx_core_conf_t>();
-        if core.is_null() {
-            return 1;
+        let conf = (*ngx_cycle).conf_ctx;
+        if conf.is_null() {
+            return None;
         }
-        (*core).worker_processes as i64
+        (*conf.add(ngx_core_module.index))
+            .cast::<ngx_core_conf_t>()
+            .as_ref()
     }
+}
+
+/// Runs `f` with `ngx_cycle` pointing at `cycle`, as OpenResty runs
+/// `init_by_lua*`: while nginx reads a configuration the global still
+/// points at the previous cycle, or on the first start at a stand-in with
+/// no configuration at all.
+///
+/// # Safety
+/// `cycle` must be the cycle being initialised, live for the call.
+pub unsafe fn with_cycle<R>(cycle: *mut nginx_sys::ngx_cycle_t, f: impl FnOnce() -> R) -> R {
+    /// Puts the previous cycle back, however `f` ends.
+    struct Restore(*mut nginx_sys::ngx_cycle_t);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: the master is single-threaded; this puts back the
+            // value nginx itself set.
+            unsafe { ngx_cycle = self.0 };
+        }
+    }
+    // SAFETY: per the contract, for the duration of `f` only.
+    let _restore = unsafe {
+        Restore(core::mem::replace(
+            &mut *core::ptr::addr_of_mut!(ngx_cycle),
+            cycle,
+        ))
+    };
+    f()
 }

@@ -154,3 +154,24 @@ qr/\[error\] .*init_worker_by_lua error: runtime error: init_worker_by_lua\(ngin
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 8: init_by_lua sees the configuration being started (ngx.worker.count) and logs to its error log
+--- http_config
+    init_by_lua_block {
+        init_count = ngx.worker.count()
+        ngx.log(ngx.NOTICE, "init_by_lua logs here")
+    }
+--- config
+    location = /t {
+        content_by_lua_block {
+            ngx.say(init_count, " ", ngx.worker.count())
+        }
+    }
+--- request
+GET /t
+--- response_body
+2 2
+--- error_log
+init_by_lua logs here

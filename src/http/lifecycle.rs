@@ -42,10 +42,10 @@ fn cycle_log(cycle: *mut ngx_cycle_t) -> Option<Log> {
 /// # Safety
 /// Called by nginx with the cycle being initialised.
 pub unsafe extern "C" fn init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    // SAFETY: nginx created the cycle's core configuration before modules'
-    // init_module.
-    unsafe { crate::nginx::note_master_process(cycle) };
-    match run(cycle, |main| main.init, Phase::Init) {
+    // SAFETY: nginx passes the cycle it is initialising, live throughout.
+    let ran =
+        unsafe { crate::nginx::with_cycle(cycle, || run(cycle, |main| main.init, Phase::Init)) };
+    match ran {
         Ok(()) => NGX_OK as ngx_int_t,
         Err(message) => {
             if let Some(log) = cycle_log(cycle) {
