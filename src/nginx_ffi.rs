@@ -102,31 +102,44 @@ pub enum Base64 {
 /// nginx's encoder, with `=` padding for the standard alphabet and none for
 /// the URL one.
 pub fn encode_base64(data: &[u8], alphabet: Base64) -> Vec<u8> {
-    let mut out = vec![0u8; data.len().div_ceil(3) * 4];
-    let mut src = ngx_str_t {
-        len: data.len(),
-        data: data.as_ptr().cast_mut(),
-    };
-    let mut dst = ngx_str_t {
-        len: 0,
-        data: out.as_mut_ptr(),
-    };
-    // SAFETY: nginx only reads `src` and writes at most
-    // ngx_base64_encoded_length(len) bytes, the size of `out`.
-    unsafe {
-        match alphabet {
-            Base64::Standard => nginx_sys::ngx_encode_base64(&mut dst, &mut src),
-            Base64::Url => nginx_sys::ngx_encode_base64url(&mut dst, &mut src),
+    let coded = base64_code(data, data.len().div_ceil(3) * 4, |dst, src| {
+        // SAFETY: nginx only reads `src` and writes at most
+        // ngx_base64_encoded_length(len) bytes, the room given to `dst`.
+        unsafe {
+            match alphabet {
+                Base64::Standard => nginx_sys::ngx_encode_base64(dst, src),
+                Base64::Url => nginx_sys::ngx_encode_base64url(dst, src),
+            }
         }
-    };
-    out.truncate(dst.len);
-    out
+        nginx_sys::NGX_OK as nginx_sys::ngx_int_t
+    });
+    coded.unwrap_or_default()
 }
 
 /// nginx's decoder: `None` for bytes outside the alphabet before the
 /// first `=` or a length that cannot be base64; padding is optional.
 pub fn decode_base64(data: &[u8], alphabet: Base64) -> Option<Vec<u8>> {
-    let mut out = vec![0u8; data.len().div_ceil(4) * 3];
+    base64_code(data, data.len().div_ceil(4) * 3, |dst, src| {
+        // SAFETY: nginx only reads `src` and writes at most
+        // ngx_base64_decoded_length(len) bytes, the room given to `dst`.
+        unsafe {
+            match alphabet {
+                Base64::Standard => nginx_sys::ngx_decode_base64(dst, src),
+                Base64::Url => nginx_sys::ngx_decode_base64url(dst, src),
+            }
+        }
+    })
+}
+
+/// Runs one of nginx's base64 coders over `data` into a buffer of
+/// `room` bytes, which `code(dst, src)` may fill up to its ngx_base64_*
+/// length: at most `room`. `None` when it does not return NGX_OK.
+fn base64_code(
+    data: &[u8],
+    room: usize,
+    code: impl FnOnce(*mut ngx_str_t, *mut ngx_str_t) -> nginx_sys::ngx_int_t,
+) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; room];
     let mut src = ngx_str_t {
         len: data.len(),
         data: data.as_ptr().cast_mut(),
@@ -135,15 +148,7 @@ pub fn decode_base64(data: &[u8], alphabet: Base64) -> Option<Vec<u8>> {
         len: 0,
         data: out.as_mut_ptr(),
     };
-    // SAFETY: nginx only reads `src` and writes at most
-    // ngx_base64_decoded_length(len) bytes, the size of `out`.
-    let rc = unsafe {
-        match alphabet {
-            Base64::Standard => nginx_sys::ngx_decode_base64(&mut dst, &mut src),
-            Base64::Url => nginx_sys::ngx_decode_base64url(&mut dst, &mut src),
-        }
-    };
-    if rc != nginx_sys::NGX_OK as nginx_sys::ngx_int_t {
+    if code(&mut dst, &mut src) != nginx_sys::NGX_OK as nginx_sys::ngx_int_t {
         return None;
     }
     out.truncate(dst.len);

@@ -175,10 +175,10 @@ impl HttpRequest {
     /// (`ngx.req.add_header`); a header not there yet is set as by
     /// [`Self::set_request_header`], so that nginx's own fields see it.
     pub fn add_request_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
-        let present = self
-            .request_headers()
+        // SAFETY: the request's parsed header list.
+        let present = unsafe { elements(&(*self.as_ptr()).headers_in.headers.part) }
             .iter()
-            .any(|(key, _)| header_name_matches(name, key));
+            .any(|h| header_name_matches(name, bytes_of(&h.key)));
         if !present {
             return self.set_request_header(name, values);
         }

@@ -466,20 +466,10 @@ fn request_table(lua: &Lua) -> mlua::Result<Table> {
                 Value::Number(n) => n as i64,
                 _ => return Err(raise("bad method number")),
             };
-            // OpenResty runs these phases with a stand-in request, which
-            // refuses the change; init_by_lua has none at all.
-            let phase = super::current_phase();
-            if matches!(
-                phase,
-                Some(Phase::Timer | Phase::InitWorker | Phase::ExitWorker)
-            ) {
+            if runs_with_stand_in_request() {
                 return Err(raise("API disabled in the current context"));
             }
-            let r = super::current_request()
-                // SAFETY: the current request pointer is set only while a
-                // handler runs Lua code for this live request.
-                .and_then(|r| unsafe { HttpRequest::from_raw(r) })
-                .ok_or_else(|| raise("no request found"))?;
+            let r = request_found()?;
             let &(bit, name) = METHODS
                 .iter()
                 .find(|(bit, _)| i64::from(*bit) == number)
@@ -549,11 +539,26 @@ fn worker_table(lua: &Lua) -> mlua::Result<Table> {
     Ok(worker)
 }
 
+/// Whether the running phase is one OpenResty runs with a stand-in request
+/// (timers, `init_worker_by_lua*`, `exit_worker_by_lua*`): there the
+/// request-changing APIs pass their argument checks, then answer `API
+/// disabled in the current context`, where `init_by_lua*`, without any
+/// request, says `no request found`.
+pub(super) fn runs_with_stand_in_request() -> bool {
+    matches!(
+        super::current_phase(),
+        Some(Phase::Timer | Phase::InitWorker | Phase::ExitWorker)
+    )
+}
+
 /// `ngx.is_subrequest`, read through the `ngx` table's `__index`.
 fn is_subrequest() -> mlua::Result<Value> {
-    let r = super::current_request().ok_or_else(|| raise("no request found"))?;
-    // SAFETY: the current request pointer is set only while a handler runs
-    // Lua code for this live request.
-    let req = unsafe { HttpRequest::from_raw(r) }.ok_or_else(|| raise("no request found"))?;
-    Ok(Value::Boolean(req.is_subrequest()))
+    Ok(Value::Boolean(request_found()?.is_subrequest()))
+}
+
+/// The running request, for the APIs lua-resty-core writes in Lua, which
+/// say `no request found` without one (those in C say `no request object
+/// found`, see [`request`]).
+pub(super) fn request_found() -> mlua::Result<HttpRequest> {
+    request().map_err(|_| raise("no request found"))
 }

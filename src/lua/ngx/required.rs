@@ -196,16 +196,11 @@ fn req_module(lua: &Lua) -> mlua::Result<Table> {
     module.set(
         "add_header",
         api_function(lua, |lua, (name, value): (Value, Value)| {
-            // OpenResty runs timers and init_worker with a stand-in request,
-            // which passes the argument checks and then refuses the change.
-            let stand_in = matches!(
-                crate::lua::current_phase(),
-                Some(Phase::Timer | Phase::InitWorker | Phase::ExitWorker)
-            );
+            let stand_in = super::runs_with_stand_in_request();
             let r = if stand_in {
                 None
             } else {
-                Some(super::request().map_err(|_| raise("no request found"))?)
+                Some(super::request_found()?)
             };
             let name = match name {
                 Value::Nil => return Err(raise("bad 'name' argument: string expected, got nil")),
