@@ -4,7 +4,7 @@
 //!
 //! Layers, each using only those below (`scripts/lib/check-layers.py`):
 //! top: `directives`, [`conf`] and [`http`], nginx's entry points; then [`lua`];
-//! then [`request`], the request primitives; bottom: [`shdict`], [`text`], [`nginx`], [`phase`].
+//! then [`request`], the request primitives; bottom: [`shdict`], [`regex`], [`text`], [`nginx`], [`phase`].
 
 pub mod conf;
 pub mod http;
@@ -12,6 +12,7 @@ pub mod lua;
 pub mod nginx;
 pub mod nginx_ffi;
 pub mod phase;
+pub mod regex;
 pub mod request;
 pub mod shdict;
 pub mod text;

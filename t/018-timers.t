@@ -128,7 +128,7 @@ GET /t
 --- config
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*invalid value "lots" in "lua_max_running_timers" directive in \S+nginx\.conf:\d+/
+qr/\[emerg\] .*"lua_max_running_timers" directive invalid number in \S+nginx\.conf:\d+/
 
 
 

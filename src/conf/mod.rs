@@ -21,6 +21,9 @@ pub const NGX_CONF_OK: *mut c_char = ptr::null_mut();
 
 pub const NGX_CONF_ERROR: *mut c_char = usize::MAX as *mut c_char;
 
+/// OpenResty's default for `lua_regex_cache_max_entries`.
+const DEFAULT_REGEX_CACHE_MAX_ENTRIES: usize = 1024;
+
 /// `http`-level configuration: the zones and the Lua state of this cycle.
 #[derive(Default)]
 pub struct MainConf {
@@ -36,6 +39,9 @@ pub struct MainConf {
     /// `lua_max_pending_timers` / `lua_max_running_timers`, when set.
     pub max_pending_timers: Option<usize>,
     pub max_running_timers: Option<usize>,
+    /// `lua_regex_cache_max_entries` / `lua_regex_match_limit`, when set.
+    pub regex_cache_max_entries: Option<usize>,
+    pub regex_match_limit: Option<u32>,
     pub header_filter_used: bool,
     pub body_filter_used: bool,
     /// `lua_package_path` / `lua_package_cpath`, applied by init_main_conf.
@@ -178,6 +184,15 @@ pub(crate) unsafe extern "C" fn init_main_conf(
                 .map_err(|e| format!("failed to register lua_shared_dict zones: {e}"))?;
         }
         packages::apply_package_paths(cf, main)?;
+        if let Some(runtime) = main.runtime() {
+            runtime
+                .configure_regex(
+                    main.regex_cache_max_entries
+                        .unwrap_or(DEFAULT_REGEX_CACHE_MAX_ENTRIES),
+                    main.regex_match_limit.unwrap_or(0),
+                )
+                .map_err(|e| format!("failed to configure ngx.re: {e}"))?;
+        }
         Ok(())
     })
 }

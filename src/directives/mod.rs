@@ -87,7 +87,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 41] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -200,17 +200,33 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 39] = [
         c"lua_max_pending_timers",
         NGX_HTTP_MAIN_CONF,
         NGX_CONF_TAKE1,
-        settings::set_max_pending_timers,
+        settings::set_main_number,
         NGX_HTTP_MAIN_CONF_OFFSET,
-        0,
+        settings::MAX_PENDING_TIMERS,
     ),
     command(
         c"lua_max_running_timers",
         NGX_HTTP_MAIN_CONF,
         NGX_CONF_TAKE1,
-        settings::set_max_running_timers,
+        settings::set_main_number,
         NGX_HTTP_MAIN_CONF_OFFSET,
-        0,
+        settings::MAX_RUNNING_TIMERS,
+    ),
+    command(
+        c"lua_regex_cache_max_entries",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_TAKE1,
+        settings::set_main_number,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        settings::REGEX_CACHE_MAX_ENTRIES,
+    ),
+    command(
+        c"lua_regex_match_limit",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_TAKE1,
+        settings::set_main_number,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        settings::REGEX_MATCH_LIMIT,
     ),
     ngx_command_t::empty(),
 ];

@@ -1,4 +1,4 @@
-//! `lua_max_pending_timers N;` and `lua_max_running_timers N;` (http).
+//! Settings directives: numbers and search paths (`http`), flags (any level).
 
 use core::ffi::{c_char, c_void};
 
@@ -7,40 +7,56 @@ use nginx_sys::{ngx_command_t, ngx_conf_log_error, ngx_conf_t, NGX_LOG_ALERT};
 use super::config_file::{bytes, conf_args, directive_name, set_on_off};
 use crate::conf::{guarded, main_conf, LocConf};
 
-fn parse_limit(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t) -> Result<usize, String> {
-    let text = String::from_utf8_lossy(bytes(&conf_args(cf)[1])).into_owned();
-    text.parse::<usize>().map_err(|_| {
+/// A number directive as nginx's `ngx_conf_set_num_slot` reads it: a
+/// non-negative integer, set once.
+fn set_number<T: TryFrom<usize>>(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    slot: &mut Option<T>,
+) -> Result<(), String> {
+    let name = directive_name(cmd);
+    if slot.is_some() {
+        return Err(format!("\"{name}\" directive is duplicate"));
+    }
+    let text = bytes(&conf_args(cf)[1]);
+    let value = core::str::from_utf8(text)
+        .ok()
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<usize>().ok())
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| format!("\"{name}\" directive invalid number"))?;
+    *slot = Some(value);
+    Ok(())
+}
+
+/// `lua_max_pending_timers N;`, `lua_max_running_timers N;`,
+/// `lua_regex_cache_max_entries N;` and `lua_regex_match_limit N;`
+/// (`http`), by `cmd->offset`.
+///
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_main_number(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        let main = main_conf(cf);
         // SAFETY: nginx passes the command being handled, one of ours.
-        let name = String::from_utf8_lossy(unsafe { bytes(&(*cmd).name) }).into_owned();
-        format!("invalid value \"{text}\" in \"{name}\" directive")
+        match unsafe { (*cmd).offset } {
+            MAX_PENDING_TIMERS => set_number(cf, cmd, &mut main.max_pending_timers),
+            MAX_RUNNING_TIMERS => set_number(cf, cmd, &mut main.max_running_timers),
+            REGEX_CACHE_MAX_ENTRIES => set_number(cf, cmd, &mut main.regex_cache_max_entries),
+            _ => set_number(cf, cmd, &mut main.regex_match_limit),
+        }
     })
 }
 
-/// # Safety
-/// Called by nginx while reading the configuration, with its arguments.
-pub(crate) unsafe extern "C" fn set_max_pending_timers(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    _conf: *mut c_void,
-) -> *mut c_char {
-    guarded(cf, || {
-        main_conf(cf).max_pending_timers = Some(parse_limit(cf, cmd)?);
-        Ok(())
-    })
-}
-
-/// # Safety
-/// Called by nginx while reading the configuration, with its arguments.
-pub(crate) unsafe extern "C" fn set_max_running_timers(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    _conf: *mut c_void,
-) -> *mut c_char {
-    guarded(cf, || {
-        main_conf(cf).max_running_timers = Some(parse_limit(cf, cmd)?);
-        Ok(())
-    })
-}
+/// `cmd->offset` of the directives [`set_main_number`] handles.
+pub(crate) const MAX_PENDING_TIMERS: usize = 0;
+pub(crate) const MAX_RUNNING_TIMERS: usize = 1;
+pub(crate) const REGEX_CACHE_MAX_ENTRIES: usize = 2;
+pub(crate) const REGEX_MATCH_LIMIT: usize = 3;
 
 /// Records a search path for `package.path` (`cmd->offset` 0) or
 /// `package.cpath` (1); it is applied once the `http` block is read.

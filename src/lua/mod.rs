@@ -81,6 +81,11 @@ impl LuaRuntime {
         })
     }
 
+    /// Applies `lua_regex_cache_max_entries` and `lua_regex_match_limit`.
+    pub fn configure_regex(&self, cache_max_entries: usize, match_limit: u32) -> mlua::Result<()> {
+        ngx::regex::configure(&self.lua, cache_max_entries, match_limit)
+    }
+
     pub fn register_zones<'a>(
         &self,
         zones: impl IntoIterator<Item = &'a SharedZone>,

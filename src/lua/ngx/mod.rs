@@ -8,6 +8,7 @@ mod digests;
 mod escaping;
 pub mod location;
 mod output;
+pub mod regex;
 pub mod request;
 pub mod required;
 mod time;
@@ -168,6 +169,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     time::install(lua, &ngx)?;
     config::install(lua, &ngx)?;
     location::install(lua, &ngx)?;
+    regex::install(lua, &ngx)?;
     super::scheduler::install(lua, &ngx)?;
     ngx.set("shared", lua.create_table()?)?;
     ngx.set(

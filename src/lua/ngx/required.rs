@@ -40,6 +40,7 @@ pub fn module(lua: &Lua, name: &str, version: &str) -> mlua::Result<Option<Table
         "ngx.errlog" => errlog_module(lua)?,
         "ngx.resp" => resp_module(lua)?,
         "ngx.req" => req_module(lua)?,
+        "ngx.re" => super::regex::module(lua)?,
         _ => return Ok(None),
     };
     module.set("version", version)?;
