@@ -662,3 +662,42 @@ match: traced
 match (named, res): traced
 --- no_error_log
 [error]
+
+
+
+=== TEST 21: a pattern in use outlives the cache emptying under it
+--- http_config
+    lua_regex_cache_max_entries 2;
+--- config
+    location = /t {
+        content_by_lua_block {
+            local function churn(opts)
+                for i = 1, 100 do
+                    assert(ngx.re.match("k" .. i, "k" .. i .. "$", opts))
+                end
+            end
+            local out = {}
+            for _, opts in ipairs({"jo", ""}) do
+                local it = ngx.re.gmatch("a1 b2 c3", "[a-z]([0-9])", opts)
+                while true do
+                    local m = it()
+                    if not m then break end
+                    churn(opts)
+                    out[#out + 1] = m[1]
+                end
+                out[#out + 1] = ngx.re.gsub("x1 y2", "([a-z])([0-9])", function(m)
+                    churn(opts)
+                    return m[2] .. m[1]
+                end, opts)
+                out[#out + 1] = ngx.re.gsub("p1 q2", "[a-z]", "<$0>", opts)
+            end
+            collectgarbage()
+            ngx.say(table.concat(out, " "))
+        }
+    }
+--- request
+GET /t
+--- response_body
+1 2 3 1x 2y <p>1 <q>2 1 2 3 1x 2y <p>1 <q>2
+--- no_error_log
+[error]

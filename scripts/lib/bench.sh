@@ -157,8 +157,11 @@ bench_stop() { # side run
 }
 
 declare -A best
+# Every pass's figure, space-separated, for bench_print_median_table.
+declare -A samples
 bench_record() { # side group figure value
     local slot="$1|$2|$3"
+    samples[$slot]="${samples[$slot]:-}$4 "
     if [ -z "${best[$slot]:-}" ] || awk -v a="$4" -v b="${best[$slot]}" 'BEGIN { exit !(a < b) }'; then
         best[$slot]="$4"
     fi
@@ -201,6 +204,39 @@ bench_print_table() { # group
             awk -v label="${FIGURE_LABEL[$figure]}" -v a="$ours" \
                 'BEGIN { printf "  %-22s %10.1f\n", label, a }'
         fi
+    done
+}
+
+# The figures of `group` as the median of the passes with their spread
+# ((max - min) / median), ours beside Debian's with the ratio of the
+# medians, ours/Debian: below 1 ours takes less time.
+bench_print_median_table() { # group
+    local group=$1 figure
+    if bench_has_debian; then
+        printf '%-26s %10s %7s %10s %7s %9s\n' "$group" ours spread debian spread "ours/deb"
+    else
+        printf '%-26s %10s %7s\n' "$group" ours spread
+    fi
+    for figure in "${FIGURES[@]}"; do
+        awk -v label="${FIGURE_LABEL[$figure]}" -v ours="${samples[ours|$group|$figure]}" \
+            -v theirs="${samples[debian|$group|$figure]:-}" '
+            function stats(list, out,   n, v, i, j, t) {
+                n = split(list, v, " ")
+                for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+                    if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+                out["median"] = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+                out["spread"] = 100 * (v[n] - v[1]) / out["median"]
+            }
+            BEGIN {
+                stats(ours, a)
+                if (theirs == "") {
+                    printf "  %-24s %10.1f %6.0f%%\n", label, a["median"], a["spread"]
+                    exit
+                }
+                stats(theirs, b)
+                printf "  %-24s %10.1f %6.0f%% %10.1f %6.0f%% %9.2f\n", label, a["median"],
+                    a["spread"], b["median"], b["spread"], a["median"] / b["median"]
+            }'
     done
 }
 

@@ -176,6 +176,37 @@ impl Regex {
         }))
     }
 
+    /// DFA matching, apart so that its workspace is not in the frame of
+    /// every other match.
+    ///
+    /// # Safety
+    /// `context` is null or the worker's live match context.
+    #[inline(never)]
+    unsafe fn dfa_match(
+        &mut self,
+        subject: &[u8],
+        start: usize,
+        context: *mut pcre2_match_context_8,
+    ) -> c_int {
+        let mut workspace = [0 as c_int; DFA_WORKSPACE];
+        // SAFETY: the subject is passed with its length, the match data was
+        // made for this pattern, the workspace with its size; the context
+        // per the caller.
+        unsafe {
+            pcre2_dfa_match_8(
+                self.code,
+                subject.as_ptr(),
+                subject.len(),
+                start,
+                self.match_options,
+                self.match_data,
+                context,
+                workspace.as_mut_ptr(),
+                DFA_WORKSPACE,
+            )
+        }
+    }
+
     /// Capture groups (0 in DFA mode).
     pub fn groups(&self) -> usize {
         self.groups as usize
@@ -196,18 +227,7 @@ impl Regex {
         // match context.
         let rc = unsafe {
             if self.dfa {
-                let mut workspace = [0 as c_int; DFA_WORKSPACE];
-                pcre2_dfa_match_8(
-                    self.code,
-                    subject.as_ptr(),
-                    subject.len(),
-                    start,
-                    self.match_options,
-                    self.match_data,
-                    context,
-                    workspace.as_mut_ptr(),
-                    DFA_WORKSPACE,
-                )
+                self.dfa_match(subject, start, context)
             } else if self.jit_fast_path {
                 pcre2_jit_match_8(
                     self.code,

@@ -4,7 +4,12 @@
 -- A pattern compiled with the "o" option stays in a per-worker cache of at
 -- most lua_regex_cache_max_entries patterns, looked up by options and then
 -- by pattern: no key string is built, so a loop of cached matches compiles
--- into one trace. Other patterns are freed as soon as the call is done.
+-- into one trace. Other patterns go to a small cache of their own, which
+-- code cannot tell from compiling anew (a compiled pattern never changes):
+-- code that forgets "o" does not compile the same pattern on every call.
+-- A cache that fills up is emptied; its patterns are freed then, but for
+-- those a gmatch iterator or a running sub/gsub function still holds,
+-- which are left to the garbage collector.
 --
 -- Run once per Lua state with a table of what the Rust side defines:
 --   declarations  src/regex/ffi.h, for ffi.cdef
@@ -42,21 +47,26 @@ local FLAG_DUPNAMES = spec.flags.D
 local NO_MATCH = spec.no_match
 local log_error = spec.log_error
 
+local pairs = pairs
+
 local ERR_LEN = 256
 local err_buf = ffi.new("char[?]", ERR_LEN)
 local output = ffi.new("ngx_lua_regex_output_t")
 local char_ptr = ffi.typeof("const char *")
 
--- lua_regex_cache_max_entries: set from the configuration (see `configure`).
-local cache_max = 1024
--- Cached patterns by options string, then by pattern; cached templates
--- by text. Together they hold at most `cache_max` objects: the cache is
--- emptied when it is full.
-local patterns_by_options = {}
-local templates = {}
-local cached = 0
--- Something was cached once: ngx.re.opt may no longer change the JIT stack.
-local cache_used = false
+-- A cache: patterns by options string, then by pattern; templates by text.
+-- Together they hold at most `max` objects.
+local function new_cache(max)
+    return { patterns = {}, templates = {}, count = 0, max = max }
+end
+
+-- The "o" cache, lua_regex_cache_max_entries big (see `configure`).
+local once_cache = new_cache(1024)
+-- The cache of the rest.
+local other_cache = new_cache(64)
+-- Something went into the "o" cache: ngx.re.opt may no longer change the
+-- JIT stack.
+local once_cache_used = false
 
 -- Options strings parsed: { flags, once } by string.
 local parsed_options = {}
@@ -80,13 +90,9 @@ local function parse_options(opts, level)
     return options
 end
 
-local function free_pattern(compiled)
-    C.ngx_lua_regex_free(ffi_gc(compiled.handle, nil))
-    compiled.handle = nil
-end
-
 -- A compiled pattern: its handle (freed when collected) and what Lua reads
--- of it on every match.
+-- of it on every match. `holds` counts the gmatch iterators and running
+-- sub/gsub functions using it; `cache` is the cache it is in.
 local function compile(regex, flags)
     local handle = C.ngx_lua_regex_compile(regex, #regex, flags, err_buf, ERR_LEN)
     if handle == nil then
@@ -111,30 +117,57 @@ local function compile(regex, flags)
         groups = handle.groups,
         names = names,
         dup_names = band(flags, FLAG_DUPNAMES) ~= 0,
+        holds = 0,
     }
 end
 
-local function make_room()
-    if cached < cache_max then
-        return
-    end
-    patterns_by_options = {}
-    templates = {}
-    cached = 0
+local function hold(compiled)
+    compiled.holds = compiled.holds + 1
 end
 
--- The compiled pattern for `regex` with `opts`, and whether it is cached
--- (else the caller frees it); or nil and the compile error. `level` is the
--- caller's level for an options error.
+local function release(compiled)
+    compiled.holds = compiled.holds - 1
+end
+
+-- Empties a full cache, freeing what nothing holds.
+local function make_room(cache)
+    if cache.count < cache.max then
+        return
+    end
+    for _, by_pattern in pairs(cache.patterns) do
+        for _, compiled in pairs(by_pattern) do
+            if compiled.holds == 0 then
+                C.ngx_lua_regex_free(ffi_gc(compiled.handle, nil))
+                compiled.handle = nil
+            end
+        end
+    end
+    for _, template in pairs(cache.templates) do
+        C.ngx_lua_regex_template_free(ffi_gc(template, nil))
+    end
+    cache.patterns = {}
+    cache.templates = {}
+    cache.count = 0
+end
+
+-- The compiled pattern for `regex` with `opts`, or nil and the compile
+-- error. `level` is the caller's level for an options error.
 local function pattern_for(regex, opts, level)
     if opts == nil then
         opts = ""
     end
-    local by_pattern = patterns_by_options[opts]
+    local by_pattern = once_cache.patterns[opts]
     if by_pattern then
         local compiled = by_pattern[regex]
         if compiled then
-            return compiled, true
+            return compiled
+        end
+    end
+    by_pattern = other_cache.patterns[opts]
+    if by_pattern then
+        local compiled = by_pattern[regex]
+        if compiled then
+            return compiled
         end
     end
     local options = parsed_options[opts] or parse_options(opts, level + 1)
@@ -142,19 +175,21 @@ local function pattern_for(regex, opts, level)
     if not compiled then
         return nil, err
     end
-    if not options.once or cache_max <= 0 then
-        return compiled, false
+    local cache = other_cache
+    if options.once and once_cache.max > 0 then
+        cache = once_cache
+        once_cache_used = true
     end
-    make_room()
-    by_pattern = patterns_by_options[opts]
+    make_room(cache)
+    by_pattern = cache.patterns[opts]
     if not by_pattern then
         by_pattern = {}
-        patterns_by_options[opts] = by_pattern
+        cache.patterns[opts] = by_pattern
     end
     by_pattern[regex] = compiled
-    cached = cached + 1
-    cache_used = true
-    return compiled, true
+    cache.count = cache.count + 1
+    compiled.cache = cache
+    return compiled
 end
 
 local function exec_failed(rc)
@@ -214,15 +249,12 @@ local function re_match(subj, regex, opts, ctx, res)
     if type(subj) ~= "string" then
         subj = tostring(subj)
     end
-    local compiled, cached_or_err = pattern_for(regex, opts, 2)
+    local compiled, err = pattern_for(regex, opts, 2)
     if not compiled then
-        return nil, cached_or_err
+        return nil, err
     end
     local rc = C.ngx_lua_regex_exec(compiled.handle, subj, #subj, start_of(ctx))
     if rc < 0 then
-        if not cached_or_err then
-            free_pattern(compiled)
-        end
         if rc == NO_MATCH then
             return nil
         end
@@ -231,15 +263,24 @@ local function re_match(subj, regex, opts, ctx, res)
     if ctx then
         ctx.pos = compiled.offsets[1] + 1
     end
-    res = captures_of(compiled, subj, res)
-    if not cached_or_err then
-        free_pattern(compiled)
-    end
-    return res
+    return captures_of(compiled, subj, res)
 end
 
--- find's returns for a match: the 1-based span of group `nth`.
-local function span_of(compiled, ctx, nth)
+local function re_find(subj, regex, opts, ctx, nth)
+    if type(subj) ~= "string" then
+        subj = tostring(subj)
+    end
+    local compiled, err = pattern_for(regex, opts, 2)
+    if not compiled then
+        return nil, nil, err
+    end
+    local rc = C.ngx_lua_regex_exec(compiled.handle, subj, #subj, start_of(ctx))
+    if rc < 0 then
+        if rc == NO_MATCH then
+            return nil
+        end
+        return nil, nil, exec_failed(rc)
+    end
     local offsets = compiled.offsets
     if ctx then
         ctx.pos = offsets[1] + 1
@@ -257,45 +298,11 @@ local function span_of(compiled, ctx, nth)
     return from + 1, offsets[2 * nth + 1]
 end
 
-local function re_find(subj, regex, opts, ctx, nth)
-    if type(subj) ~= "string" then
-        subj = tostring(subj)
-    end
-    local compiled, cached_or_err = pattern_for(regex, opts, 2)
-    if not compiled then
-        return nil, nil, cached_or_err
-    end
-    local rc = C.ngx_lua_regex_exec(compiled.handle, subj, #subj, start_of(ctx))
-    if rc < 0 then
-        if not cached_or_err then
-            free_pattern(compiled)
-        end
-        if rc == NO_MATCH then
-            return nil
-        end
-        return nil, nil, exec_failed(rc)
-    end
-    if cached_or_err then
-        return span_of(compiled, ctx, nth)
-    end
-    local from, to, err = span_of(compiled, ctx, nth)
-    free_pattern(compiled)
-    if err then
-        return nil, nil, err
-    end
-    if not from then
-        return nil, nil
-    end
-    return from, to
-end
-
 -- gmatch iterators: tables called as functions, as lua-resty-core's.
 local iterator_meta = {}
 
 local function finish_iteration(iterator)
-    if not iterator.cached then
-        free_pattern(iterator.compiled)
-    end
+    release(iterator.compiled)
     iterator.compiled = nil
     iterator.subj = nil
 end
@@ -332,26 +339,18 @@ local function re_gmatch(subj, regex, opts)
     if type(subj) ~= "string" then
         subj = tostring(subj)
     end
-    local compiled, cached_or_err = pattern_for(regex, opts, 2)
+    local compiled, err = pattern_for(regex, opts, 2)
     if not compiled then
-        return nil, cached_or_err
+        return nil, err
     end
-    return setmetatable({
-        compiled = compiled,
-        cached = cached_or_err,
-        subj = subj,
-        start = 0,
-    }, iterator_meta)
+    hold(compiled)
+    return setmetatable({ compiled = compiled, subj = subj, start = 0 }, iterator_meta)
 end
 
-local function free_template(template)
-    C.ngx_lua_regex_template_free(ffi_gc(template, nil))
-end
-
--- The compiled replacement template for `text`, cached with the pattern's
--- "o"; or nil after logging why it is invalid, as OpenResty logs it.
-local function template_for(text, once)
-    local template = templates[text]
+-- The compiled replacement template for `text`, kept in `cache` (its
+-- pattern's); or nil after logging why it is invalid, as OpenResty logs it.
+local function template_for(text, cache)
+    local template = cache.templates[text]
     if template then
         return template
     end
@@ -361,11 +360,9 @@ local function template_for(text, once)
         return nil
     end
     template = ffi_gc(template, C.ngx_lua_regex_template_free)
-    if once and cache_max > 0 then
-        make_room()
-        templates[text] = template
-        cached = cached + 1
-    end
+    make_room(cache)
+    cache.templates[text] = template
+    cache.count = cache.count + 1
     return template
 end
 
@@ -377,12 +374,14 @@ local function substitute_calls(subj, compiled, replace, global)
     local offsets = compiled.offsets
     local text = string_buffer.new()
     local start, copied, count = 0, 0, 0
+    hold(compiled)
     while true do
         local rc = C.ngx_lua_regex_exec(compiled.handle, subj, len, start)
         if rc == NO_MATCH then
             break
         end
         if rc < 0 then
+            release(compiled)
             return nil, exec_failed(rc)
         end
         count = count + 1
@@ -402,6 +401,7 @@ local function substitute_calls(subj, compiled, replace, global)
             break
         end
     end
+    release(compiled)
     if count == 0 then
         return subj, 0
     end
@@ -414,44 +414,37 @@ local function substitute(subj, regex, replace, opts, global)
     if not by_function and type(replace) ~= "string" then
         replace = tostring(replace)
     end
-    local compiled, cached_or_err = pattern_for(regex, opts, 2)
+    local compiled, err = pattern_for(regex, opts, 2)
     if not compiled then
-        return nil, nil, cached_or_err
+        return nil, nil, err
     end
     if type(subj) ~= "string" then
         subj = tostring(subj)
     end
-    local result, count_or_err
     if by_function then
-        result, count_or_err = substitute_calls(subj, compiled, replace, global)
-    else
-        local template = template_for(replace, cached_or_err)
-        if not template then
-            if not cached_or_err then
-                free_pattern(compiled)
-            end
-            return nil, nil, "failed to compile the replacement template"
+        local result, count_or_err = substitute_calls(subj, compiled, replace, global)
+        if not result then
+            return nil, nil, count_or_err
         end
-        local count = C.ngx_lua_regex_substitute(compiled.handle, template, subj, #subj,
-                                                 global and 1 or 0, output)
-        if not cached_or_err then
-            free_template(template)
-        end
-        if count < 0 then
-            count_or_err = exec_failed(count)
-        elseif count == 0 then
-            result, count_or_err = subj, 0
-        else
-            result, count_or_err = ffi_string(output.data, output.len), count
-        end
+        return result, count_or_err
     end
-    if not cached_or_err then
-        free_pattern(compiled)
+    -- Held while the template is found: making room for it may empty the
+    -- cache the pattern is in.
+    hold(compiled)
+    local template = template_for(replace, compiled.cache)
+    release(compiled)
+    if not template then
+        return nil, nil, "failed to compile the replacement template"
     end
-    if not result then
-        return nil, nil, count_or_err
+    local count = C.ngx_lua_regex_substitute(compiled.handle, template, subj, #subj,
+                                             global and 1 or 0, output)
+    if count < 0 then
+        return nil, nil, exec_failed(count)
     end
-    return result, count_or_err
+    if count == 0 then
+        return subj, 0
+    end
+    return ffi_string(output.data, output.len), count
 end
 
 local function re_sub(subj, regex, replace, opts)
@@ -489,9 +482,9 @@ local function re_split(subj, regex, opts, ctx, max, res)
         res[1] = nil
         return res
     end
-    local compiled, cached_or_err = pattern_for(regex, opts, 2)
+    local compiled, err = pattern_for(regex, opts, 2)
     if not compiled then
-        return nil, cached_or_err
+        return nil, err
     end
     local offsets = compiled.offsets
     -- `piece_start`: where the next piece begins (1-based); `search`: where
@@ -506,9 +499,6 @@ local function re_split(subj, regex, opts, ctx, max, res)
         if rc < 0 then
             if rc == NO_MATCH then
                 break
-            end
-            if not cached_or_err then
-                free_pattern(compiled)
             end
             return nil, exec_failed(rc)
         end
@@ -536,9 +526,6 @@ local function re_split(subj, regex, opts, ctx, max, res)
             end
         end
     end
-    if not cached_or_err then
-        free_pattern(compiled)
-    end
     if max <= 0 and piece_start > len then
         -- Trailing empty pieces are dropped.
         while n > 0 and res[n] == "" do
@@ -557,7 +544,7 @@ local function re_opt(option, value)
     if option ~= "jit_stack_size" then
         error("unrecognized option name", 2)
     end
-    if cache_used then
+    if once_cache_used then
         error("changing jit stack size is not allowed when some regexs have already been "
               .. "compiled and cached", 2)
     end
@@ -571,10 +558,7 @@ end
 
 -- lua_regex_cache_max_entries.
 local function configure(max_entries)
-    cache_max = max_entries
-    patterns_by_options = {}
-    templates = {}
-    cached = 0
+    once_cache = new_cache(max_entries)
 end
 
 return {
