@@ -3,8 +3,8 @@
 --
 -- Called once with the clock (a function returning seconds since the epoch,
 -- millisecond resolution); returns `define(strings_only)`, which builds one
--- module table. Both modules share this code: `strings_only` adds the key
--- type check of `resty.lrucache.pureffi`.
+-- module table. Both modules share this code: `strings_only` turns keys
+-- into strings, as `resty.lrucache.pureffi` does.
 --
 -- Layout of a cache (plain Lua tables and FFI memory: no operation calls
 -- out of Lua, so LuaJIT compiles each into the caller's trace):
@@ -123,18 +123,20 @@ local function reset(self)
 end
 
 local function define(strings_only)
-    local function check_key(key, method)
+    -- resty.lrucache.pureffi keys every entry by a string: other keys
+    -- (nil included) go through tostring, so 1 and "1" are one key.
+    local function key_of(key)
         if strings_only and type(key) ~= "string" then
-            error("bad argument #1 to '" .. method .. "' (string expected, got "
-                  .. type(key) .. ")", 3)
+            return tostring(key)
         end
+        return key
     end
 
     local cache = {}
     local metatable = { __index = cache }
 
     function cache.get(self, key)
-        check_key(key, "get")
+        key = key_of(key)
         local slot = self.index[key]
         if not slot then
             return nil
@@ -152,7 +154,7 @@ local function define(strings_only)
     end
 
     function cache.set(self, key, value, ttl, flags)
-        check_key(key, "set")
+        key = key_of(key)
         if key == nil or key ~= key then
             error("bad argument #1 to 'set' (key must not be nil or NaN)", 2)
         end
@@ -208,7 +210,7 @@ local function define(strings_only)
     end
 
     function cache.delete(self, key)
-        check_key(key, "delete")
+        key = key_of(key)
         local slot = self.index[key]
         if not slot then
             return false
