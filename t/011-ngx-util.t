@@ -367,6 +367,29 @@ string argument only
 
 
 
+=== TEST 11b: decode_base64mime skips line breaks and other bytes outside the alphabet
+--- config
+    location = /t {
+        content_by_lua_block {
+            local wrapped = ngx.encode_base64(string.rep("OpenResty code runs unchanged. ", 5)):gsub(("."):rep(76), "%0\r\n")
+            ngx.say(ngx.decode_base64mime(wrapped) == string.rep("OpenResty code runs unchanged. ", 5))
+            ngx.say(ngx.decode_base64mime("aGVs\nbG8="), " ", ngx.decode_base64mime("aGVs bG8"), " ", ngx.decode_base64mime("a*G-V.s"), " ", ngx.decode_base64mime(""), "|")
+            ngx.say(tostring(ngx.decode_base64mime("Y")), " ", tostring(ngx.decode_base64mime("Y\n")), " ", ngx.decode_base64mime("YQ==ignored"))
+            ngx.say(pcall(ngx.decode_base64mime, nil))
+        }
+    }
+--- request
+GET /t
+--- response_body
+true
+hello hello hel |
+nil nil a
+falsestring argument only
+--- no_error_log
+[error]
+
+
+
 === TEST 12: md5, md5_bin, sha1_bin
 --- config
     location = /t {

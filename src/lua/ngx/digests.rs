@@ -1,4 +1,4 @@
-//! `ngx.encode_base64`, `ngx.decode_base64`, `ngx.md5`, `ngx.md5_bin`,
+//! `ngx.encode_base64`, `ngx.decode_base64`, `ngx.decode_base64mime`, `ngx.md5`, `ngx.md5_bin`,
 //! `ngx.sha1_bin`, `ngx.hmac_sha1`, `ngx.crc32_short` and `ngx.crc32_long`:
 //! nginx's own MD5, SHA-1 and base64, and CRC32 over nginx's tables (its
 //! two loops are inline C in a header, so they are written out here).
@@ -53,7 +53,29 @@ fn install_base64(lua: &Lua, ngx: &Table, tostring: &Function) -> mlua::Result<(
             }
         })?,
     )?;
+    ngx.set(
+        "decode_base64mime",
+        api_function(lua, |lua, s: Option<Value>| {
+            let Some(Value::String(s)) = s else {
+                return Err(raise("string argument only"));
+            };
+            match crate::nginx_ffi::decode_base64(&mime_letters(&s.as_bytes()), Base64::Standard) {
+                Some(decoded) => Ok(Value::String(lua.create_string(decoded)?)),
+                None => Ok(Value::Nil),
+            }
+        })?,
+    )?;
     Ok(())
+}
+
+/// The base64 letters of MIME text (RFC 2045): line breaks and any other
+/// byte outside the alphabet are skipped; the data ends at the padding.
+fn mime_letters(text: &[u8]) -> Vec<u8> {
+    text.iter()
+        .copied()
+        .take_while(|&b| b != b'=')
+        .filter(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        .collect()
 }
 
 fn hex_lower(bytes: &[u8]) -> Vec<u8> {
