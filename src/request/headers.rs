@@ -365,3 +365,97 @@ mod tests {
         assert_eq!(canonical_header_name(b"X-Custom"), b"X-Custom");
     }
 }
+
+impl HttpRequest {
+    /// The main request's header as the client sent it: the request line
+    /// (unless `without_request_line`), the header lines, and the blank
+    /// line, each ending in CRLF. From nginx's header buffer when the whole
+    /// header is in the one it was parsed in; else (large header buffers,
+    /// HTTP/2) rebuilt from the parsed request line and headers.
+    pub fn raw_header(&self, without_request_line: bool) -> Vec<u8> {
+        // SAFETY: a live request's main request is live too.
+        let main = unsafe { &*(*self.as_ptr()).main };
+        let buffer = main.header_in;
+        let start = main.request_start;
+        let end = main.header_end;
+        // SAFETY: the buffer and the pointers are the main request's; they
+        // are compared before anything is read between them.
+        let in_one_buffer = !buffer.is_null()
+            && !start.is_null()
+            && !end.is_null()
+            && unsafe { (*buffer).start <= start && start <= end && end <= (*buffer).last };
+        let mut raw = if in_one_buffer {
+            // SAFETY: [start, end) lies within the buffer, checked above.
+            let block =
+                unsafe { core::slice::from_raw_parts(start, end.offset_from(start) as usize) };
+            restore_parsed_header(block)
+        } else {
+            let mut rebuilt = bytes_of(&main.request_line).to_vec();
+            rebuilt.extend_from_slice(b"\r\n");
+            // SAFETY: the main request's parsed header list.
+            for header in unsafe { elements(&main.headers_in.headers.part) } {
+                rebuilt.extend_from_slice(bytes_of(&header.key));
+                rebuilt.extend_from_slice(b": ");
+                rebuilt.extend_from_slice(bytes_of(&header.value));
+                rebuilt.extend_from_slice(b"\r\n");
+            }
+            rebuilt
+        };
+        raw.extend_from_slice(b"\r\n");
+        if without_request_line {
+            let first_line_end = raw.iter().position(|&b| b == b'\n').map_or(0, |at| at + 1);
+            raw.drain(..first_line_end);
+        }
+        raw
+    }
+}
+
+/// nginx ends each parsed header name and value with a NUL written over
+/// the byte after it (the colon; the CR, LF or trailing blank): this puts
+/// back what was most likely there.
+fn restore_parsed_header(block: &[u8]) -> Vec<u8> {
+    let mut out = block.to_vec();
+    let mut first_line = true;
+    let mut colon_seen = false;
+    for i in 0..out.len() {
+        match out[i] {
+            b'\n' => {
+                first_line = false;
+                colon_seen = false;
+            }
+            b':' => colon_seen = true,
+            0 => {
+                let next = out.get(i + 1).copied();
+                out[i] = if !first_line && !colon_seen {
+                    colon_seen = true;
+                    b':'
+                } else if next == Some(b'\n') {
+                    b'\r'
+                } else if matches!(next, Some(b' ' | b'\t' | b'\r')) {
+                    b' '
+                } else {
+                    b'\n'
+                };
+                if out[i] == b'\n' {
+                    colon_seen = false;
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod raw_header_tests {
+    use super::restore_parsed_header;
+
+    #[test]
+    fn parsed_header_bytes_come_back() {
+        let parsed = b"GET / HTTP/1.1\r\nHost\0 example.com\0\nX-Empty\0\0\nX-Pad\0 padded\0 \r\nLf\0 only\0Next\0 1\0\n";
+        assert_eq!(
+            restore_parsed_header(parsed),
+            b"GET / HTTP/1.1\r\nHost: example.com\r\nX-Empty:\r\nX-Pad: padded  \r\nLf: only\nNext: 1\r\n"
+        );
+    }
+}

@@ -457,6 +457,25 @@ impl HttpRequest {
         Ok(())
     }
 
+    /// Replaces the request's URI (`$uri`; the query string stays). With
+    /// `jump`, nginx searches the locations again for it once the rewrite
+    /// phase ends, as after `rewrite ... last`.
+    pub fn set_uri(&self, uri: &[u8], jump: bool) -> Result<(), OutputError> {
+        let r = self.as_ptr();
+        // SAFETY: live request; a pool copy lives as long as the request.
+        unsafe {
+            (*r).uri = copy_to_pool((*r).pool, uri).ok_or(OutputError::NoMemory)?;
+            (*r).set_internal(1);
+            (*r).set_valid_unparsed_uri(0);
+            nginx_sys::ngx_http_set_exten(r);
+            (*r).set_uri_changed(u32::from(jump));
+            if !jump {
+                (*r).set_valid_location(0);
+            }
+        }
+        Ok(())
+    }
+
     /// Internal redirect to `uri` (with `args`), or to a named location
     /// `@name`. The caller returns NGX_DONE (after finalizing with it outside
     /// the content phase).

@@ -273,9 +273,10 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         })
     })?;
     let wait_here = crate::lua::scheduler::wait_here(lua)?;
+    let apply_set_uri = api_function(lua, |_, args: MultiValue| set_uri(args))?;
     let make: Function = lua
         .load(
-            "local record_redirect, record_exec, start_read_body, wait_here, type, ngx = ...\n\
+            "local record_redirect, record_exec, start_read_body, wait_here, type, ngx, apply_set_uri = ...\n\
              local function redirect(uri, status)\n\
                  record_redirect(uri, status)\n\
                  return wait_here()\n\
@@ -288,23 +289,125 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
              local function read_body()\n\
                  if start_read_body() then return wait_here() end\n\
              end\n\
-             return redirect, exec, read_body",
+             local function set_uri(...)\n\
+                 if apply_set_uri(select('#', ...), ...) then return wait_here() end\n\
+             end\n\
+             return redirect, exec, read_body, set_uri",
         )
         .set_name(crate::lua::raise::internal_chunk_name("ngx.redirect"))
         .into_function()?;
-    let (redirect, exec, read_body): (Function, Function, Function) = make.call((
-        record_redirect,
-        record_exec,
-        start_read_body,
-        wait_here,
-        lua.globals().get::<Function>("type")?,
-        ngx.clone(),
-    ))?;
+    let (redirect, exec, read_body, set_uri): (Function, Function, Function, Function) = make
+        .call((
+            record_redirect,
+            record_exec,
+            start_read_body,
+            wait_here,
+            lua.globals().get::<Function>("type")?,
+            ngx.clone(),
+            apply_set_uri,
+        ))?;
     ngx.set("redirect", redirect)?;
     ngx.set("exec", exec)?;
     let req: Table = ngx.get("req")?;
     req.set("read_body", read_body)?;
+    req.set("set_uri", set_uri)?;
+    req.set(
+        "raw_header",
+        api_function(lua, |lua, without_request_line: Value| {
+            if super::runs_with_stand_in_request() {
+                return Err(raise("API disabled in the current context"));
+            }
+            let r = super::request_found()?;
+            let without = !matches!(without_request_line, Value::Nil | Value::Boolean(false));
+            lua.create_string(r.raw_header(without))
+        })?,
+    )?;
     Ok(())
+}
+
+/// `ngx.req.set_uri(uri, jump?, binary?)` after its argument count (first
+/// in `args`): checks the arguments in OpenResty's order, with its errors,
+/// and sets the URI. True for a jump, which leaves the handler: the
+/// locations are searched again once the rewrite phase ends.
+fn set_uri(mut args: MultiValue) -> mlua::Result<bool> {
+    let count = match args.pop_front() {
+        Some(Value::Integer(n)) => n as usize,
+        _ => 0,
+    };
+    if !(1..=3).contains(&count) {
+        return Err(raise(format!(
+            "expecting 1, 2 or 3 arguments but seen {count}"
+        )));
+    }
+    if super::runs_with_stand_in_request() {
+        return Err(raise("API disabled in the current context"));
+    }
+    let r = super::request_found()?;
+    let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Nil);
+    let boolean = |i: usize| match arg(i) {
+        Value::Boolean(b) => Ok(b),
+        other => Err(raise(format!(
+            "bad argument #{} to '?' (boolean expected, got {})",
+            i + 1,
+            lua_type_name(&other)
+        ))),
+    };
+    let uri = match arg(0) {
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Integer(n) => n.to_string().into_bytes(),
+        Value::Number(n) => {
+            let mut text = Vec::new();
+            crate::text::number::format_g(n, 14, &mut text);
+            text
+        }
+        other => {
+            return Err(raise(format!(
+                "bad argument #1 to '?' (string expected, got {})",
+                lua_type_name(&other)
+            )))
+        }
+    };
+    if uri.is_empty() {
+        return Err(raise("attempt to use zero-length uri"));
+    }
+    let binary = count >= 3 && boolean(2)?;
+    if !binary {
+        if let Some(&unsafe_byte) = uri.iter().find(|&&b| is_unsafe_uri_byte(b)) {
+            return Err(raise(format!(
+                "unsafe byte \"0x{unsafe_byte:02x}\" in uri \"{}\" (maybe you want to set the 'binary' argument?)",
+                escaped_for_log(&uri)
+            )));
+        }
+    }
+    let jump = count >= 2 && boolean(1)?;
+    if jump {
+        allow_in(&[Phase::Rewrite])?;
+        refuse_abort_with_subrequests(r)?;
+    }
+    r.set_uri(&uri, jump).map_err(|e| raise(e.to_string()))?;
+    if jump {
+        crate::lua::record_exit(nginx_sys::NGX_OK as isize);
+    }
+    Ok(jump)
+}
+
+/// Control bytes other than tab, which `set_uri` refuses unless `binary`.
+fn is_unsafe_uri_byte(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// Bytes as OpenResty shows them in an error: control bytes, bytes past
+/// ASCII, quotes and backslashes as `\xHH`.
+fn escaped_for_log(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b < 0x20 || b >= 0x7f || b == b'"' || b == b'\\' {
+            text.push_str(&format!("\\x{b:02X}"));
+        } else {
+            text.push(char::from(b));
+        }
+    }
+    text
 }
 
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
