@@ -401,7 +401,7 @@ fn is_unsafe_uri_byte(b: u8) -> bool {
 fn escaped_for_log(bytes: &[u8]) -> String {
     let mut text = String::with_capacity(bytes.len());
     for &b in bytes {
-        if b < 0x20 || b >= 0x7f || b == b'"' || b == b'\\' {
+        if !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\' {
             text.push_str(&format!("\\x{b:02X}"));
         } else {
             text.push(char::from(b));
