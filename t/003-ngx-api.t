@@ -508,6 +508,8 @@ GET /t?a=1&b=2&c=3
 --- response_body
 2 truncated
 3 nil
+--- error_log
+lua hit query args limit 2
 
 
 

@@ -271,6 +271,8 @@ GET /t
 2 truncated nil
 2 nil
 1 truncated
+--- error_log
+lua hit query args limit 100
 --- no_error_log
 [error]
 

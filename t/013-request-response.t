@@ -172,6 +172,8 @@ X-Twice: b
 a,b
 1 nil
 2 truncated
+--- error_log eval
+qr/\[debug\] .*lua exceeding request header limit \d+ > 2/
 
 
 

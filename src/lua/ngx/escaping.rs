@@ -178,6 +178,9 @@ pub(super) fn install(lua: &Lua, ngx: &Table, tostring: &Function) -> mlua::Resu
             };
             let parsed = parse_query(&query.as_bytes(), max);
             let truncated = parsed.truncated;
+            if truncated {
+                super::log_debug(&format!("lua hit query args limit {max}"));
+            }
             let mut results = MultiValue::new();
             results.push_back(Value::Table(args_table(lua, parsed)?));
             if truncated {

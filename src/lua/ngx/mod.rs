@@ -493,7 +493,7 @@ fn request_table(lua: &Lua) -> mlua::Result<Table> {
                 }
                 None => 100,
             };
-            parsed_args_table(lua, parse_query(r.query_string(), max))
+            parsed_args_table(lua, parse_query(r.query_string(), max), max)
         })?,
     )?;
     Ok(req)
@@ -501,8 +501,11 @@ fn request_table(lua: &Lua) -> mlua::Result<Table> {
 
 /// `args, "truncated"?` as `get_uri_args` and `get_post_args` return them:
 /// repeated keys become arrays, bare keys `true`.
-fn parsed_args_table(lua: &Lua, parsed: ParsedArgs) -> mlua::Result<(Table, Value)> {
+fn parsed_args_table(lua: &Lua, parsed: ParsedArgs, max: usize) -> mlua::Result<(Table, Value)> {
     let truncated = parsed.truncated;
+    if truncated {
+        log_debug(&format!("lua hit query args limit {max}"));
+    }
     let args = escaping::args_table(lua, parsed)?;
     let truncated = if truncated {
         Value::String(lua.create_string("truncated")?)
@@ -556,6 +559,15 @@ pub(super) fn runs_with_stand_in_request() -> bool {
 /// `ngx.is_subrequest`, read through the `ngx` table's `__index`.
 fn is_subrequest() -> mlua::Result<Value> {
     Ok(Value::Boolean(request_found()?.is_subrequest()))
+}
+
+/// Writes a debug-level line to the running request's log, or the cycle's
+/// outside requests, as OpenResty's debug lines go.
+pub(super) fn log_debug(line: &str) {
+    let log = request().ok().and_then(|r| r.log()).or_else(Log::cycle);
+    if let Some(log) = log {
+        log.write(NGX_LOG_DEBUG as usize, line.as_bytes());
+    }
 }
 
 /// The running request, for the APIs lua-resty-core writes in Lua, which

@@ -49,13 +49,21 @@ fn header_key(value: &Value) -> mlua::Result<Vec<u8>> {
 }
 
 /// `{name = value | {values...}}` with at most `max` headers (0: all), keys
-/// lower-cased unless `raw`; plus `"truncated"` when cut.
+/// lower-cased unless `raw`; plus `"truncated"` when cut (logged at debug
+/// level, naming `which` headers).
 fn headers_table(
     lua: &Lua,
     headers: Vec<(Vec<u8>, Vec<u8>)>,
     max: usize,
     raw: bool,
+    which: &str,
 ) -> mlua::Result<MultiValue> {
+    if max > 0 && headers.len() > max {
+        super::log_debug(&format!(
+            "lua exceeding {which} header limit {} > {max}",
+            headers.len()
+        ));
+    }
     let table = lua.create_table()?;
     let mut truncated = false;
     for (count, (key, value)) in headers.into_iter().enumerate() {
@@ -470,6 +478,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                 request()?.response_headers(),
                 max,
                 raw.unwrap_or(false),
+                "response",
             )
         })?,
     )?;
@@ -480,7 +489,13 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         "get_headers",
         api_function(lua, |lua, (max, raw): (Option<f64>, Option<bool>)| {
             let max = max_headers(max)?;
-            headers_table(lua, request()?.request_headers(), max, raw.unwrap_or(false))
+            headers_table(
+                lua,
+                request()?.request_headers(),
+                max,
+                raw.unwrap_or(false),
+                "request",
+            )
         })?,
     )?;
     req.set(
@@ -522,7 +537,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
                 None => 100,
             };
             let parsed = crate::text::args::parse_query(&r.body_data().unwrap_or_default(), max);
-            mlua::IntoLuaMulti::into_lua_multi(super::parsed_args_table(lua, parsed)?, lua)
+            mlua::IntoLuaMulti::into_lua_multi(super::parsed_args_table(lua, parsed, max)?, lua)
         })?,
     )?;
     req.set(
@@ -613,7 +628,7 @@ mod tests {
             (b"x-twice".to_vec(), b"b".to_vec()),
         ];
         let (table, truncated): (Table, Value) = lua
-            .unpack_multi(headers_table(&lua, headers.clone(), 0, false).unwrap())
+            .unpack_multi(headers_table(&lua, headers.clone(), 0, false, "request").unwrap())
             .unwrap();
         lua.globals().set("h", table).unwrap();
         let found: (String, String, String, String) = lua
@@ -623,7 +638,7 @@ mod tests {
         assert_eq!(found, ("1".into(), "1".into(), "1".into(), "a,b".into()));
         assert!(truncated.is_nil());
         let (raw, _): (Table, Value) = lua
-            .unpack_multi(headers_table(&lua, headers, 1, true).unwrap())
+            .unpack_multi(headers_table(&lua, headers, 1, true, "request").unwrap())
             .unwrap();
         assert_eq!(raw.get::<String>("X-One").unwrap(), "1");
         assert!(raw.get::<Value>("x-one").unwrap().is_nil());
