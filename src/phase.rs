@@ -9,6 +9,9 @@ pub enum Phase {
     InitWorker,
     ExitWorker,
     Set,
+    /// server_rewrite_by_lua*: nginx's server rewrite phase, before the
+    /// location is found.
+    ServerRewrite,
     Rewrite,
     Access,
     Content,
@@ -27,6 +30,7 @@ impl Phase {
             Phase::InitWorker => "init_worker",
             Phase::ExitWorker => "exit_worker",
             Phase::Set => "set",
+            Phase::ServerRewrite => "server_rewrite",
             Phase::Rewrite => "rewrite",
             Phase::Access => "access",
             Phase::Content => "content",
@@ -44,6 +48,7 @@ impl Phase {
             Phase::InitWorker => "init_worker_by_lua",
             Phase::ExitWorker => "exit_worker_by_lua",
             Phase::Set => "set_by_lua",
+            Phase::ServerRewrite => "server_rewrite_by_lua",
             Phase::Rewrite => "rewrite_by_lua",
             Phase::Access => "access_by_lua",
             Phase::Content => "content_by_lua",
@@ -75,11 +80,12 @@ impl Phase {
         self as usize
     }
 
-    pub const ALL: [Phase; 11] = [
+    pub const ALL: [Phase; 12] = [
         Phase::Init,
         Phase::InitWorker,
         Phase::ExitWorker,
         Phase::Set,
+        Phase::ServerRewrite,
         Phase::Rewrite,
         Phase::Access,
         Phase::Content,

@@ -33,7 +33,11 @@ pub struct MainConf {
     pub init_worker: Option<ChunkId>,
     pub exit_worker: Option<ChunkId>,
     /// Phases some location runs Lua in: their handlers get registered.
+    pub server_rewrite_used: bool,
     pub rewrite_used: bool,
+    /// `rewrite_by_lua_no_postpone` / `access_by_lua_no_postpone`.
+    pub rewrite_no_postpone: Option<bool>,
+    pub access_no_postpone: Option<bool>,
     pub access_used: bool,
     pub log_used: bool,
     /// `lua_max_pending_timers` / `lua_max_running_timers`, when set.
@@ -78,6 +82,7 @@ impl MainConf {
 /// level, where rewrite/access/log handlers may be set and are inherited).
 #[derive(Default, Clone, Copy)]
 pub struct LocConf {
+    pub server_rewrite: Option<ChunkId>,
     pub rewrite: Option<ChunkId>,
     pub access: Option<ChunkId>,
     pub content: Option<ChunkId>,
@@ -86,6 +91,8 @@ pub struct LocConf {
     pub log: Option<ChunkId>,
     /// `lua_code_cache`; unset means inherited, on at the top.
     pub code_cache: Option<bool>,
+    /// `lua_need_request_body`; unset means inherited, off at the top.
+    pub need_request_body: Option<bool>,
     /// `lua_check_client_abort`; unset means inherited, off at the top.
     pub check_client_abort: Option<bool>,
 }
@@ -93,6 +100,7 @@ pub struct LocConf {
 impl LocConf {
     pub(crate) fn slot(&mut self, phase: Phase) -> Option<&mut Option<ChunkId>> {
         match phase {
+            Phase::ServerRewrite => Some(&mut self.server_rewrite),
             Phase::Rewrite => Some(&mut self.rewrite),
             Phase::Access => Some(&mut self.access),
             Phase::Content => Some(&mut self.content),
@@ -114,12 +122,14 @@ pub(crate) unsafe extern "C" fn merge_loc_conf(
     // SAFETY: both are LocConf objects made by create_loc_conf.
     let (parent, child) = unsafe { (&*parent.cast::<LocConf>(), &mut *child.cast::<LocConf>()) };
     // Content handlers belong to their location; the other phases inherit.
+    child.server_rewrite = child.server_rewrite.or(parent.server_rewrite);
     child.rewrite = child.rewrite.or(parent.rewrite);
     child.access = child.access.or(parent.access);
     child.log = child.log.or(parent.log);
     child.header_filter = child.header_filter.or(parent.header_filter);
     child.body_filter = child.body_filter.or(parent.body_filter);
     child.check_client_abort = child.check_client_abort.or(parent.check_client_abort);
+    child.need_request_body = child.need_request_body.or(parent.need_request_body);
     packages::merge_code_cache(cf, parent, child);
     NGX_CONF_OK
 }

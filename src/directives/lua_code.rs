@@ -41,6 +41,7 @@ fn install_chunk(
         return Ok(());
     }
     match phase {
+        Phase::ServerRewrite => main.server_rewrite_used = true,
         Phase::Rewrite => main.rewrite_used = true,
         Phase::Access => main.access_used = true,
         Phase::Log => main.log_used = true,

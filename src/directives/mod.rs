@@ -75,6 +75,10 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
         Phase::Set => (SET_CONTEXTS, NGX_HTTP_LOC_CONF_OFFSET),
         // Timers have no directive.
         Phase::Timer => (0, NGX_HTTP_LOC_CONF_OFFSET),
+        Phase::ServerRewrite => (
+            NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF,
+            NGX_HTTP_LOC_CONF_OFFSET,
+        ),
         Phase::Rewrite | Phase::Access | Phase::HeaderFilter | Phase::BodyFilter | Phase::Log => {
             (ANY_LEVEL, NGX_HTTP_LOC_CONF_OFFSET)
         }
@@ -87,7 +91,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 41] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 46] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -136,6 +140,16 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 41] = [
         set_by_lua::set_by_lua_file,
         NGX_HTTP_LOC_CONF_OFFSET,
         0,
+    ),
+    lua_command(
+        c"server_rewrite_by_lua_block",
+        Phase::ServerRewrite,
+        Form::Block,
+    ),
+    lua_command(
+        c"server_rewrite_by_lua_file",
+        Phase::ServerRewrite,
+        Form::File,
     ),
     lua_command(c"rewrite_by_lua", Phase::Rewrite, Form::Inline),
     lua_command(c"rewrite_by_lua_block", Phase::Rewrite, Form::Block),
@@ -187,6 +201,30 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 41] = [
         settings::set_lua_code_cache,
         NGX_HTTP_LOC_CONF_OFFSET,
         0,
+    ),
+    command(
+        c"lua_need_request_body",
+        ANY_LEVEL,
+        NGX_CONF_FLAG,
+        settings::set_lua_need_request_body,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"rewrite_by_lua_no_postpone",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_FLAG,
+        settings::set_no_postpone,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"access_by_lua_no_postpone",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_FLAG,
+        settings::set_no_postpone,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        1,
     ),
     command(
         c"lua_check_client_abort",

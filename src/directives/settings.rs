@@ -131,3 +131,42 @@ pub(crate) unsafe extern "C" fn set_lua_check_client_abort(
         set_on_off(cf, cmd, &mut loc.check_client_abort).map(drop)
     })
 }
+
+/// `lua_need_request_body on|off` (any level): the request body is read
+/// before the first rewrite, access or content handler runs.
+///
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_lua_need_request_body(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        // SAFETY: nginx passes our LocConf for this level.
+        let loc = unsafe { &mut *conf.cast::<LocConf>() };
+        set_on_off(cf, cmd, &mut loc.need_request_body).map(drop)
+    })
+}
+
+/// `rewrite_by_lua_no_postpone on|off` (`cmd->offset` 0) and
+/// `access_by_lua_no_postpone on|off` (1), in `http`: with `on`, the Lua
+/// handler runs first in its phase instead of after nginx's own handlers.
+///
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_no_postpone(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        let main = main_conf(cf);
+        // SAFETY: nginx passes the command being handled, one of ours.
+        let slot = match unsafe { (*cmd).offset } {
+            0 => &mut main.rewrite_no_postpone,
+            _ => &mut main.access_no_postpone,
+        };
+        set_on_off(cf, cmd, slot).map(drop)
+    })
+}

@@ -11,8 +11,9 @@ pub mod status;
 use nginx_sys::{
     ngx_array_push, ngx_conf_t, ngx_http_core_main_conf_t, ngx_http_core_module,
     ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_phases_NGX_HTTP_LOG_PHASE,
-    ngx_http_phases_NGX_HTTP_REWRITE_PHASE, ngx_http_request_t, ngx_int_t, NGX_DECLINED, NGX_DONE,
-    NGX_ERROR, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
+    ngx_http_phases_NGX_HTTP_REWRITE_PHASE, ngx_http_phases_NGX_HTTP_SERVER_REWRITE_PHASE,
+    ngx_http_request_t, ngx_int_t, NGX_DECLINED, NGX_DONE, NGX_ERROR,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_LOG_ALERT, NGX_LOG_ERR, NGX_OK,
 };
 
 use self::outcome::{content_rc, phase_step, PhaseStep};
@@ -59,7 +60,13 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         let (Some(chunk), Some(runtime)) = (loc.content, main.runtime()) else {
             return NGX_DECLINED as ngx_int_t;
         };
-        let outcome = runtime.start(chunk, req.as_ptr(), Phase::Content, request_owner(req));
+        let outcome = runtime.start(
+            chunk,
+            req.as_ptr(),
+            Phase::Content,
+            request_owner(req),
+            loc.need_request_body == Some(true),
+        );
         content_rc(req, outcome, false).unwrap_or(NGX_DONE as ngx_int_t)
     })
 }
@@ -70,18 +77,31 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
 fn run_request_phase(req: HttpRequest, phase: Phase) -> ngx_int_t {
     let (main, loc) = request_confs(req);
     let chunk = match phase {
+        Phase::ServerRewrite => loc.server_rewrite,
         Phase::Rewrite => loc.rewrite,
         _ => loc.access,
     };
     let (Some(chunk), Some(runtime)) = (chunk, main.runtime()) else {
         return NGX_DECLINED as ngx_int_t;
     };
-    let outcome = runtime.start(chunk, req.as_ptr(), phase, request_owner(req));
+    let outcome = runtime.start(
+        chunk,
+        req.as_ptr(),
+        phase,
+        request_owner(req),
+        loc.need_request_body == Some(true),
+    );
     match phase_step(req, phase, outcome) {
         PhaseStep::Continue => NGX_DECLINED as ngx_int_t,
         PhaseStep::Finish(rc) => rc,
         PhaseStep::Redirected | PhaseStep::Suspended => NGX_DONE as ngx_int_t,
     }
+}
+
+unsafe extern "C" fn server_rewrite_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    guarded(r, Phase::ServerRewrite, |req| {
+        run_request_phase(req, Phase::ServerRewrite)
+    })
 }
 
 unsafe extern "C" fn rewrite_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
@@ -115,11 +135,13 @@ unsafe extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
 /// there: nginx runs a phase's handlers from the last registered to the
 /// first, so ours goes first in the array. That puts rewrite_by_lua after
 /// the rewrite module's `set`/`rewrite`, and access_by_lua after
-/// `allow`/`deny`, as in OpenResty.
+/// `allow`/`deny`, as in OpenResty. With `first` (the `*_no_postpone`
+/// directives) it goes last in the array, to run before them.
 unsafe fn add_phase_handler(
     cmcf: *mut ngx_http_core_main_conf_t,
     phase: u32,
     handler: ngx_http_handler_pt,
+    first: bool,
 ) -> bool {
     // SAFETY: the caller passes the core main conf during postconfiguration,
     // when phase handler arrays are still being filled.
@@ -129,8 +151,12 @@ unsafe fn add_phase_handler(
             return false;
         }
         let elts = handlers.elts.cast::<ngx_http_handler_pt>();
-        core::ptr::copy(elts, elts.add(1), handlers.nelts - 1);
-        *elts = handler;
+        if first {
+            *elts.add(handlers.nelts - 1) = handler;
+        } else {
+            core::ptr::copy(elts, elts.add(1), handlers.nelts - 1);
+            *elts = handler;
+        }
     }
     true
 }
@@ -148,23 +174,32 @@ pub(crate) unsafe extern "C" fn register_phase_handlers(cf: *mut ngx_conf_t) -> 
             .cast::<ngx_http_core_main_conf_t>();
         let wanted = [
             (
+                main.server_rewrite_used,
+                ngx_http_phases_NGX_HTTP_SERVER_REWRITE_PHASE,
+                server_rewrite_handler as unsafe extern "C" fn(_) -> _,
+                false,
+            ),
+            (
                 main.rewrite_used,
                 ngx_http_phases_NGX_HTTP_REWRITE_PHASE,
-                rewrite_handler as unsafe extern "C" fn(_) -> _,
+                rewrite_handler,
+                main.rewrite_no_postpone == Some(true),
             ),
             (
                 main.access_used,
                 ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
                 access_handler,
+                main.access_no_postpone == Some(true),
             ),
             (
                 main.log_used,
                 ngx_http_phases_NGX_HTTP_LOG_PHASE,
                 log_handler,
+                false,
             ),
         ];
-        for (used, phase, handler) in wanted {
-            if used && !add_phase_handler(cmcf, phase, Some(handler)) {
+        for (used, phase, handler, first) in wanted {
+            if used && !add_phase_handler(cmcf, phase, Some(handler), first) {
                 return NGX_ERROR as ngx_int_t;
             }
         }

@@ -35,6 +35,10 @@ pub use self::runner::Runner;
 use crate::phase::Phase;
 use crate::shdict::SharedZone;
 
+/// Registry key of the function that wraps a chunk to read the request
+/// body first.
+const READ_BODY_FIRST_KEY: &str = "ngx_lua_shdict.read_body_first";
+
 /// A configuration's Lua: its state, its chunks, and what runs them.
 pub struct LuaRuntime {
     lua: Lua,
@@ -73,6 +77,16 @@ impl LuaRuntime {
         ngx::required::install(&lua)?;
         let capture_response: Function =
             lua.named_registry_value(ngx::location::RESPONSE_BUILDER_KEY)?;
+        let read_body_first: Function = lua
+            .load(
+                "local read_body = ngx.req.read_body\n\
+                 return function(chunk)\n\
+                     return function(...) read_body() return chunk(...) end\n\
+                 end",
+            )
+            .set_name(raise::internal_chunk_name("lua_need_request_body"))
+            .call(())?;
+        lua.set_named_registry_value(READ_BODY_FIRST_KEY, read_body_first)?;
         Ok(LuaRuntime {
             chunks: Chunks::new(&lua)?,
             lua,
@@ -215,15 +229,23 @@ impl LuaRuntime {
         r: *mut ngx_http_request_t,
         phase: Phase,
     ) -> (RunOutcome, MultiValue) {
-        let thread = match self.entry_thread(id) {
+        let thread = match self.entry_thread(id, false) {
             Ok(thread) => thread,
             Err(message) => return (RunOutcome::Failed(message), MultiValue::new()),
         };
         self.runner.drive(thread, r, phase)
     }
 
-    fn entry_thread(&self, id: ChunkId) -> Result<Thread, String> {
-        self.runner.thread_for(self.chunks.function_of(id)?)
+    fn entry_thread(&self, id: ChunkId, read_body_first: bool) -> Result<Thread, String> {
+        let mut function = self.chunks.function_of(id)?;
+        if read_body_first {
+            let after_body: Function = self
+                .lua
+                .named_registry_value(READ_BODY_FIRST_KEY)
+                .map_err(|e| error_text(&e))?;
+            function = after_body.call(function).map_err(|e| error_text(&e))?;
+        }
+        self.runner.thread_for(function)
     }
 
     pub fn lua(&self) -> &Lua {
@@ -239,15 +261,18 @@ impl LuaRuntime {
     }
 
     /// Runs a chunk of a phase with yielding APIs (rewrite, access,
-    /// content) under a fresh scheduler owned by `owner`.
+    /// content) under a fresh scheduler owned by `owner`; with
+    /// `read_body_first` (`lua_need_request_body`), after reading the
+    /// request body.
     pub fn start(
         &self,
         id: ChunkId,
         r: *mut ngx_http_request_t,
         phase: Phase,
         owner: scheduler::Owner,
+        read_body_first: bool,
     ) -> RunOutcome {
-        match self.entry_thread(id) {
+        match self.entry_thread(id, read_body_first) {
             Ok(thread) => self.runner.start(thread, r, phase, owner),
             Err(message) => RunOutcome::Failed(message),
         }

@@ -107,7 +107,12 @@ pub(super) fn allow_in(phases: &[Phase]) -> mlua::Result<()> {
 }
 
 /// Phases that may write a response body.
-pub(super) const OUTPUT_PHASES: &[Phase] = &[Phase::Rewrite, Phase::Access, Phase::Content];
+pub(super) const OUTPUT_PHASES: &[Phase] = &[
+    Phase::ServerRewrite,
+    Phase::Rewrite,
+    Phase::Access,
+    Phase::Content,
+];
 
 /// `ngx.ctx` of the running request, created on first use.
 fn request_ctx(lua: &Lua) -> mlua::Result<Table> {

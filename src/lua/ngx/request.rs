@@ -12,10 +12,16 @@ use crate::request::body::{self, BodyRead};
 /// The default `max_headers` of `get_headers`, as in OpenResty.
 const DEFAULT_MAX_HEADERS: usize = 100;
 
-pub(super) const REQUEST_HEADER_PHASES: &[Phase] =
-    &[Phase::Set, Phase::Rewrite, Phase::Access, Phase::Content];
+pub(super) const REQUEST_HEADER_PHASES: &[Phase] = &[
+    Phase::Set,
+    Phase::ServerRewrite,
+    Phase::Rewrite,
+    Phase::Access,
+    Phase::Content,
+];
 const HEADER_PHASES: &[Phase] = &[
     Phase::Set,
+    Phase::ServerRewrite,
     Phase::Rewrite,
     Phase::Access,
     Phase::Content,
@@ -389,7 +395,7 @@ fn set_uri(mut args: MultiValue) -> mlua::Result<bool> {
     }
     let jump = count >= 2 && boolean(1)?;
     if jump {
-        allow_in(&[Phase::Rewrite])?;
+        allow_in(&[Phase::ServerRewrite, Phase::Rewrite])?;
         refuse_abort_with_subrequests(r)?;
     }
     r.set_uri(&uri, jump).map_err(|e| raise(e.to_string()))?;

@@ -197,8 +197,13 @@ fn is_lua_function(lua: &Lua, f: &Function) -> bool {
 }
 
 /// The phases whose handlers run under a scheduler.
-pub const SCHEDULED_PHASES: &[Phase] =
-    &[Phase::Rewrite, Phase::Access, Phase::Content, Phase::Timer];
+pub const SCHEDULED_PHASES: &[Phase] = &[
+    Phase::ServerRewrite,
+    Phase::Rewrite,
+    Phase::Access,
+    Phase::Content,
+    Phase::Timer,
+];
 
 /// Installs `ngx.sleep`, `ngx.thread` and `ngx.on_abort`.
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
