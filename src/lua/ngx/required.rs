@@ -41,6 +41,7 @@ pub fn module(lua: &Lua, name: &str, version: &str) -> mlua::Result<Option<Table
         "ngx.resp" => resp_module(lua)?,
         "ngx.req" => req_module(lua)?,
         "ngx.re" => super::regex::module(lua)?,
+        "ngx.semaphore" => crate::lua::scheduler::semaphore::module(lua)?,
         _ => return Ok(None),
     };
     module.set("version", version)?;

@@ -49,8 +49,14 @@ impl SleepTimer for NginxSleep {
         self.event
             .set_cancelable(u32::from(owner.cancelable_sleeps));
         // SAFETY: the timer is boxed (it does not move) and disarms the
-        // event before its memory goes.
-        unsafe { ngx_add_timer(&mut self.event, ms as ngx_msec_t) };
+        // event before its memory goes. A timer armed again is taken out
+        // first: nginx would leave one due within 300 ms where it is.
+        unsafe {
+            if self.event.timer_set() != 0 {
+                ngx_del_timer(&mut self.event);
+            }
+            ngx_add_timer(&mut self.event, ms as ngx_msec_t)
+        };
     }
 }
 

@@ -25,6 +25,7 @@ mod current;
 pub mod event_loop;
 mod held;
 mod owner;
+pub mod semaphore;
 #[cfg(test)]
 mod tests;
 
@@ -409,6 +410,32 @@ impl Scheduler {
                 self.slots[co].sleep = None;
                 self.make_ready(co, &Wait::Sleep, MultiValue::new());
             }
+        }
+    }
+
+    /// Ends the sleep of thread `co` of run `run` (a semaphore post): its
+    /// timer fires at the event loop's next turn. False when that thread
+    /// does not sleep (any more).
+    pub fn end_sleep_now(&mut self, run: u64, co: CoId, generation: u32) -> bool {
+        if self.id != run {
+            return false;
+        }
+        let owner = self.owner;
+        let Some(slot) = self.slots.get_mut(co) else {
+            return false;
+        };
+        if slot.generation != generation
+            || slot.status != Status::Parked
+            || slot.wait != Wait::Sleep
+        {
+            return false;
+        }
+        match slot.sleep.as_mut() {
+            Some(timer) => {
+                timer.arm(owner, co, 0);
+                true
+            }
+            None => false,
         }
     }
 

@@ -518,3 +518,35 @@ fn yielding_apis_refuse_phases_without_a_scheduler() {
     );
     assert_eq!(task.ended.as_deref(), Some("finished"));
 }
+
+#[test]
+fn a_semaphore_post_ends_a_waiting_sleep_at_the_next_turn() {
+    let h = Harness::new();
+    let module = super::semaphore::module(&h.lua).unwrap();
+    h.lua.globals().set("semaphore", module).unwrap();
+    h.lua.load("sema = semaphore.new()").exec().unwrap();
+    let waiter = h.start_timer_like(
+        "note('waits')
+         local ok, err = sema:wait(1)
+         note('waiter', tostring(ok), tostring(err))",
+    );
+    let _late = h.start_timer_like(
+        "local ok, err = sema:wait(0.005)
+         note('late', tostring(ok), tostring(err))",
+    );
+    assert_eq!(h.events(), "waits");
+    advance(5);
+    assert_eq!(h.events(), "late false timeout");
+    let _poster = h.start_timer_like(
+        "note('count', sema:count())
+         sema:post()
+         note('posted', sema:count())",
+    );
+    assert_eq!(h.events(), "count -1 | posted 0");
+    // The waiter goes on at the event loop's next turn, not inside post.
+    assert_eq!(waiter.ended, None);
+    advance(0);
+    assert_eq!(h.events(), "waiter true nil");
+    assert_eq!(waiter.ended.as_deref(), Some("finished"));
+    assert_eq!(armed_timers(), 0);
+}
