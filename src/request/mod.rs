@@ -7,6 +7,7 @@
 //! above installed (see [`waiters`]).
 
 pub mod body;
+pub mod body_edit;
 pub mod buffers;
 pub mod capture_filters;
 pub mod filter_chain;

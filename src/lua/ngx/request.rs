@@ -325,6 +325,7 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let req: Table = ngx.get("req")?;
     req.set("read_body", read_body)?;
     req.set("set_uri", set_uri)?;
+    install_body_setters(lua, &req)?;
     req.set(
         "raw_header",
         api_function(lua, |lua, without_request_line: Value| {
@@ -334,6 +335,134 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
             let r = super::request_found()?;
             let without = !matches!(without_request_line, Value::Nil | Value::Boolean(false));
             lua.create_string(r.raw_header(without))
+        })?,
+    )?;
+    Ok(())
+}
+
+/// The request a body setter changes: OpenResty's errors outside requests.
+fn body_request() -> mlua::Result<crate::request::HttpRequest> {
+    if super::runs_with_stand_in_request() {
+        return Err(raise("API disabled in the current context"));
+    }
+    super::request_found()
+}
+
+/// A body setter's text argument `n` (1-based): a string, or a number as
+/// Lua writes it.
+fn text_argument(args: &MultiValue, n: usize) -> mlua::Result<Vec<u8>> {
+    match args.get(n - 1).cloned().unwrap_or(Value::Nil) {
+        Value::String(s) => Ok(s.as_bytes().to_vec()),
+        Value::Integer(i) => Ok(i.to_string().into_bytes()),
+        Value::Number(x) => {
+            let mut text = Vec::new();
+            crate::text::number::format_g(x, 14, &mut text);
+            Ok(text)
+        }
+        other => Err(raise(format!(
+            "bad argument #{n} to '?' (string expected, got {})",
+            lua_type_name(&other)
+        ))),
+    }
+}
+
+/// `ngx.req.set_body_data`, `init_body`, `append_body`, `finish_body` and
+/// `set_body_file`, with OpenResty's argument counts and errors.
+fn install_body_setters(lua: &Lua, req: &Table) -> mlua::Result<()> {
+    let edited = |result: Result<(), crate::request::body_edit::BodyEditError>| {
+        result.map_err(|e| raise(e.to_string()))
+    };
+    req.set(
+        "set_body_data",
+        api_function(lua, move |_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(raise(format!(
+                    "expecting 1 arguments but seen {}",
+                    args.len()
+                )));
+            }
+            let data = text_argument(&args, 1)?;
+            edited(body_request()?.set_body_data(&data))
+        })?,
+    )?;
+    req.set(
+        "init_body",
+        api_function(lua, move |_, args: MultiValue| {
+            if args.len() > 1 {
+                return Err(raise(format!(
+                    "expecting 0 or 1 argument but seen {}",
+                    args.len()
+                )));
+            }
+            let size = match args.front() {
+                None => None,
+                Some(Value::Integer(n)) => Some(*n as f64),
+                Some(Value::Number(n)) => Some(*n),
+                Some(other) => {
+                    return Err(raise(format!(
+                        "bad argument #1 to '?' (number expected, got {})",
+                        lua_type_name(other)
+                    )))
+                }
+            };
+            let r = body_request()?;
+            let size = match size {
+                Some(n) if n < 0.0 => {
+                    return Err(raise(format!("bad size argument: {}", n as i64)))
+                }
+                Some(n) => Some(n as usize),
+                None => None,
+            };
+            edited(r.init_body(size))
+        })?,
+    )?;
+    req.set(
+        "append_body",
+        api_function(lua, move |_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(raise(format!(
+                    "expecting 1 arguments but seen {}",
+                    args.len()
+                )));
+            }
+            let data = text_argument(&args, 1)?;
+            edited(body_request()?.append_body(&data))
+        })?,
+    )?;
+    req.set(
+        "finish_body",
+        api_function(lua, move |_, args: MultiValue| {
+            if !args.is_empty() {
+                return Err(raise(format!(
+                    "expecting 0 argument but seen {}",
+                    args.len()
+                )));
+            }
+            edited(body_request()?.finish_body())
+        })?,
+    )?;
+    req.set(
+        "set_body_file",
+        api_function(lua, move |_, args: MultiValue| {
+            if !(1..=2).contains(&args.len()) {
+                return Err(raise(format!(
+                    "expecting 1 or 2 arguments but seen {}",
+                    args.len()
+                )));
+            }
+            let path = text_argument(&args, 1)?;
+            let r = body_request()?;
+            let delete = match args.get(1) {
+                None => false,
+                Some(Value::Boolean(b)) => *b,
+                Some(other) => {
+                    return Err(raise(format!(
+                        "bad argument #2 to '?' (boolean expected, got {})",
+                        lua_type_name(other)
+                    )))
+                }
+            };
+            edited(r.set_body_file(&path, delete))
         })?,
     )?;
     Ok(())
