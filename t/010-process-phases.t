@@ -150,7 +150,7 @@ qr/\[error\] .*init_worker_by_lua error: runtime error: init_worker_by_lua\(ngin
 --- request eval
 ["GET /schedule", "GET /schedule", "GET /check"]
 --- response_body eval
-["scheduled true\n", "scheduled true\n", "premature runs: 2, normal runs: 0\n"]
+["scheduled 1\n", "scheduled 1\n", "premature runs: 2, normal runs: 0\n"]
 --- no_error_log
 [alert]
 [crit]

@@ -346,12 +346,15 @@ a,b nil changed.example changed.example
 
 
 
-=== TEST 19: ngx.req.set_header with nil clears; request headers are read-only in log
+=== TEST 19: ngx.req.set_header with nil clears; it works in log_by_lua too, as in OpenResty
 --- config
     location = /t {
         access_by_lua_block { ngx.req.set_header("X-Remove", nil) }
         content_by_lua_block { ngx.say(tostring(ngx.req.get_headers()["x-remove"])) }
-        log_by_lua_block { ngx.req.set_header("X-Late", "1") }
+        log_by_lua_block {
+            ngx.req.set_header("X-Late", "1")
+            ngx.log(ngx.WARN, "late header: ", ngx.var.http_x_late)
+        }
     }
 --- request
 GET /t
@@ -360,7 +363,9 @@ X-Remove: gone
 --- response_body
 nil
 --- error_log
-API disabled in the context of log_by_lua*
+late header: 1
+--- no_error_log
+[error]
 
 
 

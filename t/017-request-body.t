@@ -117,7 +117,7 @@ this body is longer than ten bytes
 --- request
 GET /t
 --- response_body
-request body not read yet: call ngx.req.read_body() first
+no request body found; maybe you should turn on lua_need_request_body?
 nil
 
 

@@ -27,7 +27,7 @@ __DATA__
 --- request eval
 ["GET /start", "GET /check"]
 --- response_body eval
-["true nil pending 1\n", "false one 2 timer; pending 0 running 0\n"]
+["1 nil pending 1\n", "false one 2 timer; pending 0 running 0\n"]
 
 
 
@@ -115,9 +115,9 @@ API disabled in the context of ngx.timer
 --- request
 GET /t
 --- response_body
-1: true nil
-2: true nil
-3: true nil
+1: 1 nil
+2: 1 nil
+3: 1 nil
 4: nil too many pending timers
 
 

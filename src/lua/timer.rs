@@ -334,7 +334,8 @@ fn schedule_from_lua(lua: &Lua, args: MultiValue, every: bool) -> mlua::Result<M
         return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "process exiting"), lua);
     }
     schedule(lua, ms, callback, args.collect(), every.then_some(ms))?;
-    mlua::IntoLuaMulti::into_lua_multi(true, lua)
+    // 1, as OpenResty's C function returns.
+    mlua::IntoLuaMulti::into_lua_multi(1, lua)
 }
 
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {

@@ -85,6 +85,7 @@ const RESULT_CONSTANTS: &[(&str, i64)] = &[
 
 /// The request the running chunk serves, or OpenResty's error outside one.
 pub(crate) fn request() -> mlua::Result<HttpRequest> {
+    refuse_stand_in_request()?;
     let r = super::current_request().ok_or_else(|| raise("no request object found"))?;
     // SAFETY: the pointer is set only while the handler for this live
     // request runs the chunk.
@@ -177,6 +178,9 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     regex::install(lua, &ngx)?;
     super::scheduler::install(lua, &ngx)?;
     ngx.set("shared", lua.create_table()?)?;
+    // Outside set_by_lua* and body_filter_by_lua* (which put theirs here
+    // while they run), an empty table, as OpenResty's.
+    ngx.set("arg", lua.create_table()?)?;
     ngx.set(
         "get_phase",
         api_function(lua, |_, ()| {
@@ -579,5 +583,16 @@ pub(super) fn log_debug(line: &str) {
 /// say `no request found` without one (those in C say `no request object
 /// found`, see [`request`]).
 pub(super) fn request_found() -> mlua::Result<HttpRequest> {
+    refuse_stand_in_request()?;
     request().map_err(|_| raise("no request found"))
+}
+
+/// OpenResty runs timers and init_worker_by_lua with a stand-in request,
+/// which its request APIs refuse with this error (before any check of
+/// their own phase list).
+pub(super) fn refuse_stand_in_request() -> mlua::Result<()> {
+    if runs_with_stand_in_request() {
+        return Err(raise("API disabled in the current context"));
+    }
+    Ok(())
 }

@@ -12,21 +12,20 @@ use crate::request::body::{self, BodyRead};
 /// The default `max_headers` of `get_headers`, as in OpenResty.
 const DEFAULT_MAX_HEADERS: usize = 100;
 
+/// Where the request's headers may change, and the response's be set
+/// (after the header was sent, a response header write only logs an
+/// error): every phase with a request, as in OpenResty.
 pub(super) const REQUEST_HEADER_PHASES: &[Phase] = &[
     Phase::Set,
     Phase::ServerRewrite,
     Phase::Rewrite,
     Phase::Access,
     Phase::Content,
-];
-const HEADER_PHASES: &[Phase] = &[
-    Phase::Set,
-    Phase::ServerRewrite,
-    Phase::Rewrite,
-    Phase::Access,
-    Phase::Content,
     Phase::HeaderFilter,
+    Phase::BodyFilter,
+    Phase::Log,
 ];
+const HEADER_PHASES: &[Phase] = REQUEST_HEADER_PHASES;
 
 /// A Lua value as header text: strings and numbers (as Lua prints them).
 fn header_text(lua: &Lua, value: &Value) -> mlua::Result<Vec<u8>> {
@@ -166,6 +165,7 @@ pub(super) fn write_response_header(
     value: &Value,
     replace: bool,
 ) -> mlua::Result<()> {
+    super::refuse_stand_in_request()?;
     allow_in(HEADER_PHASES)?;
     let name = header_key(name)?;
     let r = request()?;
@@ -653,7 +653,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
             let r = request()?;
             if !r.body_was_read() {
                 return Err(raise(
-                    "request body not read yet: call ngx.req.read_body() first",
+                    "no request body found; maybe you should turn on lua_need_request_body?",
                 ));
             }
             if r.body_file().is_some() {
@@ -686,6 +686,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     req.set(
         "set_header",
         api_function(lua, |lua, (name, value): (Value, Value)| {
+            super::refuse_stand_in_request()?;
             allow_in(REQUEST_HEADER_PHASES)?;
             let name = header_key(&name)?;
             let values: Vec<Vec<u8>> = match &value {
@@ -705,6 +706,7 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     req.set(
         "clear_header",
         api_function(lua, |_, name: Value| {
+            super::refuse_stand_in_request()?;
             allow_in(REQUEST_HEADER_PHASES)?;
             let name = header_key(&name)?;
             request()?
@@ -718,7 +720,15 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     )?;
     req.set(
         "start_time",
-        api_function(lua, |_, ()| Ok(request()?.start_time()))?,
+        api_function(lua, |_, ()| {
+            // The stand-in request of a timer or init_worker_by_lua starts
+            // when its code runs.
+            if super::runs_with_stand_in_request() {
+                let (sec, msec) = crate::nginx::cached_time();
+                return Ok(sec as f64 + msec as f64 / 1000.0);
+            }
+            Ok(request()?.start_time())
+        })?,
     )?;
     req.set(
         "is_internal",
