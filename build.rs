@@ -18,6 +18,13 @@ mod luajit;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=build/luajit.rs");
+    // scripts/test.sh --valgrind builds LuaJIT for memcheck through CFLAGS;
+    // the Rust side learns of that build the same way.
+    println!("cargo:rerun-if-env-changed=CFLAGS");
+    println!("cargo::rustc-check-cfg=cfg(memcheck_build)");
+    if env::var("CFLAGS").is_ok_and(|flags| flags.contains("LUAJIT_USE_VALGRIND")) {
+        println!("cargo:rustc-cfg=memcheck_build");
+    }
     luajit::export_c_api();
     luajit::embed_jit_modules();
     println!("cargo:rerun-if-changed=src/shdict/test_support.c");

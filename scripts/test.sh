@@ -31,7 +31,9 @@ if [ "$mode" = valgrind ]; then
     ensure_packages valgrind
     # LuaJIT's own allocator hides its blocks from memcheck and reads past
     # string ends on purpose: built with the system allocator and
-    # valgrind's client requests instead. A target directory of its own
+    # valgrind's client requests instead (build.rs then also leaves PCRE2's
+    # JIT off, whose word loads past a subject's end memcheck reports). A
+    # target directory of its own
     # keeps the ordinary build's LuaJIT as it is.
     export CARGO_TARGET_DIR="$REPO_ROOT/target/valgrind"
     export CFLAGS="${CFLAGS:-} -DLUAJIT_USE_SYSMALLOC -DLUAJIT_USE_VALGRIND"
