@@ -10,99 +10,18 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: init_worker_by_lua and timers answer with a stand-in request
+=== TEST 1: init_worker_by_lua, set_by_lua, the filters, log_by_lua and a timer
 --- http_config
     lua_package_path "$prefix/html/?.lua;;";
     init_worker_by_lua_block { require("probe")("init_worker") }
 --- config
     location = /t {
+        set_by_lua_block $probe { require("probe")("set") return "" }
         content_by_lua_block {
             ngx.timer.at(0, function() require("probe")("timer") end)
             ngx.sleep(0.05)
             ngx.say("done")
         }
-    }
-    location = /x { return 200 "x"; }
---- user_files
->>> probe.lua
-local probes = {
-    {"say", function() return ngx.say("") end},
-    {"flush", function() return ngx.flush() end},
-    {"send_headers", function() return ngx.send_headers() end},
-    {"read_body", function() return ngx.req.read_body() end},
-    {"get_headers", function() return type(ngx.req.get_headers()) end},
-    {"set_header", function() return ngx.req.set_header("X-Probe", "1") end},
-    {"get_uri_args", function() return type(ngx.req.get_uri_args()) end},
-    {"set_uri_args", function() return ngx.req.set_uri_args("a=1") end},
-    {"get_post_args", function() return type(ngx.req.get_post_args()) end},
-    {"get_body_data", function() return ngx.req.get_body_data() end},
-    {"get_method", function() return ngx.req.get_method() end},
-    {"set_method", function() return ngx.req.set_method(ngx.HTTP_GET) end},
-    {"http_version", function() return ngx.req.http_version() end},
-    {"raw_header", function() return type(ngx.req.raw_header()) end},
-    {"start_time", function() return type(ngx.req.start_time()) end},
-    {"set_uri", function() return ngx.req.set_uri("/t") end},
-    {"capture", function() return type(ngx.location.capture("/x")) end},
-    {"sleep", function() return ngx.sleep(0) end},
-    {"spawn", function() return type(ngx.thread.spawn(function() end)) end},
-    {"timer_at", function() return ngx.timer.at(0, function() end) end},
-    {"var_read", function() return ngx.var.uri end},
-    {"header_write", function() ngx.header["X-Probe"] = "1" end},
-    {"status_read", function() return ngx.status end},
-    {"resp_get_headers", function() return type(ngx.resp.get_headers()) end},
-    {"is_subrequest", function() return ngx.is_subrequest end},
-    {"arg", function() return type(ngx.arg) end},
-    {"sema_wait", function() return require("ngx.semaphore").new(1):wait(0) end},
-}
-return function(ctx)
-    for _, p in ipairs(probes) do
-        local ok, a, b = pcall(p[2])
-        local r
-        if ok then
-            r = "ok(" .. tostring(a) .. (b ~= nil and ("," .. tostring(b)) or "") .. ")"
-        else
-            r = "ERR:" .. tostring(a):gsub("^[^:]*:%d+: ", "")
-        end
-        ngx.log(ngx.WARN, "PROBE ", ctx, " ", p[1], "=", r)
-    end
-end
---- request
-GET /t
---- response_body
-done
---- error_log
-PROBE init_worker say=ERR:API disabled in the context of init_worker_by_lua*
-PROBE init_worker get_headers=ERR:API disabled in the current context
-PROBE init_worker set_header=ERR:API disabled in the current context
-PROBE init_worker var_read=ERR:API disabled in the current context
-PROBE init_worker start_time=ok(number)
-PROBE init_worker timer_at=ok(1)
-PROBE init_worker arg=ok(table)
-PROBE init_worker sema_wait=ok(nil,API disabled in the context of init_worker_by_lua*)
-PROBE timer say=ERR:API disabled in the context of ngx.timer
-PROBE timer get_uri_args=ERR:API disabled in the current context
-PROBE timer set_uri_args=ERR:API disabled in the current context
-PROBE timer get_post_args=ERR:API disabled in the current context
-PROBE timer header_write=ERR:API disabled in the current context
-PROBE timer status_read=ERR:API disabled in the current context
-PROBE timer is_subrequest=ERR:API disabled in the current context
-PROBE timer raw_header=ERR:API disabled in the current context
-PROBE timer set_uri=ERR:API disabled in the current context
-PROBE timer capture=ERR:API disabled in the context of ngx.timer
-PROBE timer sleep=ok(nil)
-PROBE timer sema_wait=ok(true)
---- no_error_log
-[error]
-
-
-
-=== TEST 2: set_by_lua, the filters and log_by_lua
---- http_config
-    lua_package_path "$prefix/html/?.lua;;";
---- config
-    location = /t {
-        set_by_lua_block $probe { require("probe")("set") return "" }
-        content_by_lua_block { ngx.say("done") }
         header_filter_by_lua_block { require("probe")("header_filter") }
         body_filter_by_lua_block { if ngx.arg[2] then require("probe")("body_filter") end }
         log_by_lua_block { require("probe")("log") }
@@ -156,6 +75,26 @@ GET /t?a=1
 --- response_body
 done
 --- error_log
+PROBE init_worker say=ERR:API disabled in the context of init_worker_by_lua*
+PROBE init_worker get_headers=ERR:API disabled in the current context
+PROBE init_worker set_header=ERR:API disabled in the current context
+PROBE init_worker var_read=ERR:API disabled in the current context
+PROBE init_worker start_time=ok(number)
+PROBE init_worker timer_at=ok(1)
+PROBE init_worker arg=ok(table)
+PROBE init_worker sema_wait=ok(nil,API disabled in the context of init_worker_by_lua*)
+PROBE timer say=ERR:API disabled in the context of ngx.timer
+PROBE timer get_uri_args=ERR:API disabled in the current context
+PROBE timer set_uri_args=ERR:API disabled in the current context
+PROBE timer get_post_args=ERR:API disabled in the current context
+PROBE timer header_write=ERR:API disabled in the current context
+PROBE timer status_read=ERR:API disabled in the current context
+PROBE timer is_subrequest=ERR:API disabled in the current context
+PROBE timer raw_header=ERR:API disabled in the current context
+PROBE timer set_uri=ERR:API disabled in the current context
+PROBE timer capture=ERR:API disabled in the context of ngx.timer
+PROBE timer sleep=ok(nil)
+PROBE timer sema_wait=ok(true)
 PROBE set say=ERR:API disabled in the context of set_by_lua*
 PROBE set read_body=ERR:API disabled in the context of set_by_lua*
 PROBE set get_post_args=ERR:no request body found; maybe you should turn on lua_need_request_body?

@@ -116,11 +116,12 @@ pub(crate) unsafe extern "C" fn set_lua_code_cache(
     })
 }
 
-/// `lua_check_client_abort on|off`.
+/// Location flags: `lua_check_client_abort on|off` (`cmd->offset` 0) and
+/// `lua_need_request_body on|off` (1), at any level.
 ///
 /// # Safety
 /// Called by nginx while reading the configuration, with its arguments.
-pub(crate) unsafe extern "C" fn set_lua_check_client_abort(
+pub(crate) unsafe extern "C" fn set_location_flag(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
@@ -128,24 +129,12 @@ pub(crate) unsafe extern "C" fn set_lua_check_client_abort(
     guarded(cf, || {
         // SAFETY: nginx passes our LocConf for this level.
         let loc = unsafe { &mut *conf.cast::<LocConf>() };
-        set_on_off(cf, cmd, &mut loc.check_client_abort).map(drop)
-    })
-}
-
-/// `lua_need_request_body on|off` (any level): the request body is read
-/// before the first rewrite, access or content handler runs.
-///
-/// # Safety
-/// Called by nginx while reading the configuration, with its arguments.
-pub(crate) unsafe extern "C" fn set_lua_need_request_body(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    guarded(cf, || {
-        // SAFETY: nginx passes our LocConf for this level.
-        let loc = unsafe { &mut *conf.cast::<LocConf>() };
-        set_on_off(cf, cmd, &mut loc.need_request_body).map(drop)
+        // SAFETY: nginx passes the command being handled, one of ours.
+        let slot = match unsafe { (*cmd).offset } {
+            0 => &mut loc.check_client_abort,
+            _ => &mut loc.need_request_body,
+        };
+        set_on_off(cf, cmd, slot).map(drop)
     })
 }
 

@@ -225,24 +225,20 @@ impl Regex {
             return PCRE2_ERROR_BADOFFSET;
         }
         let context = settings::match_context();
+        // The JIT's fast entry takes the same arguments as the full one.
+        let matcher = if self.jit_fast_path {
+            pcre2_jit_match_8
+        } else {
+            pcre2_match_8
+        };
         // SAFETY: the subject is passed with its length, the match data was
         // made for this pattern, the context is null or the worker's live
         // match context.
         let rc = unsafe {
             if self.dfa {
                 self.dfa_match(subject, start, context)
-            } else if self.jit_fast_path {
-                pcre2_jit_match_8(
-                    self.code,
-                    subject.as_ptr(),
-                    subject.len(),
-                    start,
-                    self.match_options,
-                    self.match_data,
-                    context,
-                )
             } else {
-                pcre2_match_8(
+                matcher(
                     self.code,
                     subject.as_ptr(),
                     subject.len(),

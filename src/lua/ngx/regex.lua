@@ -245,45 +245,49 @@ local function start_of(ctx)
     return 0
 end
 
-local function re_match(subj, regex, opts, ctx, res)
+-- One match of `regex` in `subj` from ctx.pos (moved past the match): the
+-- compiled pattern, the exec code (below 0: NO_MATCH or a failure) and the
+-- subject as a string; or nil and the compile error. `level` as for
+-- `pattern_for`, seen from this function's caller.
+local function match_once(subj, regex, opts, ctx, level)
     if type(subj) ~= "string" then
         subj = tostring(subj)
     end
-    local compiled, err = pattern_for(regex, opts, 2)
+    local compiled, err = pattern_for(regex, opts, level + 1)
     if not compiled then
         return nil, err
     end
     local rc = C.ngx_lua_regex_exec(compiled.handle, subj, #subj, start_of(ctx))
+    if rc >= 0 and ctx then
+        ctx.pos = compiled.offsets[1] + 1
+    end
+    return compiled, rc, subj
+end
+
+local function re_match(subj, regex, opts, ctx, res)
+    local compiled, rc, text = match_once(subj, regex, opts, ctx, 2)
+    if not compiled then
+        return nil, rc
+    end
     if rc < 0 then
         if rc == NO_MATCH then
             return nil
         end
         return nil, exec_failed(rc)
     end
-    if ctx then
-        ctx.pos = compiled.offsets[1] + 1
-    end
-    return captures_of(compiled, subj, res)
+    return captures_of(compiled, text, res)
 end
 
 local function re_find(subj, regex, opts, ctx, nth)
-    if type(subj) ~= "string" then
-        subj = tostring(subj)
-    end
-    local compiled, err = pattern_for(regex, opts, 2)
+    local compiled, rc = match_once(subj, regex, opts, ctx, 2)
     if not compiled then
-        return nil, nil, err
+        return nil, nil, rc
     end
-    local rc = C.ngx_lua_regex_exec(compiled.handle, subj, #subj, start_of(ctx))
     if rc < 0 then
         if rc == NO_MATCH then
             return nil
         end
         return nil, nil, exec_failed(rc)
-    end
-    local offsets = compiled.offsets
-    if ctx then
-        ctx.pos = offsets[1] + 1
     end
     if not nth or nth < 0 then
         nth = 0
@@ -291,6 +295,7 @@ local function re_find(subj, regex, opts, ctx, nth)
     if nth > compiled.groups then
         return nil, nil, "nth out of bound"
     end
+    local offsets = compiled.offsets
     local from = offsets[2 * nth]
     if from < 0 then
         return nil, nil

@@ -366,6 +366,17 @@ fn text_argument(args: &MultiValue, n: usize) -> mlua::Result<Vec<u8>> {
     }
 }
 
+/// The one text argument of `set_body_data` and `append_body`.
+fn only_text_argument(args: &MultiValue) -> mlua::Result<Vec<u8>> {
+    if args.len() != 1 {
+        return Err(raise(format!(
+            "expecting 1 arguments but seen {}",
+            args.len()
+        )));
+    }
+    text_argument(args, 1)
+}
+
 /// `ngx.req.set_body_data`, `init_body`, `append_body`, `finish_body` and
 /// `set_body_file`, with OpenResty's argument counts and errors.
 fn install_body_setters(lua: &Lua, req: &Table) -> mlua::Result<()> {
@@ -375,13 +386,7 @@ fn install_body_setters(lua: &Lua, req: &Table) -> mlua::Result<()> {
     req.set(
         "set_body_data",
         api_function(lua, move |_, args: MultiValue| {
-            if args.len() != 1 {
-                return Err(raise(format!(
-                    "expecting 1 arguments but seen {}",
-                    args.len()
-                )));
-            }
-            let data = text_argument(&args, 1)?;
+            let data = only_text_argument(&args)?;
             edited(body_request()?.set_body_data(&data))
         })?,
     )?;
@@ -419,13 +424,7 @@ fn install_body_setters(lua: &Lua, req: &Table) -> mlua::Result<()> {
     req.set(
         "append_body",
         api_function(lua, move |_, args: MultiValue| {
-            if args.len() != 1 {
-                return Err(raise(format!(
-                    "expecting 1 arguments but seen {}",
-                    args.len()
-                )));
-            }
-            let data = text_argument(&args, 1)?;
+            let data = only_text_argument(&args)?;
             edited(body_request()?.append_body(&data))
         })?,
     )?;
