@@ -206,3 +206,38 @@ woke: 70000, running: 0
 --- timeout: 30
 --- no_error_log
 [error]
+
+
+
+=== TEST 16: a timer's callback has an ngx.ctx of its own, shared with its light threads
+--- http_config
+    init_worker_by_lua_block {
+        ngx.ctx.started = "init_worker"
+        worker_ctx_seen = ngx.ctx.started
+    }
+--- config
+    location = /t {
+        content_by_lua_block {
+            ngx.ctx.mine = "request"
+            local seen = {}
+            local function callback(premature, name)
+                ngx.ctx.name = name
+                ngx.sleep(0.001)
+                local t = ngx.thread.spawn(function() return ngx.ctx.name end)
+                local _, from_thread = ngx.thread.wait(t)
+                ngx.ctx = { replaced = true }
+                seen[#seen + 1] = name .. ":" .. from_thread .. ":" .. tostring(ngx.ctx.replaced) .. ":" .. tostring(ngx.ctx.mine)
+            end
+            ngx.timer.at(0, callback, "a")
+            ngx.timer.at(0, callback, "b")
+            ngx.sleep(0.05)
+            table.sort(seen)
+            ngx.say(table.concat(seen, " "), " ", ngx.ctx.mine, " ", worker_ctx_seen)
+        }
+    }
+--- request
+GET /t
+--- response_body
+a:a:true:nil b:b:true:nil request init_worker
+--- no_error_log
+[error]

@@ -115,8 +115,17 @@ pub(super) const OUTPUT_PHASES: &[Phase] = &[
     Phase::Content,
 ];
 
-/// `ngx.ctx` of the running request, created on first use.
+/// Registry key of `ngx.ctx` in `init_worker_by_lua*` and
+/// `exit_worker_by_lua*`, which run once per worker without a scheduler.
+const PROCESS_CTX_KEY: &str = "ngx_lua_shdict.process_ctx";
+
+/// `ngx.ctx` of the running request, created on first use. A timer's
+/// callback (with its light threads) and a worker's init or exit code have
+/// one of their own, as OpenResty's stand-in request has.
 fn request_ctx(lua: &Lua) -> mlua::Result<Table> {
+    if runs_with_stand_in_request() {
+        return stand_in_ctx(lua, None);
+    }
     let r = request()?;
     let map: Table = lua.named_registry_value(REQUEST_CTX_KEY)?;
     let key = LightUserData(r.as_ptr().cast());
@@ -125,6 +134,25 @@ fn request_ctx(lua: &Lua) -> mlua::Result<Table> {
     }
     let ctx = lua.create_table()?;
     set_request_ctx(lua, r, ctx.clone())?;
+    Ok(ctx)
+}
+
+/// The stand-in request's `ngx.ctx` (replaced by `new` when given).
+fn stand_in_ctx(lua: &Lua, new: Option<Table>) -> mlua::Result<Table> {
+    if let Some(scheduler) = super::scheduler::current() {
+        let mut scheduler = scheduler
+            .try_borrow_mut()
+            .map_err(|_| raise("API disabled in this context"))?;
+        return scheduler.run_ctx(lua, new);
+    }
+    let ctx = match new {
+        Some(table) => table,
+        None => match lua.named_registry_value::<Value>(PROCESS_CTX_KEY)? {
+            Value::Table(table) => return Ok(table),
+            _ => lua.create_table()?,
+        },
+    };
+    lua.set_named_registry_value(PROCESS_CTX_KEY, ctx.clone())?;
     Ok(ctx)
 }
 
@@ -368,6 +396,9 @@ fn status_metatable(lua: &Lua) -> mlua::Result<Table> {
                         lua_type_name(&value)
                     )));
                 };
+                if runs_with_stand_in_request() {
+                    return stand_in_ctx(lua, Some(table)).map(drop);
+                }
                 return set_request_ctx(lua, request()?, table);
             }
             if name != b"status" {

@@ -169,6 +169,8 @@ pub struct Scheduler {
     on_abort: Option<(Held<Function>, CoId)>,
     /// `ngx.on_abort` was called (its callback may have run since).
     on_abort_registered: bool,
+    /// `ngx.ctx` of a run without a request (a timer's callback).
+    run_ctx: Option<mlua::RegistryKey>,
 }
 
 impl Drop for Scheduler {
@@ -221,6 +223,7 @@ impl Scheduler {
                 eof_sent: false,
                 on_abort: None,
                 on_abort_registered: false,
+                run_ctx: None,
             })),
         };
         {
@@ -264,6 +267,7 @@ impl Scheduler {
             scheduler.eof_sent = false;
             scheduler.on_abort = None;
             scheduler.on_abort_registered = false;
+            scheduler.run_ctx = None;
         }
         SPARE.with(|spare| *spare.borrow_mut() = Some(shared));
         entry
@@ -345,6 +349,22 @@ impl Scheduler {
                 self.release(zombie);
             }
         }
+    }
+
+    /// `ngx.ctx` of this run when it has no request (a timer's callback and
+    /// its light threads), created on first use; replaced by `new`.
+    pub fn run_ctx(&mut self, lua: &Lua, new: Option<Table>) -> mlua::Result<Table> {
+        if new.is_none() {
+            if let Some(key) = &self.run_ctx {
+                return lua.registry_value(key);
+            }
+        }
+        let ctx = match new {
+            Some(table) => table,
+            None => lua.create_table()?,
+        };
+        self.run_ctx = Some(lua.create_registry_value(ctx.clone())?);
+        Ok(ctx)
     }
 
     /// The thread now running, as the API functions see it.
