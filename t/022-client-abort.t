@@ -224,3 +224,47 @@ client prematurely closed connection
 --- must_die
 --- error_log eval
 qr/\[emerg\] .*invalid value "maybe" in "lua_check_client_abort" directive, it must be "on" or "off" in .*nginx\.conf:\d+/
+
+
+
+=== TEST 12: outside rewrite, access and content, on_abort answers "off" before refusing the phase
+--- config
+    location = /off {
+        set_by_lua_block $r { local ok, err = ngx.on_abort(function() end) return tostring(ok) .. " " .. err }
+        content_by_lua_block { ngx.say("set: ", ngx.var.r) }
+        header_filter_by_lua_block {
+            local ok, err = ngx.on_abort(function() end)
+            ngx.header["X-On-Abort"] = tostring(ok) .. " " .. err
+        }
+        log_by_lua_block {
+            local ok, err = ngx.on_abort(function() end)
+            ngx.log(ngx.WARN, "log on_abort: ", ok, " ", err)
+        }
+    }
+--- request
+GET /off
+--- response_body
+set: nil lua_check_client_abort is off
+--- response_headers
+X-On-Abort: nil lua_check_client_abort is off
+--- error_log
+log on_abort: nil lua_check_client_abort is off
+
+
+
+=== TEST 13: under lua_check_client_abort on, on_abort in log_by_lua is refused
+--- config
+    lua_check_client_abort on;
+    location = /on {
+        content_by_lua_block { ngx.say("ok") }
+        log_by_lua_block {
+            local ok, err = pcall(ngx.on_abort, function() end)
+            ngx.log(ngx.WARN, "log on_abort: ", ok, " ", err)
+        }
+    }
+--- request
+GET /on
+--- response_body
+ok
+--- error_log
+log on_abort: false API disabled in the context of log_by_lua*

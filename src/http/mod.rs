@@ -209,6 +209,7 @@ pub(crate) unsafe extern "C" fn register_phase_handlers(cf: *mut ngx_conf_t) -> 
             body_ready: body_arrived,
             captures_done: captures_arrived,
         });
+        crate::lua::ngx::install_client_abort_setting(client_abort::checks_client_abort);
     }
     NGX_OK as ngx_int_t
 }

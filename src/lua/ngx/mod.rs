@@ -601,6 +601,24 @@ fn is_subrequest() -> mlua::Result<Value> {
     Ok(Value::Boolean(request_found()?.is_subrequest()))
 }
 
+/// Reads `lua_check_client_abort` for a request's location: installed by
+/// the layer that reads the configuration.
+static CLIENT_ABORT_SETTING: std::sync::OnceLock<fn(HttpRequest) -> bool> =
+    std::sync::OnceLock::new();
+
+/// Installs what [`client_abort_checked`] asks.
+pub fn install_client_abort_setting(read: fn(HttpRequest) -> bool) {
+    let _ = CLIENT_ABORT_SETTING.set(read);
+}
+
+/// Whether the running request's location has `lua_check_client_abort on`.
+pub(crate) fn client_abort_checked() -> bool {
+    match (request(), CLIENT_ABORT_SETTING.get()) {
+        (Ok(r), Some(read)) => read(r),
+        _ => false,
+    }
+}
+
 /// Writes a debug-level line to the running request's log, or the cycle's
 /// outside requests, as OpenResty's debug lines go.
 pub(super) fn log_debug(line: &str) {

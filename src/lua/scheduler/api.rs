@@ -250,6 +250,19 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
         }
     })?;
     let on_abort = api_function(lua, |lua, callback: Value| {
+        // OpenResty reads the location's lua_check_client_abort before the
+        // phase: where it is off, the other request phases answer as
+        // rewrite, access and content do.
+        let other_request_phase = matches!(
+            crate::lua::current_phase(),
+            Some(Phase::Set | Phase::HeaderFilter | Phase::BodyFilter | Phase::Log)
+        );
+        if other_request_phase && !crate::lua::ngx::client_abort_checked() {
+            return mlua::IntoLuaMulti::into_lua_multi(
+                (Value::Nil, "lua_check_client_abort is off"),
+                lua,
+            );
+        }
         allow_in(crate::lua::ngx::OUTPUT_PHASES)?;
         match on_abort(lua, callback)? {
             Ok(()) => mlua::IntoLuaMulti::into_lua_multi(1, lua),
