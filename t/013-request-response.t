@@ -446,3 +446,40 @@ timer: API disabled in the current context
 method in log: DELETE
 --- no_error_log
 [error]
+
+
+
+=== TEST 22: request header names are kept as given and match in any case only
+--- config
+    location = /t {
+        content_by_lua_block {
+            ngx.req.set_header("X_Custom", "1")
+            ngx.req.set_header("x-other", "2")
+            ngx.req.set_header("X_Other", "3")
+            local raw = ngx.req.get_headers(0, true)
+            local keys = {}
+            for k, v in pairs(raw) do
+                if k ~= "Host" and k ~= "Connection" then
+                    keys[#keys + 1] = k .. "=" .. tostring(v)
+                end
+            end
+            table.sort(keys)
+            ngx.say(table.concat(keys, " "))
+            ngx.say(ngx.var.http_x_custom)
+            ngx.req.clear_header("X-Custom")
+            ngx.say(tostring(ngx.req.get_headers()["x_custom"]), " ", tostring(ngx.req.get_headers()["x-custom"]))
+            ngx.req.clear_header("X_Custom")
+            ngx.say(tostring(ngx.req.get_headers(0, true)["X_Custom"]))
+        }
+    }
+--- request
+GET /t
+--- more_headers
+X-Other: 0
+--- response_body
+X-Other=2 X_Custom=1 X_Other=3
+1
+1 nil
+nil
+--- no_error_log
+[error]

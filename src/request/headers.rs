@@ -133,19 +133,31 @@ impl HttpRequest {
     /// Replaces request header `name` by `values` (none: removes it), as
     /// `ngx.req.set_header` / `clear_header` do, so that `$http_NAME` and
     /// the modules reading dedicated fields see the change.
+    ///
+    /// Names are kept as given (`_` too) and match case-insensitively, as
+    /// OpenResty's: one value replaces the first header of the name in
+    /// place, keeping its spelling, and removes the others.
     pub fn set_request_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
         let r = self.as_ptr();
         // SAFETY: live request; new strings and elements come from its pool.
         unsafe {
             let headers_in = &mut (*r).headers_in;
+            let mut in_place: Option<*mut ngx_table_elt_t> = None;
             for h in elements(&headers_in.headers.part) {
-                if header_name_matches(name, bytes_of(&h.key)) {
-                    h.hash = 0;
+                if !bytes_of(&h.key).eq_ignore_ascii_case(name) {
+                    continue;
+                }
+                match values {
+                    [value] if in_place.is_none() => {
+                        h.value = copy_to_pool((*r).pool, value).ok_or(HeaderError::NoMemory)?;
+                        in_place = Some(&raw mut *h);
+                    }
+                    _ => h.hash = 0,
                 }
             }
             let field = dedicated_request_field(headers_in, name);
             if let Some(field) = field {
-                *field = ptr::null_mut();
+                *field = in_place.unwrap_or(ptr::null_mut());
             }
             if header_name_matches(b"content-length", name) {
                 headers_in.content_length_n = values
@@ -153,7 +165,8 @@ impl HttpRequest {
                     .and_then(|v| core::str::from_utf8(v).ok()?.trim().parse::<i64>().ok())
                     .unwrap_or(-1);
             }
-            for value in values {
+            let added: &[&[u8]] = if in_place.is_some() { &[] } else { values };
+            for value in added {
                 let elt = push_header(&mut headers_in.headers, (*r).pool, name, value)?;
                 if let Some(field) = field {
                     if (*field).is_null() {
@@ -178,7 +191,7 @@ impl HttpRequest {
         // SAFETY: the request's parsed header list.
         let present = unsafe { elements(&(*self.as_ptr()).headers_in.headers.part) }
             .iter()
-            .any(|h| header_name_matches(name, bytes_of(&h.key)));
+            .any(|h| bytes_of(&h.key).eq_ignore_ascii_case(name));
         if !present {
             return self.set_request_header(name, values);
         }
@@ -257,7 +270,8 @@ impl HttpRequest {
                 }
             }
             for value in values {
-                let elt = push_header(&mut headers_out.headers, (*r).pool, name, value)?;
+                let key = canonical_header_name(name);
+                let elt = push_header(&mut headers_out.headers, (*r).pool, &key, value)?;
                 if let Some(field) = field {
                     if replace || (*field).is_null() {
                         *field = elt;
@@ -280,7 +294,7 @@ unsafe fn push_header(
     name: &[u8],
     value: &[u8],
 ) -> Result<*mut ngx_table_elt_t, HeaderError> {
-    let key = canonical_header_name(name);
+    let key = name;
     let lowcase = key.to_ascii_lowercase();
     // SAFETY: per the contract; the element is zeroed first because nginx
     // versions differ in the fields after these (1.23 added `next`), all of
@@ -291,7 +305,7 @@ unsafe fn push_header(
             return Err(HeaderError::NoMemory);
         }
         ptr::write_bytes(elt, 0, 1);
-        (*elt).key = copy_to_pool(pool, &key).ok_or(HeaderError::NoMemory)?;
+        (*elt).key = copy_to_pool(pool, key).ok_or(HeaderError::NoMemory)?;
         (*elt).value = copy_to_pool(pool, value).ok_or(HeaderError::NoMemory)?;
         (*elt).lowcase_key = copy_to_pool(pool, &lowcase)
             .ok_or(HeaderError::NoMemory)?
@@ -320,7 +334,7 @@ fn dedicated_request_field(
     ];
     fields
         .into_iter()
-        .find(|(field_name, _)| header_name_matches(name, field_name))
+        .find(|(field_name, _)| name.eq_ignore_ascii_case(field_name))
         .map(|(_, field)| field)
 }
 
