@@ -1,8 +1,8 @@
 # Which APIs each context refuses, and with which error, as OpenResty's
 # module answers: one probe module calls each API once and logs how it
 # went, from init_worker_by_lua, set_by_lua, the filters, log_by_lua and a
-# timer. (ngx.on_abort outside rewrite, access and content, and ngx.eof
-# after the response are left out: they still differ, see the README.)
+# timer. (ngx.eof after the response is left out: it still differs, see
+# the README; ngx.on_abort has its own tests in t/022.)
 use Test::Nginx::Socket 'no_plan';
 
 run_tests();
