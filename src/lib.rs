@@ -8,6 +8,7 @@
 
 pub mod conf;
 pub mod http;
+pub mod log_capture;
 pub mod lua;
 pub mod nginx;
 pub mod nginx_ffi;

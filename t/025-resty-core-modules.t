@@ -168,7 +168,7 @@ raw debug line
 
 
 
-=== TEST 7: ngx.errlog checks its arguments as lua-resty-core does
+=== TEST 7: ngx.errlog checks its arguments as lua-resty-core does; capturing needs lua_capture_error_log (OpenResty's module on a stock nginx: its core patch)
 --- config
     location = /t {
         content_by_lua_block {
@@ -198,9 +198,9 @@ nan: bad log level
 nil: bad argument #1 to 'raw_log' \(must be a number\)
 1: bad argument #2 to 'raw_log' \(must be a string\)
 content_by_lua\(nginx.conf:\d+\):\d+: bad log level
-missing the capture error log patch for nginx
+(?:missing the capture error log patch for nginx|directive "lua_capture_error_log" is not set)
 missing "level" argument
-missing the capture error log patch for nginx
+(?:missing the capture error log patch for nginx|directive "lua_capture_error_log" is not set)
 get_logs,get_sys_filter_level,raw_log,set_filter_level,version
 $
 --- no_error_log

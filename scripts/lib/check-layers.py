@@ -23,7 +23,7 @@ import re
 import sys
 
 LAYERS = [
-    ("bottom", [r"src/nginx(_ffi)?\.rs$", r"src/phase\.rs$", r"src/shdict/", r"src/regex/", r"src/text/"]),
+    ("bottom", [r"src/nginx(_ffi)?\.rs$", r"src/phase\.rs$", r"src/shdict/", r"src/regex/", r"src/text/", r"src/log_capture\.rs$"]),
     ("request", [r"src/request/"]),
     ("lua", [r"src/lua/"]),
     ("top", [r"src/conf/", r"src/directives/", r"src/http/", r"src/lib\.rs$"]),

@@ -46,6 +46,8 @@ pub struct MainConf {
     /// `lua_regex_cache_max_entries` / `lua_regex_match_limit`, when set.
     pub regex_cache_max_entries: Option<usize>,
     pub regex_match_limit: Option<u32>,
+    /// `lua_capture_error_log`: the buffer's size, when set.
+    pub capture_error_log: Option<usize>,
     pub header_filter_used: bool,
     pub body_filter_used: bool,
     /// `lua_package_path` / `lua_package_cpath`, applied by init_main_conf.
@@ -194,6 +196,7 @@ pub(crate) unsafe extern "C" fn init_main_conf(
                 .map_err(|e| format!("failed to register lua_shared_dict zones: {e}"))?;
         }
         packages::apply_package_paths(cf, main)?;
+        crate::log_capture::configure(main.capture_error_log.unwrap_or(0));
         if let Some(runtime) = main.runtime() {
             runtime
                 .configure_regex(

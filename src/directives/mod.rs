@@ -91,7 +91,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 46] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 47] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -200,6 +200,14 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 46] = [
         NGX_CONF_FLAG,
         settings::set_lua_code_cache,
         NGX_HTTP_LOC_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"lua_capture_error_log",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_TAKE1,
+        settings::set_capture_error_log,
+        NGX_HTTP_MAIN_CONF_OFFSET,
         0,
     ),
     command(

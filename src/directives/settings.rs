@@ -159,3 +159,35 @@ pub(crate) unsafe extern "C" fn set_no_postpone(
         set_on_off(cf, cmd, slot).map(drop)
     })
 }
+
+/// `lua_capture_error_log SIZE;` (`http`): each worker keeps the latest
+/// error log lines, up to `SIZE` bytes, for `ngx.errlog.get_logs`.
+///
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_capture_error_log(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        let main = main_conf(cf);
+        if main.capture_error_log.is_some() {
+            return Err(format!(
+                "\"{}\" directive is duplicate",
+                directive_name(cmd)
+            ));
+        }
+        let mut value = conf_args(cf)[1];
+        // SAFETY: a directive argument nginx owns during the call.
+        let size = unsafe { nginx_sys::ngx_parse_size(&mut value) };
+        if size <= 0 {
+            return Err(format!(
+                "invalid capture error log size \"{}\"",
+                String::from_utf8_lossy(bytes(&value))
+            ));
+        }
+        main.capture_error_log = Some(size as usize);
+        Ok(())
+    })
+}

@@ -67,6 +67,10 @@ pub unsafe extern "C" fn init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     if let Some(main) = main_conf(cycle) {
         crate::lua::timer::set_limits(main.max_pending_timers, main.max_running_timers);
+        if let Some(size) = main.capture_error_log {
+            // SAFETY: nginx passes the worker's cycle.
+            unsafe { crate::log_capture::start(cycle, size) };
+        }
     }
     if let Err(message) = run(cycle, |main| main.init_worker, Phase::InitWorker) {
         if let Some(log) = cycle_log(cycle) {

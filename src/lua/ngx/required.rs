@@ -125,12 +125,10 @@ fn process_module(lua: &Lua) -> mlua::Result<Table> {
     Ok(module)
 }
 
-/// `ngx.errlog`: lines written as they are, and the log's level. Capturing
-/// the error log for Lua (`set_filter_level`, `get_logs`) needs
-/// `lua_capture_error_log`, not implemented yet: they answer as OpenResty's
-/// module does on a stock nginx.
+/// `ngx.errlog`: lines written as they are, the log's level, and the lines
+/// `lua_capture_error_log` keeps (`get_logs`, `set_filter_level`).
 fn errlog_module(lua: &Lua) -> mlua::Result<Table> {
-    const NO_CAPTURE: &str = "missing the capture error log patch for nginx";
+    const NO_CAPTURE: &str = "directive \"lua_capture_error_log\" is not set";
     let module = lua.create_table()?;
     module.set(
         "raw_log",
@@ -162,17 +160,65 @@ fn errlog_module(lua: &Lua) -> mlua::Result<Table> {
     module.set(
         "set_filter_level",
         api_function(lua, |lua, level: Value| {
-            let failure = match level {
-                Value::Nil | Value::Boolean(false) => "missing \"level\" argument",
-                _ => NO_CAPTURE,
+            let level = match level {
+                Value::Nil | Value::Boolean(false) => {
+                    return mlua::IntoLuaMulti::into_lua_multi(
+                        (Value::Nil, "missing \"level\" argument"),
+                        lua,
+                    )
+                }
+                Value::Integer(n) => n,
+                Value::Number(n) => n as i64,
+                other => {
+                    return Err(raise(format!(
+                        "bad argument #1 to 'set_filter_level' (number expected, got {})",
+                        crate::lua::raise::lua_type_name(&other)
+                    )))
+                }
             };
-            mlua::IntoLuaMulti::into_lua_multi((Value::Nil, failure), lua)
+            if !(nginx_sys::NGX_LOG_STDERR as i64..=nginx_sys::NGX_LOG_DEBUG as i64)
+                .contains(&level)
+            {
+                let message = format!("bad log level: {level}");
+                return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, message), lua);
+            }
+            if !crate::log_capture::configured() {
+                return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, NO_CAPTURE), lua);
+            }
+            // nginx's "stderr" level is 0, which means unset here.
+            crate::log_capture::set_filter_level(level.max(1) as usize);
+            mlua::IntoLuaMulti::into_lua_multi(true, lua)
         })?,
     )?;
     module.set(
         "get_logs",
-        api_function(lua, |lua, _: mlua::MultiValue| {
-            mlua::IntoLuaMulti::into_lua_multi((Value::Nil, NO_CAPTURE), lua)
+        api_function(lua, |lua, (max, res): (Value, Value)| {
+            let max = match max {
+                Value::Nil => 10,
+                Value::Integer(n) => n.max(0) as usize,
+                Value::Number(n) => n.max(0.0) as usize,
+                other => {
+                    return Err(raise(format!(
+                        "bad argument #1 to 'get_logs' (number expected, got {})",
+                        crate::lua::raise::lua_type_name(&other)
+                    )))
+                }
+            };
+            if !crate::log_capture::configured() {
+                return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, NO_CAPTURE), lua);
+            }
+            let lines = crate::log_capture::take(max);
+            let logs = match res {
+                Value::Table(table) => table,
+                _ => lua.create_table_with_capacity(lines.len() * 3, 0)?,
+            };
+            for (i, line) in lines.iter().enumerate() {
+                logs.raw_set(3 * i + 1, line.level)?;
+                logs.raw_set(3 * i + 2, line.time)?;
+                logs.raw_set(3 * i + 3, lua.create_string(&line.text)?)?;
+            }
+            logs.raw_set(3 * lines.len() + 1, Value::Nil)?;
+            mlua::IntoLuaMulti::into_lua_multi(logs, lua)
         })?,
     )?;
     Ok(module)
