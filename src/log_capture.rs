@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use nginx_sys::{ngx_cycle_t, ngx_log_t, ngx_uint_t};
+use nginx_sys::{ngx_cycle_t, ngx_log_t, ngx_pcalloc, ngx_uint_t};
 
 /// One captured line.
 pub struct Captured {
@@ -72,14 +72,17 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t, capacity: usize) {
         })
     });
     // SAFETY: the worker's cycle and its main log live as long as the
-    // worker; the capturing log is leaked on purpose, for the same time.
+    // worker; the capturing log lives in the cycle's pool, as long.
     unsafe {
         let head: *mut ngx_log_t = &mut (*cycle).new_log;
         let level = match FILTER_LEVEL.load(Ordering::Relaxed) {
             0 => (*head).log_level,
             filter => filter,
         };
-        let log: *mut ngx_log_t = Box::into_raw(Box::new(core::mem::zeroed::<ngx_log_t>()));
+        let log = ngx_pcalloc((*cycle).pool, core::mem::size_of::<ngx_log_t>()).cast::<ngx_log_t>();
+        if log.is_null() {
+            return;
+        }
         (*log).log_level = level as ngx_uint_t;
         (*log).writer = Some(capture_line);
         (*log).wdata = ptr::null_mut();
