@@ -483,3 +483,44 @@ X-Other=2 X_Custom=1 X_Other=3
 nil
 --- no_error_log
 [error]
+
+
+
+=== TEST 23: lua_transform_underscores_in_response_headers off keeps underscores in ngx.header names
+--- config
+    location = /off {
+        lua_transform_underscores_in_response_headers off;
+        content_by_lua_block {
+            ngx.header.x_under = "kept"
+            ngx.header["X-Dash"] = "dash"
+            ngx.say(ngx.header.x_under, " ", tostring(ngx.header["x-under"]), " ", tostring(ngx.header.x_dash))
+        }
+    }
+--- request
+GET /off
+--- response_headers
+x_under: kept
+X-Dash: dash
+--- response_body
+kept nil nil
+--- no_error_log
+[error]
+
+
+
+=== TEST 24: by default ngx.header names have underscores as hyphens
+--- config
+    location = /on {
+        content_by_lua_block {
+            ngx.header.x_under = "dashed"
+            ngx.say(ngx.header["x-under"], " ", ngx.header.X_UNDER)
+        }
+    }
+--- request
+GET /on
+--- response_headers
+x-under: dashed
+--- response_body
+dashed dashed
+--- no_error_log
+[error]

@@ -95,6 +95,9 @@ pub struct LocConf {
     pub code_cache: Option<bool>,
     /// `lua_need_request_body`; unset means inherited, off at the top.
     pub need_request_body: Option<bool>,
+    /// `lua_transform_underscores_in_response_headers`; unset means
+    /// inherited, on at the top.
+    pub transform_underscores: Option<bool>,
     /// `lua_check_client_abort`; unset means inherited, off at the top.
     pub check_client_abort: Option<bool>,
 }
@@ -132,6 +135,7 @@ pub(crate) unsafe extern "C" fn merge_loc_conf(
     child.body_filter = child.body_filter.or(parent.body_filter);
     child.check_client_abort = child.check_client_abort.or(parent.check_client_abort);
     child.need_request_body = child.need_request_body.or(parent.need_request_body);
+    child.transform_underscores = child.transform_underscores.or(parent.transform_underscores);
     packages::merge_code_cache(cf, parent, child);
     NGX_CONF_OK
 }

@@ -91,7 +91,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 47] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 48] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -209,6 +209,14 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 47] = [
         settings::set_capture_error_log,
         NGX_HTTP_MAIN_CONF_OFFSET,
         0,
+    ),
+    command(
+        c"lua_transform_underscores_in_response_headers",
+        ANY_LEVEL,
+        NGX_CONF_FLAG,
+        settings::set_location_flag,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        2,
     ),
     command(
         c"lua_need_request_body",

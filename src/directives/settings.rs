@@ -116,8 +116,9 @@ pub(crate) unsafe extern "C" fn set_lua_code_cache(
     })
 }
 
-/// Location flags: `lua_check_client_abort on|off` (`cmd->offset` 0) and
-/// `lua_need_request_body on|off` (1), at any level.
+/// Location flags: `lua_check_client_abort on|off` (`cmd->offset` 0),
+/// `lua_need_request_body on|off` (1) and
+/// `lua_transform_underscores_in_response_headers on|off` (2), at any level.
 ///
 /// # Safety
 /// Called by nginx while reading the configuration, with its arguments.
@@ -132,7 +133,8 @@ pub(crate) unsafe extern "C" fn set_location_flag(
         // SAFETY: nginx passes the command being handled, one of ours.
         let slot = match unsafe { (*cmd).offset } {
             0 => &mut loc.check_client_abort,
-            _ => &mut loc.need_request_body,
+            1 => &mut loc.need_request_body,
+            _ => &mut loc.transform_underscores,
         };
         set_on_off(cf, cmd, slot).map(drop)
     })

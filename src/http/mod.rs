@@ -209,7 +209,12 @@ pub(crate) unsafe extern "C" fn register_phase_handlers(cf: *mut ngx_conf_t) -> 
             body_ready: body_arrived,
             captures_done: captures_arrived,
         });
-        crate::lua::ngx::install_client_abort_setting(client_abort::checks_client_abort);
+        crate::lua::ngx::install_location_settings(crate::lua::ngx::LocationSettings {
+            checks_client_abort: client_abort::checks_client_abort,
+            transforms_underscores: |r| {
+                crate::conf::request_confs(r).1.transform_underscores != Some(false)
+            },
+        });
     }
     NGX_OK as ngx_int_t
 }

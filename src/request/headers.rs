@@ -12,6 +12,31 @@ use nginx_sys::{
 use super::HttpRequest;
 pub(crate) use crate::nginx::str_bytes as bytes_of;
 
+/// How a response header name is read: `_` as `-` (what
+/// `lua_transform_underscores_in_response_headers` turns on, the default),
+/// or exactly as given; both in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseNames {
+    UnderscoresAsHyphens,
+    AsGiven,
+}
+
+impl ResponseNames {
+    fn matches(self, wanted: &[u8], actual: &[u8]) -> bool {
+        match self {
+            ResponseNames::UnderscoresAsHyphens => header_name_matches(wanted, actual),
+            ResponseNames::AsGiven => wanted.eq_ignore_ascii_case(actual),
+        }
+    }
+
+    fn sent_name(self, name: &[u8]) -> Vec<u8> {
+        match self {
+            ResponseNames::UnderscoresAsHyphens => canonical_header_name(name),
+            ResponseNames::AsGiven => name.to_vec(),
+        }
+    }
+}
+
 /// Why a header could not be set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
@@ -121,11 +146,11 @@ impl HttpRequest {
         out
     }
 
-    /// Values of response header `name` (see [`header_name_matches`]).
-    pub fn response_header(&self, name: &[u8]) -> Vec<Vec<u8>> {
+    /// Values of response header `name`.
+    pub fn response_header(&self, name: &[u8], names: ResponseNames) -> Vec<Vec<u8>> {
         self.response_headers()
             .into_iter()
-            .filter(|(key, _)| header_name_matches(name, key))
+            .filter(|(key, _)| names.matches(name, key))
             .map(|(_, value)| value)
             .collect()
     }
@@ -206,15 +231,25 @@ impl HttpRequest {
     }
 
     /// Replaces response header `name` by `values` (none: removes it).
-    pub fn set_response_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
-        self.write_response_header(name, values, true)
+    pub fn set_response_header(
+        &self,
+        name: &[u8],
+        values: &[&[u8]],
+        names: ResponseNames,
+    ) -> Result<(), HeaderError> {
+        self.write_response_header(name, values, true, names)
     }
 
     /// Adds values to response header `name`, after those it has
     /// (`ngx.resp.add_header`); `Content-Type` and `Content-Length`, which
     /// hold one value, are replaced.
-    pub fn add_response_header(&self, name: &[u8], values: &[&[u8]]) -> Result<(), HeaderError> {
-        self.write_response_header(name, values, false)
+    pub fn add_response_header(
+        &self,
+        name: &[u8],
+        values: &[&[u8]],
+        names: ResponseNames,
+    ) -> Result<(), HeaderError> {
+        self.write_response_header(name, values, false, names)
     }
 
     fn write_response_header(
@@ -222,13 +257,14 @@ impl HttpRequest {
         name: &[u8],
         values: &[&[u8]],
         replace: bool,
+        names: ResponseNames,
     ) -> Result<(), HeaderError> {
         let r = self.as_ptr();
         // SAFETY: live request whose header has not been sent (the caller
         // checks); new strings and list elements come from its pool.
         unsafe {
             let headers_out = &mut (*r).headers_out;
-            if header_name_matches(b"content-type", name) {
+            if names.matches(b"content-type", name) {
                 headers_out.content_type_lowcase = ptr::null_mut();
                 headers_out.content_type_hash = 0;
                 let value = values.last().copied().unwrap_or_default();
@@ -244,7 +280,7 @@ impl HttpRequest {
                 headers_out.content_type_len = headers_out.content_type.len;
                 return Ok(());
             }
-            if header_name_matches(b"content-length", name) {
+            if names.matches(b"content-length", name) {
                 headers_out.content_length_n = values
                     .last()
                     .and_then(|v| core::str::from_utf8(v).ok()?.trim().parse::<i64>().ok())
@@ -255,22 +291,22 @@ impl HttpRequest {
                 }
                 return Ok(());
             }
-            let field = dedicated_field(headers_out, name);
+            let field = dedicated_field(headers_out, name, names);
             if replace {
                 for h in elements(&headers_out.headers.part) {
-                    if header_name_matches(name, bytes_of(&h.key)) {
+                    if names.matches(name, bytes_of(&h.key)) {
                         h.hash = 0;
                     }
                 }
                 if let Some(field) = field {
                     *field = ptr::null_mut();
                 }
-                if header_name_matches(b"last-modified", name) {
+                if names.matches(b"last-modified", name) {
                     headers_out.last_modified_time = -1;
                 }
             }
             for value in values {
-                let key = canonical_header_name(name);
+                let key = names.sent_name(name);
                 let elt = push_header(&mut headers_out.headers, (*r).pool, &key, value)?;
                 if let Some(field) = field {
                     if replace || (*field).is_null() {
@@ -344,6 +380,7 @@ fn dedicated_request_field(
 fn dedicated_field(
     h: &mut ngx_http_headers_out_t,
     name: &[u8],
+    names: ResponseNames,
 ) -> Option<*mut *mut ngx_table_elt_t> {
     // (Cache-Control is not here: nginx 1.22 keeps it in an array.)
     let fields: [(&[u8], *mut *mut ngx_table_elt_t); 7] = [
@@ -357,7 +394,7 @@ fn dedicated_field(
     ];
     fields
         .into_iter()
-        .find(|(field_name, _)| header_name_matches(name, field_name))
+        .find(|(field_name, _)| names.matches(name, field_name))
         .map(|(_, field)| field)
 }
 

@@ -601,21 +601,37 @@ fn is_subrequest() -> mlua::Result<Value> {
     Ok(Value::Boolean(request_found()?.is_subrequest()))
 }
 
-/// Reads `lua_check_client_abort` for a request's location: installed by
-/// the layer that reads the configuration.
-static CLIENT_ABORT_SETTING: std::sync::OnceLock<fn(HttpRequest) -> bool> =
-    std::sync::OnceLock::new();
+/// Readers of a request's location settings the Lua API depends on,
+/// installed by the layer that reads the configuration.
+pub struct LocationSettings {
+    /// `lua_check_client_abort`.
+    pub checks_client_abort: fn(HttpRequest) -> bool,
+    /// `lua_transform_underscores_in_response_headers`.
+    pub transforms_underscores: fn(HttpRequest) -> bool,
+}
 
-/// Installs what [`client_abort_checked`] asks.
-pub fn install_client_abort_setting(read: fn(HttpRequest) -> bool) {
-    let _ = CLIENT_ABORT_SETTING.set(read);
+static LOCATION_SETTINGS: std::sync::OnceLock<LocationSettings> = std::sync::OnceLock::new();
+
+/// Installs what [`client_abort_checked`] and [`response_names`] ask.
+pub fn install_location_settings(settings: LocationSettings) {
+    let _ = LOCATION_SETTINGS.set(settings);
 }
 
 /// Whether the running request's location has `lua_check_client_abort on`.
 pub(crate) fn client_abort_checked() -> bool {
-    match (request(), CLIENT_ABORT_SETTING.get()) {
-        (Ok(r), Some(read)) => read(r),
+    match (request(), LOCATION_SETTINGS.get()) {
+        (Ok(r), Some(settings)) => (settings.checks_client_abort)(r),
         _ => false,
+    }
+}
+
+/// How `r`'s location reads response header names in `ngx.header` and
+/// `ngx.resp.add_header`.
+pub(crate) fn response_names(r: HttpRequest) -> crate::request::headers::ResponseNames {
+    use crate::request::headers::ResponseNames;
+    match LOCATION_SETTINGS.get() {
+        Some(settings) if !(settings.transforms_underscores)(r) => ResponseNames::AsGiven,
+        _ => ResponseNames::UnderscoresAsHyphens,
     }
 }
 

@@ -131,7 +131,8 @@ fn header_table(lua: &Lua) -> mlua::Result<Table> {
         "__index",
         api_function(lua, |lua, (_t, name): (Value, Value)| {
             let name = header_key(&name)?;
-            let values = request()?.response_header(&name);
+            let r = request()?;
+            let values = r.response_header(&name, super::response_names(r));
             Ok(match values.len() {
                 0 => Value::Nil,
                 1 => Value::String(lua.create_string(&values[0])?),
@@ -195,9 +196,9 @@ pub(super) fn write_response_header(
     }
     let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
     let written = if replace {
-        r.set_response_header(&name, &refs)
+        r.set_response_header(&name, &refs, super::response_names(r))
     } else {
-        r.add_response_header(&name, &refs)
+        r.add_response_header(&name, &refs, super::response_names(r))
     };
     written.map_err(|e| raise(e.to_string()))
 }
@@ -229,8 +230,12 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
             ));
         }
         refuse_abort_with_subrequests(r)?;
-        r.set_response_header(b"location", &[&uri.as_bytes()])
-            .map_err(|e| raise(e.to_string()))?;
+        r.set_response_header(
+            b"location",
+            &[&uri.as_bytes()],
+            crate::request::headers::ResponseNames::AsGiven,
+        )
+        .map_err(|e| raise(e.to_string()))?;
         crate::lua::record_exit(status);
         Ok(())
     })?;
