@@ -1,8 +1,8 @@
 # Which APIs each context refuses, and with which error, as OpenResty's
 # module answers: one probe module calls each API once and logs how it
 # went, from init_worker_by_lua, set_by_lua, the filters, log_by_lua and a
-# timer. (ngx.eof after the response is left out: it still differs, see
-# the README; ngx.on_abort has its own tests in t/022.)
+# timer (ngx.on_abort has its own tests in t/022); then ngx.eof after the
+# response.
 use Test::Nginx::Socket 'no_plan';
 
 run_tests();
@@ -118,3 +118,44 @@ PROBE log get_uri_args=ok(table)
 PROBE log set_uri=ok(nil)
 PROBE log status_read=ok(200)
 attempt to set ngx.header.HEADER after sending out response headers
+
+
+
+=== TEST 2: after a Lua content handler ended the response, ngx.eof answers "seen eof"
+--- config
+    location = /t {
+        content_by_lua_block { ngx.say("done") }
+        body_filter_by_lua_block {
+            local ok, a, b = pcall(ngx.eof)
+            ngx.log(ngx.WARN, "body filter eof (last ", tostring(ngx.arg[2]), "): ", ok, " ", a, " ", b)
+        }
+        log_by_lua_block {
+            local ok, a, b = pcall(ngx.eof)
+            ngx.log(ngx.WARN, "log eof: ", ok, " ", a, " ", b)
+        }
+    }
+--- request
+GET /t
+--- response_body
+done
+--- error_log eval
+[qr/body filter eof \(last true\): true nil seen eof/,
+ qr/log eof: true nil seen eof/]
+
+
+
+=== TEST 3: after another content handler, ngx.eof in log_by_lua is refused
+--- config
+    location = /static {
+        return 200 "x";
+        log_by_lua_block {
+            local ok, err = pcall(ngx.eof)
+            ngx.log(ngx.WARN, "log eof: ", ok, " ", err)
+        }
+    }
+--- request
+GET /static
+--- response_body_like
+^x$
+--- error_log eval
+qr/log eof: false .*API disabled in the context of log_by_lua\*/

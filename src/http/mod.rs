@@ -214,6 +214,7 @@ pub(crate) unsafe extern "C" fn register_phase_handlers(cf: *mut ngx_conf_t) -> 
             transforms_underscores: |r| {
                 crate::conf::request_confs(r).1.transform_underscores != Some(false)
             },
+            has_lua_content: |r| crate::conf::request_confs(r).1.content.is_some(),
         });
     }
     NGX_OK as ngx_int_t

@@ -608,6 +608,8 @@ pub struct LocationSettings {
     pub checks_client_abort: fn(HttpRequest) -> bool,
     /// `lua_transform_underscores_in_response_headers`.
     pub transforms_underscores: fn(HttpRequest) -> bool,
+    /// Whether the location's content handler is `content_by_lua*`.
+    pub has_lua_content: fn(HttpRequest) -> bool,
 }
 
 static LOCATION_SETTINGS: std::sync::OnceLock<LocationSettings> = std::sync::OnceLock::new();
@@ -623,6 +625,13 @@ pub(crate) fn client_abort_checked() -> bool {
         (Ok(r), Some(settings)) => (settings.checks_client_abort)(r),
         _ => false,
     }
+}
+
+/// Whether `r`'s location answers with `content_by_lua*`.
+pub(crate) fn runs_lua_content(r: HttpRequest) -> bool {
+    LOCATION_SETTINGS
+        .get()
+        .is_some_and(|settings| (settings.has_lua_content)(r))
 }
 
 /// How `r`'s location reads response header names in `ngx.header` and

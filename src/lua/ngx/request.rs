@@ -345,6 +345,23 @@ fn leaving_functions(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
+/// Whether a Lua content handler's output ended the response already, as
+/// `ngx.eof` sees it after the response: in `log_by_lua*`, and in a body
+/// filter's last piece (OpenResty answers `nil, "seen eof"` there, before
+/// its phase check).
+fn response_ended_by_lua(lua: &Lua) -> mlua::Result<bool> {
+    let last_piece = match crate::lua::current_phase() {
+        Some(Phase::Log) => true,
+        Some(Phase::BodyFilter) => {
+            let ngx: Table = lua.globals().get("ngx")?;
+            let arg: Table = ngx.raw_get("arg")?;
+            arg.raw_get::<bool>(2).unwrap_or(false)
+        }
+        _ => false,
+    };
+    Ok(last_piece && request().is_ok_and(super::runs_lua_content))
+}
+
 /// The request a body setter changes: OpenResty's errors outside requests.
 fn body_request() -> mlua::Result<crate::request::HttpRequest> {
     if super::runs_with_stand_in_request() {
@@ -591,6 +608,9 @@ pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     ngx.set(
         "eof",
         api_function(lua, |lua, ()| {
+            if response_ended_by_lua(lua)? {
+                return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "seen eof"), lua);
+            }
             allow_in(OUTPUT_PHASES)?;
             if crate::lua::eof_sent() {
                 return mlua::IntoLuaMulti::into_lua_multi((Value::Nil, "seen eof"), lua);
