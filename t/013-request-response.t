@@ -470,6 +470,8 @@ method in log: DELETE
             ngx.say(tostring(ngx.req.get_headers()["x_custom"]), " ", tostring(ngx.req.get_headers()["x-custom"]))
             ngx.req.clear_header("X_Custom")
             ngx.say(tostring(ngx.req.get_headers(0, true)["X_Custom"]))
+            ngx.req.set_header("Content_Length", "5")
+            ngx.say(tostring(ngx.var.content_length))
         }
     }
 --- request
@@ -480,6 +482,7 @@ X-Other: 0
 X-Other=2 X_Custom=1 X_Other=3
 1
 1 nil
+nil
 nil
 --- no_error_log
 [error]

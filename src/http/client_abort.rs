@@ -15,7 +15,7 @@ use crate::lua::scheduler::AbortHandling;
 use crate::request::HttpRequest;
 
 /// Whether `lua_check_client_abort` is on for the request's location.
-pub(crate) fn checks_client_abort(req: HttpRequest) -> bool {
+pub(super) fn checks_client_abort(req: HttpRequest) -> bool {
     request_confs(req).1.check_client_abort == Some(true)
 }
 

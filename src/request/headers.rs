@@ -184,7 +184,7 @@ impl HttpRequest {
             if let Some(field) = field {
                 *field = in_place.unwrap_or(ptr::null_mut());
             }
-            if header_name_matches(b"content-length", name) {
+            if name.eq_ignore_ascii_case(b"content-length") {
                 headers_in.content_length_n = values
                     .first()
                     .and_then(|v| core::str::from_utf8(v).ok()?.trim().parse::<i64>().ok())
@@ -199,7 +199,7 @@ impl HttpRequest {
                     }
                 }
             }
-            if header_name_matches(b"host", name) {
+            if name.eq_ignore_ascii_case(b"host") {
                 if let Some(host) = values.first() {
                     headers_in.server =
                         copy_to_pool((*r).pool, host).ok_or(HeaderError::NoMemory)?;

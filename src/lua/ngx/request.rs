@@ -370,15 +370,19 @@ fn body_request() -> mlua::Result<crate::request::HttpRequest> {
     super::request_found()
 }
 
-/// A body setter's text argument `n` (1-based): a string, or a number as
-/// Lua writes it.
+/// Text argument `n` (1-based) as `luaL_checklstring` takes it: a string,
+/// or a number as Lua writes it.
 fn text_argument(args: &MultiValue, n: usize) -> mlua::Result<Vec<u8>> {
     match args.get(n - 1).cloned().unwrap_or(Value::Nil) {
         Value::String(s) => Ok(s.as_bytes().to_vec()),
-        Value::Integer(i) => Ok(i.to_string().into_bytes()),
+        Value::Integer(i) => {
+            let mut text = Vec::new();
+            crate::lua::output::format_number(i as f64, &mut text);
+            Ok(text)
+        }
         Value::Number(x) => {
             let mut text = Vec::new();
-            crate::text::number::format_g(x, 14, &mut text);
+            crate::lua::output::format_number(x, &mut text);
             Ok(text)
         }
         other => Err(raise(format!(
@@ -516,21 +520,7 @@ fn set_uri(mut args: MultiValue) -> mlua::Result<bool> {
             lua_type_name(&other)
         ))),
     };
-    let uri = match arg(0) {
-        Value::String(s) => s.as_bytes().to_vec(),
-        Value::Integer(n) => n.to_string().into_bytes(),
-        Value::Number(n) => {
-            let mut text = Vec::new();
-            crate::text::number::format_g(n, 14, &mut text);
-            text
-        }
-        other => {
-            return Err(raise(format!(
-                "bad argument #1 to '?' (string expected, got {})",
-                lua_type_name(&other)
-            )))
-        }
-    };
+    let uri = text_argument(&args, 1)?;
     if uri.is_empty() {
         return Err(raise("attempt to use zero-length uri"));
     }
