@@ -100,6 +100,34 @@ pub struct LocConf {
     pub transform_underscores: Option<bool>,
     /// `lua_check_client_abort`; unset means inherited, off at the top.
     pub check_client_abort: Option<bool>,
+    /// The `lua_socket_*` directives.
+    pub socket: SocketConf,
+}
+
+/// The `lua_socket_*` directives of a level; unset means inherited, then
+/// OpenResty's defaults.
+#[derive(Default, Clone, Copy)]
+pub struct SocketConf {
+    /// Milliseconds.
+    pub connect_timeout: Option<u64>,
+    pub send_timeout: Option<u64>,
+    pub read_timeout: Option<u64>,
+    pub keepalive_timeout: Option<u64>,
+    pub buffer_size: Option<usize>,
+    pub pool_size: Option<usize>,
+    pub log_errors: Option<bool>,
+}
+
+impl SocketConf {
+    fn inherit(&mut self, parent: &SocketConf) {
+        self.connect_timeout = self.connect_timeout.or(parent.connect_timeout);
+        self.send_timeout = self.send_timeout.or(parent.send_timeout);
+        self.read_timeout = self.read_timeout.or(parent.read_timeout);
+        self.keepalive_timeout = self.keepalive_timeout.or(parent.keepalive_timeout);
+        self.buffer_size = self.buffer_size.or(parent.buffer_size);
+        self.pool_size = self.pool_size.or(parent.pool_size);
+        self.log_errors = self.log_errors.or(parent.log_errors);
+    }
 }
 
 impl LocConf {
@@ -136,6 +164,7 @@ pub(crate) unsafe extern "C" fn merge_loc_conf(
     child.check_client_abort = child.check_client_abort.or(parent.check_client_abort);
     child.need_request_body = child.need_request_body.or(parent.need_request_body);
     child.transform_underscores = child.transform_underscores.or(parent.transform_underscores);
+    child.socket.inherit(&parent.socket);
     packages::merge_code_cache(cf, parent, child);
     NGX_CONF_OK
 }

@@ -5,6 +5,7 @@ pub mod lua_block;
 mod lua_code;
 mod set_by_lua;
 mod settings;
+mod socket_settings;
 mod zones;
 
 use core::ffi::CStr;
@@ -91,7 +92,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 48] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 55] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -281,6 +282,62 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 48] = [
         settings::set_main_number,
         NGX_HTTP_MAIN_CONF_OFFSET,
         settings::REGEX_MATCH_LIMIT,
+    ),
+    command(
+        c"lua_socket_connect_timeout",
+        ANY_LEVEL,
+        NGX_CONF_TAKE1,
+        socket_settings::set_socket_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        socket_settings::CONNECT_TIMEOUT,
+    ),
+    command(
+        c"lua_socket_send_timeout",
+        ANY_LEVEL,
+        NGX_CONF_TAKE1,
+        socket_settings::set_socket_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        socket_settings::SEND_TIMEOUT,
+    ),
+    command(
+        c"lua_socket_read_timeout",
+        ANY_LEVEL,
+        NGX_CONF_TAKE1,
+        socket_settings::set_socket_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        socket_settings::READ_TIMEOUT,
+    ),
+    command(
+        c"lua_socket_keepalive_timeout",
+        ANY_LEVEL,
+        NGX_CONF_TAKE1,
+        socket_settings::set_socket_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        socket_settings::KEEPALIVE_TIMEOUT,
+    ),
+    command(
+        c"lua_socket_buffer_size",
+        ANY_LEVEL,
+        NGX_CONF_TAKE1,
+        socket_settings::set_socket_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        socket_settings::BUFFER_SIZE,
+    ),
+    command(
+        c"lua_socket_pool_size",
+        ANY_LEVEL,
+        NGX_CONF_TAKE1,
+        socket_settings::set_socket_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        socket_settings::POOL_SIZE,
+    ),
+    command(
+        c"lua_socket_log_errors",
+        ANY_LEVEL,
+        NGX_CONF_FLAG,
+        socket_settings::set_socket_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        socket_settings::LOG_ERRORS,
     ),
     ngx_command_t::empty(),
 ];

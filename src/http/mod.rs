@@ -6,6 +6,7 @@ pub mod lifecycle;
 mod outcome;
 mod parked;
 pub mod set_var;
+mod socket_settings;
 pub mod status;
 
 use nginx_sys::{
@@ -216,6 +217,7 @@ pub(crate) unsafe extern "C" fn register_phase_handlers(cf: *mut ngx_conf_t) -> 
             },
             has_lua_content: |r| crate::conf::request_confs(r).1.content.is_some(),
         });
+        crate::lua::socket::install_settings(socket_settings::socket_settings);
     }
     NGX_OK as ngx_int_t
 }

@@ -53,6 +53,7 @@ pub(super) fn request_owner(req: HttpRequest) -> Owner {
     Owner {
         data: r.cast(),
         wake: wake_request,
+        wake_io: wake_request_io,
         // SAFETY: live request; its connection's log lives as long.
         log: unsafe { (*(*r).connection).log },
         host: &EVENT_LOOP,
@@ -93,6 +94,20 @@ pub(super) fn suspend(
 /// An event for a coroutine of a suspended request handler (its sleep
 /// timer fired).
 unsafe fn wake_request(data: *mut c_void, co: CoId) {
+    // SAFETY: per the owner's contract.
+    unsafe { wake_request_for(data, co, &Wait::Sleep) }
+}
+
+/// An event of a cosocket a coroutine of a suspended request handler
+/// waits on.
+unsafe fn wake_request_io(data: *mut c_void, co: CoId) {
+    // SAFETY: per the owner's contract.
+    unsafe { wake_request_for(data, co, &Wait::Io) }
+}
+
+/// # Safety
+/// `data` must be the live request owning the scheduler whose event fired.
+unsafe fn wake_request_for(data: *mut c_void, co: CoId, why: &Wait) {
     let r = data.cast::<ngx_http_request_t>();
     // SAFETY: the scheduler's owner is this request, which its pool cleanup
     // keeps from outliving the scheduler's events.
@@ -101,7 +116,7 @@ unsafe fn wake_request(data: *mut c_void, co: CoId) {
     };
     // SAFETY: live request.
     let connection = unsafe { (*r).connection };
-    let resumed = catch_unwind(AssertUnwindSafe(|| resume_coroutine(req, co, &Wait::Sleep)));
+    let resumed = catch_unwind(AssertUnwindSafe(|| resume_coroutine(req, co, why)));
     if resumed.is_err() {
         if let Some(log) = req.log() {
             log.write(

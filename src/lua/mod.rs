@@ -17,6 +17,7 @@ pub mod run_context;
 pub mod runner;
 pub mod scheduler;
 pub mod shared;
+pub mod socket;
 pub mod timer;
 
 use std::rc::Rc;

@@ -34,9 +34,20 @@ fn sentinel() -> Value {
 #[error("{0}")]
 pub struct Raised(pub String);
 
+/// An error raised without the caller's position, as OpenResty's C
+/// functions raise theirs (`luaL_error` from a C function).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RaisedPlain(pub String);
+
 /// The error to return from an API function to raise `message` in Lua.
 pub fn raise(message: impl Into<String>) -> mlua::Error {
     mlua::Error::external(Raised(message.into()))
+}
+
+/// As [`raise`], without the caller's position in front.
+pub fn raise_plain(message: impl Into<String>) -> mlua::Error {
+    mlua::Error::external(RaisedPlain(message.into()))
 }
 
 /// Compiles the wrapper factory once per Lua state.
@@ -89,16 +100,20 @@ where
 {
     let inner = lua.create_function(move |lua, args: A| match func(lua, args) {
         Ok(results) => results.into_lua_multi(lua),
-        Err(mlua::Error::ExternalError(cause)) => match cause.downcast_ref::<Raised>() {
-            Some(Raised(message)) => {
-                let positioned = format!("{}{message}", caller_position(lua));
-                Ok(MultiValue::from_iter([
-                    sentinel(),
-                    Value::String(lua.create_string(positioned)?),
-                ]))
-            }
-            None => Err(mlua::Error::ExternalError(cause)),
-        },
+        Err(mlua::Error::ExternalError(cause)) => {
+            let message = match (
+                cause.downcast_ref::<Raised>(),
+                cause.downcast_ref::<RaisedPlain>(),
+            ) {
+                (Some(Raised(message)), _) => format!("{}{message}", caller_position(lua)),
+                (_, Some(RaisedPlain(message))) => message.clone(),
+                _ => return Err(mlua::Error::ExternalError(cause)),
+            };
+            Ok(MultiValue::from_iter([
+                sentinel(),
+                Value::String(lua.create_string(message)?),
+            ]))
+        }
         Err(other) => Err(other),
     })?;
     let factory: Function = lua.named_registry_value(WRAPPER_KEY)?;

@@ -195,8 +195,22 @@ unsafe extern "C" fn timer_fired(ev: *mut ngx_event_t) {
     }
 }
 
-/// An event for a coroutine of a timer callback that waits.
+/// An event for a coroutine of a timer callback that sleeps.
 unsafe fn wake_timer(data: *mut core::ffi::c_void, co: CoId) {
+    // SAFETY: per the owner's contract.
+    unsafe { wake_timer_for(data, co, &Wait::Sleep) }
+}
+
+/// An event for a coroutine of a timer callback that waits for a
+/// cosocket's connection.
+unsafe fn wake_timer_io(data: *mut core::ffi::c_void, co: CoId) {
+    // SAFETY: per the owner's contract.
+    unsafe { wake_timer_for(data, co, &Wait::Io) }
+}
+
+/// # Safety
+/// `data` must be the live task owning the scheduler whose event fired.
+unsafe fn wake_timer_for(data: *mut core::ffi::c_void, co: CoId, why: &Wait) {
     let task = data.cast::<TimerTask>();
     let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: the task owns the scheduler whose event fired.
@@ -205,13 +219,7 @@ unsafe fn wake_timer(data: *mut core::ffi::c_void, co: CoId) {
         };
         // SAFETY: as above.
         let runner = unsafe { (*task).runner.clone() };
-        match runner.wake(
-            &scheduler,
-            co,
-            &Wait::Sleep,
-            core::ptr::null_mut(),
-            Phase::Timer,
-        ) {
+        match runner.wake(&scheduler, co, why, core::ptr::null_mut(), Phase::Timer) {
             Some(outcome) => settle_run(task, outcome),
             None => false,
         }
@@ -245,6 +253,7 @@ fn run_task(task: *mut TimerTask) -> bool {
     let owner = Owner {
         data: task.cast(),
         wake: wake_timer,
+        wake_io: wake_timer_io,
         host: &EVENT_LOOP,
         log: cycle_log_ptr(),
         log_context: ", context: ngx.timer",
@@ -274,6 +283,8 @@ fn settle_run(task: *mut TimerTask, outcome: RunOutcome) -> bool {
         _ => {}
     }
     t.scheduler = None;
+    // Sockets of the run close with it, as with a request.
+    crate::request::socket::release_owned_by(task as usize);
     RUNNING.with(|r| r.set(r.get().saturating_sub(1)));
     match t.every {
         Some(period) if !worker_exiting() => {

@@ -12,6 +12,7 @@ pub mod buffers;
 pub mod capture_filters;
 pub mod filter_chain;
 pub mod headers;
+pub mod socket;
 pub mod state;
 pub mod subrequest;
 pub mod waiters;

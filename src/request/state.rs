@@ -21,6 +21,33 @@ pub struct RequestState {
     pub(super) captures: Vec<CaptureBatch>,
     /// Identifies the next capture batch.
     pub(super) next_capture: u64,
+    /// Cosockets were connected for the request: their connections close
+    /// with it.
+    pub(super) owns_sockets: Option<usize>,
+}
+
+impl Drop for RequestState {
+    fn drop(&mut self) {
+        if let Some(owner) = self.owns_sockets {
+            super::socket::release_owned_by(owner);
+        }
+    }
+}
+
+/// Cosockets connect for request `r`: their connections are closed when it
+/// ends. False without memory for the request's state.
+///
+/// # Safety
+/// `r` must be a live request, and [`use_ctx_slot`] must have run.
+pub unsafe fn own_sockets(r: *mut ngx_http_request_t) -> bool {
+    // SAFETY: per the contract.
+    match unsafe { request_state(r) } {
+        Some(state) => {
+            state.owns_sockets = Some(r as usize);
+            true
+        }
+        None => false,
+    }
 }
 
 /// The module's index in `r->ctx`, as nginx numbered the HTTP modules of
@@ -92,6 +119,7 @@ pub unsafe fn request_state<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Re
                     parked: None,
                     captures: Vec::new(),
                     next_capture: 0,
+                    owns_sockets: None,
                 },
             );
             (*cleanup).handler = Some(release);

@@ -101,7 +101,12 @@ pub fn substitute_variables(text: &str, port: u16, prefix: &Path) -> String {
             "TEST_NGINX_SERVER_PORT" | "TEST_NGINX_PORT" => port.to_string(),
             "TEST_NGINX_HTML_DIR" => prefix.join("html").display().to_string(),
             "TEST_NGINX_SERVROOT" => prefix.display().to_string(),
-            name => std::env::var(name).unwrap_or_else(|_| caps[0].to_string()),
+            // Our extension: the repository, for blocks that load its Lua
+            // files (the examples in nginx-conf/).
+            "TEST_NGINX_REPO_ROOT" => env!("CARGO_MANIFEST_DIR").to_string(),
+            name => super::peers::variable(name)
+                .or_else(|| std::env::var(name).ok())
+                .unwrap_or_else(|| caps[0].to_string()),
         })
         .into_owned()
 }

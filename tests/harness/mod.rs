@@ -63,6 +63,7 @@ pub mod http;
 pub mod memcheck;
 pub mod nginx;
 pub mod parse;
+pub mod peers;
 pub mod plan;
 pub mod run;
 
@@ -227,6 +228,9 @@ pub fn skip_reason(block: &Block, settings: &Settings) -> Option<String> {
         if !program.is_empty() && !program_on_path(program) {
             return Some(format!("{program} is not installed"));
         }
+    }
+    if block.has_section("redis") && !program_on_path("redis-server") {
+        return Some("redis-server is not installed".into());
     }
     if let Some(section) = block.section("skip_unless_file") {
         let path = section.body.trim();

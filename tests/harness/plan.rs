@@ -95,6 +95,8 @@ pub struct Plan {
     pub workers: u32,
     pub repeat_each: u32,
     pub no_root_location: bool,
+    /// Servers the block's Lua code talks to (see `peers.rs`).
+    pub peers: super::peers::PeerPlan,
 }
 
 const UNKNOWN_SECTION: &str = "unknown section";
@@ -134,6 +136,7 @@ impl Plan {
             workers: options.workers.max(1),
             repeat_each: options.repeat_each.max(1),
             no_root_location: options.no_root_location,
+            peers: Default::default(),
         };
         let mut seen = HashSet::new();
         for section in &block.sections {
@@ -234,6 +237,38 @@ impl Plan {
                     .collect::<Option<Vec<_>>>()
                     .ok_or("expected request numbers (1-based)")?
             }
+            "tcp_listen" => {
+                plan.peers.tcp.get_or_insert_with(Default::default);
+            }
+            "tcp_reply" => {
+                plan.peers.tcp.get_or_insert_with(Default::default).reply = bytes(section)?
+            }
+            "tcp_query" => {
+                plan.peers.tcp.get_or_insert_with(Default::default).query = Some(bytes(section)?)
+            }
+            "tcp_query_len" => {
+                let len = text(section)?
+                    .trim()
+                    .parse()
+                    .map_err(|_| "expected a byte count".to_string())?;
+                plan.peers
+                    .tcp
+                    .get_or_insert_with(Default::default)
+                    .query_len = Some(len)
+            }
+            "tcp_reply_delay" => {
+                plan.peers
+                    .tcp
+                    .get_or_insert_with(Default::default)
+                    .reply_delay = duration(section)?
+            }
+            "tcp_no_close" => plan.peers.tcp.get_or_insert_with(Default::default).no_close = true,
+            "udp_listen" => {
+                plan.peers.udp.get_or_insert(None);
+            }
+            "udp_reply" => plan.peers.udp = Some(Some(bytes(section)?)),
+            "redis" => plan.peers.redis = true,
+            "tcp_unresponsive" => plan.peers.unresponsive = true,
             _ if FLAG_SECTIONS.contains(&name) => {}
             _ => return Err(UNKNOWN_SECTION.into()),
         }
@@ -299,6 +334,27 @@ fn text(section: &Section) -> Result<String, String> {
         Value::Str(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         other => Err(format!("expected a string, got {}", other.kind())),
     }
+}
+
+fn bytes(section: &Section) -> Result<Vec<u8>, String> {
+    match value_of(section)? {
+        Value::Str(bytes) => Ok(bytes),
+        other => Err(format!("expected a string, got {}", other.kind())),
+    }
+}
+
+/// `100ms`, `1.5s` or a plain number of seconds.
+fn duration(section: &Section) -> Result<Duration, String> {
+    let text = text(section)?;
+    let trimmed = text.trim();
+    if let Some(ms) = trimmed.strip_suffix("ms") {
+        return ms
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("`{trimmed}` is not a duration"));
+    }
+    seconds(section)
 }
 
 fn seconds(section: &Section) -> Result<Duration, String> {

@@ -166,10 +166,13 @@ pub fn run_in_prefix(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<
     if plan.must_die {
         return run_must_die(plan, settings, prefix);
     }
+    let peers = super::peers::Peers::start(&plan.peers)?;
     let mut server = start(plan, settings, prefix)?;
     let outcome = exercise(plan, &mut server)
+        .and_then(|()| peers.check())
         .map_err(|message| format!("{message}\n{}", error_log_tail(prefix)));
     server.stop();
+    drop(peers);
     let outcome = match outcome {
         Err(message) if plan.timing_sensitive && memcheck::enabled() => {
             eprintln!("timing-sensitive block, checks not counted under memcheck:\n{message}");

@@ -205,6 +205,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     location::install(lua, &ngx)?;
     regex::install(lua, &ngx)?;
     super::scheduler::install(lua, &ngx)?;
+    super::socket::install(lua, &ngx)?;
     ngx.set("shared", lua.create_table()?)?;
     // Outside set_by_lua* and body_filter_by_lua* (which put theirs here
     // while they run), an empty table, as OpenResty's.

@@ -91,6 +91,8 @@ pub enum Wait {
     Threads(Vec<CoId>),
     /// The HTTP layer's subrequests (`ngx.location.capture*`).
     Subrequests,
+    /// A cosocket's connection (readiness, its timers, the resolver).
+    Io,
 }
 
 /// A thread's parent: its slot, and which use of that slot (slots of
@@ -367,6 +369,11 @@ impl Scheduler {
         Ok(ctx)
     }
 
+    /// Whom the scheduler belongs to.
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+
     /// The thread now running, as the API functions see it.
     pub fn current(&self) -> Option<CoId> {
         self.current
@@ -578,6 +585,8 @@ pub enum Request {
     Sleep(u64),
     ReadBody,
     Subrequests,
+    /// A cosocket operation waits for its connection.
+    Io,
     /// `ngx.thread.spawn`: run the new thread first, then return it.
     Spawn(CoId, MultiValue),
     WaitThreads(Vec<CoId>),
@@ -701,6 +710,7 @@ impl Scheduler {
             Request::Sleep(ms) => self.park_sleeping(co, ms),
             Request::ReadBody => self.park(co, Wait::Body),
             Request::Subrequests => self.park(co, Wait::Subrequests),
+            Request::Io => self.park(co, Wait::Io),
             Request::WaitThreads(ids) => self.park(co, Wait::Threads(ids)),
             Request::Spawn(child, args) => {
                 // The child runs first; the parent goes on when it is its

@@ -14,6 +14,8 @@ pub struct Owner {
     pub data: *mut c_void,
     /// Resumes thread `co` of the owner's scheduler (from an event).
     pub wake: unsafe fn(data: *mut c_void, co: CoId),
+    /// Resumes thread `co`, parked for a cosocket's connection.
+    pub wake_io: unsafe fn(data: *mut c_void, co: CoId),
     /// Where its timers come from and its failures go.
     pub host: &'static dyn Host,
     pub log: *mut ngx_log_t,

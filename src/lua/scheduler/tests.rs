@@ -199,6 +199,7 @@ impl Harness {
         Owner {
             data: (task as *mut Task).cast(),
             wake: wake_task,
+            wake_io: wake_task,
             host: &FAKE_HOST,
             log: core::ptr::null_mut(),
             log_context: ", context: test",

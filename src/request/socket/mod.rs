@@ -1,0 +1,1107 @@
+//! Cosocket connections: non-blocking TCP connections on nginx's event
+//! loop, for the Lua layer's `ngx.socket.tcp`. Nothing here knows Lua.
+//!
+//! Each operation is a call that either finishes at once or says
+//! [`Step::Wait`]: the caller then hands its [`Waiter`] over, parks, and,
+//! once woken by an event (readiness, a timer, a resolver answer), calls the
+//! same operation again with the same arguments. The operation goes on
+//! from where the connection stands: bytes already received wait in the
+//! [`inbox`], a send in progress keeps its unsent rest, a connect its
+//! state.
+//!
+//! Connections belong to a request or timer run (their owner, bound at
+//! connect time): [`release_owned_by`] closes those left open when the
+//! owner ends. [`pool`] keeps idle connections for `setkeepalive`.
+
+pub mod inbox;
+pub mod pool;
+mod resolve;
+
+use core::ffi::c_void;
+use core::ptr;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use nginx_sys::{
+    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_cycle, ngx_del_timer,
+    ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t, ngx_handle_read_event,
+    ngx_handle_write_event, ngx_msec_t, ngx_peer_connection_t, ngx_resolver_t, ngx_str_t,
+    NGX_AGAIN, NGX_ERROR, NGX_OK,
+};
+
+use self::inbox::{Inbox, Taken, Want};
+use self::pool::PoolOptions;
+use self::resolve::Resolution;
+
+/// How a waiting operation's caller is woken: `wake(data, co)`.
+#[derive(Clone, Copy)]
+pub struct Waiter {
+    pub data: *mut c_void,
+    pub wake: unsafe fn(data: *mut c_void, co: usize),
+    pub co: usize,
+}
+
+/// The `lua_socket_*` settings and resolver in force where a socket
+/// connects.
+#[derive(Clone, Copy)]
+pub struct SocketSettings {
+    pub connect_timeout: u64,
+    pub send_timeout: u64,
+    pub read_timeout: u64,
+    pub buffer_size: usize,
+    pub pool_size: usize,
+    pub keepalive_timeout: u64,
+    pub log_errors: bool,
+    pub resolver: *mut ngx_resolver_t,
+    pub resolver_timeout: u64,
+}
+
+/// Why an operation failed, in OpenResty's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Timeout,
+    /// The peer closed, or the socket is not connected.
+    Closed,
+    /// A system error: its message with a lower-case first letter.
+    Os(i32),
+    Text(String),
+}
+
+impl Failure {
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Timeout => "timeout".into(),
+            Failure::Closed => "closed".into(),
+            Failure::Os(errno) => os_error_text(*errno),
+            Failure::Text(text) => text.clone(),
+        }
+    }
+}
+
+/// nginx's text for `errno`, first letter in lower case (as OpenResty
+/// returns it).
+pub fn os_error_text(errno: i32) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: ngx_strerror writes at most `size` bytes into the buffer and
+    // returns the end of what it wrote.
+    let end = unsafe { nginx_sys::ngx_strerror(errno, buf.as_mut_ptr(), buf.len()) };
+    let len = (end as usize)
+        .saturating_sub(buf.as_ptr() as usize)
+        .min(buf.len());
+    let mut text = String::from_utf8_lossy(&buf[..len]).into_owned();
+    if let Some(first) = text.get(..1) {
+        let lower = first.to_ascii_lowercase();
+        text.replace_range(..1, &lower);
+    }
+    text
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// An operation's outcome.
+#[derive(Debug)]
+pub enum Step<T> {
+    Done(T),
+    /// Not yet: park, then call again.
+    Wait,
+    Failed(Failure),
+}
+
+/// Where to connect.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Inet(SocketAddr),
+    Unix(Vec<u8>),
+    /// A name for nginx's resolver.
+    Name {
+        host: Vec<u8>,
+        port: u16,
+    },
+}
+
+impl Target {
+    /// `host` and `port` as `connect` takes them: `unix:PATH`, an IP
+    /// address (IPv6 with or without brackets) or a name.
+    pub fn parse(host: &[u8], port: Option<u16>) -> Target {
+        if let Some(path) = host.strip_prefix(b"unix:") {
+            return Target::Unix(path.to_vec());
+        }
+        let port = port.unwrap_or(0);
+        let text = std::str::from_utf8(host).unwrap_or("");
+        let bare = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        match bare.parse::<IpAddr>() {
+            Ok(ip) => Target::Inet(SocketAddr::new(ip, port)),
+            Err(_) => Target::Name {
+                host: host.to_vec(),
+                port,
+            },
+        }
+    }
+}
+
+/// Which timer of the connection fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimedOut {
+    No,
+    Read,
+    Write,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No connection (never connected, closed, or failed).
+    Idle,
+    /// Waiting for the resolver.
+    Resolving,
+    /// Waiting in a pool's backlog for a free connection.
+    Queued,
+    /// `connect()` in progress.
+    Connecting,
+    Connected,
+}
+
+/// What a busy socket is doing, for OpenResty's `socket busy ...` errors
+/// when another thread uses it meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    Connecting,
+    Reading,
+    Writing,
+}
+
+/// A connection's state, boxed so that nginx's events can point at it.
+struct Core {
+    state: State,
+    conn: *mut ngx_connection_t,
+    peer: ngx_peer_connection_t,
+    /// `peer.name` points here: `host:port` or the unix path, for logs.
+    peer_name: Vec<u8>,
+    peer_name_str: ngx_str_t,
+    sockaddr: SockaddrStorage,
+    target: Option<Target>,
+    resolution: Option<Resolution>,
+    /// The name being resolved (the resolver's context points at it) and
+    /// the port to connect to.
+    resolve_name: Vec<u8>,
+    resolve_port: u16,
+    waiter: Option<Waiter>,
+    timed_out: TimedOut,
+    /// The peer closed its side: nothing more will arrive.
+    eof: bool,
+    /// A read failed with "closed": later reads fail at once.
+    read_closed: bool,
+    inbox: Inbox,
+    /// A send that did not complete at once: the bytes left, and how many
+    /// the call sends in all.
+    unsent: Vec<u8>,
+    unsent_from: usize,
+    send_total: Option<usize>,
+    reading: bool,
+    settings: Option<SocketSettings>,
+    connect_timeout: Option<u64>,
+    send_timeout: Option<u64>,
+    read_timeout: Option<u64>,
+    /// The owner the connection is bound to (0 before any connect).
+    owner: usize,
+    pool_key: Option<Vec<u8>>,
+    /// Counted in its pool's connections (for `backlog`).
+    counted_in_pool: bool,
+    reused: u32,
+    /// A timer of its own, for a queued connect.
+    queue_timer: ngx_event_t,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SockaddrStorage(libc::sockaddr_storage);
+
+/// A TCP cosocket's connection: what a `ngx.socket.tcp()` object holds.
+pub struct TcpSocket {
+    core: Box<Core>,
+}
+
+impl Default for TcpSocket {
+    fn default() -> Self {
+        TcpSocket::new()
+    }
+}
+
+thread_local! {
+    /// Connected sockets by owner, closed when their owner ends.
+    static OWNED: RefCell<HashMap<usize, Vec<*mut Core>>> = RefCell::new(HashMap::new());
+}
+
+/// The request or timer run `owner` is over: its sockets' connections
+/// close (their objects answer "closed" from now on).
+pub fn release_owned_by(owner: usize) {
+    let Some(cores) = OWNED.with(|owned| owned.borrow_mut().remove(&owner)) else {
+        return;
+    };
+    for core in cores {
+        // SAFETY: a core is in the table only while alive (its drop takes
+        // it out), and nothing else uses it while the owner ends.
+        unsafe {
+            (*core).waiter = None;
+            (*core).shut(false);
+        }
+    }
+}
+
+fn own(owner: usize, core: *mut Core) {
+    OWNED.with(|owned| {
+        let mut owned = owned.borrow_mut();
+        let list = owned.entry(owner).or_default();
+        if !list.contains(&core) {
+            list.push(core);
+        }
+    });
+}
+
+fn disown(owner: usize, core: *mut Core) {
+    OWNED.with(|owned| {
+        let mut owned = owned.borrow_mut();
+        if let Some(list) = owned.get_mut(&owner) {
+            list.retain(|&c| c != core);
+            if list.is_empty() {
+                owned.remove(&owner);
+            }
+        }
+    });
+}
+
+impl TcpSocket {
+    pub fn new() -> TcpSocket {
+        TcpSocket {
+            core: Box::new(Core {
+                state: State::Idle,
+                conn: ptr::null_mut(),
+                // SAFETY: all-zero is a valid peer connection (nginx
+                // starts from ngx_memzero too).
+                peer: unsafe { core::mem::zeroed() },
+                peer_name: Vec::new(),
+                peer_name_str: ngx_str_t {
+                    len: 0,
+                    data: ptr::null_mut(),
+                },
+                // SAFETY: all-zero is a valid sockaddr_storage.
+                sockaddr: SockaddrStorage(unsafe { core::mem::zeroed() }),
+                target: None,
+                resolution: None,
+                resolve_name: Vec::new(),
+                resolve_port: 0,
+                waiter: None,
+                timed_out: TimedOut::No,
+                eof: false,
+                read_closed: false,
+                inbox: Inbox::default(),
+                unsent: Vec::new(),
+                unsent_from: 0,
+                send_total: None,
+                reading: false,
+                settings: None,
+                connect_timeout: None,
+                send_timeout: None,
+                read_timeout: None,
+                owner: 0,
+                pool_key: None,
+                counted_in_pool: false,
+                reused: 0,
+                // SAFETY: an all-zero event is nginx's own initial state.
+                queue_timer: unsafe { core::mem::zeroed() },
+            }),
+        }
+    }
+
+    /// The owner the socket was last connected for (0: never).
+    pub fn owner(&self) -> usize {
+        self.core.owner
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.core.state == State::Connected
+    }
+
+    /// Whether reading is over: not connected, or a read found the peer
+    /// gone.
+    pub fn read_closed(&self) -> bool {
+        !self.is_connected() || self.core.read_closed
+    }
+
+    /// What the socket is busy with (an operation waiting), if anything.
+    pub fn busy(&self) -> Option<Busy> {
+        match self.core.state {
+            State::Resolving | State::Queued | State::Connecting => Some(Busy::Connecting),
+            _ if self.core.send_total.is_some() => Some(Busy::Writing),
+            _ if self.core.reading => Some(Busy::Reading),
+            _ => None,
+        }
+    }
+
+    /// The thread to wake at the next event of the operation that said
+    /// [`Step::Wait`].
+    pub fn wait_with(&mut self, waiter: Waiter) {
+        self.core.waiter = Some(waiter);
+    }
+
+    /// `settimeouts(connect, send, read)`: `None` keeps a value as it is,
+    /// `Some(0)` goes back to the directive's.
+    pub fn set_timeouts(&mut self, connect: Option<u64>, send: Option<u64>, read: Option<u64>) {
+        let set = |slot: &mut Option<u64>, value: Option<u64>| match value {
+            Some(0) => *slot = None,
+            Some(ms) => *slot = Some(ms),
+            None => {}
+        };
+        set(&mut self.core.connect_timeout, connect);
+        set(&mut self.core.send_timeout, send);
+        set(&mut self.core.read_timeout, read);
+    }
+
+    /// How many times the connection came from a pool.
+    pub fn reused_times(&self) -> Option<u32> {
+        (self.core.state == State::Connected).then_some(self.core.reused)
+    }
+
+    /// The peer's name as logs give it (`host:port`).
+    pub fn peer_name(&self) -> &[u8] {
+        &self.core.peer_name
+    }
+
+    pub fn settings(&self) -> Option<&SocketSettings> {
+        self.core.settings.as_ref()
+    }
+
+    /// `connect`: first call with the target; later calls (after a wait)
+    /// with the same arguments go on.
+    pub fn connect(
+        &mut self,
+        target: &Target,
+        options: &PoolOptions,
+        settings: &SocketSettings,
+        owner: usize,
+    ) -> Step<()> {
+        let core = &mut *self.core;
+        match core.state {
+            State::Resolving => return core.after_resolving(),
+            State::Queued => return core.after_queue(options),
+            State::Connecting => return core.finish_connecting(),
+            State::Idle | State::Connected => {}
+        }
+        // A new connect: whatever the socket had goes (to its pool when
+        // it was reusable, as OpenResty does on reconnect).
+        core.shut(false);
+        core.settings = Some(*settings);
+        core.timed_out = TimedOut::No;
+        core.eof = false;
+        core.read_closed = false;
+        core.reused = 0;
+        core.target = Some(target.clone());
+        core.peer_name = display_name(target);
+        let core_ptr: *mut Core = core;
+        if core.owner != owner {
+            if core.owner != 0 {
+                disown(core.owner, core_ptr);
+            }
+            core.owner = owner;
+        }
+        own(owner, core_ptr);
+        core.pool_key = Some(
+            options
+                .key
+                .clone()
+                .unwrap_or_else(|| core.peer_name.clone()),
+        );
+        if let Some(step) = core.take_from_pool(options) {
+            return step;
+        }
+        match target {
+            Target::Name { host, port } => {
+                core.state = State::Resolving;
+                match resolve::start(core_ptr, settings, host, *port) {
+                    Ok(()) => core.after_resolving(),
+                    Err(failure) => {
+                        core.state = State::Idle;
+                        Step::Failed(failure)
+                    }
+                }
+            }
+            _ => core.start_connect(),
+        }
+    }
+
+    /// `send`: the bytes to send (the same on calls after a wait); the
+    /// count sent in all.
+    pub fn send(&mut self, data: &[u8]) -> Step<usize> {
+        self.core.send(data)
+    }
+
+    /// `receive`, `receiveany` and `receiveuntil`'s iterator.
+    pub fn receive(&mut self, want: Want) -> Received<'_> {
+        self.core.receive(want)
+    }
+
+    /// `setkeepalive`: the connection goes to its pool for `timeout_ms`
+    /// (0: no limit); the socket is closed either way.
+    pub fn set_keepalive(
+        &mut self,
+        timeout_ms: u64,
+        pool_size: Option<usize>,
+    ) -> Result<(), Failure> {
+        let core = &mut *self.core;
+        if core.state != State::Connected || core.conn.is_null() {
+            return Err(Failure::Closed);
+        }
+        if !core.inbox.is_empty() {
+            return Err(Failure::Text("unread data in buffer".into()));
+        }
+        if core.send_total.is_some() || core.reading {
+            return Err(Failure::Text("connection in dubious state".into()));
+        }
+        // SAFETY: our live connection.
+        if core.eof || !unsafe { pool::still_usable(core.conn) } {
+            // The peer closed it (or sent more than was read).
+            core.shut(false);
+            return Err(Failure::Closed);
+        }
+        let settings = core.settings.unwrap_or_else(default_settings);
+        let key = core.pool_key.clone().unwrap_or_default();
+        let size = pool_size.unwrap_or(settings.pool_size);
+        let conn = core.conn;
+        core.conn = ptr::null_mut();
+        core.state = State::Idle;
+        let counted = core.counted_in_pool;
+        core.counted_in_pool = false;
+        pool::keep(&key, size, conn, core.reused, counted, timeout_ms);
+        Ok(())
+    }
+
+    /// `close`: false when there was no connection.
+    pub fn close(&mut self) -> bool {
+        let was_open = !self.core.conn.is_null() || self.core.state != State::Idle;
+        self.core.shut(false);
+        was_open
+    }
+
+    /// Sets a socket option on the connection (`setoption`).
+    pub fn set_option(&mut self, level: i32, name: i32, value: i32) -> Result<(), Failure> {
+        if self.core.conn.is_null() {
+            return Err(Failure::Closed);
+        }
+        // SAFETY: a live connection's descriptor; the value is an int.
+        let rc = unsafe {
+            libc::setsockopt(
+                (*self.core.conn).fd,
+                level,
+                name,
+                (&value as *const i32).cast(),
+                core::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        };
+        if rc == -1 {
+            return Err(Failure::Os(last_errno()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TcpSocket {
+    fn drop(&mut self) {
+        let core: *mut Core = &mut *self.core;
+        self.core.waiter = None;
+        self.core.shut(false);
+        if self.core.owner != 0 {
+            disown(self.core.owner, core);
+        }
+    }
+}
+
+/// What `receive` gives back.
+pub enum Received<'a> {
+    Data(&'a [u8]),
+    /// A chunked `receiveuntil` piece ending at its pattern.
+    LastPiece(&'a [u8]),
+    /// A chunked `receiveuntil` reached its pattern with nothing before it.
+    PatternReached,
+    Wait,
+    Failed {
+        failure: Failure,
+        partial: &'a [u8],
+    },
+}
+
+fn display_name(target: &Target) -> Vec<u8> {
+    match target {
+        Target::Inet(addr) => match addr.ip() {
+            IpAddr::V4(ip) => format!("{ip}:{}", addr.port()).into_bytes(),
+            IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()).into_bytes(),
+        },
+        Target::Unix(path) => {
+            let mut name = b"unix:".to_vec();
+            name.extend_from_slice(path);
+            name
+        }
+        Target::Name { host, port } => {
+            let mut name = host.clone();
+            name.extend_from_slice(format!(":{port}").as_bytes());
+            name
+        }
+    }
+}
+
+/// Settings for a socket used before any connect.
+fn default_settings() -> SocketSettings {
+    SocketSettings {
+        connect_timeout: 60_000,
+        send_timeout: 60_000,
+        read_timeout: 60_000,
+        buffer_size: 4096,
+        pool_size: 30,
+        keepalive_timeout: 60_000,
+        log_errors: true,
+        resolver: ptr::null_mut(),
+        resolver_timeout: 30_000,
+    }
+}
+
+impl Core {
+    fn settings(&self) -> SocketSettings {
+        self.settings.unwrap_or_else(default_settings)
+    }
+
+    fn connect_ms(&self) -> u64 {
+        self.connect_timeout
+            .unwrap_or(self.settings().connect_timeout)
+    }
+
+    fn send_ms(&self) -> u64 {
+        self.send_timeout.unwrap_or(self.settings().send_timeout)
+    }
+
+    fn read_ms(&self) -> u64 {
+        self.read_timeout.unwrap_or(self.settings().read_timeout)
+    }
+
+    /// Closes the connection (if any) and forgets every operation.
+    /// `keep_inbox`: leave the received bytes (a failed read's partial
+    /// result is handed out from there).
+    fn shut(&mut self, keep_inbox: bool) {
+        let me: *mut Core = self;
+        if self.state == State::Resolving {
+            resolve::cancel(me, self.resolution.take());
+        }
+        self.resolution = None;
+        if self.state == State::Queued {
+            if let Some(key) = &self.pool_key {
+                pool::leave_queue(key, me);
+            }
+        }
+        if self.queue_timer.timer_set() != 0 {
+            // SAFETY: the timer is in nginx's tree; take it out.
+            unsafe { ngx_del_timer(&mut self.queue_timer) };
+        }
+        if !self.conn.is_null() {
+            // SAFETY: our live connection; closing removes its events and
+            // timers.
+            unsafe { ngx_close_connection(self.conn) };
+            self.conn = ptr::null_mut();
+            if self.counted_in_pool {
+                if let Some(key) = &self.pool_key {
+                    pool::connection_closed(key);
+                }
+            }
+        }
+        self.counted_in_pool = false;
+        self.state = State::Idle;
+        self.send_total = None;
+        self.unsent.clear();
+        self.unsent_from = 0;
+        self.reading = false;
+        if !keep_inbox {
+            self.inbox.clear();
+        }
+    }
+
+    /// A failure that ends the connection.
+    fn fail<T>(&mut self, failure: Failure) -> Step<T> {
+        self.shut(false);
+        Step::Failed(failure)
+    }
+
+    fn take_from_pool(&mut self, options: &PoolOptions) -> Option<Step<()>> {
+        let key = self.pool_key.clone()?;
+        let settings = self.settings();
+        match pool::take(&key, options, settings.pool_size) {
+            pool::Taken::Connection {
+                conn,
+                reused,
+                counted,
+            } => {
+                self.adopt(conn);
+                self.reused = reused + 1;
+                self.counted_in_pool = counted;
+                self.state = State::Connected;
+                Some(Step::Done(()))
+            }
+            pool::Taken::Connect { counted } => {
+                self.counted_in_pool = counted;
+                None
+            }
+            pool::Taken::Queue => {
+                let me: *mut Core = self;
+                if !pool::join_queue(&key, me) {
+                    return Some(Step::Failed(Failure::Text(
+                        "too many waiting connect operations".into(),
+                    )));
+                }
+                self.state = State::Queued;
+                self.queue_timer.handler = Some(on_queue_timeout);
+                self.queue_timer.data = me.cast();
+                // SAFETY: the cycle log lives as long as the worker.
+                self.queue_timer.log = unsafe { (*ngx_cycle).log };
+                // SAFETY: the core is boxed (it does not move) and takes its
+                // timer out of the tree before it goes.
+                unsafe { ngx_add_timer(&mut self.queue_timer, self.connect_ms() as ngx_msec_t) };
+                Some(Step::Wait)
+            }
+        }
+    }
+
+    /// A queued connect was woken (a connection of the pool came free, or
+    /// its time ran out).
+    fn after_queue(&mut self, options: &PoolOptions) -> Step<()> {
+        if self.timed_out != TimedOut::No {
+            self.timed_out = TimedOut::No;
+            self.state = State::Idle;
+            return Step::Failed(Failure::Timeout);
+        }
+        let key = self.pool_key.clone().unwrap_or_default();
+        let me: *mut Core = self;
+        pool::leave_queue(&key, me);
+        if self.queue_timer.timer_set() != 0 {
+            // SAFETY: the timer is in nginx's tree.
+            unsafe { ngx_del_timer(&mut self.queue_timer) };
+        }
+        self.state = State::Idle;
+        if let Some(step) = self.take_from_pool(options) {
+            return step;
+        }
+        match self.target.clone() {
+            Some(Target::Name { host, port }) => {
+                let settings = self.settings();
+                self.state = State::Resolving;
+                match resolve::start(me, &settings, &host, port) {
+                    Ok(()) => self.after_resolving(),
+                    Err(failure) => {
+                        self.state = State::Idle;
+                        Step::Failed(failure)
+                    }
+                }
+            }
+            _ => self.start_connect(),
+        }
+    }
+
+    fn after_resolving(&mut self) -> Step<()> {
+        match self.resolution.take() {
+            None => Step::Wait,
+            Some(Resolution::Pending(ctx)) => {
+                self.resolution = Some(Resolution::Pending(ctx));
+                Step::Wait
+            }
+            Some(Resolution::Failed(text)) => {
+                self.state = State::Idle;
+                Step::Failed(Failure::Text(text))
+            }
+            Some(Resolution::Found(addr)) => {
+                let name = self.peer_name.clone();
+                self.target = Some(Target::Inet(addr));
+                // Logs keep the name the caller gave.
+                self.peer_name = name;
+                self.start_connect()
+            }
+        }
+    }
+
+    fn start_connect(&mut self) -> Step<()> {
+        let Some(target) = self.target.clone() else {
+            return Step::Failed(Failure::Closed);
+        };
+        let socklen = match fill_sockaddr(&mut self.sockaddr, &target) {
+            Some(len) => len,
+            None => {
+                return Step::Failed(Failure::Text(format!(
+                    "failed to parse host name \"{}\"",
+                    String::from_utf8_lossy(&self.peer_name)
+                )))
+            }
+        };
+        self.peer_name_str = ngx_str_t {
+            len: self.peer_name.len(),
+            data: self.peer_name.as_mut_ptr(),
+        };
+        // SAFETY: all-zero is a valid peer connection.
+        self.peer = unsafe { core::mem::zeroed() };
+        self.peer.sockaddr = ptr::addr_of_mut!(self.sockaddr.0).cast();
+        self.peer.socklen = socklen;
+        self.peer.name = &mut self.peer_name_str;
+        self.peer.get = Some(ngx_event_get_peer);
+        // SAFETY: the cycle log lives as long as the worker; the
+        // connection may outlive the request in a pool.
+        self.peer.log = unsafe { (*ngx_cycle).log };
+        self.peer
+            .set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_ERR);
+        self.peer.tries = 1;
+        self.state = State::Connecting;
+        // SAFETY: the peer fields are set as nginx wants them.
+        let rc = unsafe { ngx_event_connect_peer(&mut self.peer) };
+        let errno = last_errno();
+        if rc == nginx_sys::NGX_DECLINED as isize {
+            // Refused at once; nginx closed the socket.
+            self.peer.connection = ptr::null_mut();
+            return self.fail(Failure::Os(errno));
+        }
+        if rc == NGX_ERROR as isize || self.peer.connection.is_null() {
+            self.peer.connection = ptr::null_mut();
+            return self.fail(Failure::Text("failed to connect".into()));
+        }
+        let conn = self.peer.connection;
+        self.adopt(conn);
+        if rc == NGX_OK as isize {
+            self.state = State::Connected;
+            return Step::Done(());
+        }
+        // SAFETY: our live connection.
+        unsafe { ngx_add_timer((*conn).write, self.connect_ms() as ngx_msec_t) };
+        Step::Wait
+    }
+
+    /// Makes `conn` the socket's connection, its events ours.
+    fn adopt(&mut self, conn: *mut ngx_connection_t) {
+        self.conn = conn;
+        let me: *mut Core = self;
+        // SAFETY: a live connection handed to us.
+        unsafe {
+            (*conn).data = me.cast();
+            (*(*conn).read).handler = Some(on_socket_event);
+            (*(*conn).write).handler = Some(on_socket_event);
+            (*conn).log = (*ngx_cycle).log;
+            (*(*conn).read).log = (*conn).log;
+            (*(*conn).write).log = (*conn).log;
+        }
+    }
+
+    fn finish_connecting(&mut self) -> Step<()> {
+        let conn = self.conn;
+        if conn.is_null() {
+            self.state = State::Idle;
+            return Step::Failed(Failure::Closed);
+        }
+        if std::mem::replace(&mut self.timed_out, TimedOut::No) != TimedOut::No {
+            return self.fail(Failure::Timeout);
+        }
+        let mut err: libc::c_int = 0;
+        let mut len = core::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a live connection's descriptor; err and len are ours.
+        let rc = unsafe {
+            libc::getsockopt(
+                (*conn).fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if rc == -1 {
+            err = last_errno();
+        }
+        if err != 0 {
+            return self.fail(Failure::Os(err));
+        }
+        // SAFETY: our live connection.
+        let writable = unsafe { (*(*conn).write).ready() != 0 };
+        if !writable {
+            return Step::Wait;
+        }
+        // SAFETY: our live connection.
+        unsafe {
+            if (*(*conn).write).timer_set() != 0 {
+                ngx_del_timer((*conn).write);
+            }
+        }
+        self.state = State::Connected;
+        Step::Done(())
+    }
+
+    fn send(&mut self, data: &[u8]) -> Step<usize> {
+        if self.state != State::Connected || self.conn.is_null() {
+            return Step::Failed(Failure::Closed);
+        }
+        let conn = self.conn;
+        if self.send_total.is_none() {
+            // A timeout left from an earlier call means nothing now.
+            self.timed_out = TimedOut::No;
+            match send_some(conn, data) {
+                Ok(n) if n == data.len() => return Step::Done(n),
+                Ok(n) => {
+                    self.unsent.clear();
+                    self.unsent.extend_from_slice(&data[n..]);
+                    self.unsent_from = 0;
+                    self.send_total = Some(data.len());
+                }
+                Err(errno) => return self.fail(Failure::Os(errno)),
+            }
+        } else {
+            if self.timed_out == TimedOut::Write {
+                self.timed_out = TimedOut::No;
+                return self.fail(Failure::Timeout);
+            }
+            loop {
+                let rest = &self.unsent[self.unsent_from..];
+                if rest.is_empty() {
+                    break;
+                }
+                match send_some(conn, rest) {
+                    Ok(0) => break,
+                    Ok(n) => self.unsent_from += n,
+                    Err(errno) => return self.fail(Failure::Os(errno)),
+                }
+            }
+            if self.unsent_from == self.unsent.len() {
+                let total = self.send_total.take().unwrap_or(0);
+                self.unsent.clear();
+                self.unsent_from = 0;
+                // SAFETY: our live connection.
+                unsafe {
+                    if (*(*conn).write).timer_set() != 0 {
+                        ngx_del_timer((*conn).write);
+                    }
+                }
+                return Step::Done(total);
+            }
+        }
+        // SAFETY: our live connection; nginx arms the write event.
+        unsafe {
+            if ngx_handle_write_event((*conn).write, 0) != NGX_OK as isize {
+                return self.fail(Failure::Text("failed to add write event".into()));
+            }
+            ngx_add_timer((*conn).write, self.send_ms() as ngx_msec_t);
+        }
+        Step::Wait
+    }
+
+    fn receive(&mut self, want: Want) -> Received<'_> {
+        if self.conn.is_null() || self.state != State::Connected {
+            return Received::Failed {
+                failure: Failure::Closed,
+                partial: &[],
+            };
+        }
+        let conn = self.conn;
+        let timed_out = std::mem::replace(&mut self.timed_out, TimedOut::No) == TimedOut::Read;
+        let buffer_size = self.settings().buffer_size.max(1);
+        loop {
+            match self.inbox.take(want, self.eof) {
+                Taken::Data { range, at_pattern } => {
+                    self.reading = false;
+                    clear_read_timer(conn);
+                    let bytes = self.inbox.bytes(range);
+                    return if at_pattern {
+                        Received::LastPiece(bytes)
+                    } else {
+                        Received::Data(bytes)
+                    };
+                }
+                Taken::PatternReached => {
+                    self.reading = false;
+                    clear_read_timer(conn);
+                    return Received::PatternReached;
+                }
+                Taken::Closed(range) => {
+                    // The peer closed its side: what came is the partial
+                    // result; the connection stays for sending.
+                    self.reading = false;
+                    self.read_closed = true;
+                    clear_read_timer(conn);
+                    return Received::Failed {
+                        failure: Failure::Closed,
+                        partial: self.inbox.bytes(range),
+                    };
+                }
+                Taken::NeedMore => {}
+            }
+            if timed_out {
+                // A read timeout keeps the connection, and hands back
+                // what arrived.
+                self.reading = false;
+                clear_read_timer(conn);
+                let range = self.inbox.take_all();
+                return Received::Failed {
+                    failure: Failure::Timeout,
+                    partial: self.inbox.bytes(range),
+                };
+            }
+            let spare = self.inbox.spare(buffer_size);
+            let size = spare.len();
+            // SAFETY: our live connection; recv writes at most `size`
+            // bytes into the spare room.
+            let n = unsafe {
+                ((*conn).recv.expect("connection recv"))(conn, spare.as_mut_ptr().cast(), size)
+            };
+            if n > 0 {
+                // SAFETY: recv wrote n bytes.
+                unsafe { self.inbox.filled(n as usize) };
+                continue;
+            }
+            if n == 0 {
+                self.eof = true;
+                continue;
+            }
+            if n == NGX_AGAIN as isize {
+                break;
+            }
+            let errno = last_errno();
+            let range = self.inbox.take_all();
+            self.shut(true);
+            return Received::Failed {
+                failure: Failure::Os(errno),
+                partial: self.inbox.bytes(range),
+            };
+        }
+        self.reading = true;
+        // SAFETY: our live connection; nginx arms the read event.
+        unsafe {
+            if ngx_handle_read_event((*conn).read, 0) != NGX_OK as isize {
+                return Received::Failed {
+                    failure: Failure::Text("failed to add read event".into()),
+                    partial: &[],
+                };
+            }
+            ngx_add_timer((*conn).read, self.read_ms() as ngx_msec_t);
+        }
+        Received::Wait
+    }
+}
+
+fn clear_read_timer(conn: *mut ngx_connection_t) {
+    // SAFETY: a live connection.
+    unsafe {
+        if (*(*conn).read).timer_set() != 0 {
+            ngx_del_timer((*conn).read);
+        }
+    }
+}
+
+/// Sends what the connection takes now: the count, 0 when it takes
+/// nothing, or the errno of a failure.
+fn send_some(conn: *mut ngx_connection_t, data: &[u8]) -> Result<usize, i32> {
+    if data.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: a live connection; send reads at most `len` bytes.
+    let n = unsafe {
+        ((*conn).send.expect("connection send"))(conn, data.as_ptr().cast_mut(), data.len())
+    };
+    if n >= 0 {
+        Ok(n as usize)
+    } else if n == NGX_AGAIN as isize {
+        Ok(0)
+    } else {
+        Err(last_errno())
+    }
+}
+
+fn fill_sockaddr(storage: &mut SockaddrStorage, target: &Target) -> Option<libc::socklen_t> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    storage.0 = unsafe { core::mem::zeroed() };
+    let base = ptr::addr_of_mut!(storage.0);
+    match target {
+        Target::Inet(SocketAddr::V4(addr)) => {
+            let sin = base.cast::<libc::sockaddr_in>();
+            // SAFETY: sockaddr_storage is large enough for any address.
+            unsafe {
+                (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
+                (*sin).sin_port = addr.port().to_be();
+                (*sin).sin_addr.s_addr = u32::from_ne_bytes(addr.ip().octets());
+            }
+            Some(core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+        }
+        Target::Inet(SocketAddr::V6(addr)) => {
+            let sin6 = base.cast::<libc::sockaddr_in6>();
+            // SAFETY: as above.
+            unsafe {
+                (*sin6).sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                (*sin6).sin6_port = addr.port().to_be();
+                (*sin6).sin6_addr.s6_addr = addr.ip().octets();
+                (*sin6).sin6_scope_id = addr.scope_id();
+            }
+            Some(core::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+        }
+        Target::Unix(path) => {
+            let sun = base.cast::<libc::sockaddr_un>();
+            // SAFETY: as above; the path is checked to fit with its NUL.
+            unsafe {
+                if path.len() >= (*sun).sun_path.len() || path.is_empty() {
+                    return None;
+                }
+                (*sun).sun_family = libc::AF_UNIX as libc::sa_family_t;
+                for (slot, &b) in (*sun).sun_path.iter_mut().zip(path.iter()) {
+                    *slot = b as libc::c_char;
+                }
+            }
+            Some(core::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t)
+        }
+        Target::Name { .. } => None,
+    }
+}
+
+/// The read or write event of a socket's connection: a timer that fired
+/// is remembered, and the waiting thread woken to try again.
+unsafe extern "C" fn on_socket_event(ev: *mut ngx_event_t) {
+    // SAFETY: the event belongs to a connection adopted by a live core
+    // (closing the connection or dropping the core removes its events).
+    unsafe {
+        let conn = (*ev).data.cast::<ngx_connection_t>();
+        let core = (*conn).data.cast::<Core>();
+        if (*ev).timedout() != 0 {
+            (*ev).set_timedout(0);
+            (*core).timed_out = if ev == (*conn).read {
+                TimedOut::Read
+            } else {
+                TimedOut::Write
+            };
+        }
+        wake(core);
+    }
+}
+
+/// A queued connect's time ran out.
+unsafe extern "C" fn on_queue_timeout(ev: *mut ngx_event_t) {
+    // SAFETY: the timer's data is its live core (which takes the timer out
+    // before it goes).
+    unsafe {
+        let core = (*ev).data.cast::<Core>();
+        (*core).timed_out = TimedOut::Write;
+        wake(core);
+    }
+}
+
+/// Wakes the thread waiting on `core`, if any. The core may be gone when
+/// this returns: the woken code can drop it.
+///
+/// # Safety
+/// `core` must be live.
+unsafe fn wake(core: *mut Core) {
+    // SAFETY: per the contract.
+    if let Some(waiter) = unsafe { (*core).waiter.take() } {
+        crate::nginx::without_unwinding("cosocket event", || {
+            // SAFETY: the waiter's owner outlives its sockets' events
+            // (they are released when it ends).
+            unsafe { (waiter.wake)(waiter.data, waiter.co) }
+        });
+    }
+}

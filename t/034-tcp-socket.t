@@ -1,0 +1,698 @@
+# ngx.socket.tcp against real peers on loopback: nginx's own server, a TCP
+# server the harness runs (--- tcp_listen), a port whose accept queue is
+# full (--- tcp_unresponsive), unix sockets; the receive patterns,
+# timeouts, failures, keepalive pools, contexts and ownership.
+use Test::Nginx::Socket 'no_plan';
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: an HTTP/1.0 exchange with nginx itself: send, receive lines, *a
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            local ok, err = sock:connect("127.0.0.1", ngx.var.server_port)
+            ngx.say("connect: ", ok, " ", err, " reused: ", sock:getreusedtimes())
+            local bytes = sock:send({"GET /hello HTTP/1.0\r\n", {"Host: ", "x", "\r\n"}, "\r\n"})
+            ngx.say("sent: ", bytes)
+            local line = sock:receive()
+            ngx.say("status: ", line)
+            while true do
+                line = sock:receive("*l")
+                if line == "" then break end
+            end
+            ngx.say("body: [", sock:receive("*a"), "]")
+            ngx.say("after close: ", sock:receive())
+            ngx.say("close: ", sock:close())
+        }
+    }
+    location = /hello {
+        return 200 "hello world\n";
+    }
+--- request
+GET /t
+--- response_body
+connect: 1 nil reused: 0
+sent: 32
+status: HTTP/1.1 200 OK
+body: [hello world
+]
+after close: nilclosed
+close: 1
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: send takes strings, numbers, booleans, nil and nested arrays; the peer sees the bytes
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            ngx.say(sock:send({"a", {"b", {1.5, "c"}}, 2}))
+            ngx.say(sock:send(true), " ", sock:send(nil), " ", sock:send(42))
+            ngx.say(sock:send("\n"))
+            ngx.say(sock:receive("*a"))
+        }
+    }
+--- tcp_listen
+--- tcp_query eval
+"ab1.5c2truenil42\n"
+--- tcp_reply: ok
+--- request
+GET /t
+--- response_body
+7
+4 3 2
+1
+ok
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: receive patterns: lines drop CRs, counts, the rest with *a (again: nothing)
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:send("go")
+            ngx.say("[", sock:receive(), "]")
+            ngx.say("[", sock:receive("*l"), "]")
+            ngx.say("[", sock:receive(0), "]")
+            ngx.say("[", sock:receive(4), "]")
+            ngx.say("[", sock:receive("4"), "]")
+            ngx.say("[", sock:receive("*a"), "]")
+            ngx.say("[", sock:receive("*a"), "]")
+        }
+    }
+--- tcp_listen
+--- tcp_query: go
+--- tcp_reply eval
+"first\r\nsec\rond\nabcdefghtail"
+--- request
+GET /t
+--- response_body
+[first]
+[second]
+[]
+[abcd]
+[efgh]
+[tail]
+[]
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: receiveuntil: whole, inclusive, and in chunks as OpenResty's documentation shows
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:send("go")
+            local reader = sock:receiveuntil("--b")
+            ngx.say("[", reader(), "]")
+            local inclusive = sock:receiveuntil("--b", { inclusive = true })
+            ngx.say("[", inclusive(), "]")
+            local chunks = sock:receiveuntil("\r\n--abcedhb")
+            while true do
+                local data, err, partial = chunks(4)
+                if not data then
+                    if err then
+                        ngx.say("failed: ", err, " ", partial)
+                    end
+                    ngx.say("read done")
+                    break
+                end
+                ngx.say("read chunk: [", data, "]")
+            end
+            ngx.say(reader())
+            ngx.say(sock:receiveuntil(""))
+        }
+    }
+--- tcp_listen
+--- tcp_reply eval
+"one--btwo--bhello, world! -agentzh\r\n--abcedhbtail"
+--- request
+GET /t
+--- response_body
+[one]
+[two--b]
+read chunk: [hell]
+read chunk: [o, w]
+read chunk: [orld]
+read chunk: [! -a]
+read chunk: [gent]
+read chunk: [zh]
+read done
+nilclosedtail
+nilpattern is empty
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: receiveany returns what arrived, at most the size given
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:send("go")
+            ngx.say("[", sock:receiveany(3), "]")
+            ngx.say("[", sock:receiveany(100), "]")
+            ngx.say(sock:receiveany(10))
+            ngx.say(pcall(sock.receiveany, sock, 0))
+        }
+    }
+--- tcp_listen
+--- tcp_reply: abcdefg
+--- request
+GET /t
+--- response_body
+[abc]
+[defg]
+nilclosed
+truenilclosed
+--- error_log
+attempt to receive data on a closed socket
+
+
+
+=== TEST 6: connection refused, and a closed socket's methods
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            ngx.say(sock:connect("127.0.0.1", 1))
+            ngx.say(sock:send("x"))
+            ngx.say(sock:receive())
+            ngx.say(sock:getreusedtimes())
+            ngx.say(sock:setkeepalive())
+            ngx.say(sock:close())
+        }
+    }
+--- request
+GET /t
+--- response_body
+nilconnection refused
+nilclosed
+nilclosed
+nilclosed
+nilclosed
+nilclosed
+--- error_log
+connect() failed (111: Connection refused)
+attempt to send data on a closed socket
+attempt to receive data on a closed socket
+
+
+
+=== TEST 7: lua_socket_log_errors off keeps failures out of the log
+--- config
+    lua_socket_log_errors off;
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            ngx.say(sock:connect("127.0.0.1", 1))
+            ngx.say(sock:send("x"))
+        }
+    }
+--- request
+GET /t
+--- response_body
+nilconnection refused
+nilclosed
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: a read timeout hands back what arrived and keeps the connection
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:settimeout(100)
+            sock:send("go")
+            ngx.say(sock:receive(10))
+            sock:settimeouts(100, 100, 2000)
+            ngx.say(sock:receive(5))
+        }
+    }
+--- tcp_listen
+--- tcp_reply_delay: 400ms
+--- tcp_reply: hello
+--- request
+GET /t
+--- response_body
+niltimeout
+hello
+--- error_log
+lua tcp socket read timed out
+
+
+
+=== TEST 9: the peer closes in the middle of a read; sending goes on
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:send("go")
+            ngx.say(sock:receive(10))
+            ngx.say(sock:send("more"))
+        }
+    }
+--- tcp_listen
+--- tcp_reply: abc
+--- request
+GET /t
+--- response_body
+nilclosedabc
+4
+
+
+
+=== TEST 10: a connect timeout (the peer's accept queue is full)
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            sock:settimeouts(150, 1000, 1000)
+            ngx.say(sock:connect("127.0.0.1", $TEST_NGINX_UNRESPONSIVE_PORT))
+        }
+    }
+--- tcp_unresponsive
+--- request
+GET /t
+--- response_body
+niltimeout
+--- error_log eval
+qr/lua tcp socket connect timed out, when connecting to 127\.0\.0\.1:\d+/
+
+
+
+=== TEST 11: lua_socket_connect_timeout applies without settimeout
+--- config
+    lua_socket_connect_timeout 150ms;
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            local start = ngx.now()
+            ngx.say(sock:connect("127.0.0.1", $TEST_NGINX_UNRESPONSIVE_PORT))
+        }
+    }
+--- tcp_unresponsive
+--- request
+GET /t
+--- response_body
+niltimeout
+
+
+
+=== TEST 12: a send timeout (the peer stops reading)
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:settimeouts(1000, 200, 1000)
+            local chunk = string.rep("x", 1024 * 1024)
+            local parts = {}
+            for i = 1, 64 do parts[i] = chunk end
+            ngx.say(sock:send(parts))
+        }
+    }
+--- tcp_listen
+--- tcp_query_len: 0
+--- tcp_reply_delay: 5s
+--- request
+GET /t
+--- response_body
+niltimeout
+--- error_log
+lua tcp socket write timed out
+
+
+
+=== TEST 13: keepalive: a pooled connection is reused and counted
+--- config
+    location = /t {
+        content_by_lua_block {
+            local function get(path)
+                local sock = ngx.socket.tcp()
+                assert(sock:connect("127.0.0.1", ngx.var.server_port))
+                local reused = sock:getreusedtimes()
+                sock:send("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+                local length
+                while true do
+                    local line = sock:receive()
+                    if line == "" then break end
+                    length = length or tonumber(line:match("^Content%-Length: (%d+)"))
+                end
+                local body = sock:receive(length)
+                ngx.say(body, " reused ", reused, " keepalive ", sock:setkeepalive())
+            end
+            get("/a")
+            get("/b")
+            get("/a")
+        }
+    }
+    location = /a { return 200 "A"; }
+    location = /b { return 200 "B"; }
+--- request
+GET /t
+--- response_body
+A reused 0 keepalive 1
+B reused 1 keepalive 1
+A reused 2 keepalive 1
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: setkeepalive refuses unread data (the socket stays open) and a bad pool size
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:send("go")
+            ngx.say(sock:receive(2))
+            ngx.say(sock:setkeepalive())
+            ngx.say(sock:close())
+            ngx.say(pcall(sock.setkeepalive, sock, 0, 0))
+            sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            ngx.say(pcall(sock.setkeepalive, sock, 0, 0))
+        }
+    }
+--- tcp_listen
+--- tcp_reply: abcd
+--- tcp_no_close
+--- request
+GET /t
+--- response_body
+ab
+nilunread data in buffer
+1
+truenilclosed
+falsebad argument #3 to '?' (bad "pool_size" option value: 0)
+
+
+
+=== TEST 15: a pool holds at most its size: the oldest idle connection is closed
+--- config
+    location = /t {
+        content_by_lua_block {
+            local function open()
+                local sock = ngx.socket.tcp()
+                assert(sock:connect("127.0.0.1", ngx.var.server_port, { pool = "small" }))
+                return sock
+            end
+            local a, b = open(), open()
+            ngx.say(a:getreusedtimes(), " ", b:getreusedtimes())
+            ngx.say(a:setkeepalive(0, 1), " ", b:setkeepalive(0, 1))
+            local c, d = open(), open()
+            ngx.say(c:getreusedtimes(), " ", d:getreusedtimes())
+        }
+    }
+--- request
+GET /t
+--- response_body
+0 0
+1 1
+1 0
+--- no_error_log
+[error]
+
+
+
+=== TEST 16: a pooled connection the peer closed is not handed out, nor kept
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:send("go")
+            ngx.say("idle: ", sock:setkeepalive())
+            -- Meanwhile the peer answers and closes: the idle connection
+            -- goes.
+            ngx.sleep(0.3)
+            sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            ngx.say("reused: ", sock:getreusedtimes())
+            sock:send("go")
+            ngx.say(sock:receive(5))
+            ngx.sleep(0.1)
+            ngx.say("keepalive after the peer closed: ", sock:setkeepalive())
+        }
+    }
+--- tcp_listen
+--- tcp_reply_delay: 100ms
+--- tcp_reply: hello
+--- request
+GET /t
+--- response_body
+idle: 1
+reused: 0
+hello
+keepalive after the peer closed: nilclosed
+--- no_error_log
+[error]
+
+
+
+=== TEST 17: a socket of another request (a subrequest) is refused
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", ngx.var.server_port))
+            package.loaded.kept_socket = sock
+            local res = ngx.location.capture("/use")
+            ngx.print(res.body)
+            ngx.say("parent: ", sock:send(""))
+        }
+    }
+    location = /use {
+        content_by_lua_block {
+            local sock = package.loaded.kept_socket
+            ngx.say(pcall(sock.send, sock, "x"))
+        }
+    }
+--- request
+GET /t
+--- response_body
+falsebad request
+parent: 0
+--- no_error_log
+[error]
+
+
+
+=== TEST 18: where cosockets may not be used
+--- http_config
+    init_by_lua_block {
+        local ok, err = pcall(ngx.socket.tcp)
+        package.loaded.init_result = tostring(ok) .. " " .. tostring(err)
+    }
+--- config
+    location = /t {
+        set_by_lua_block $set_result {
+            local ok, err = pcall(ngx.socket.tcp)
+            return tostring(ok) .. " " .. err
+        }
+        header_filter_by_lua_block {
+            local ok, err = pcall(ngx.socket.tcp)
+            ngx.log(ngx.WARN, "header filter: ", ok, " ", err)
+        }
+        log_by_lua_block {
+            local ok, err = pcall(ngx.socket.tcp)
+            ngx.log(ngx.WARN, "log: ", ok, " ", err)
+        }
+        content_by_lua_block {
+            ngx.say("init: ", package.loaded.init_result)
+            ngx.say("set: ", ngx.var.set_result)
+        }
+    }
+--- request
+GET /t
+--- response_body
+init: false no request found
+set: false API disabled in the context of set_by_lua*
+--- error_log
+header filter: false API disabled in the context of header_filter_by_lua*
+log: false API disabled in the context of log_by_lua*
+
+
+
+=== TEST 19: cosockets in a timer and in light threads
+--- config
+    location = /t {
+        content_by_lua_block {
+            local function fetch(path)
+                local sock = ngx.socket.tcp()
+                assert(sock:connect("127.0.0.1", ngx.var.server_port or 0))
+                sock:send("GET " .. path .. " HTTP/1.0\r\nHost: x\r\n\r\n")
+                local all = sock:receive("*a")
+                return all:match("\r\n\r\n(.*)$")
+            end
+            local port = ngx.var.server_port
+            ngx.timer.at(0, function()
+                local sock = ngx.socket.tcp()
+                assert(sock:connect("127.0.0.1", port))
+                sock:send("GET /a HTTP/1.0\r\nHost: x\r\n\r\n")
+                local all = sock:receive("*a")
+                ngx.log(ngx.WARN, "timer got ", all:match("\r\n\r\n(.*)$"))
+            end)
+            local t1 = ngx.thread.spawn(fetch, "/slow")
+            local t2 = ngx.thread.spawn(fetch, "/a")
+            local _, r1 = ngx.thread.wait(t1)
+            local _, r2 = ngx.thread.wait(t2)
+            ngx.say(r1, " ", r2)
+        }
+    }
+    location = /a { return 200 "A"; }
+    location = /slow {
+        content_by_lua_block { ngx.sleep(0.1) ngx.print("S") }
+    }
+--- request
+GET /t
+--- response_body
+S A
+--- error_log
+timer got A
+--- no_error_log
+[error]
+
+
+
+=== TEST 20: unix domain sockets, and ngx.socket.connect
+--- http_config
+    server {
+        listen unix:$TEST_NGINX_SERVROOT/logs/unix.sock;
+        location / { return 200 "over unix"; }
+    }
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            ngx.say(sock:connect("unix:$TEST_NGINX_SERVROOT/logs/unix.sock"))
+            sock:send("GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            ngx.say(sock:receive("*a"):match("\r\n\r\n(.*)$"))
+            ngx.say(ngx.socket.tcp():connect("unix:$TEST_NGINX_SERVROOT/logs/none.sock"))
+            local direct = ngx.socket.connect("127.0.0.1", ngx.var.server_port)
+            ngx.say(type(direct), " ", ngx.socket.stream == ngx.socket.tcp)
+        }
+    }
+--- request
+GET /t
+--- response_body
+1
+over unix
+nilno such file or directory
+table true
+
+
+
+=== TEST 21: connect arguments and options
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            ngx.say(pcall(sock.connect, sock))
+            ngx.say(sock:connect("127.0.0.1", 70000))
+            ngx.say(sock:connect("127.0.0.1", "x"))
+            ngx.say(pcall(sock.connect, sock, "127.0.0.1", 80, { pool_size = 0 }))
+            ngx.say(pcall(sock.connect, sock, "127.0.0.1", 80, { backlog = -1 }))
+            ngx.say(sock:connect("example.invalid", 80))
+            ngx.say(pcall(sock.settimeouts, sock, 1, 2))
+        }
+    }
+--- request
+GET /t
+--- response_body
+falsengx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen 1
+nilbad port number: 70000
+nilmissing the port number
+falsebad argument #4 to '?' (bad "pool_size" option value: 0)
+falsebad argument #4 to '?' (bad "backlog" option value: -1)
+nilno resolver defined to resolve "example.invalid"
+falsengx.socket settimeout: expecting 4 arguments (including the object) but seen 3
+
+
+
+=== TEST 22: send and receive argument errors
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", ngx.var.server_port))
+            ngx.say(pcall(sock.send, sock, {"a", true}))
+            ngx.say(pcall(sock.send, sock, print))
+            ngx.say(pcall(sock.send, sock))
+            ngx.say(pcall(sock.receive, sock, "*x"))
+            ngx.say(pcall(sock.receive, sock, -1))
+            ngx.say(pcall(sock.receive, sock, {}))
+        }
+    }
+--- request
+GET /t
+--- response_body
+falsebad argument #2 to '?' (bad data type boolean found)
+falsebad argument #2 to '?' (string, number, boolean, nil, or array table expected, got function)
+falseexpecting 2 arguments (including the object), but got 1
+falsebad argument #2 to '?' (bad pattern argument)
+falsebad argument #2 to '?' (bad pattern argument)
+falsebad argument #2 to '?' (bad pattern argument)
+
+
+
+=== TEST 23: a name that does not resolve (the resolver does not answer usefully)
+--- config
+    resolver 127.0.0.1:$TEST_NGINX_UDP_PORT ipv6=off;
+    resolver_timeout 300ms;
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            ngx.say(sock:connect("nowhere.test", 80))
+        }
+    }
+--- udp_listen
+--- udp_reply: garbage
+--- request
+GET /t
+--- response_body
+nilnowhere.test could not be resolved (110: Operation timed out)
+
+
+
+=== TEST 24: a socket left open closes with its request
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:send("go")
+            ngx.say(sock:receive(2))
+        }
+    }
+--- tcp_listen
+--- tcp_reply: ok
+--- tcp_no_close
+--- request
+GET /t
+--- response_body
+ok
+--- no_error_log
+[error]
+[alert]
