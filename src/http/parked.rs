@@ -187,6 +187,7 @@ pub(super) fn continue_handler(req: HttpRequest) {
     };
     if !matches!(outcome, RunOutcome::Suspended(_)) {
         unpark(req);
+        runtime.runner().retire(scheduler, &outcome);
     }
     if phase == Phase::Content {
         if let Some(rc) = content_rc(req, outcome, true) {

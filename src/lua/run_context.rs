@@ -22,6 +22,15 @@ thread_local! {
     static LAST_RUN_EOF: Cell<bool> = const { Cell::new(false) };
     /// The phase of the running chunk.
     static CURRENT_PHASE: Cell<Option<Phase>> = const { Cell::new(None) };
+    /// Whom the running chunk's scheduler belongs to (its owner's data: the
+    /// request or timer task), 0 outside scheduled handlers.
+    static CURRENT_OWNER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The owner (request or timer task) of the running scheduled handler, as
+/// its scheduler's owner data; 0 when none runs. Cosockets are bound to it.
+pub fn current_owner() -> usize {
+    CURRENT_OWNER.with(Cell::get)
 }
 
 /// The phase of the Lua code running now.
@@ -90,12 +99,19 @@ pub(super) struct RunScope {
     previous_phase: Option<Phase>,
     previous_leave: Option<Leave>,
     previous_eof: bool,
+    previous_owner: usize,
     _scheduler: CurrentGuard,
 }
 
 impl RunScope {
     pub(super) fn enter(r: *mut ngx_http_request_t, phase: Phase, scheduler: Current) -> RunScope {
+        let owner = match &scheduler {
+            Current::None => 0,
+            Current::Pending(pending) => pending.owner.data as usize,
+            Current::Made(shared) => shared.try_borrow().map_or(0, |s| s.owner().data as usize),
+        };
         RunScope {
+            previous_owner: CURRENT_OWNER.with(|c| c.replace(owner)),
             previous_request: CURRENT_REQUEST.with(|c| c.replace(r)),
             previous_phase: CURRENT_PHASE.with(|c| c.replace(Some(phase))),
             previous_leave: LEAVE.with(|l| l.borrow_mut().take()),
@@ -111,6 +127,7 @@ impl Drop for RunScope {
         CURRENT_PHASE.with(|c| c.set(self.previous_phase));
         LEAVE.with(|l| *l.borrow_mut() = self.previous_leave.take());
         EOF_SENT.with(|e| e.set(self.previous_eof));
+        CURRENT_OWNER.with(|c| c.set(self.previous_owner));
     }
 }
 

@@ -205,6 +205,16 @@ impl Runner {
 
     /// Runs what is ready in a parked scheduler, unless it is running
     /// already (`None`).
+    /// A parked run is over (its outcome not `Suspended`) and its owner let
+    /// go of the scheduler: the scheduler is kept for the next run, and the
+    /// entry coroutine, if it ran to its end, for the next handler.
+    pub fn retire(&self, scheduler: scheduler::Shared, outcome: &RunOutcome) {
+        let entry = scheduler::Scheduler::recycle(scheduler);
+        if let (Some(entry), RunOutcome::Finished) = (entry, outcome) {
+            self.keep_spare_thread(entry);
+        }
+    }
+
     pub fn resume_parked(
         &self,
         scheduler: &scheduler::Shared,

@@ -269,9 +269,9 @@ fn run_task(task: *mut TimerTask) -> bool {
 fn settle_run(task: *mut TimerTask, outcome: RunOutcome) -> bool {
     // SAFETY: the task is alive for the duration of its handler.
     let t = unsafe { &mut *task };
-    match outcome {
+    match &outcome {
         RunOutcome::Suspended(scheduler) => {
-            t.scheduler = Some(scheduler);
+            t.scheduler = Some(scheduler.clone());
             return false;
         }
         RunOutcome::Failed(message) => {
@@ -282,7 +282,10 @@ fn settle_run(task: *mut TimerTask, outcome: RunOutcome) -> bool {
         }
         _ => {}
     }
-    t.scheduler = None;
+    // A run that waited kept its scheduler here: it goes back for reuse.
+    if let Some(scheduler) = t.scheduler.take() {
+        t.runner.clone().retire(scheduler, &outcome);
+    }
     // Sockets of the run close with it, as with a request.
     crate::request::socket::release_owned_by(task as usize);
     RUNNING.with(|r| r.set(r.get().saturating_sub(1)));

@@ -82,6 +82,17 @@ pub fn made() -> bool {
     CURRENT.with(|c| matches!(&*c.borrow(), Current::Made(_)))
 }
 
+/// The thread running now, without making a pending scheduler (the
+/// entry coroutine runs while one is pending). Touches no Lua state, so
+/// the module's FFI operations may ask.
+pub fn running_coroutine() -> Option<CoId> {
+    CURRENT.with(|c| match &*c.borrow() {
+        Current::None => None,
+        Current::Pending(_) => Some(super::ENTRY),
+        Current::Made(shared) => shared.try_borrow().ok()?.current(),
+    })
+}
+
 /// The thread running now, if it runs under a scheduler.
 pub fn current_coroutine() -> Option<CoId> {
     current()?.borrow().current()

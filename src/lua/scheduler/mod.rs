@@ -31,7 +31,9 @@ mod tests;
 
 pub use self::api::{install, SCHEDULED_PHASES};
 pub use self::coroutines::{install_coroutines, park_sentinel, wait_here, WAIT_HERE_KEY};
-pub(crate) use self::current::{current, current_coroutine, made, Current, CurrentGuard, Pending};
+pub(crate) use self::current::{
+    current, current_coroutine, made, running_coroutine, Current, CurrentGuard, Pending,
+};
 use self::held::{Held, Results};
 pub use self::owner::{Host, Owner, SleepTimer};
 
@@ -585,8 +587,9 @@ pub enum Request {
     Sleep(u64),
     ReadBody,
     Subrequests,
-    /// A cosocket operation waits for its connection.
-    Io,
+    /// A cosocket operation waits for the connection of this socket, which
+    /// the waiting Lua frame keeps alive.
+    Io(*mut crate::request::socket::TcpSocket),
     /// `ngx.thread.spawn`: run the new thread first, then return it.
     Spawn(CoId, MultiValue),
     WaitThreads(Vec<CoId>),
@@ -710,7 +713,17 @@ impl Scheduler {
             Request::Sleep(ms) => self.park_sleeping(co, ms),
             Request::ReadBody => self.park(co, Wait::Body),
             Request::Subrequests => self.park(co, Wait::Subrequests),
-            Request::Io => self.park(co, Wait::Io),
+            Request::Io(socket) => {
+                let waiter = crate::request::socket::Waiter {
+                    data: self.owner.data,
+                    wake: self.owner.wake_io,
+                    co,
+                };
+                // SAFETY: the socket's Lua object is held by the frame that
+                // just yielded for it, so it is alive.
+                unsafe { (*socket).wait_with(waiter) };
+                self.park(co, Wait::Io);
+            }
             Request::WaitThreads(ids) => self.park(co, Wait::Threads(ids)),
             Request::Spawn(child, args) => {
                 // The child runs first; the parent goes on when it is its

@@ -2,22 +2,20 @@
 //! cosocket API over the request layer's connections
 //! ([`crate::request::socket`]).
 //!
-//! Each method is a Lua function (`tcp.lua`) over one Rust operation. An
-//! operation that must wait gives the connection the running thread as its
-//! waiter, parks the thread (`Wait::Io`) and returns the park sentinel;
-//! the Lua side waits where it is and, once woken, calls the same
-//! operation again with the same arguments, which goes on from where the
-//! connection stands.
+//! Each method is Lua code (`tcp.lua`) over one C-ABI operation
+//! (`ffi.rs`) called through LuaJIT's FFI. An operation that must wait
+//! records the wait for the scheduler (`Request::Io`), which parks the
+//! thread and gives the connection its waiter; the Lua side waits where it
+//! is and, once woken, calls the same operation again with the same
+//! arguments, which goes on from where the connection stands.
 
+mod calls;
+mod ops;
 mod tcp;
 
 use mlua::{Lua, Table};
 
-use crate::lua::ngx::allow_in;
-use crate::lua::raise::raise;
-use crate::lua::scheduler::{current, SCHEDULED_PHASES};
-use crate::phase::Phase;
-use crate::request::socket::{SocketSettings, Waiter};
+use crate::request::socket::SocketSettings;
 use crate::request::HttpRequest;
 
 /// Installs `ngx.socket`.
@@ -39,7 +37,7 @@ pub fn install_settings(reader: fn(Option<HttpRequest>) -> SocketSettings) {
 
 /// The settings where the running code connects a socket.
 fn settings() -> SocketSettings {
-    let request = crate::lua::ngx::request().ok();
+    let request = ops::running_request();
     match SETTINGS.get() {
         Some(reader) => reader(request),
         None => SocketSettings {
@@ -54,35 +52,4 @@ fn settings() -> SocketSettings {
             resolver_timeout: 30_000,
         },
     }
-}
-
-/// Refuses cosockets where OpenResty does: `no request found` in
-/// `init_by_lua*`, `API disabled in the context of ...` in the phases that
-/// cannot wait.
-fn allowed_here() -> mlua::Result<()> {
-    if crate::lua::current_phase().is_none_or(|p| p == Phase::Init) {
-        return Err(raise("no request found"));
-    }
-    allow_in(SCHEDULED_PHASES)
-}
-
-/// The running handler's owner key (its request or timer) and the waiter
-/// that resumes the running thread.
-fn running_thread() -> mlua::Result<(usize, Waiter)> {
-    let shared = current().ok_or_else(|| raise("no request found"))?;
-    let scheduler = shared
-        .try_borrow()
-        .map_err(|_| raise("API disabled in this context"))?;
-    let co = scheduler
-        .current()
-        .ok_or_else(|| raise("no running coroutine"))?;
-    let owner = scheduler.owner();
-    Ok((
-        owner.data as usize,
-        Waiter {
-            data: owner.data,
-            wake: owner.wake_io,
-            co,
-        },
-    ))
 }

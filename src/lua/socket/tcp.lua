@@ -1,47 +1,76 @@
--- ngx.socket.tcp objects: OpenResty's methods and argument checks over the
--- Rust operations (socket/tcp.rs). An operation that must wait returns
--- PARK; the method then waits where it is (wait_here) and calls the same
--- operation again with the same arguments until it answers.
-local PARK, wait_here, ops = ...
-local new_core = ops.new
-local op_connect, op_send, op_receive = ops.connect, ops.send, ops.receive
-local op_receiveany, op_receiveuntil = ops.receiveany, ops.receiveuntil
-local op_settimeouts, op_setkeepalive = ops.settimeouts, ops.setkeepalive
-local op_reused, op_close, op_setoption = ops.reused, ops.close, ops.setoption
-local select, type, error, setmetatable, rawget = select, type, error, setmetatable, rawget
-local tostring = tostring
+-- ngx.socket.tcp objects: OpenResty's methods, argument checks and
+-- returns over the operations of socket/calls.rs (Lua C functions). Each
+-- returns a status first; an operation that must wait answers WAIT
+-- (having recorded the wait for the scheduler): the method waits where it
+-- is (wait_here) and calls the same operation again until it answers.
+--
+-- Run once per Lua state with the Rust side's spec (the operations, status
+-- codes, option codes) and wait_here; returns ngx.socket.tcp and
+-- ngx.socket.connect.
+local spec, wait_here = ...
 
--- The Rust side of an object, under a key of its own (sock[1] is nil, as
--- in OpenResty).
-local CORE = {}
+local string_buffer = require "string.buffer"
+
+local select, type, error, setmetatable, rawget = select, type, error, setmetatable, rawget
+local tostring, tonumber, floor = tostring, tonumber, math.floor
+local sub, byte = string.sub, string.byte
+
+local op = spec.operations
+local tcp_new, tcp_connect, tcp_send = op.new, op.connect, op.send
+local tcp_receive, tcp_receive_until = op.receive, op.receive_until
+local tcp_set_timeouts, tcp_setkeepalive = op.set_timeouts, op.setkeepalive
+local tcp_reused, tcp_close, tcp_setoption = op.reused, op.close, op.setoption
+
+local status = spec.status
+local OK, WAIT, FAIL, FAIL_PARTIAL = status.OK, status.WAIT, status.FAIL, status.FAIL_PARTIAL
+local RAISE, LAST_PIECE, PATTERN_REACHED = status.RAISE, status.LAST_PIECE, status.PATTERN_REACHED
+local OPTIONS = spec.options
+
+-- Where send flattens an array table.
+local send_buffer = string_buffer.new()
+
+-- The object's socket handle, under a key of its own (sock[1] stays nil
+-- until connected in OpenResty; code does not rely on it).
+local HANDLE = {}
 
 local methods = {}
 local meta = { __index = methods }
 
-local function core_of(self)
-    local core = type(self) == "table" and rawget(self, CORE)
-    if not core then
+local function handle_of(self)
+    local handle = type(self) == "table" and rawget(self, HANDLE)
+    if not handle then
         error("bad argument #1 to '?' (table expected, got " .. type(self) .. ")", 0)
     end
-    return core
+    return handle
+end
+
+-- What a failed operation returns (OK's value is the caller's).
+local function failed(rc, err, partial)
+    if rc == RAISE then
+        error(err, 0)
+    end
+    if rc == FAIL_PARTIAL then
+        return nil, err, partial
+    end
+    return nil, err
 end
 
 local function tcp()
-    return setmetatable({ [CORE] = new_core() }, meta)
-end
-
--- Answers what an operation returned, or waits and calls it again with
--- the same arguments until it answers.
-local function again(op, core, a, b, c, first, ...)
-    if first ~= PARK then
-        return first, ...
+    local handle, err = tcp_new()
+    if not handle then
+        error(err, 0)
     end
-    wait_here()
-    return again(op, core, a, b, c, op(core, a, b, c))
+    return setmetatable({ [HANDLE] = handle }, meta)
 end
 
-local function run(op, core, a, b, c)
-    return again(op, core, a, b, c, op(core, a, b, c))
+-- lua_tointeger's reading of an argument: numbers and numeric strings,
+-- truncated; anything else 0.
+local function integer(value)
+    local number = tonumber(value) or 0
+    if number >= 0 then
+        return floor(number)
+    end
+    return -floor(-number)
 end
 
 function methods.connect(self, ...)
@@ -50,7 +79,94 @@ function methods.connect(self, ...)
         error("ngx.socket connect: expecting 2, 3, or 4 arguments "
             .. "(including the object), but seen " .. n, 0)
     end
-    return run(op_connect, core_of(self), ...)
+    local handle = handle_of(self)
+    local host, port, options = ...
+    if type(host) == "number" then
+        host = tostring(host)
+    elseif type(host) ~= "string" then
+        error("bad argument #2 to '?' (string expected, got " .. type(host) .. ")", 0)
+    end
+    local port_number = -1
+    -- "unix:" starts with byte 117: most hosts are told apart without
+    -- making a substring.
+    if byte(host, 1) == 117 and sub(host, 1, 5) == "unix:" then
+        if n == 3 and type(port) == "table" then
+            options = port
+        end
+    else
+        port_number = integer(port)
+        if port_number < 0 or port_number > 65535 then
+            return nil, "bad port number: " .. port_number
+        end
+        if port_number == 0 then
+            return nil, "missing the port number"
+        end
+    end
+    local pool, pool_size, backlog = nil, -1, -1
+    if options ~= nil then
+        if type(options) ~= "table" then
+            error("bad argument #" .. n .. " to '?' (table expected, got "
+                .. type(options) .. ")", 0)
+        end
+        local name = options.pool
+        if name ~= nil then
+            if type(name) == "number" then
+                name = tostring(name)
+            elseif type(name) ~= "string" then
+                error("bad \"pool\" option type: " .. type(name), 0)
+            end
+            pool = name
+        end
+        local size = options.pool_size
+        if size ~= nil then
+            if type(size) ~= "number" then
+                error("bad argument #" .. n .. " to '?' (bad \"pool_size\" option type: "
+                    .. type(size) .. ")", 0)
+            end
+            size = integer(size)
+            if size <= 0 then
+                error("bad argument #" .. n .. " to '?' (bad \"pool_size\" option value: "
+                    .. size .. ")", 0)
+            end
+            pool_size = size
+        end
+        local queue = options.backlog
+        if queue ~= nil then
+            if type(queue) ~= "number" then
+                error("bad argument #" .. n .. " to '?' (bad \"backlog\" option type: "
+                    .. type(queue) .. ")", 0)
+            end
+            queue = integer(queue)
+            if queue < 0 then
+                error("bad argument #" .. n .. " to '?' (bad \"backlog\" option value: "
+                    .. queue .. ")", 0)
+            end
+            backlog = queue
+        end
+    end
+    local rc, err = tcp_connect(handle, host, port_number, pool, pool_size, backlog)
+    while rc == WAIT do
+        wait_here()
+        rc, err = tcp_connect(handle, host, port_number, pool, pool_size, backlog)
+    end
+    if rc == OK then
+        return 1
+    end
+    return failed(rc, err)
+end
+
+local function flatten(items)
+    for i = 1, #items do
+        local item = items[i]
+        local kind = type(item)
+        if kind == "string" or kind == "number" then
+            send_buffer:put(item)
+        elseif kind == "table" then
+            flatten(item)
+        else
+            error("bad argument #2 to '?' (bad data type " .. kind .. " found)", 0)
+        end
+    end
 end
 
 function methods.send(self, ...)
@@ -58,7 +174,48 @@ function methods.send(self, ...)
     if n ~= 2 then
         error("expecting 2 arguments (including the object), but got " .. n, 0)
     end
-    return run(op_send, core_of(self), ...)
+    local handle = handle_of(self)
+    local data = ...
+    local kind = type(data)
+    if kind == "table" then
+        send_buffer:reset()
+        flatten(data)
+        data = send_buffer:tostring()
+    elseif kind == "number" or kind == "boolean" or kind == "nil" then
+        data = tostring(data)
+    elseif kind ~= "string" then
+        error("bad argument #2 to '?' (string, number, boolean, nil, or array table "
+            .. "expected, got " .. kind .. ")", 0)
+    end
+    local rc, value = tcp_send(handle, data)
+    while rc == WAIT do
+        wait_here()
+        -- The rest of the data waits on the Rust side.
+        rc, value = tcp_send(handle, nil)
+    end
+    if rc == OK then
+        return value
+    end
+    return failed(rc, value)
+end
+
+-- receive's read kinds (socket/ops.rs).
+local LINE, ALL, BYTES, ANY = 0, 1, 2, 3
+
+local function receive(handle, kind, size)
+    local rc, value, partial = tcp_receive(handle, kind, size)
+    while rc == WAIT do
+        wait_here()
+        rc, value, partial = tcp_receive(handle, kind, size)
+    end
+    if rc == OK then
+        return value
+    end
+    return failed(rc, value, partial)
+end
+
+local function bad_pattern()
+    error("bad argument #2 to '?' (bad pattern argument)", 0)
 end
 
 function methods.receive(self, ...)
@@ -66,7 +223,37 @@ function methods.receive(self, ...)
     if n > 2 then
         error("expecting 1 or 2 arguments (including the object), but got " .. n, 0)
     end
-    return run(op_receive, core_of(self), ...)
+    local handle = handle_of(self)
+    local pattern = ...
+    if pattern == nil or pattern == "*l" then
+        return receive(handle, LINE, 0)
+    end
+    if pattern == "*a" then
+        return receive(handle, ALL, 0)
+    end
+    local kind = type(pattern)
+    if kind ~= "number" and kind ~= "string" then
+        bad_pattern()
+    end
+    local size = tonumber(pattern)
+    if not size or size < 0 then
+        bad_pattern()
+    end
+    return receive(handle, BYTES, floor(size))
+end
+
+-- OpenResty answers "closed" for a closed socket before it looks at the
+-- arguments: the checks of a read of nothing, before an argument error.
+local function closed_first(handle, reused)
+    local rc, err
+    if reused then
+        rc, err = tcp_reused(handle)
+    else
+        rc, err = tcp_receive(handle, BYTES, 0)
+    end
+    if rc ~= OK then
+        return failed(rc, err)
+    end
 end
 
 function methods.receiveany(self, ...)
@@ -74,7 +261,20 @@ function methods.receiveany(self, ...)
     if n ~= 2 then
         error("expecting 2 arguments (including the object), but got " .. n, 0)
     end
-    return run(op_receiveany, core_of(self), ...)
+    local handle = handle_of(self)
+    local max = ...
+    local size = tonumber(max)
+    if not size or size <= 0 then
+        local closed, err = closed_first(handle, false)
+        if err then
+            return closed, err
+        end
+        if not size then
+            error("bad argument #2 to '?' (number expected, got " .. type(max) .. ")", 0)
+        end
+        error("bad argument #2 to '?' (bad max argument)", 0)
+    end
+    return receive(handle, ANY, floor(size))
 end
 
 function methods.receiveuntil(self, ...)
@@ -82,7 +282,7 @@ function methods.receiveuntil(self, ...)
     if n ~= 2 and n ~= 3 then
         error("expecting 2 or 3 arguments (including the object), but got " .. n, 0)
     end
-    local core = core_of(self)
+    local handle = handle_of(self)
     local pattern, options = ...
     if type(pattern) == "number" then
         pattern = tostring(pattern)
@@ -92,7 +292,7 @@ function methods.receiveuntil(self, ...)
     if #pattern == 0 then
         return nil, "pattern is empty"
     end
-    local inclusive = false
+    local inclusive = 0
     if options ~= nil then
         if type(options) ~= "table" then
             error("bad argument #3 to '?' (table expected, got " .. type(options) .. ")", 0)
@@ -102,19 +302,12 @@ function methods.receiveuntil(self, ...)
             if type(value) ~= "boolean" then
                 error("bad \"inclusive\" option value type: " .. type(value), 0)
             end
-            inclusive = value
+            inclusive = value and 1 or 0
         end
     end
     -- A chunked read that returned the piece before the pattern answers
     -- nil on its next call.
     local reached = false
-    local function piece(data, err, ...)
-        if err == true then
-            reached = true
-            return data
-        end
-        return data, err, ...
-    end
     return function(...)
         local m = select("#", ...)
         if m > 1 then
@@ -124,8 +317,40 @@ function methods.receiveuntil(self, ...)
             reached = false
             return nil
         end
-        return piece(run(op_receiveuntil, core, pattern, inclusive, ...))
+        local size = ...
+        local chunk = 0
+        if size ~= nil then
+            chunk = tonumber(size)
+            if not chunk then
+                error("bad argument #1 to '?' (number expected, got " .. type(size) .. ")", 0)
+            end
+            chunk = chunk >= 1 and floor(chunk) or 0
+        end
+        local rc, value, partial = tcp_receive_until(handle, pattern, inclusive, chunk)
+        while rc == WAIT do
+            wait_here()
+            rc, value, partial = tcp_receive_until(handle, pattern, inclusive, chunk)
+        end
+        if rc == OK then
+            return value
+        end
+        if rc == LAST_PIECE then
+            reached = true
+            return value
+        end
+        if rc == PATTERN_REACHED then
+            return nil
+        end
+        return failed(rc, value, partial)
     end
+end
+
+local function timeout_value(value)
+    local ms = tonumber(value) or 0
+    if ms < 0 or ms >= 2147483648 then
+        error("bad timeout value", 0)
+    end
+    return floor(ms)
 end
 
 function methods.settimeout(self, ...)
@@ -134,8 +359,8 @@ function methods.settimeout(self, ...)
         error("ngx.socket settimeout: expecting 2 arguments "
             .. "(including the object) but seen " .. n, 0)
     end
-    local ms = ...
-    op_settimeouts(core_of(self), ms, ms, ms)
+    local ms = timeout_value((...))
+    tcp_set_timeouts(handle_of(self), ms, ms, ms)
 end
 
 function methods.settimeouts(self, ...)
@@ -144,7 +369,9 @@ function methods.settimeouts(self, ...)
         error("ngx.socket settimeout: expecting 4 arguments "
             .. "(including the object) but seen " .. n, 0)
     end
-    op_settimeouts(core_of(self), ...)
+    local connect, send, read = ...
+    tcp_set_timeouts(handle_of(self), timeout_value(connect), timeout_value(send),
+        timeout_value(read))
 end
 
 function methods.setkeepalive(self, ...)
@@ -152,7 +379,29 @@ function methods.setkeepalive(self, ...)
     if n > 3 then
         error("expecting 1 to 3 arguments (including the object), but got " .. n, 0)
     end
-    return op_setkeepalive(core_of(self), ...)
+    local handle = handle_of(self)
+    local timeout, size = ...
+    local idle = -1
+    if timeout ~= nil then
+        idle = timeout_value(timeout)
+    end
+    local pool_size = 0
+    if size ~= nil then
+        pool_size = integer(size)
+        if pool_size <= 0 then
+            local closed, err = closed_first(handle, true)
+            if err then
+                return closed, err
+            end
+            error("bad argument #3 to '?' (bad \"pool_size\" option value: "
+                .. pool_size .. ")", 0)
+        end
+    end
+    local rc, err = tcp_setkeepalive(handle, idle, pool_size)
+    if rc == OK then
+        return 1
+    end
+    return failed(rc, err)
 end
 
 function methods.getreusedtimes(self, ...)
@@ -160,7 +409,11 @@ function methods.getreusedtimes(self, ...)
     if n ~= 1 then
         error("expecting 1 argument (including the object), but got " .. n, 0)
     end
-    return op_reused(core_of(self))
+    local rc, value = tcp_reused(handle_of(self))
+    if rc == OK then
+        return value
+    end
+    return failed(rc, value)
 end
 
 function methods.close(self, ...)
@@ -168,11 +421,33 @@ function methods.close(self, ...)
     if n ~= 1 then
         error("expecting 1 argument (including the object) but seen " .. n, 0)
     end
-    return op_close(core_of(self))
+    local rc, err = tcp_close(handle_of(self))
+    if rc == OK then
+        return 1
+    end
+    return failed(rc, err)
 end
 
 function methods.setoption(self, option, value)
-    return op_setoption(core_of(self), option, value)
+    local handle = handle_of(self)
+    if option == nil then
+        return nil, 'missing the "option" argument'
+    end
+    if value == nil then
+        return nil, 'missing the "value" argument'
+    end
+    local code = OPTIONS[option]
+    if not code then
+        return nil, "unsupported option " .. tostring(option)
+    end
+    if type(value) == "boolean" then
+        value = value and 1 or 0
+    end
+    local rc, err = tcp_setoption(handle, code, integer(value))
+    if rc == OK then
+        return true
+    end
+    return failed(rc, err)
 end
 
 local function connect(...)

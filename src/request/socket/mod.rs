@@ -13,6 +13,7 @@
 //! connect time): [`release_owned_by`] closes those left open when the
 //! owner ends. [`pool`] keeps idle connections for `setkeepalive`.
 
+mod fast_hash;
 pub mod inbox;
 pub mod pool;
 mod resolve;
@@ -145,12 +146,24 @@ impl Target {
     }
 }
 
-/// Which timer of the connection fired.
+/// The two halves of a connection, each with its own waiting thread and
+/// timer: a thread may read while another writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TimedOut {
-    No,
+enum Direction {
     Read,
+    /// Sending, and everything before the connection is up (resolving,
+    /// queueing, connecting).
     Write,
+}
+
+/// One direction's waiting thread and whether its timer fired.
+#[derive(Default)]
+struct Side {
+    waiter: Option<Waiter>,
+    /// The thread whose operation is in progress, for OpenResty's
+    /// `socket busy ...` errors to other threads.
+    thread: Option<usize>,
+    timed_out: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,8 +203,10 @@ struct Core {
     /// the port to connect to.
     resolve_name: Vec<u8>,
     resolve_port: u16,
-    waiter: Option<Waiter>,
-    timed_out: TimedOut,
+    reader: Side,
+    writer: Side,
+    /// The direction of the operation that last said [`Step::Wait`].
+    waits_on: Direction,
     /// The peer closed its side: nothing more will arrive.
     eof: bool,
     /// A read failed with "closed": later reads fail at once.
@@ -215,6 +230,9 @@ struct Core {
     reused: u32,
     /// A timer of its own, for a queued connect.
     queue_timer: ngx_event_t,
+    /// Wakes a queued connect from nginx's posted events: a connection
+    /// freed in one request's code must not run another's Lua there.
+    queue_wake: ngx_event_t,
 }
 
 #[repr(C)]
@@ -223,7 +241,8 @@ struct SockaddrStorage(libc::sockaddr_storage);
 
 /// A TCP cosocket's connection: what a `ngx.socket.tcp()` object holds.
 pub struct TcpSocket {
-    core: Box<Core>,
+    /// Taken back for reuse when the socket drops.
+    core: core::mem::ManuallyDrop<Box<Core>>,
 }
 
 impl Default for TcpSocket {
@@ -234,7 +253,33 @@ impl Default for TcpSocket {
 
 thread_local! {
     /// Connected sockets by owner, closed when their owner ends.
-    static OWNED: RefCell<HashMap<usize, Vec<*mut Core>>> = RefCell::new(HashMap::new());
+    static OWNED: RefCell<HashMap<usize, Vec<*mut Core>, fast_hash::FastHash>> =
+        RefCell::new(HashMap::default());
+    /// Emptied lists of [`OWNED`], to reuse.
+    static SPARE_LISTS: RefCell<Vec<Vec<*mut Core>>> = const { RefCell::new(Vec::new()) };
+    /// Cores of dropped sockets, to reuse (with their buffers); boxed
+    /// because nginx's events point at them.
+    #[allow(clippy::vec_box)]
+    static SPARE_CORES: RefCell<Vec<Box<Core>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many cores (with their buffers) a worker keeps for reuse.
+const SPARE_CORES_KEPT: usize = 256;
+
+fn spare_list() -> Vec<*mut Core> {
+    SPARE_LISTS
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_default()
+}
+
+fn return_list(mut list: Vec<*mut Core>) {
+    list.clear();
+    SPARE_LISTS.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < 64 {
+            spare.push(list);
+        }
+    });
 }
 
 /// The request or timer run `owner` is over: its sockets' connections
@@ -243,20 +288,22 @@ pub fn release_owned_by(owner: usize) {
     let Some(cores) = OWNED.with(|owned| owned.borrow_mut().remove(&owner)) else {
         return;
     };
-    for core in cores {
+    for &core in &cores {
         // SAFETY: a core is in the table only while alive (its drop takes
         // it out), and nothing else uses it while the owner ends.
         unsafe {
-            (*core).waiter = None;
+            (*core).reader.waiter = None;
+            (*core).writer.waiter = None;
             (*core).shut(false);
         }
     }
+    return_list(cores);
 }
 
 fn own(owner: usize, core: *mut Core) {
     OWNED.with(|owned| {
         let mut owned = owned.borrow_mut();
-        let list = owned.entry(owner).or_default();
+        let list = owned.entry(owner).or_insert_with(spare_list);
         if !list.contains(&core) {
             list.push(core);
         }
@@ -269,7 +316,9 @@ fn disown(owner: usize, core: *mut Core) {
         if let Some(list) = owned.get_mut(&owner) {
             list.retain(|&c| c != core);
             if list.is_empty() {
-                owned.remove(&owner);
+                if let Some(list) = owned.remove(&owner) {
+                    return_list(list);
+                }
             }
         }
     });
@@ -277,44 +326,13 @@ fn disown(owner: usize, core: *mut Core) {
 
 impl TcpSocket {
     pub fn new() -> TcpSocket {
+        if let Some(core) = SPARE_CORES.with(|spare| spare.borrow_mut().pop()) {
+            return TcpSocket {
+                core: core::mem::ManuallyDrop::new(core),
+            };
+        }
         TcpSocket {
-            core: Box::new(Core {
-                state: State::Idle,
-                conn: ptr::null_mut(),
-                // SAFETY: all-zero is a valid peer connection (nginx
-                // starts from ngx_memzero too).
-                peer: unsafe { core::mem::zeroed() },
-                peer_name: Vec::new(),
-                peer_name_str: ngx_str_t {
-                    len: 0,
-                    data: ptr::null_mut(),
-                },
-                // SAFETY: all-zero is a valid sockaddr_storage.
-                sockaddr: SockaddrStorage(unsafe { core::mem::zeroed() }),
-                target: None,
-                resolution: None,
-                resolve_name: Vec::new(),
-                resolve_port: 0,
-                waiter: None,
-                timed_out: TimedOut::No,
-                eof: false,
-                read_closed: false,
-                inbox: Inbox::default(),
-                unsent: Vec::new(),
-                unsent_from: 0,
-                send_total: None,
-                reading: false,
-                settings: None,
-                connect_timeout: None,
-                send_timeout: None,
-                read_timeout: None,
-                owner: 0,
-                pool_key: None,
-                counted_in_pool: false,
-                reused: 0,
-                // SAFETY: an all-zero event is nginx's own initial state.
-                queue_timer: unsafe { core::mem::zeroed() },
-            }),
+            core: core::mem::ManuallyDrop::new(Box::new(Core::new())),
         }
     }
 
@@ -333,20 +351,46 @@ impl TcpSocket {
         !self.is_connected() || self.core.read_closed
     }
 
-    /// What the socket is busy with (an operation waiting), if anything.
-    pub fn busy(&self) -> Option<Busy> {
-        match self.core.state {
-            State::Resolving | State::Queued | State::Connecting => Some(Busy::Connecting),
-            _ if self.core.send_total.is_some() => Some(Busy::Writing),
-            _ if self.core.reading => Some(Busy::Reading),
-            _ => None,
-        }
+    /// The operations of other threads than `co` in progress on the
+    /// socket, among `kinds`: the first found.
+    pub fn busy_for(&self, co: usize, kinds: &[Busy]) -> Option<Busy> {
+        let core = &**self.core;
+        let others_write = core.writer.thread != Some(co);
+        let others_read = core.reader.thread != Some(co);
+        let connecting = matches!(
+            core.state,
+            State::Resolving | State::Queued | State::Connecting
+        );
+        [
+            (Busy::Connecting, connecting && others_write),
+            (Busy::Reading, core.reading && others_read),
+            (Busy::Writing, core.send_total.is_some() && others_write),
+        ]
+        .into_iter()
+        .find(|(kind, busy)| *busy && kinds.contains(kind))
+        .map(|(kind, _)| kind)
+    }
+
+    /// Whether an operation waits on the socket.
+    pub fn busy(&self) -> bool {
+        let core = &**self.core;
+        core.reading
+            || core.send_total.is_some()
+            || matches!(
+                core.state,
+                State::Resolving | State::Queued | State::Connecting
+            )
     }
 
     /// The thread to wake at the next event of the operation that said
     /// [`Step::Wait`].
     pub fn wait_with(&mut self, waiter: Waiter) {
-        self.core.waiter = Some(waiter);
+        let side = match self.core.waits_on {
+            Direction::Read => &mut self.core.reader,
+            Direction::Write => &mut self.core.writer,
+        };
+        side.thread = Some(waiter.co);
+        side.waiter = Some(waiter);
     }
 
     /// `settimeouts(connect, send, read)`: `None` keeps a value as it is,
@@ -380,28 +424,37 @@ impl TcpSocket {
     /// with the same arguments go on.
     pub fn connect(
         &mut self,
-        target: &Target,
+        host: &[u8],
+        port: Option<u16>,
         options: &PoolOptions,
         settings: &SocketSettings,
         owner: usize,
     ) -> Step<()> {
-        let core = &mut *self.core;
+        let core = &mut **self.core;
+        core.waits_on = Direction::Write;
         match core.state {
             State::Resolving => return core.after_resolving(),
             State::Queued => return core.after_queue(options),
             State::Connecting => return core.finish_connecting(),
             State::Idle | State::Connected => {}
         }
-        // A new connect: whatever the socket had goes (to its pool when
-        // it was reusable, as OpenResty does on reconnect).
+        // A new connect: the connection the socket had closes.
         core.shut(false);
         core.settings = Some(*settings);
-        core.timed_out = TimedOut::No;
+        core.reader.timed_out = false;
+        core.writer.timed_out = false;
         core.eof = false;
         core.read_closed = false;
         core.reused = 0;
-        core.target = Some(target.clone());
-        core.peer_name = display_name(target);
+        // `host:port` as given (or the unix path): the name logs give and
+        // the default pool name, made without parsing the address so that
+        // a connect served by the pool stays cheap.
+        core.peer_name.clear();
+        core.peer_name.extend_from_slice(host);
+        if let Some(port) = port.filter(|_| !host.starts_with(b"unix:")) {
+            core.peer_name.push(b':');
+            push_decimal(u32::from(port), &mut core.peer_name);
+        }
         let core_ptr: *mut Core = core;
         if core.owner != owner {
             if core.owner != 0 {
@@ -410,16 +463,15 @@ impl TcpSocket {
             core.owner = owner;
         }
         own(owner, core_ptr);
-        core.pool_key = Some(
-            options
-                .key
-                .clone()
-                .unwrap_or_else(|| core.peer_name.clone()),
-        );
+        let key = core.pool_key.get_or_insert_with(Vec::new);
+        key.clear();
+        key.extend_from_slice(options.key.as_deref().unwrap_or(&core.peer_name));
         if let Some(step) = core.take_from_pool(options) {
             return step;
         }
-        match target {
+        let target = Target::parse(host, port);
+        core.target = Some(target.clone());
+        match &target {
             Target::Name { host, port } => {
                 core.state = State::Resolving;
                 match resolve::start(core_ptr, settings, host, *port) {
@@ -437,6 +489,7 @@ impl TcpSocket {
     /// `send`: the bytes to send (the same on calls after a wait); the
     /// count sent in all.
     pub fn send(&mut self, data: &[u8]) -> Step<usize> {
+        self.core.waits_on = Direction::Write;
         self.core.send(data)
     }
 
@@ -452,7 +505,7 @@ impl TcpSocket {
         timeout_ms: u64,
         pool_size: Option<usize>,
     ) -> Result<(), Failure> {
-        let core = &mut *self.core;
+        let core = &mut **self.core;
         if core.state != State::Connected || core.conn.is_null() {
             return Err(Failure::Closed);
         }
@@ -511,12 +564,24 @@ impl TcpSocket {
 
 impl Drop for TcpSocket {
     fn drop(&mut self) {
-        let core: *mut Core = &mut *self.core;
-        self.core.waiter = None;
+        let core: *mut Core = &mut **self.core;
+        self.core.reader = Side::default();
+        self.core.writer = Side::default();
         self.core.shut(false);
         if self.core.owner != 0 {
             disown(self.core.owner, core);
         }
+        // The core goes back as a new socket's: everything but its buffers'
+        // memory is reset.
+        // SAFETY: the field is not used after this, the socket's last use.
+        let mut spare = unsafe { core::mem::ManuallyDrop::take(&mut self.core) };
+        spare.recycle();
+        SPARE_CORES.with(|cores| {
+            let mut cores = cores.borrow_mut();
+            if cores.len() < SPARE_CORES_KEPT {
+                cores.push(spare);
+            }
+        });
     }
 }
 
@@ -534,23 +599,21 @@ pub enum Received<'a> {
     },
 }
 
-fn display_name(target: &Target) -> Vec<u8> {
-    match target {
-        Target::Inet(addr) => match addr.ip() {
-            IpAddr::V4(ip) => format!("{ip}:{}", addr.port()).into_bytes(),
-            IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()).into_bytes(),
-        },
-        Target::Unix(path) => {
-            let mut name = b"unix:".to_vec();
-            name.extend_from_slice(path);
-            name
-        }
-        Target::Name { host, port } => {
-            let mut name = host.clone();
-            name.extend_from_slice(format!(":{port}").as_bytes());
-            name
+/// Appends `n` in decimal (what `write!` does, without its formatting
+/// machinery on the connect path).
+fn push_decimal(n: u32, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
         }
     }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Settings for a socket used before any connect.
@@ -569,6 +632,82 @@ fn default_settings() -> SocketSettings {
 }
 
 impl Core {
+    fn new() -> Core {
+        Core {
+            state: State::Idle,
+            conn: ptr::null_mut(),
+            // SAFETY: all-zero is a valid peer connection (nginx
+            // starts from ngx_memzero too).
+            peer: unsafe { core::mem::zeroed() },
+            peer_name: Vec::new(),
+            peer_name_str: ngx_str_t {
+                len: 0,
+                data: ptr::null_mut(),
+            },
+            // SAFETY: all-zero is a valid sockaddr_storage.
+            sockaddr: SockaddrStorage(unsafe { core::mem::zeroed() }),
+            target: None,
+            resolution: None,
+            resolve_name: Vec::new(),
+            resolve_port: 0,
+            reader: Side::default(),
+            writer: Side::default(),
+            waits_on: Direction::Write,
+            eof: false,
+            read_closed: false,
+            inbox: Inbox::default(),
+            unsent: Vec::new(),
+            unsent_from: 0,
+            send_total: None,
+            reading: false,
+            settings: None,
+            connect_timeout: None,
+            send_timeout: None,
+            read_timeout: None,
+            owner: 0,
+            pool_key: None,
+            counted_in_pool: false,
+            reused: 0,
+            // SAFETY: an all-zero event is nginx's own initial state.
+            queue_timer: unsafe { core::mem::zeroed() },
+            // SAFETY: as above.
+            queue_wake: unsafe { core::mem::zeroed() },
+        }
+    }
+
+    /// Back to a new socket's state, keeping its buffers' memory.
+    fn recycle(&mut self) {
+        let (mut inbox, mut unsent, mut peer_name, mut resolve_name, pool_key) = (
+            std::mem::take(&mut self.inbox),
+            std::mem::take(&mut self.unsent),
+            std::mem::take(&mut self.peer_name),
+            std::mem::take(&mut self.resolve_name),
+            self.pool_key.take(),
+        );
+        inbox.clear();
+        unsent.clear();
+        peer_name.clear();
+        resolve_name.clear();
+        *self = Core {
+            inbox,
+            unsent,
+            peer_name,
+            resolve_name,
+            pool_key: pool_key.map(|mut key| {
+                key.clear();
+                key
+            }),
+            ..Core::new()
+        };
+    }
+
+    fn side(&mut self, direction: Direction) -> &mut Side {
+        match direction {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        }
+    }
+
     fn settings(&self) -> SocketSettings {
         self.settings.unwrap_or_else(default_settings)
     }
@@ -603,6 +742,10 @@ impl Core {
         if self.queue_timer.timer_set() != 0 {
             // SAFETY: the timer is in nginx's tree; take it out.
             unsafe { ngx_del_timer(&mut self.queue_timer) };
+        }
+        if self.queue_wake.posted() != 0 {
+            // SAFETY: the event is in nginx's posted queue; take it out.
+            unsafe { nginx_sys::ngx_delete_posted_event(&mut self.queue_wake) };
         }
         if !self.conn.is_null() {
             // SAFETY: our live connection; closing removes its events and
@@ -674,8 +817,7 @@ impl Core {
     /// A queued connect was woken (a connection of the pool came free, or
     /// its time ran out).
     fn after_queue(&mut self, options: &PoolOptions) -> Step<()> {
-        if self.timed_out != TimedOut::No {
-            self.timed_out = TimedOut::No;
+        if std::mem::take(&mut self.writer.timed_out) {
             self.state = State::Idle;
             return Step::Failed(Failure::Timeout);
         }
@@ -801,7 +943,7 @@ impl Core {
             self.state = State::Idle;
             return Step::Failed(Failure::Closed);
         }
-        if std::mem::replace(&mut self.timed_out, TimedOut::No) != TimedOut::No {
+        if std::mem::take(&mut self.writer.timed_out) {
             return self.fail(Failure::Timeout);
         }
         let mut err: libc::c_int = 0;
@@ -844,7 +986,7 @@ impl Core {
         let conn = self.conn;
         if self.send_total.is_none() {
             // A timeout left from an earlier call means nothing now.
-            self.timed_out = TimedOut::No;
+            self.writer.timed_out = false;
             match send_some(conn, data) {
                 Ok(n) if n == data.len() => return Step::Done(n),
                 Ok(n) => {
@@ -856,8 +998,7 @@ impl Core {
                 Err(errno) => return self.fail(Failure::Os(errno)),
             }
         } else {
-            if self.timed_out == TimedOut::Write {
-                self.timed_out = TimedOut::No;
+            if std::mem::take(&mut self.writer.timed_out) {
                 return self.fail(Failure::Timeout);
             }
             loop {
@@ -902,7 +1043,7 @@ impl Core {
             };
         }
         let conn = self.conn;
-        let timed_out = std::mem::replace(&mut self.timed_out, TimedOut::No) == TimedOut::Read;
+        let timed_out = std::mem::take(&mut self.reader.timed_out);
         let buffer_size = self.settings().buffer_size.max(1);
         loop {
             match self.inbox.take(want, self.eof) {
@@ -973,6 +1114,7 @@ impl Core {
             };
         }
         self.reading = true;
+        self.waits_on = Direction::Read;
         // SAFETY: our live connection; nginx arms the read event.
         unsafe {
             if ngx_handle_read_event((*conn).read, 0) != NGX_OK as isize {
@@ -1067,16 +1209,39 @@ unsafe extern "C" fn on_socket_event(ev: *mut ngx_event_t) {
     unsafe {
         let conn = (*ev).data.cast::<ngx_connection_t>();
         let core = (*conn).data.cast::<Core>();
+        let direction = if ev == (*conn).read {
+            Direction::Read
+        } else {
+            Direction::Write
+        };
         if (*ev).timedout() != 0 {
             (*ev).set_timedout(0);
-            (*core).timed_out = if ev == (*conn).read {
-                TimedOut::Read
-            } else {
-                TimedOut::Write
-            };
+            (*core).side(direction).timed_out = true;
         }
-        wake(core);
+        wake(core, direction);
     }
+}
+
+/// Wakes the queued connect of `core` at the event loop's next turn.
+///
+/// # Safety
+/// `core` must be live; it takes the event out of the queue before it
+/// goes.
+unsafe fn post_queue_wake(core: *mut Core) {
+    // SAFETY: per the contract.
+    unsafe {
+        let event = ptr::addr_of_mut!((*core).queue_wake);
+        (*event).handler = Some(on_queue_wake);
+        (*event).data = core.cast();
+        (*event).log = (*ngx_cycle).log;
+        nginx_sys::ngx_post_event(event, ptr::addr_of_mut!(nginx_sys::ngx_posted_events));
+    }
+}
+
+unsafe extern "C" fn on_queue_wake(ev: *mut ngx_event_t) {
+    // SAFETY: the event's data is its live core (which takes the event out
+    // of the queue before it goes).
+    unsafe { wake((*ev).data.cast::<Core>(), Direction::Write) };
 }
 
 /// A queued connect's time ran out.
@@ -1085,19 +1250,19 @@ unsafe extern "C" fn on_queue_timeout(ev: *mut ngx_event_t) {
     // before it goes).
     unsafe {
         let core = (*ev).data.cast::<Core>();
-        (*core).timed_out = TimedOut::Write;
-        wake(core);
+        (*core).writer.timed_out = true;
+        wake(core, Direction::Write);
     }
 }
 
-/// Wakes the thread waiting on `core`, if any. The core may be gone when
-/// this returns: the woken code can drop it.
+/// Wakes the thread waiting on `core`'s `direction`, if any. The core may
+/// be gone when this returns: the woken code can drop it.
 ///
 /// # Safety
 /// `core` must be live.
-unsafe fn wake(core: *mut Core) {
+unsafe fn wake(core: *mut Core, direction: Direction) {
     // SAFETY: per the contract.
-    if let Some(waiter) = unsafe { (*core).waiter.take() } {
+    if let Some(waiter) = unsafe { (*core).side(direction).waiter.take() } {
         crate::nginx::without_unwinding("cosocket event", || {
             // SAFETY: the waiter's owner outlives its sockets' events
             // (they are released when it ends).

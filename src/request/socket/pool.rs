@@ -5,7 +5,10 @@
 //!
 //! An idle connection is closed when its keepalive time runs out, when
 //! the peer closes it or sends anything, and when its pool is full and a
-//! newer one comes in (the oldest goes).
+//! newer one comes in (the oldest goes). Pools stay for the worker's life
+//! (one per name used), boxed so that idle connections can point at
+//! theirs; idle entries are recycled, so that keeping and taking a
+//! connection allocates nothing once warm.
 
 use core::ptr;
 use std::cell::RefCell;
@@ -16,7 +19,8 @@ use nginx_sys::{
     ngx_handle_read_event, ngx_msec_t, NGX_OK,
 };
 
-use super::{wake, Core};
+use super::fast_hash::FastHash;
+use super::{post_queue_wake, Core};
 
 /// `connect`'s pool options.
 #[derive(Debug, Clone, Default)]
@@ -44,11 +48,12 @@ pub(super) enum Taken {
     Queue,
 }
 
+/// An idle connection; the connection's data points at it.
 struct Idle {
     conn: *mut ngx_connection_t,
     reused: u32,
     counted: bool,
-    key: Vec<u8>,
+    pool: *mut Pool,
 }
 
 struct Pool {
@@ -62,17 +67,29 @@ struct Pool {
 }
 
 thread_local! {
-    static POOLS: RefCell<HashMap<Vec<u8>, Pool>> = RefCell::new(HashMap::new());
+    static POOLS: RefCell<HashMap<Vec<u8>, Box<Pool>, FastHash>> = RefCell::new(HashMap::default());
+    /// Idle entries to reuse; boxed because connections point at them.
+    #[allow(clippy::vec_box)]
+    static SPARE_IDLE: RefCell<Vec<Box<Idle>>> = const { RefCell::new(Vec::new()) };
 }
 
-fn new_pool(size: usize) -> Pool {
-    Pool {
+fn new_pool(size: usize) -> Box<Pool> {
+    Box::new(Pool {
         size: size.max(1),
         idle: VecDeque::new(),
         connections: 0,
         queue: VecDeque::new(),
         backlog: 0,
-    }
+    })
+}
+
+fn recycle(idle: Box<Idle>) {
+    SPARE_IDLE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < 1024 {
+            spare.push(idle);
+        }
+    });
 }
 
 /// A connect's turn at pool `key`.
@@ -91,20 +108,22 @@ pub(super) fn take(key: &[u8], options: &PoolOptions, default_size: usize) -> Ta
             None => return Taken::Connect { counted: false },
         };
         while let Some(idle) = pool.idle.pop_front() {
+            let (conn, reused, counted) = (idle.conn, idle.reused, idle.counted);
+            recycle(idle);
             // SAFETY: an idle connection of the pool is live.
-            if unsafe { still_usable(idle.conn) } {
+            if unsafe { still_usable(conn) } {
                 // SAFETY: as above.
-                unsafe { forget_idle_events(idle.conn) };
+                unsafe { forget_idle_events(conn) };
                 return Taken::Connection {
-                    conn: idle.conn,
-                    reused: idle.reused,
-                    counted: idle.counted,
+                    conn,
+                    reused,
+                    counted,
                 };
             }
-            if idle.counted {
+            if counted {
                 pool.connections = pool.connections.saturating_sub(1);
             }
-            dead.push(idle.conn);
+            dead.push(conn);
         }
         match options.backlog {
             Some(backlog) if pool.connections >= pool.size => {
@@ -147,19 +166,24 @@ pub(super) fn leave_queue(key: &[u8], core: *mut Core) {
     });
 }
 
-/// A connection counted in pool `key` closed: a queued connect may go.
-pub(super) fn connection_closed(key: &[u8]) {
-    let next = POOLS.with(|pools| {
-        let mut pools = pools.borrow_mut();
-        let pool = pools.get_mut(key)?;
-        pool.connections = pool.connections.saturating_sub(1);
-        pool.queue.pop_front()
-    });
+/// A counted connection of `pool` closed: the queued connect to wake.
+fn closed_in(pool: &mut Pool) -> Option<*mut Core> {
+    pool.connections = pool.connections.saturating_sub(1);
+    pool.queue.pop_front()
+}
+
+fn wake_queued(next: Option<*mut Core>) {
     if let Some(core) = next {
         // SAFETY: a queued core is live (it leaves the queue before it
         // goes).
-        unsafe { wake(core) };
+        unsafe { post_queue_wake(core) };
     }
+}
+
+/// A connection counted in pool `key` closed: a queued connect may go.
+pub(super) fn connection_closed(key: &[u8]) {
+    let next = POOLS.with(|pools| closed_in(pools.borrow_mut().get_mut(key)?));
+    wake_queued(next);
 }
 
 /// Keeps `conn` idle in pool `key` (created with `size` if new) for
@@ -181,12 +205,32 @@ pub(super) fn keep(
         }
         return;
     }
-    let mut idle = Box::new(Idle {
+    let pool: *mut Pool = POOLS.with(|pools| {
+        let mut pools = pools.borrow_mut();
+        if let Some(pool) = pools.get_mut(key) {
+            return &mut **pool as *mut Pool;
+        }
+        let mut pool = new_pool(size);
+        let ptr: *mut Pool = &mut *pool;
+        pools.insert(key.to_vec(), pool);
+        ptr
+    });
+    let mut idle = SPARE_IDLE
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_else(|| {
+            Box::new(Idle {
+                conn: ptr::null_mut(),
+                reused: 0,
+                counted: false,
+                pool: ptr::null_mut(),
+            })
+        });
+    *idle = Idle {
         conn,
         reused,
         counted,
-        key: key.to_vec(),
-    });
+        pool,
+    };
     let idle_ptr: *mut Idle = &mut *idle;
     // SAFETY: a live connection handed to the pool; the box does not move
     // while the connection points at it.
@@ -204,38 +248,33 @@ pub(super) fn keep(
         }
         ngx_handle_read_event((*conn).read, 0) == NGX_OK as isize
     };
+    // SAFETY: pools live as long as the worker, boxed.
+    let pool = unsafe { &mut *pool };
     if !armed {
+        recycle(idle);
         // SAFETY: as above.
         unsafe { ngx_close_connection(conn) };
         if counted {
-            connection_closed(key);
+            wake_queued(closed_in(pool));
         }
         return;
     }
-    let (evicted, waiter) = POOLS.with(|pools| {
-        let mut pools = pools.borrow_mut();
-        let pool = pools.entry(key.to_vec()).or_insert_with(|| new_pool(size));
-        let evicted = if pool.idle.len() >= pool.size {
-            pool.idle.pop_back()
-        } else {
-            None
-        };
-        if let Some(old) = &evicted {
-            if old.counted {
-                pool.connections = pool.connections.saturating_sub(1);
-            }
-        }
-        pool.idle.push_front(idle);
-        (evicted, pool.queue.pop_front())
-    });
+    let evicted = if pool.idle.len() >= pool.size {
+        pool.idle.pop_back()
+    } else {
+        None
+    };
+    pool.idle.push_front(idle);
     if let Some(old) = evicted {
+        if old.counted {
+            pool.connections = pool.connections.saturating_sub(1);
+        }
+        let conn = old.conn;
+        recycle(old);
         // SAFETY: taken out of the pool, still open.
-        unsafe { ngx_close_connection(old.conn) };
+        unsafe { ngx_close_connection(conn) };
     }
-    if let Some(core) = waiter {
-        // SAFETY: a queued core is live.
-        unsafe { wake(core) };
-    }
+    wake_queued(pool.queue.pop_front());
 }
 
 /// Whether an idle connection can be handed out: nothing arrived on it
@@ -276,7 +315,7 @@ unsafe fn forget_idle_events(conn: *mut ngx_connection_t) {
 /// leaves it).
 unsafe extern "C" fn on_idle_event(ev: *mut ngx_event_t) {
     // SAFETY: the event is an idle connection's, whose data is its boxed
-    // entry in a pool.
+    // entry in a pool; pools live as long as the worker.
     unsafe {
         let conn = (*ev).data.cast::<ngx_connection_t>();
         let idle = (*conn).data.cast::<Idle>();
@@ -286,16 +325,19 @@ unsafe extern "C" fn on_idle_event(ev: *mut ngx_event_t) {
                 return;
             }
         }
-        let key = (*idle).key.clone();
-        let removed = POOLS.with(|pools| {
-            let mut pools = pools.borrow_mut();
-            let pool = pools.get_mut(&key)?;
-            let at = pool.idle.iter().position(|i| ptr::eq(&**i, idle))?;
-            pool.idle.remove(at)
-        });
+        let pool = &mut *(*idle).pool;
+        let removed = pool
+            .idle
+            .iter()
+            .position(|i| ptr::eq(&**i, idle))
+            .and_then(|at| pool.idle.remove(at));
         ngx_close_connection(conn);
-        if removed.is_some_and(|idle| idle.counted) {
-            connection_closed(&key);
+        if let Some(entry) = removed {
+            let counted = entry.counted;
+            recycle(entry);
+            if counted {
+                wake_queued(closed_in(pool));
+            }
         }
     }
 }

@@ -101,7 +101,7 @@ unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
         };
         ngx_resolve_name_done(ctx);
         (*core).resolution = Some(resolution);
-        wake(core);
+        wake(core, super::Direction::Write);
     }
 }
 

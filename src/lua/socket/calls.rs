@@ -1,0 +1,285 @@
+//! The Lua C functions under `tcp.lua`'s methods: each reads its
+//! arguments from the Lua stack, runs one operation of [`super::ops`] and
+//! pushes its status and values. Cosocket code waits on the network, so it
+//! mostly runs in LuaJIT's interpreter, where a plain C function is the
+//! cheapest call (an FFI call costs several times more there).
+//!
+//! Each returns the status first (`ops::OK`, ...), then: for OK the value
+//! of the method (data, a count, or nothing); for FAIL, RAISE and
+//! FAIL_PARTIAL the error text (and the partial data); for LAST_PIECE the
+//! data.
+
+use core::ffi::c_int;
+
+use mlua::ffi::{
+    lua_State, lua_getfield, lua_gettop, lua_newuserdata, lua_pushinteger, lua_pushlstring,
+    lua_pushnil, lua_pushnumber, lua_setmetatable, lua_tolstring, lua_tonumber, lua_touserdata,
+    lua_type, LUA_REGISTRYINDEX, LUA_TNIL, LUA_TNONE,
+};
+
+use super::ops::{self, SocketOut};
+use crate::request::socket::TcpSocket;
+
+/// Registry key of the metatable of socket handles (its `__gc` frees the
+/// socket).
+pub const HANDLE_META_KEY: &core::ffi::CStr = c"ngx_lua_shdict.tcp_handle";
+
+/// What an OK status returns besides itself.
+enum OkValue {
+    Nothing,
+    Data,
+    Number,
+}
+
+/// The socket of the handle at stack index 1.
+///
+/// # Safety
+/// `l` must be a live Lua state in a C function call.
+unsafe fn handle(l: *mut lua_State) -> *mut TcpSocket {
+    // SAFETY: per the contract; a handle is a userdata holding the pointer
+    // (tcp.lua passes nothing else at index 1).
+    unsafe {
+        let slot = lua_touserdata(l, 1).cast::<*mut TcpSocket>();
+        if slot.is_null() {
+            return core::ptr::null_mut();
+        }
+        *slot
+    }
+}
+
+/// The string at `index`, or null and 0 for nil or none.
+///
+/// # Safety
+/// As [`handle`]; the bytes stay valid while the value is on the stack.
+unsafe fn string_arg(l: *mut lua_State, index: c_int) -> (*const u8, usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        let kind = lua_type(l, index);
+        if kind == LUA_TNIL || kind == LUA_TNONE {
+            return (core::ptr::null(), 0);
+        }
+        let mut len = 0;
+        let ptr = lua_tolstring(l, index, &mut len);
+        (ptr.cast(), len)
+    }
+}
+
+/// # Safety
+/// As [`handle`].
+unsafe fn number_arg(l: *mut lua_State, index: c_int) -> f64 {
+    // SAFETY: per the contract.
+    unsafe { lua_tonumber(l, index) }
+}
+
+/// Pushes the status and its values; the count pushed.
+///
+/// # Safety
+/// As [`handle`]; `out`'s pointers valid for the lengths they give.
+unsafe fn finish(l: *mut lua_State, rc: c_int, out: &SocketOut, ok: OkValue) -> c_int {
+    // SAFETY: per the contract.
+    unsafe {
+        lua_pushinteger(l, rc as _);
+        let bytes = |l, ptr: *const u8, len| {
+            if ptr.is_null() {
+                lua_pushlstring(l, c"".as_ptr(), 0);
+            } else {
+                lua_pushlstring(l, ptr.cast(), len);
+            }
+        };
+        match rc {
+            ops::OK => match ok {
+                OkValue::Nothing => 1,
+                OkValue::Data => {
+                    bytes(l, out.data, out.len);
+                    2
+                }
+                OkValue::Number => {
+                    lua_pushnumber(l, out.number);
+                    2
+                }
+            },
+            ops::LAST_PIECE => {
+                bytes(l, out.data, out.len);
+                2
+            }
+            ops::FAIL | ops::RAISE => {
+                bytes(l, out.err, out.err_len);
+                2
+            }
+            ops::FAIL_PARTIAL => {
+                bytes(l, out.err, out.err_len);
+                bytes(l, out.data, out.len);
+                3
+            }
+            _ => 1,
+        }
+    }
+}
+
+/// `tcp_new()`: a handle, or nil and the error to raise.
+pub unsafe extern "C-unwind" fn tcp_new(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    let socket = ops::tcp_new(&mut out);
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        if socket.is_null() {
+            lua_pushnil(l);
+            let text = core::slice::from_raw_parts(out.err, out.err_len);
+            lua_pushlstring(l, text.as_ptr().cast(), text.len());
+            return 2;
+        }
+        let slot =
+            lua_newuserdata(l, core::mem::size_of::<*mut TcpSocket>()).cast::<*mut TcpSocket>();
+        *slot = socket;
+        lua_getfield(l, LUA_REGISTRYINDEX, HANDLE_META_KEY.as_ptr());
+        lua_setmetatable(l, -2);
+    }
+    1
+}
+
+/// A handle's `__gc`.
+pub unsafe extern "C-unwind" fn tcp_gc(l: *mut lua_State) -> c_int {
+    // SAFETY: a C function call on a live state; the handle's slot is
+    // cleared so that the socket is freed once.
+    unsafe {
+        let slot = lua_touserdata(l, 1).cast::<*mut TcpSocket>();
+        if !slot.is_null() {
+            ops::tcp_free(*slot);
+            *slot = core::ptr::null_mut();
+        }
+    }
+    0
+}
+
+/// `tcp_connect(handle, host, port, pool, pool_size, backlog)`.
+pub unsafe extern "C-unwind" fn tcp_connect(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let (host, host_len) = string_arg(l, 2);
+        let (pool, pool_len) = string_arg(l, 4);
+        let rc = ops::tcp_connect(
+            handle(l),
+            host,
+            host_len,
+            number_arg(l, 3) as c_int,
+            pool,
+            pool_len,
+            number_arg(l, 5) as c_int,
+            number_arg(l, 6) as c_int,
+            &mut out,
+        );
+        finish(l, rc, &out, OkValue::Nothing)
+    }
+}
+
+/// `tcp_send(handle, data)`; data nil goes on with a send that waited.
+pub unsafe extern "C-unwind" fn tcp_send(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let (data, len) = string_arg(l, 2);
+        let rc = ops::tcp_send(handle(l), data, len, &mut out);
+        finish(l, rc, &out, OkValue::Number)
+    }
+}
+
+/// `tcp_receive(handle, kind, size)`.
+pub unsafe extern "C-unwind" fn tcp_receive(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let rc = ops::tcp_receive(
+            handle(l),
+            number_arg(l, 2) as c_int,
+            number_arg(l, 3) as usize,
+            &mut out,
+        );
+        finish(l, rc, &out, OkValue::Data)
+    }
+}
+
+/// `tcp_receive_until(handle, pattern, inclusive, chunk)`.
+pub unsafe extern "C-unwind" fn tcp_receive_until(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let (pattern, len) = string_arg(l, 2);
+        let rc = ops::tcp_receive_until(
+            handle(l),
+            pattern,
+            len,
+            number_arg(l, 3) as c_int,
+            number_arg(l, 4) as usize,
+            &mut out,
+        );
+        finish(l, rc, &out, OkValue::Data)
+    }
+}
+
+/// `tcp_set_timeouts(handle, connect, send, read)`.
+pub unsafe extern "C-unwind" fn tcp_set_timeouts(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let rc = ops::tcp_set_timeouts(
+            handle(l),
+            number_arg(l, 2),
+            number_arg(l, 3),
+            number_arg(l, 4),
+            &mut out,
+        );
+        finish(l, rc, &out, OkValue::Nothing)
+    }
+}
+
+/// `tcp_setkeepalive(handle, timeout, size)`.
+pub unsafe extern "C-unwind" fn tcp_setkeepalive(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let rc = ops::tcp_setkeepalive(
+            handle(l),
+            number_arg(l, 2),
+            number_arg(l, 3) as c_int,
+            &mut out,
+        );
+        finish(l, rc, &out, OkValue::Nothing)
+    }
+}
+
+/// `tcp_reused(handle)`.
+pub unsafe extern "C-unwind" fn tcp_reused(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let rc = ops::tcp_reused(handle(l), &mut out);
+        finish(l, rc, &out, OkValue::Number)
+    }
+}
+
+/// `tcp_close(handle)`.
+pub unsafe extern "C-unwind" fn tcp_close(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let rc = ops::tcp_close(handle(l), &mut out);
+        finish(l, rc, &out, OkValue::Nothing)
+    }
+}
+
+/// `tcp_setoption(handle, code, value)`.
+pub unsafe extern "C-unwind" fn tcp_setoption(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let _ = lua_gettop(l);
+        let rc = ops::tcp_setoption(
+            handle(l),
+            number_arg(l, 2) as c_int,
+            number_arg(l, 3) as c_int,
+            &mut out,
+        );
+        finish(l, rc, &out, OkValue::Nothing)
+    }
+}
