@@ -587,9 +587,8 @@ pub enum Request {
     Sleep(u64),
     ReadBody,
     Subrequests,
-    /// A cosocket operation waits for the connection of this socket, which
-    /// the waiting Lua frame keeps alive.
-    Io(*mut crate::request::socket::TcpSocket),
+    /// A cosocket operation waits for its connection.
+    Io(crate::request::socket::IoWait),
     /// `ngx.thread.spawn`: run the new thread first, then return it.
     Spawn(CoId, MultiValue),
     WaitThreads(Vec<CoId>),
@@ -714,14 +713,11 @@ impl Scheduler {
             Request::ReadBody => self.park(co, Wait::Body),
             Request::Subrequests => self.park(co, Wait::Subrequests),
             Request::Io(socket) => {
-                let waiter = crate::request::socket::Waiter {
+                socket.wait_with(crate::request::socket::Waiter {
                     data: self.owner.data,
                     wake: self.owner.wake_io,
                     co,
-                };
-                // SAFETY: the socket's Lua object is held by the frame that
-                // just yielded for it, so it is alive.
-                unsafe { (*socket).wait_with(waiter) };
+                });
                 self.park(co, Wait::Io);
             }
             Request::WaitThreads(ids) => self.park(co, Wait::Threads(ids)),

@@ -18,6 +18,7 @@ use mlua::ffi::{
 };
 
 use super::ops::{self, SocketOut};
+use crate::request::socket::udp::UdpSocket;
 use crate::request::socket::TcpSocket;
 
 /// Registry key of the metatable of socket handles (its `__gc` frees the
@@ -280,6 +281,116 @@ pub unsafe extern "C-unwind" fn tcp_setoption(l: *mut lua_State) -> c_int {
             number_arg(l, 3) as c_int,
             &mut out,
         );
+        finish(l, rc, &out, OkValue::Nothing)
+    }
+}
+
+/// Registry key of the metatable of UDP socket handles.
+pub const UDP_HANDLE_META_KEY: &core::ffi::CStr = c"ngx_lua_shdict.udp_handle";
+
+/// The UDP socket of the handle at stack index 1.
+///
+/// # Safety
+/// As [`handle`].
+unsafe fn udp_handle(l: *mut lua_State) -> *mut UdpSocket {
+    // SAFETY: per the contract; udp.lua passes its handle at index 1.
+    unsafe {
+        let slot = lua_touserdata(l, 1).cast::<*mut UdpSocket>();
+        if slot.is_null() {
+            return core::ptr::null_mut();
+        }
+        *slot
+    }
+}
+
+/// `udp_new()`: a handle, or nil and the error to raise.
+pub unsafe extern "C-unwind" fn udp_new(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    let socket = ops::udp_new(&mut out);
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        if socket.is_null() {
+            lua_pushnil(l);
+            lua_pushlstring(l, out.err.cast(), out.err_len);
+            return 2;
+        }
+        let slot =
+            lua_newuserdata(l, core::mem::size_of::<*mut UdpSocket>()).cast::<*mut UdpSocket>();
+        *slot = socket;
+        lua_getfield(l, LUA_REGISTRYINDEX, UDP_HANDLE_META_KEY.as_ptr());
+        lua_setmetatable(l, -2);
+    }
+    1
+}
+
+/// A UDP handle's `__gc`.
+pub unsafe extern "C-unwind" fn udp_gc(l: *mut lua_State) -> c_int {
+    // SAFETY: a C function call on a live state; the slot is cleared so
+    // that the socket is freed once.
+    unsafe {
+        let slot = lua_touserdata(l, 1).cast::<*mut UdpSocket>();
+        if !slot.is_null() {
+            ops::udp_free(*slot);
+            *slot = core::ptr::null_mut();
+        }
+    }
+    0
+}
+
+/// `udp_setpeername(handle, host, port)`.
+pub unsafe extern "C-unwind" fn udp_setpeername(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let (host, host_len) = string_arg(l, 2);
+        let rc = ops::udp_setpeername(
+            udp_handle(l),
+            host,
+            host_len,
+            number_arg(l, 3) as c_int,
+            &mut out,
+        );
+        finish(l, rc, &out, OkValue::Nothing)
+    }
+}
+
+/// `udp_send(handle, data)`.
+pub unsafe extern "C-unwind" fn udp_send(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let (data, len) = string_arg(l, 2);
+        let rc = ops::udp_send(udp_handle(l), data, len, &mut out);
+        finish(l, rc, &out, OkValue::Nothing)
+    }
+}
+
+/// `udp_receive(handle, size)`.
+pub unsafe extern "C-unwind" fn udp_receive(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let rc = ops::udp_receive(udp_handle(l), number_arg(l, 2) as usize, &mut out);
+        finish(l, rc, &out, OkValue::Data)
+    }
+}
+
+/// `udp_set_timeout(handle, ms)`.
+pub unsafe extern "C-unwind" fn udp_set_timeout(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let rc = ops::udp_set_timeout(udp_handle(l), number_arg(l, 2), &mut out);
+        finish(l, rc, &out, OkValue::Nothing)
+    }
+}
+
+/// `udp_close(handle)`.
+pub unsafe extern "C-unwind" fn udp_close(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state.
+    unsafe {
+        let rc = ops::udp_close(udp_handle(l), &mut out);
         finish(l, rc, &out, OkValue::Nothing)
     }
 }

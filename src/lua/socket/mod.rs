@@ -12,6 +12,7 @@
 mod calls;
 mod ops;
 mod tcp;
+mod udp;
 
 use mlua::{Lua, Table};
 
@@ -22,6 +23,7 @@ use crate::request::HttpRequest;
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let socket = lua.create_table()?;
     tcp::install(lua, &socket)?;
+    udp::install(lua, &socket)?;
     ngx.set("socket", socket)
 }
 

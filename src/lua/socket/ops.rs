@@ -20,6 +20,7 @@ use crate::lua::scheduler::{running_coroutine, Request, SCHEDULED_PHASES};
 use crate::phase::Phase;
 use crate::request::socket::inbox::Want;
 use crate::request::socket::pool::PoolOptions;
+use crate::request::socket::udp::UdpSocket;
 use crate::request::socket::{Busy, Failure, Received, SocketSettings, Step, TcpSocket};
 use crate::request::HttpRequest;
 
@@ -154,7 +155,7 @@ fn busy_refusal(socket: &TcpSocket, kinds: &[Busy], out: &mut SocketOut) -> Resu
 
 /// Records the wait for the scheduler; the Lua side yields.
 fn wait(socket: &mut TcpSocket) -> c_int {
-    crate::lua::record_request(Request::Io(socket));
+    crate::lua::record_request(Request::Io(socket.io_wait()));
     WAIT
 }
 
@@ -567,6 +568,175 @@ pub(super) fn tcp_setoption(
         match socket.set_option(level, name, value) {
             Ok(()) => OK,
             Err(failure) => fail(out, FAIL, &failure.message()),
+        }
+    })
+}
+
+/// The UDP socket of a Lua object.
+///
+/// # Safety
+/// `sock` must be null or come from [`udp_new`], not freed.
+unsafe fn udp_socket<'a>(sock: *mut UdpSocket) -> Option<&'a mut UdpSocket> {
+    // SAFETY: per the contract.
+    unsafe { sock.as_mut() }
+}
+
+/// The checks of every UDP operation (as [`enter`]).
+fn enter_udp(socket: &UdpSocket, out: &mut SocketOut) -> Result<usize, c_int> {
+    if let Some(refusal) = context_refusal() {
+        return Err(fail(out, RAISE, &refusal));
+    }
+    let owner = crate::lua::current_owner();
+    if socket.owner() != 0 && socket.owner() != owner {
+        return Err(fail(out, RAISE, "bad request"));
+    }
+    Ok(owner)
+}
+
+/// `ngx.socket.udp()`: a new socket, or null with the error to raise.
+pub(super) fn udp_new(out: *mut SocketOut) -> *mut UdpSocket {
+    let mut created = core::ptr::null_mut();
+    guarded(out, |out| {
+        if let Some(refusal) = context_refusal() {
+            return fail(out, RAISE, &refusal);
+        }
+        created = Box::into_raw(Box::new(UdpSocket::new()));
+        OK
+    });
+    created
+}
+
+pub(super) fn udp_free(sock: *mut UdpSocket) {
+    if sock.is_null() {
+        return;
+    }
+    crate::nginx::without_unwinding("UDP cosocket finalizer", || {
+        // SAFETY: made by udp_new and freed once, by the object's finalizer.
+        drop(unsafe { Box::from_raw(sock) });
+    });
+}
+
+/// `setpeername(host, port)`: `port` -1 for a unix path.
+pub(super) fn udp_setpeername(
+    sock: *mut UdpSocket,
+    host: *const u8,
+    host_len: usize,
+    port: c_int,
+    out: *mut SocketOut,
+) -> c_int {
+    guarded(out, |out| {
+        // SAFETY: the Lua object's socket.
+        let Some(socket) = (unsafe { udp_socket(sock) }) else {
+            return RAISE;
+        };
+        let owner = match enter_udp(socket, out) {
+            Ok(owner) => owner,
+            Err(code) => return code,
+        };
+        if let Some(r) = running_request() {
+            // SAFETY: the running request is live, its state slot set up.
+            if !unsafe { crate::request::state::own_sockets(r.as_ptr()) } {
+                return fail(out, FAIL, "no memory");
+            }
+        }
+        // SAFETY: the Lua string passed for the call.
+        let host = unsafe { bytes(host, host_len) };
+        match socket.set_peer(host, u16::try_from(port).ok(), owner) {
+            Ok(()) => OK,
+            Err(failure) => fail(out, FAIL, &failure.message()),
+        }
+    })
+}
+
+pub(super) fn udp_send(
+    sock: *mut UdpSocket,
+    data: *const u8,
+    len: usize,
+    out: *mut SocketOut,
+) -> c_int {
+    guarded(out, |out| {
+        // SAFETY: the Lua object's socket.
+        let Some(socket) = (unsafe { udp_socket(sock) }) else {
+            return RAISE;
+        };
+        if let Err(code) = enter_udp(socket, out) {
+            return code;
+        }
+        if !socket.is_open() {
+            if super::settings().log_errors {
+                log_error("attempt to send data on a closed socket");
+            }
+            return fail(out, FAIL, "closed");
+        }
+        // SAFETY: the Lua string passed for the call.
+        match socket.send(unsafe { bytes(data, len) }) {
+            Ok(()) => OK,
+            Err(failure) => fail(out, FAIL, &failure.message()),
+        }
+    })
+}
+
+pub(super) fn udp_receive(sock: *mut UdpSocket, size: usize, out: *mut SocketOut) -> c_int {
+    guarded(out, |out| {
+        // SAFETY: the Lua object's socket.
+        let Some(socket) = (unsafe { udp_socket(sock) }) else {
+            return RAISE;
+        };
+        if let Err(code) = enter_udp(socket, out) {
+            return code;
+        }
+        let default_timeout = super::settings().read_timeout;
+        let log_errors = super::settings().log_errors;
+        let socket_ptr: *mut UdpSocket = socket;
+        match socket.receive(size, default_timeout) {
+            Step::Done(data) => {
+                set_data(out, data);
+                OK
+            }
+            Step::Wait => {
+                // SAFETY: the socket borrowed above; the borrow of its
+                // buffer ended with the match arm.
+                crate::lua::record_request(Request::Io(unsafe { (*socket_ptr).io_wait() }));
+                WAIT
+            }
+            Step::Failed(failure) => {
+                if failure == Failure::Timeout && log_errors {
+                    log_error("lua udp socket read timed out");
+                }
+                fail(out, FAIL, &failure.message())
+            }
+        }
+    })
+}
+
+/// `settimeout(ms)`: 0 goes back to the directive's.
+pub(super) fn udp_set_timeout(sock: *mut UdpSocket, ms: f64, out: *mut SocketOut) -> c_int {
+    guarded(out, |_| {
+        // SAFETY: the Lua object's socket.
+        let Some(socket) = (unsafe { udp_socket(sock) }) else {
+            return RAISE;
+        };
+        socket.set_timeout((ms > 0.0).then_some(ms as u64));
+        OK
+    })
+}
+
+pub(super) fn udp_close(sock: *mut UdpSocket, out: *mut SocketOut) -> c_int {
+    guarded(out, |out| {
+        // SAFETY: the Lua object's socket.
+        let Some(socket) = (unsafe { udp_socket(sock) }) else {
+            return RAISE;
+        };
+        if let Err(code) = enter_udp(socket, out) {
+            return code;
+        }
+        if socket.busy() {
+            return fail(out, FAIL, "socket busy reading");
+        }
+        if socket.close() {
+            OK
+        } else {
+            fail(out, FAIL, "closed")
         }
     })
 }

@@ -17,6 +17,7 @@ mod fast_hash;
 pub mod inbox;
 pub mod pool;
 mod resolve;
+pub mod udp;
 
 use core::ffi::c_void;
 use core::ptr;
@@ -41,6 +42,23 @@ pub struct Waiter {
     pub data: *mut c_void,
     pub wake: unsafe fn(data: *mut c_void, co: usize),
     pub co: usize,
+}
+
+/// A socket an operation waits on, as the scheduler hands it the waiting
+/// thread once that thread is parked.
+#[derive(Debug)]
+pub struct IoWait {
+    socket: *mut c_void,
+    register: unsafe fn(*mut c_void, Waiter),
+}
+
+impl IoWait {
+    /// Gives the socket its waiter.
+    pub fn wait_with(self, waiter: Waiter) {
+        // SAFETY: made by `TcpSocket::io_wait` or `UdpSocket::io_wait` for a
+        // socket that the yielding Lua frame keeps alive until it is woken.
+        unsafe { (self.register)(self.socket, waiter) }
+    }
 }
 
 /// The `lua_socket_*` settings and resolver in force where a socket
@@ -98,7 +116,7 @@ pub fn os_error_text(errno: i32) -> String {
     text
 }
 
-fn last_errno() -> i32 {
+pub(super) fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
@@ -237,7 +255,7 @@ struct Core {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct SockaddrStorage(libc::sockaddr_storage);
+pub(super) struct SockaddrStorage(libc::sockaddr_storage);
 
 /// A TCP cosocket's connection: what a `ngx.socket.tcp()` object holds.
 pub struct TcpSocket {
@@ -253,10 +271,10 @@ impl Default for TcpSocket {
 
 thread_local! {
     /// Connected sockets by owner, closed when their owner ends.
-    static OWNED: RefCell<HashMap<usize, Vec<*mut Core>, fast_hash::FastHash>> =
+    static OWNED: RefCell<HashMap<usize, Vec<Owned>, fast_hash::FastHash>> =
         RefCell::new(HashMap::default());
     /// Emptied lists of [`OWNED`], to reuse.
-    static SPARE_LISTS: RefCell<Vec<Vec<*mut Core>>> = const { RefCell::new(Vec::new()) };
+    static SPARE_LISTS: RefCell<Vec<Vec<Owned>>> = const { RefCell::new(Vec::new()) };
     /// Cores of dropped sockets, to reuse (with their buffers); boxed
     /// because nginx's events point at them.
     #[allow(clippy::vec_box)]
@@ -266,13 +284,21 @@ thread_local! {
 /// How many cores (with their buffers) a worker keeps for reuse.
 const SPARE_CORES_KEPT: usize = 256;
 
-fn spare_list() -> Vec<*mut Core> {
+/// A socket of an owner: its state, and what closes it when the owner
+/// ends.
+#[derive(Clone, Copy)]
+pub(super) struct Owned {
+    pub socket: *mut c_void,
+    pub release: unsafe fn(*mut c_void),
+}
+
+fn spare_list() -> Vec<Owned> {
     SPARE_LISTS
         .with(|spare| spare.borrow_mut().pop())
         .unwrap_or_default()
 }
 
-fn return_list(mut list: Vec<*mut Core>) {
+fn return_list(mut list: Vec<Owned>) {
     list.clear();
     SPARE_LISTS.with(|spare| {
         let mut spare = spare.borrow_mut();
@@ -285,36 +311,50 @@ fn return_list(mut list: Vec<*mut Core>) {
 /// The request or timer run `owner` is over: its sockets' connections
 /// close (their objects answer "closed" from now on).
 pub fn release_owned_by(owner: usize) {
-    let Some(cores) = OWNED.with(|owned| owned.borrow_mut().remove(&owner)) else {
+    let Some(sockets) = OWNED.with(|owned| owned.borrow_mut().remove(&owner)) else {
         return;
     };
-    for &core in &cores {
-        // SAFETY: a core is in the table only while alive (its drop takes
+    for socket in &sockets {
+        // SAFETY: a socket is in the table only while alive (its drop takes
         // it out), and nothing else uses it while the owner ends.
-        unsafe {
-            (*core).reader.waiter = None;
-            (*core).writer.waiter = None;
-            (*core).shut(false);
-        }
+        unsafe { (socket.release)(socket.socket) };
     }
-    return_list(cores);
+    return_list(sockets);
 }
 
-fn own(owner: usize, core: *mut Core) {
+/// Closes a TCP core whose owner ended.
+unsafe fn release_tcp(core: *mut c_void) {
+    let core = core.cast::<Core>();
+    // SAFETY: per `Owned`: a live core.
+    unsafe {
+        (*core).reader.waiter = None;
+        (*core).writer.waiter = None;
+        (*core).shut(false);
+    }
+}
+
+fn tcp_owned(core: *mut Core) -> Owned {
+    Owned {
+        socket: core.cast(),
+        release: release_tcp,
+    }
+}
+
+pub(super) fn own(owner: usize, socket: Owned) {
     OWNED.with(|owned| {
         let mut owned = owned.borrow_mut();
         let list = owned.entry(owner).or_insert_with(spare_list);
-        if !list.contains(&core) {
-            list.push(core);
+        if !list.iter().any(|o| o.socket == socket.socket) {
+            list.push(socket);
         }
     });
 }
 
-fn disown(owner: usize, core: *mut Core) {
+pub(super) fn disown(owner: usize, socket: *mut c_void) {
     OWNED.with(|owned| {
         let mut owned = owned.borrow_mut();
         if let Some(list) = owned.get_mut(&owner) {
-            list.retain(|&c| c != core);
+            list.retain(|o| o.socket != socket);
             if list.is_empty() {
                 if let Some(list) = owned.remove(&owner) {
                     return_list(list);
@@ -393,6 +433,19 @@ impl TcpSocket {
         side.waiter = Some(waiter);
     }
 
+    /// What the scheduler needs to give this socket its waiter (the
+    /// operation that said [`Step::Wait`] is called again once woken).
+    pub fn io_wait(&mut self) -> IoWait {
+        unsafe fn register(socket: *mut c_void, waiter: Waiter) {
+            // SAFETY: per `IoWait::wait_with`.
+            unsafe { (*socket.cast::<TcpSocket>()).wait_with(waiter) }
+        }
+        IoWait {
+            socket: (self as *mut TcpSocket).cast(),
+            register,
+        }
+    }
+
     /// `settimeouts(connect, send, read)`: `None` keeps a value as it is,
     /// `Some(0)` goes back to the directive's.
     pub fn set_timeouts(&mut self, connect: Option<u64>, send: Option<u64>, read: Option<u64>) {
@@ -458,11 +511,11 @@ impl TcpSocket {
         let core_ptr: *mut Core = core;
         if core.owner != owner {
             if core.owner != 0 {
-                disown(core.owner, core_ptr);
+                disown(core.owner, core_ptr.cast());
             }
             core.owner = owner;
         }
-        own(owner, core_ptr);
+        own(owner, tcp_owned(core_ptr));
         let key = core.pool_key.get_or_insert_with(Vec::new);
         key.clear();
         key.extend_from_slice(options.key.as_deref().unwrap_or(&core.peer_name));
@@ -569,7 +622,7 @@ impl Drop for TcpSocket {
         self.core.writer = Side::default();
         self.core.shut(false);
         if self.core.owner != 0 {
-            disown(self.core.owner, core);
+            disown(self.core.owner, core.cast());
         }
         // The core goes back as a new socket's: everything but its buffers'
         // memory is reset.
@@ -601,7 +654,7 @@ pub enum Received<'a> {
 
 /// Appends `n` in decimal (what `write!` does, without its formatting
 /// machinery on the connect path).
-fn push_decimal(n: u32, out: &mut Vec<u8>) {
+pub(super) fn push_decimal(n: u32, out: &mut Vec<u8>) {
     let mut digits = [0u8; 10];
     let mut at = digits.len();
     let mut rest = n;
@@ -1129,7 +1182,7 @@ impl Core {
     }
 }
 
-fn clear_read_timer(conn: *mut ngx_connection_t) {
+pub(super) fn clear_read_timer(conn: *mut ngx_connection_t) {
     // SAFETY: a live connection.
     unsafe {
         if (*(*conn).read).timer_set() != 0 {
@@ -1157,7 +1210,10 @@ fn send_some(conn: *mut ngx_connection_t, data: &[u8]) -> Result<usize, i32> {
     }
 }
 
-fn fill_sockaddr(storage: &mut SockaddrStorage, target: &Target) -> Option<libc::socklen_t> {
+pub(super) fn fill_sockaddr(
+    storage: &mut SockaddrStorage,
+    target: &Target,
+) -> Option<libc::socklen_t> {
     // SAFETY: all-zero is a valid sockaddr_storage.
     storage.0 = unsafe { core::mem::zeroed() };
     let base = ptr::addr_of_mut!(storage.0);

@@ -1,0 +1,176 @@
+-- ngx.socket.udp objects: OpenResty's methods, argument checks and returns
+-- over the Lua C functions of socket/calls.rs (see tcp.lua).
+--
+-- Run once per Lua state with the spec (the operations, status codes) and
+-- wait_here; returns ngx.socket.udp.
+local spec, wait_here = ...
+
+local select, type, error, setmetatable, rawget = select, type, error, setmetatable, rawget
+local tostring, tonumber, floor = tostring, tonumber, math.floor
+local sub, byte = string.sub, string.byte
+local string_buffer = require "string.buffer"
+
+local op = spec.operations
+local udp_new, udp_setpeername, udp_send = op.new, op.setpeername, op.send
+local udp_receive, udp_set_timeout, udp_close = op.receive, op.set_timeout, op.close
+
+local status = spec.status
+local OK, WAIT, RAISE = status.OK, status.WAIT, status.RAISE
+local MAX_DATAGRAM = spec.max_datagram
+
+local HANDLE = {}
+local methods = {}
+local meta = { __index = methods }
+local send_buffer = string_buffer.new()
+
+local function handle_of(self)
+    local handle = type(self) == "table" and rawget(self, HANDLE)
+    if not handle then
+        error("bad argument #1 to '?' (table expected, got " .. type(self) .. ")", 0)
+    end
+    return handle
+end
+
+local function failed(rc, err)
+    if rc == RAISE then
+        error(err, 0)
+    end
+    return nil, err
+end
+
+local function udp()
+    local handle, err = udp_new()
+    if not handle then
+        error(err, 0)
+    end
+    return setmetatable({ [HANDLE] = handle }, meta)
+end
+
+function methods.setpeername(self, ...)
+    local n = select("#", ...) + 1
+    if n ~= 2 and n ~= 3 then
+        error("ngx.socket.udp setpeername: expecting 2 or 3 arguments "
+            .. "(including the object), but seen " .. n, 0)
+    end
+    local handle = handle_of(self)
+    local host, port = ...
+    if type(host) == "number" then
+        host = tostring(host)
+    elseif type(host) ~= "string" then
+        error("bad argument #2 to '?' (string expected, got " .. type(host) .. ")", 0)
+    end
+    local port_number = -1
+    if n == 2 then
+        -- No port: OpenResty sends to port 0 then.
+        port_number = 0
+    elseif not (byte(host, 1) == 117 and sub(host, 1, 5) == "unix:") then
+        port_number = tonumber(port) or 0
+        port_number = port_number >= 0 and floor(port_number) or -floor(-port_number)
+        if port_number < 0 or port_number > 65535 then
+            return nil, "bad port number: " .. port_number
+        end
+        if port_number == 0 then
+            return nil, "missing the port number"
+        end
+    end
+    local rc, err = udp_setpeername(handle, host, port_number)
+    if rc == OK then
+        return 1
+    end
+    return failed(rc, err)
+end
+
+local function flatten(items)
+    for i = 1, #items do
+        local item = items[i]
+        local kind = type(item)
+        if kind == "string" or kind == "number" then
+            send_buffer:put(item)
+        elseif kind == "table" then
+            flatten(item)
+        else
+            error("bad argument #2 to '?' (bad data type " .. kind .. " found)", 0)
+        end
+    end
+end
+
+function methods.send(self, ...)
+    local n = select("#", ...) + 1
+    if n ~= 2 then
+        error("expecting 2 arguments (including the object), but got " .. n, 0)
+    end
+    local handle = handle_of(self)
+    local data = ...
+    local kind = type(data)
+    if kind == "table" then
+        send_buffer:reset()
+        flatten(data)
+        data = send_buffer:tostring()
+    elseif kind == "number" or kind == "boolean" or kind == "nil" then
+        data = tostring(data)
+    elseif kind ~= "string" then
+        error("bad argument #2 to '?' (string, number, boolean, nil, or array table "
+            .. "expected, got " .. kind .. ")", 0)
+    end
+    local rc, err = udp_send(handle, data)
+    if rc == OK then
+        return 1
+    end
+    return failed(rc, err)
+end
+
+function methods.receive(self, ...)
+    local n = select("#", ...) + 1
+    if n > 2 then
+        error("expecting 1 or 2 arguments (including the object), but got " .. n, 0)
+    end
+    local handle = handle_of(self)
+    local size = MAX_DATAGRAM
+    local wanted = ...
+    if wanted ~= nil then
+        size = tonumber(wanted)
+        if not size then
+            error("bad argument #2 to '?' (number expected, got " .. type(wanted) .. ")", 0)
+        end
+        size = floor(size)
+        if size <= 0 or size > MAX_DATAGRAM then
+            error("bad argument #2 to '?' (bad size)", 0)
+        end
+    end
+    local rc, value = udp_receive(handle, size)
+    while rc == WAIT do
+        wait_here()
+        rc, value = udp_receive(handle, size)
+    end
+    if rc == OK then
+        return value
+    end
+    return failed(rc, value)
+end
+
+function methods.settimeout(self, ...)
+    local n = select("#", ...) + 1
+    if n ~= 2 then
+        error("ngx.socket settimeout: expecting at least 2 arguments "
+            .. "(including the object) but seen " .. n, 0)
+    end
+    local ms = tonumber((...)) or 0
+    if ms < 0 or ms >= 2147483648 then
+        error("bad timeout value", 0)
+    end
+    udp_set_timeout(handle_of(self), floor(ms))
+end
+
+function methods.close(self, ...)
+    local n = select("#", ...) + 1
+    if n ~= 1 then
+        error("expecting 1 argument (including the object) but seen " .. n, 0)
+    end
+    local rc, err = udp_close(handle_of(self))
+    if rc == OK then
+        return 1
+    end
+    return failed(rc, err)
+end
+
+return udp

@@ -1,0 +1,305 @@
+//! UDP cosockets (`ngx.socket.udp`): a datagram socket connected to one
+//! peer, on nginx's event loop. `send` writes one datagram at once;
+//! `receive` waits (with the read timeout) for the next one.
+
+use core::ffi::c_void;
+use core::ptr;
+
+use nginx_sys::{
+    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_cycle, ngx_event_connect_peer,
+    ngx_event_get_peer, ngx_event_t, ngx_handle_read_event, ngx_msec_t, ngx_peer_connection_t,
+    ngx_str_t, NGX_AGAIN, NGX_OK,
+};
+
+use super::{
+    clear_read_timer, disown, fill_sockaddr, last_errno, own, push_decimal, Failure, IoWait, Owned,
+    SockaddrStorage, Step, Target, Waiter,
+};
+
+/// The largest datagram `receive` takes without a size.
+pub const MAX_DATAGRAM: usize = 65536;
+
+struct UdpCore {
+    conn: *mut ngx_connection_t,
+    peer: ngx_peer_connection_t,
+    peer_name: Vec<u8>,
+    peer_name_str: ngx_str_t,
+    sockaddr: SockaddrStorage,
+    waiter: Option<Waiter>,
+    timed_out: bool,
+    reading: bool,
+    read_timeout: Option<u64>,
+    buffer: Vec<u8>,
+    owner: usize,
+}
+
+/// What a `ngx.socket.udp()` object holds.
+pub struct UdpSocket {
+    core: Box<UdpCore>,
+}
+
+impl Default for UdpSocket {
+    fn default() -> Self {
+        UdpSocket::new()
+    }
+}
+
+impl UdpSocket {
+    pub fn new() -> UdpSocket {
+        UdpSocket {
+            core: Box::new(UdpCore {
+                conn: ptr::null_mut(),
+                // SAFETY: all-zero is a valid peer connection.
+                peer: unsafe { core::mem::zeroed() },
+                peer_name: Vec::new(),
+                peer_name_str: ngx_str_t {
+                    len: 0,
+                    data: ptr::null_mut(),
+                },
+                // SAFETY: all-zero is a valid sockaddr_storage.
+                sockaddr: SockaddrStorage(unsafe { core::mem::zeroed() }),
+                waiter: None,
+                timed_out: false,
+                reading: false,
+                read_timeout: None,
+                buffer: Vec::new(),
+                owner: 0,
+            }),
+        }
+    }
+
+    pub fn owner(&self) -> usize {
+        self.core.owner
+    }
+
+    pub fn is_open(&self) -> bool {
+        !self.core.conn.is_null()
+    }
+
+    /// Whether a `receive` waits on the socket.
+    pub fn busy(&self) -> bool {
+        self.core.reading
+    }
+
+    /// `settimeout(ms)`: `None` goes back to the directive's.
+    pub fn set_timeout(&mut self, ms: Option<u64>) {
+        self.core.read_timeout = ms;
+    }
+
+    pub fn io_wait(&mut self) -> IoWait {
+        unsafe fn register(socket: *mut c_void, waiter: Waiter) {
+            // SAFETY: per `IoWait::wait_with`.
+            unsafe { (*socket.cast::<UdpSocket>()).core.waiter = Some(waiter) }
+        }
+        IoWait {
+            socket: (self as *mut UdpSocket).cast(),
+            register,
+        }
+    }
+
+    /// `setpeername(host, port)`: an IP address (or `unix:path` for a
+    /// datagram unix socket). The socket is bound to `owner`.
+    pub fn set_peer(
+        &mut self,
+        host: &[u8],
+        port: Option<u16>,
+        owner: usize,
+    ) -> Result<(), Failure> {
+        self.close();
+        let core = &mut *self.core;
+        let me: *mut UdpCore = core;
+        if core.owner != owner {
+            if core.owner != 0 {
+                disown(core.owner, me.cast());
+            }
+            core.owner = owner;
+        }
+        own(
+            owner,
+            Owned {
+                socket: me.cast(),
+                release: release_udp,
+            },
+        );
+        let target = match port {
+            // `setpeername(host)`: port 0, as OpenResty.
+            None if !host.starts_with(b"unix:") => Target::parse(host, Some(0)),
+            _ => Target::parse(host, port),
+        };
+        if let Target::Name { .. } = target {
+            return Err(Failure::Text(format!(
+                "no resolver defined to resolve \"{}\"",
+                String::from_utf8_lossy(host)
+            )));
+        }
+        let socklen = fill_sockaddr(&mut core.sockaddr, &target).ok_or_else(|| {
+            Failure::Text(format!(
+                "failed to parse host name \"{}\"",
+                String::from_utf8_lossy(host)
+            ))
+        })?;
+        core.peer_name.clear();
+        core.peer_name.extend_from_slice(host);
+        if let Some(port) = port.filter(|_| !host.starts_with(b"unix:")) {
+            core.peer_name.push(b':');
+            push_decimal(u32::from(port), &mut core.peer_name);
+        }
+        core.peer_name_str = ngx_str_t {
+            len: core.peer_name.len(),
+            data: core.peer_name.as_mut_ptr(),
+        };
+        // SAFETY: all-zero is a valid peer connection.
+        core.peer = unsafe { core::mem::zeroed() };
+        core.peer.sockaddr = ptr::addr_of_mut!(core.sockaddr.0).cast();
+        core.peer.socklen = socklen;
+        core.peer.name = &mut core.peer_name_str;
+        core.peer.get = Some(ngx_event_get_peer);
+        // SAFETY: the cycle log lives as long as the worker.
+        core.peer.log = unsafe { (*ngx_cycle).log };
+        core.peer.type_ = libc::SOCK_DGRAM;
+        core.peer.tries = 1;
+        // SAFETY: the peer fields are set as nginx wants them.
+        let rc = unsafe { ngx_event_connect_peer(&mut core.peer) };
+        let errno = last_errno();
+        if rc != NGX_OK as isize || core.peer.connection.is_null() {
+            if !core.peer.connection.is_null() {
+                // SAFETY: the connection nginx made, not ours to keep.
+                unsafe { ngx_close_connection(core.peer.connection) };
+            }
+            core.peer.connection = ptr::null_mut();
+            return Err(Failure::Os(errno));
+        }
+        let conn = core.peer.connection;
+        core.conn = conn;
+        // SAFETY: the connection nginx just made for us.
+        unsafe {
+            (*conn).data = me.cast();
+            (*(*conn).read).handler = Some(on_udp_event);
+            (*(*conn).write).handler = Some(on_udp_write);
+            (*conn).log = (*ngx_cycle).log;
+            (*(*conn).read).log = (*conn).log;
+            (*(*conn).write).log = (*conn).log;
+        }
+        Ok(())
+    }
+
+    /// `send(data)`: one datagram.
+    pub fn send(&mut self, data: &[u8]) -> Result<(), Failure> {
+        let conn = self.core.conn;
+        if conn.is_null() {
+            return Err(Failure::Closed);
+        }
+        // SAFETY: our live connection; send reads at most `len` bytes.
+        let n = unsafe {
+            ((*conn).send.expect("connection send"))(conn, data.as_ptr().cast_mut(), data.len())
+        };
+        if n < 0 {
+            return Err(Failure::Os(last_errno()));
+        }
+        if n as usize != data.len() {
+            return Err(Failure::Text("failed to send the whole datagram".into()));
+        }
+        Ok(())
+    }
+
+    /// `receive(size)`: the next datagram, at most `size` bytes of it.
+    pub fn receive(&mut self, size: usize, default_timeout: u64) -> Step<&[u8]> {
+        let core = &mut *self.core;
+        let conn = core.conn;
+        if conn.is_null() {
+            core.reading = false;
+            return Step::Failed(Failure::Closed);
+        }
+        if std::mem::take(&mut core.timed_out) {
+            core.reading = false;
+            return Step::Failed(Failure::Timeout);
+        }
+        core.buffer.resize(size.max(1), 0);
+        // SAFETY: our live connection; recv writes at most `size` bytes.
+        let n = unsafe {
+            ((*conn).recv.expect("connection recv"))(conn, core.buffer.as_mut_ptr(), size.max(1))
+        };
+        if n >= 0 {
+            core.reading = false;
+            clear_read_timer(conn);
+            return Step::Done(&core.buffer[..n as usize]);
+        }
+        if n != NGX_AGAIN as isize {
+            core.reading = false;
+            clear_read_timer(conn);
+            return Step::Failed(Failure::Os(last_errno()));
+        }
+        core.reading = true;
+        // SAFETY: our live connection; nginx arms the read event.
+        unsafe {
+            if ngx_handle_read_event((*conn).read, 0) != NGX_OK as isize {
+                core.reading = false;
+                return Step::Failed(Failure::Text("failed to add read event".into()));
+            }
+            let ms = core.read_timeout.unwrap_or(default_timeout);
+            ngx_add_timer((*conn).read, ms as ngx_msec_t);
+        }
+        Step::Wait
+    }
+
+    /// `close`: false when there was no socket.
+    pub fn close(&mut self) -> bool {
+        let core = &mut *self.core;
+        core.waiter = None;
+        core.reading = false;
+        core.timed_out = false;
+        if core.conn.is_null() {
+            return false;
+        }
+        // SAFETY: our live connection; closing removes its events and
+        // timers.
+        unsafe { ngx_close_connection(core.conn) };
+        core.conn = ptr::null_mut();
+        true
+    }
+}
+
+/// Closes a UDP socket whose owner ended.
+unsafe fn release_udp(core: *mut c_void) {
+    let core = core.cast::<UdpCore>();
+    // SAFETY: per `Owned`: a live core.
+    unsafe {
+        (*core).waiter = None;
+        (*core).reading = false;
+        if !(*core).conn.is_null() {
+            ngx_close_connection((*core).conn);
+            (*core).conn = ptr::null_mut();
+        }
+    }
+}
+
+impl Drop for UdpSocket {
+    fn drop(&mut self) {
+        self.close();
+        if self.core.owner != 0 {
+            let me: *mut UdpCore = &mut *self.core;
+            disown(self.core.owner, me.cast());
+        }
+    }
+}
+
+unsafe extern "C" fn on_udp_event(ev: *mut ngx_event_t) {
+    // SAFETY: the event belongs to the live core's connection (closing it
+    // or dropping the core removes its events).
+    unsafe {
+        let conn = (*ev).data.cast::<ngx_connection_t>();
+        let core = (*conn).data.cast::<UdpCore>();
+        if (*ev).timedout() != 0 {
+            (*ev).set_timedout(0);
+            (*core).timed_out = true;
+        }
+        if let Some(waiter) = (*core).waiter.take() {
+            crate::nginx::without_unwinding("UDP cosocket event", || {
+                // SAFETY: the waiter's owner outlives its sockets' events.
+                (waiter.wake)(waiter.data, waiter.co)
+            });
+        }
+    }
+}
+
+unsafe extern "C" fn on_udp_write(_ev: *mut ngx_event_t) {}
