@@ -6,6 +6,7 @@ source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"
 
 PORT="${PORT:-8080}"
+REDIS_PORT="${REDIS_PORT:-6379}"
 ensure_build_deps
 log "building the module and nginx (release)"
 cargo build --release
@@ -13,7 +14,8 @@ cargo build --release
 prefix="$(mktemp -d "${TMPDIR:-/tmp}/ngx-lua-shdict-demo.XXXXXX")"
 mkdir -p "$prefix/conf" "$prefix/logs"
 sed -e "s|@MODULE@|$REPO_ROOT/target/release/libngx_lua_shdict.so|" \
-    -e "s|@PORT@|$PORT|" nginx-conf/demo.conf >"$prefix/conf/nginx.conf"
+    -e "s|@PORT@|$PORT|" -e "s|@LUA@|$REPO_ROOT/nginx-conf/lua|" \
+    -e "s|@REDIS_PORT@|$REDIS_PORT|" nginx-conf/demo.conf >"$prefix/conf/nginx.conf"
 
 cat <<EOT
 
@@ -27,6 +29,8 @@ nginx with the module is starting on 127.0.0.1:$PORT (prefix $prefix). Try:
   curl 127.0.0.1:$PORT/parallel     # subrequests and a light thread
   curl 127.0.0.1:$PORT/status                      # zone statistics, JSON
   curl '127.0.0.1:$PORT/status?format=prometheus'  # the same for Prometheus
+  curl '127.0.0.1:$PORT/layered?key=a'  # L1 (worker LRU), L2 (dict), L3 (Redis on
+                                        # port $REDIS_PORT, if one runs), then the origin
 
 Ctrl-C stops nginx.
 EOT

@@ -122,6 +122,14 @@ fn shipped_config(file: &str) -> String {
         })
         .collect::<String>()
         .replace("@PORT@", "1")
+        .replace("@REDIS_PORT@", "6379")
+        .replace(
+            "@LUA@",
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("nginx-conf/lua")
+                .display()
+                .to_string(),
+        )
 }
 
 #[test]

@@ -158,18 +158,23 @@ pub(super) fn captures_arrived(req: HttpRequest, finished: Vec<FinishedCapture>)
             .borrow_mut()
             .make_ready(capture.waiter, &Wait::Subrequests, args);
     }
+    drop(scheduler);
     continue_handler(req);
 }
 
 /// Resumes thread `co` of the request's suspended handler after an event of kind `why`,
 /// and takes the handler's phase on from wherever the run ends.
 fn resume_coroutine(req: HttpRequest, co: CoId, why: &Wait) {
-    if let Some((scheduler, _)) = parked(req) {
-        scheduler
-            .borrow_mut()
-            .make_ready(co, why, MultiValue::new());
-        continue_handler(req);
-    }
+    let Some((scheduler, _)) = parked(req) else {
+        return;
+    };
+    scheduler
+        .borrow_mut()
+        .make_ready(co, why, MultiValue::new());
+    // The handler's run may end: its scheduler must be held only by the
+    // request then, to be reused.
+    drop(scheduler);
+    continue_handler(req);
 }
 
 /// Runs what became ready in the request's suspended handler, and takes the

@@ -32,19 +32,27 @@ enum OkValue {
     Number,
 }
 
+/// A TCP handle: the socket, in the userdata's own memory (no allocation
+/// of its own), and whether it was dropped (its finalizer ran).
+#[repr(C)]
+struct TcpHandle {
+    socket: TcpSocket,
+    dropped: bool,
+}
+
 /// The socket of the handle at stack index 1.
 ///
 /// # Safety
 /// `l` must be a live Lua state in a C function call.
 unsafe fn handle(l: *mut lua_State) -> *mut TcpSocket {
-    // SAFETY: per the contract; a handle is a userdata holding the pointer
-    // (tcp.lua passes nothing else at index 1).
+    // SAFETY: per the contract; a handle is a TcpHandle userdata (tcp.lua
+    // passes nothing else at index 1).
     unsafe {
-        let slot = lua_touserdata(l, 1).cast::<*mut TcpSocket>();
-        if slot.is_null() {
+        let handle = lua_touserdata(l, 1).cast::<TcpHandle>();
+        if handle.is_null() || (*handle).dropped {
             return core::ptr::null_mut();
         }
-        *slot
+        core::ptr::addr_of_mut!((*handle).socket)
     }
 }
 
@@ -121,17 +129,19 @@ unsafe fn finish(l: *mut lua_State, rc: c_int, out: &SocketOut, ok: OkValue) -> 
 pub unsafe extern "C-unwind" fn tcp_new(l: *mut lua_State) -> c_int {
     let mut out = SocketOut::default();
     let socket = ops::tcp_new(&mut out);
-    // SAFETY: a C function call on a live state.
+    // SAFETY: a C function call on a live state; the userdata is as large
+    // as a handle and aligned for it (Lua aligns userdata for any type).
     unsafe {
-        if socket.is_null() {
+        let Some(socket) = socket else {
             lua_pushnil(l);
-            let text = core::slice::from_raw_parts(out.err, out.err_len);
-            lua_pushlstring(l, text.as_ptr().cast(), text.len());
+            lua_pushlstring(l, out.err.cast(), out.err_len);
             return 2;
-        }
-        let slot =
-            lua_newuserdata(l, core::mem::size_of::<*mut TcpSocket>()).cast::<*mut TcpSocket>();
-        *slot = socket;
+        };
+        let handle = lua_newuserdata(l, core::mem::size_of::<TcpHandle>()).cast::<TcpHandle>();
+        handle.write(TcpHandle {
+            socket,
+            dropped: false,
+        });
         lua_getfield(l, LUA_REGISTRYINDEX, HANDLE_META_KEY.as_ptr());
         lua_setmetatable(l, -2);
     }
@@ -140,13 +150,13 @@ pub unsafe extern "C-unwind" fn tcp_new(l: *mut lua_State) -> c_int {
 
 /// A handle's `__gc`.
 pub unsafe extern "C-unwind" fn tcp_gc(l: *mut lua_State) -> c_int {
-    // SAFETY: a C function call on a live state; the handle's slot is
-    // cleared so that the socket is freed once.
+    // SAFETY: a C function call on a live state; the handle is marked so
+    // that the socket is dropped once.
     unsafe {
-        let slot = lua_touserdata(l, 1).cast::<*mut TcpSocket>();
-        if !slot.is_null() {
-            ops::tcp_free(*slot);
-            *slot = core::ptr::null_mut();
+        let handle = lua_touserdata(l, 1).cast::<TcpHandle>();
+        if !handle.is_null() && !(*handle).dropped {
+            (*handle).dropped = true;
+            ops::tcp_free(core::ptr::addr_of_mut!((*handle).socket));
         }
     }
     0

@@ -225,27 +225,26 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 }
 
 /// `ngx.socket.tcp()`: a new socket, or null with the error to raise.
-pub(super) fn tcp_new(out: *mut SocketOut) -> *mut TcpSocket {
-    let mut created = core::ptr::null_mut();
+pub(super) fn tcp_new(out: *mut SocketOut) -> Option<TcpSocket> {
+    let mut created = None;
     guarded(out, |out| {
         if let Some(refusal) = context_refusal() {
             return fail(out, RAISE, &refusal);
         }
-        created = Box::into_raw(Box::new(TcpSocket::new()));
+        created = Some(TcpSocket::new());
         OK
     });
     created
 }
 
 /// The socket's Lua object was collected: its connection closes.
-pub(super) fn tcp_free(sock: *mut TcpSocket) {
-    if sock.is_null() {
-        return;
-    }
+///
+/// # Safety
+/// `sock` must be a socket written by [`tcp_new`]'s caller, dropped once.
+pub(super) unsafe fn tcp_free(sock: *mut TcpSocket) {
     crate::nginx::without_unwinding("cosocket finalizer", || {
-        // SAFETY: made by tcp_new and freed once, by the object's
-        // finalizer.
-        drop(unsafe { Box::from_raw(sock) });
+        // SAFETY: per the contract.
+        unsafe { core::ptr::drop_in_place(sock) };
     });
 }
 

@@ -829,9 +829,16 @@ impl Core {
     }
 
     fn take_from_pool(&mut self, options: &PoolOptions) -> Option<Step<()>> {
-        let key = self.pool_key.clone()?;
+        // Taken out for the call and put back: no copy of the name.
+        let key = self.pool_key.take()?;
+        let step = self.take_from_pool_named(&key, options);
+        self.pool_key = Some(key);
+        step
+    }
+
+    fn take_from_pool_named(&mut self, key: &[u8], options: &PoolOptions) -> Option<Step<()>> {
         let settings = self.settings();
-        match pool::take(&key, options, settings.pool_size) {
+        match pool::take(key, options, settings.pool_size) {
             pool::Taken::Connection {
                 conn,
                 reused,
@@ -849,7 +856,7 @@ impl Core {
             }
             pool::Taken::Queue => {
                 let me: *mut Core = self;
-                if !pool::join_queue(&key, me) {
+                if !pool::join_queue(key, me) {
                     return Some(Step::Failed(Failure::Text(
                         "too many waiting connect operations".into(),
                     )));
