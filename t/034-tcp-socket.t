@@ -340,6 +340,7 @@ GET /t
 niltimeout
 --- error_log
 lua tcp socket write timed out
+--- timing_sensitive
 
 
 
