@@ -24,10 +24,14 @@ pub struct RequestState {
     /// Cosockets were connected for the request: their connections close
     /// with it.
     pub(super) owns_sockets: Option<usize>,
+    /// The core of the socket reading the body (`ngx.req.socket()`), for
+    /// the request's read events; null without one.
+    pub(super) downstream_socket: *mut core::ffi::c_void,
 }
 
 impl Drop for RequestState {
     fn drop(&mut self) {
+        self.downstream_socket = ptr::null_mut();
         if let Some(owner) = self.owns_sockets {
             super::socket::release_owned_by(owner);
         }
@@ -120,6 +124,7 @@ pub unsafe fn request_state<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Re
                     captures: Vec::new(),
                     next_capture: 0,
                     owns_sockets: None,
+                    downstream_socket: ptr::null_mut(),
                 },
             );
             (*cleanup).handler = Some(release);

@@ -148,6 +148,32 @@ pub unsafe extern "C-unwind" fn tcp_new(l: *mut lua_State) -> c_int {
     1
 }
 
+/// `req_socket(raw)`: a handle reading the request body, or nil, the
+/// error and whether to raise it.
+pub unsafe extern "C-unwind" fn req_socket(l: *mut lua_State) -> c_int {
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state; the userdata is as large
+    // as a handle and aligned for it.
+    unsafe {
+        let raw = number_arg(l, 1) != 0.0;
+        let (rc, socket) = ops::req_socket(raw, &mut out);
+        let Some(socket) = socket else {
+            lua_pushnil(l);
+            lua_pushlstring(l, out.err.cast(), out.err_len);
+            mlua::ffi::lua_pushboolean(l, c_int::from(rc == ops::RAISE));
+            return 3;
+        };
+        let handle = lua_newuserdata(l, core::mem::size_of::<TcpHandle>()).cast::<TcpHandle>();
+        handle.write(TcpHandle {
+            socket,
+            dropped: false,
+        });
+        lua_getfield(l, LUA_REGISTRYINDEX, HANDLE_META_KEY.as_ptr());
+        lua_setmetatable(l, -2);
+    }
+    1
+}
+
 /// A handle's `__gc`.
 pub unsafe extern "C-unwind" fn tcp_gc(l: *mut lua_State) -> c_int {
     // SAFETY: a C function call on a live state; the handle is marked so

@@ -22,7 +22,7 @@ use crate::request::HttpRequest;
 /// Installs `ngx.socket`.
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let socket = lua.create_table()?;
-    tcp::install(lua, &socket)?;
+    tcp::install(lua, ngx, &socket)?;
     udp::install(lua, &socket)?;
     ngx.set("socket", socket)
 }

@@ -248,6 +248,44 @@ pub(super) unsafe fn tcp_free(sock: *mut TcpSocket) {
     });
 }
 
+/// `ngx.req.socket(raw)`: a socket reading the request body, or `None`
+/// with the error (`RAISE` or `FAIL`) in `out`.
+pub(super) fn req_socket(raw: bool, out: *mut SocketOut) -> (c_int, Option<TcpSocket>) {
+    let mut created = None;
+    let rc = guarded(out, |out| {
+        match crate::lua::current_phase() {
+            None | Some(Phase::Init) => return fail(out, RAISE, "no request found"),
+            Some(Phase::Rewrite | Phase::ServerRewrite | Phase::Access | Phase::Content) => {}
+            Some(phase) => {
+                return fail(
+                    out,
+                    RAISE,
+                    &format!("API disabled in the context of {}", phase.context_name()),
+                )
+            }
+        }
+        let Some(r) = running_request() else {
+            return fail(out, RAISE, "no request found");
+        };
+        if raw {
+            return fail(out, FAIL, "raw request sockets are not supported yet");
+        }
+        // SAFETY: the running request is live, its state slot set up.
+        if !unsafe { crate::request::state::own_sockets(r.as_ptr()) } {
+            return fail(out, FAIL, "no memory");
+        }
+        let mut socket = TcpSocket::new();
+        match crate::request::socket::downstream::attach(&mut socket, r, &super::settings()) {
+            Ok(()) => {
+                created = Some(socket);
+                OK
+            }
+            Err(failure) => fail(out, FAIL, &failure.message()),
+        }
+    });
+    (rc, created)
+}
+
 /// `connect(host, port, options)`: `port` -1 for a unix path; `pool` null
 /// without the option, `pool_size` and `backlog` -1 without theirs.
 #[allow(clippy::too_many_arguments)]
@@ -271,6 +309,9 @@ pub(super) fn tcp_connect(
             Ok(owner) => owner,
             Err(code) => return code,
         };
+        if socket.is_downstream() {
+            return fail(out, RAISE, "attempt to re-connect a request socket");
+        }
         if let Err(code) = busy_refusal(
             socket,
             &[Busy::Connecting, Busy::Reading, Busy::Writing],
@@ -321,6 +362,9 @@ pub(super) fn tcp_send(
         };
         if let Err(code) = enter(socket, out) {
             return code;
+        }
+        if socket.is_downstream() {
+            return fail(out, RAISE, "attempt to write to request sockets");
         }
         if let Err(code) = busy_refusal(socket, &[Busy::Writing, Busy::Connecting], out) {
             return code;
@@ -476,6 +520,9 @@ pub(super) fn tcp_setkeepalive(
         if let Err(code) = enter(socket, out) {
             return code;
         }
+        if socket.is_downstream() {
+            return fail(out, RAISE, "not supported for downstream sockets");
+        }
         if !socket.is_connected() {
             return fail(out, FAIL, "closed");
         }
@@ -523,6 +570,9 @@ pub(super) fn tcp_close(sock: *mut TcpSocket, out: *mut SocketOut) -> c_int {
         };
         if let Err(code) = enter(socket, out) {
             return code;
+        }
+        if socket.is_downstream() {
+            return fail(out, RAISE, "attempt to close a request socket");
         }
         if let Err(code) = busy_refusal(
             socket,

@@ -20,6 +20,7 @@ local tcp_new, tcp_connect, tcp_send = op.new, op.connect, op.send
 local tcp_receive, tcp_receive_until = op.receive, op.receive_until
 local tcp_set_timeouts, tcp_setkeepalive = op.set_timeouts, op.setkeepalive
 local tcp_reused, tcp_close, tcp_setoption = op.reused, op.close, op.setoption
+local req_socket_op = op.req_socket
 
 local status = spec.status
 local OK, WAIT, FAIL, FAIL_PARTIAL = status.OK, status.WAIT, status.FAIL, status.FAIL_PARTIAL
@@ -459,4 +460,28 @@ local function connect(...)
     return sock
 end
 
-return tcp, connect
+-- A request socket has the reading methods only, as in OpenResty.
+local req_meta = { __index = {
+    receive = methods.receive,
+    receiveany = methods.receiveany,
+    receiveuntil = methods.receiveuntil,
+    settimeout = methods.settimeout,
+    settimeouts = methods.settimeouts,
+} }
+
+-- ngx.req.socket(raw?): the request body as a stream.
+local function req_socket(...)
+    if select("#", ...) > 1 then
+        error("expecting zero or one arguments, but got " .. select("#", ...), 0)
+    end
+    local handle, err, raise = req_socket_op((...) and 1 or 0)
+    if not handle then
+        if raise then
+            error(err, 0)
+        end
+        return nil, err
+    end
+    return setmetatable({ [HANDLE] = handle }, req_meta)
+end
+
+return tcp, connect, req_socket

@@ -8,9 +8,10 @@ use super::ops;
 use crate::lua::raise::internal_chunk_name;
 use crate::lua::scheduler::wait_here;
 
-pub fn install(lua: &Lua, socket: &Table) -> mlua::Result<()> {
+pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<()> {
     let operations = lua.create_table()?;
-    let functions: [(&str, mlua::ffi::lua_CFunction); 11] = [
+    let functions: [(&str, mlua::ffi::lua_CFunction); 12] = [
+        ("req_socket", calls::req_socket),
         ("new", calls::tcp_new),
         ("connect", calls::tcp_connect),
         ("send", calls::tcp_send),
@@ -52,12 +53,14 @@ pub fn install(lua: &Lua, socket: &Table) -> mlua::Result<()> {
         options.set(name, code)?;
     }
     spec.set("options", options)?;
-    let (tcp, connect): (Function, Function) = lua
+    let (tcp, connect, req_socket): (Function, Function, Function) = lua
         .load(include_str!("tcp.lua"))
         .set_name(internal_chunk_name("ngx.socket.tcp"))
         .call((spec, wait_here(lua)?))?;
     socket.set("tcp", tcp.clone())?;
     socket.set("stream", tcp)?;
     socket.set("connect", connect)?;
+    let req: Table = ngx.get("req")?;
+    req.set("socket", req_socket)?;
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! connect time): [`release_owned_by`] closes those left open when the
 //! owner ends. [`pool`] keeps idle connections for `setkeepalive`.
 
+pub mod downstream;
 mod fast_hash;
 pub mod inbox;
 pub mod pool;
@@ -229,6 +230,9 @@ struct Core {
     eof: bool,
     /// A read failed with "closed": later reads fail at once.
     read_closed: bool,
+    /// The connection is the client's (`ngx.req.socket()`): never closed
+    /// here, and read only up to the body's end.
+    downstream: Option<downstream::Downstream>,
     inbox: Inbox,
     /// A send that did not complete at once: the bytes left, and how many
     /// the call sends in all.
@@ -457,6 +461,12 @@ impl TcpSocket {
         set(&mut self.core.connect_timeout, connect);
         set(&mut self.core.send_timeout, send);
         set(&mut self.core.read_timeout, read);
+    }
+
+    /// Whether the socket reads the client's connection
+    /// (`ngx.req.socket()`).
+    pub fn is_downstream(&self) -> bool {
+        self.core.downstream.is_some()
     }
 
     /// How many times the connection came from a pool.
@@ -708,6 +718,7 @@ impl Core {
             waits_on: Direction::Write,
             eof: false,
             read_closed: false,
+            downstream: None,
             inbox: Inbox::default(),
             unsent: Vec::new(),
             unsent_from: 0,
@@ -799,6 +810,11 @@ impl Core {
         if self.queue_wake.posted() != 0 {
             // SAFETY: the event is in nginx's posted queue; take it out.
             unsafe { nginx_sys::ngx_delete_posted_event(&mut self.queue_wake) };
+        }
+        if let Some(downstream) = self.downstream.take() {
+            // The client's connection stays the request's.
+            downstream.detach(self.conn);
+            self.conn = ptr::null_mut();
         }
         if !self.conn.is_null() {
             // SAFETY: our live connection; closing removes its events and
@@ -1146,8 +1162,15 @@ impl Core {
                     partial: self.inbox.bytes(range),
                 };
             }
+            let rest = self.downstream.as_ref().map(|d| d.rest);
+            if rest == Some(0) {
+                // The body is all read: what follows on the connection
+                // is not this socket's.
+                self.eof = true;
+                continue;
+            }
             let spare = self.inbox.spare(buffer_size);
-            let size = spare.len();
+            let size = rest.map_or(spare.len(), |rest| spare.len().min(rest as usize));
             // SAFETY: our live connection; recv writes at most `size`
             // bytes into the spare room.
             let n = unsafe {
@@ -1156,6 +1179,9 @@ impl Core {
             if n > 0 {
                 // SAFETY: recv wrote n bytes.
                 unsafe { self.inbox.filled(n as usize) };
+                if let Some(downstream) = &mut self.downstream {
+                    downstream.consumed(n as u64);
+                }
                 continue;
             }
             if n == 0 {
