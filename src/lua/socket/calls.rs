@@ -32,12 +32,66 @@ enum OkValue {
     Number,
 }
 
-/// A TCP handle: the socket, in the userdata's own memory (no allocation
-/// of its own), and whether it was dropped (its finalizer ran).
+/// A socket handle: the socket, in the userdata's own memory (no
+/// allocation of its own), and whether it was dropped (its finalizer ran).
 #[repr(C)]
-struct TcpHandle {
-    socket: TcpSocket,
+struct Handle<T> {
+    socket: T,
     dropped: bool,
+}
+
+/// Pushes a new handle for `socket` with the metatable registered under
+/// `meta_key`, or nil and the error when there is no socket (with whether
+/// to raise it, when `with_raise`).
+///
+/// # Safety
+/// `l` must be a live Lua state in a C function call.
+unsafe fn push_handle<T>(
+    l: *mut lua_State,
+    socket: Option<T>,
+    meta_key: &core::ffi::CStr,
+    out: &SocketOut,
+    raise: Option<bool>,
+) -> c_int {
+    // SAFETY: per the contract; the userdata is as large as a handle and
+    // aligned for it (Lua aligns userdata for any type).
+    unsafe {
+        let Some(socket) = socket else {
+            lua_pushnil(l);
+            lua_pushlstring(l, out.err.cast(), out.err_len);
+            return match raise {
+                Some(raise) => {
+                    mlua::ffi::lua_pushboolean(l, c_int::from(raise));
+                    3
+                }
+                None => 2,
+            };
+        };
+        let handle = lua_newuserdata(l, core::mem::size_of::<Handle<T>>()).cast::<Handle<T>>();
+        handle.write(Handle {
+            socket,
+            dropped: false,
+        });
+        lua_getfield(l, LUA_REGISTRYINDEX, meta_key.as_ptr());
+        lua_setmetatable(l, -2);
+    }
+    1
+}
+
+/// A handle's `__gc`: the socket is dropped once.
+///
+/// # Safety
+/// As [`push_handle`], with a `Handle<T>` at index 1.
+unsafe fn drop_handle<T>(l: *mut lua_State, free: unsafe fn(*mut T)) -> c_int {
+    // SAFETY: per the contract.
+    unsafe {
+        let handle = lua_touserdata(l, 1).cast::<Handle<T>>();
+        if !handle.is_null() && !(*handle).dropped {
+            (*handle).dropped = true;
+            free(core::ptr::addr_of_mut!((*handle).socket));
+        }
+    }
+    0
 }
 
 /// The socket of the handle at stack index 1.
@@ -45,10 +99,18 @@ struct TcpHandle {
 /// # Safety
 /// `l` must be a live Lua state in a C function call.
 unsafe fn handle(l: *mut lua_State) -> *mut TcpSocket {
-    // SAFETY: per the contract; a handle is a TcpHandle userdata (tcp.lua
-    // passes nothing else at index 1).
+    // SAFETY: per the contract; tcp.lua passes its handle at index 1.
+    unsafe { socket_of::<TcpSocket>(l) }
+}
+
+/// The socket of the `Handle<T>` at stack index 1 (null once dropped).
+///
+/// # Safety
+/// As [`handle`], with a `Handle<T>` (or nothing) at index 1.
+unsafe fn socket_of<T>(l: *mut lua_State) -> *mut T {
+    // SAFETY: per the contract.
     unsafe {
-        let handle = lua_touserdata(l, 1).cast::<TcpHandle>();
+        let handle = lua_touserdata(l, 1).cast::<Handle<T>>();
         if handle.is_null() || (*handle).dropped {
             return core::ptr::null_mut();
         }
@@ -129,63 +191,25 @@ unsafe fn finish(l: *mut lua_State, rc: c_int, out: &SocketOut, ok: OkValue) -> 
 pub unsafe extern "C-unwind" fn tcp_new(l: *mut lua_State) -> c_int {
     let mut out = SocketOut::default();
     let socket = ops::tcp_new(&mut out);
-    // SAFETY: a C function call on a live state; the userdata is as large
-    // as a handle and aligned for it (Lua aligns userdata for any type).
-    unsafe {
-        let Some(socket) = socket else {
-            lua_pushnil(l);
-            lua_pushlstring(l, out.err.cast(), out.err_len);
-            return 2;
-        };
-        let handle = lua_newuserdata(l, core::mem::size_of::<TcpHandle>()).cast::<TcpHandle>();
-        handle.write(TcpHandle {
-            socket,
-            dropped: false,
-        });
-        lua_getfield(l, LUA_REGISTRYINDEX, HANDLE_META_KEY.as_ptr());
-        lua_setmetatable(l, -2);
-    }
-    1
+    // SAFETY: a C function call on a live state.
+    unsafe { push_handle(l, socket, HANDLE_META_KEY, &out, None) }
 }
 
 /// `req_socket(raw)`: a handle reading the request body, or nil, the
 /// error and whether to raise it.
 pub unsafe extern "C-unwind" fn req_socket(l: *mut lua_State) -> c_int {
     let mut out = SocketOut::default();
-    // SAFETY: a C function call on a live state; the userdata is as large
-    // as a handle and aligned for it.
+    // SAFETY: a C function call on a live state.
     unsafe {
-        let raw = number_arg(l, 1) != 0.0;
-        let (rc, socket) = ops::req_socket(raw, &mut out);
-        let Some(socket) = socket else {
-            lua_pushnil(l);
-            lua_pushlstring(l, out.err.cast(), out.err_len);
-            mlua::ffi::lua_pushboolean(l, c_int::from(rc == ops::RAISE));
-            return 3;
-        };
-        let handle = lua_newuserdata(l, core::mem::size_of::<TcpHandle>()).cast::<TcpHandle>();
-        handle.write(TcpHandle {
-            socket,
-            dropped: false,
-        });
-        lua_getfield(l, LUA_REGISTRYINDEX, HANDLE_META_KEY.as_ptr());
-        lua_setmetatable(l, -2);
+        let (rc, socket) = ops::req_socket(number_arg(l, 1) != 0.0, &mut out);
+        push_handle(l, socket, HANDLE_META_KEY, &out, Some(rc == ops::RAISE))
     }
-    1
 }
 
 /// A handle's `__gc`.
 pub unsafe extern "C-unwind" fn tcp_gc(l: *mut lua_State) -> c_int {
-    // SAFETY: a C function call on a live state; the handle is marked so
-    // that the socket is dropped once.
-    unsafe {
-        let handle = lua_touserdata(l, 1).cast::<TcpHandle>();
-        if !handle.is_null() && !(*handle).dropped {
-            (*handle).dropped = true;
-            ops::tcp_free(core::ptr::addr_of_mut!((*handle).socket));
-        }
-    }
-    0
+    // SAFETY: a C function call on a live state, with a TCP handle.
+    unsafe { drop_handle::<TcpSocket>(l, ops::tcp_free) }
 }
 
 /// `tcp_connect(handle, host, port, pool, pool_size, backlog)`.
@@ -330,13 +354,7 @@ pub const UDP_HANDLE_META_KEY: &core::ffi::CStr = c"ngx_lua_shdict.udp_handle";
 /// As [`handle`].
 unsafe fn udp_handle(l: *mut lua_State) -> *mut UdpSocket {
     // SAFETY: per the contract; udp.lua passes its handle at index 1.
-    unsafe {
-        let slot = lua_touserdata(l, 1).cast::<*mut UdpSocket>();
-        if slot.is_null() {
-            return core::ptr::null_mut();
-        }
-        *slot
-    }
+    unsafe { socket_of::<UdpSocket>(l) }
 }
 
 /// `udp_new()`: a handle, or nil and the error to raise.
@@ -344,33 +362,13 @@ pub unsafe extern "C-unwind" fn udp_new(l: *mut lua_State) -> c_int {
     let mut out = SocketOut::default();
     let socket = ops::udp_new(&mut out);
     // SAFETY: a C function call on a live state.
-    unsafe {
-        if socket.is_null() {
-            lua_pushnil(l);
-            lua_pushlstring(l, out.err.cast(), out.err_len);
-            return 2;
-        }
-        let slot =
-            lua_newuserdata(l, core::mem::size_of::<*mut UdpSocket>()).cast::<*mut UdpSocket>();
-        *slot = socket;
-        lua_getfield(l, LUA_REGISTRYINDEX, UDP_HANDLE_META_KEY.as_ptr());
-        lua_setmetatable(l, -2);
-    }
-    1
+    unsafe { push_handle(l, socket, UDP_HANDLE_META_KEY, &out, None) }
 }
 
 /// A UDP handle's `__gc`.
 pub unsafe extern "C-unwind" fn udp_gc(l: *mut lua_State) -> c_int {
-    // SAFETY: a C function call on a live state; the slot is cleared so
-    // that the socket is freed once.
-    unsafe {
-        let slot = lua_touserdata(l, 1).cast::<*mut UdpSocket>();
-        if !slot.is_null() {
-            ops::udp_free(*slot);
-            *slot = core::ptr::null_mut();
-        }
-    }
-    0
+    // SAFETY: a C function call on a live state, with a UDP handle.
+    unsafe { drop_handle::<UdpSocket>(l, ops::udp_free) }
 }
 
 /// `udp_setpeername(handle, host, port)`.

@@ -22,8 +22,8 @@ use crate::request::HttpRequest;
 /// Installs `ngx.socket`.
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let socket = lua.create_table()?;
-    tcp::install(lua, ngx, &socket)?;
-    udp::install(lua, &socket)?;
+    let payload = tcp::install(lua, ngx, &socket)?;
+    udp::install(lua, &socket, payload)?;
     ngx.set("socket", socket)
 }
 
@@ -42,16 +42,6 @@ fn settings() -> SocketSettings {
     let request = ops::running_request();
     match SETTINGS.get() {
         Some(reader) => reader(request),
-        None => SocketSettings {
-            connect_timeout: 60_000,
-            send_timeout: 60_000,
-            read_timeout: 60_000,
-            buffer_size: 4096,
-            pool_size: 30,
-            keepalive_timeout: 60_000,
-            log_errors: true,
-            resolver: core::ptr::null_mut(),
-            resolver_timeout: 30_000,
-        },
+        None => SocketSettings::default(),
     }
 }

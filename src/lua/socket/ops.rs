@@ -124,11 +124,16 @@ fn context_refusal() -> Option<String> {
 /// The checks of every operation: the context, and that the socket is the
 /// running request's (or timer's). The owner key on success.
 fn enter(socket: &TcpSocket, out: &mut SocketOut) -> Result<usize, c_int> {
+    enter_owned_by(socket.owner(), out)
+}
+
+/// [`enter`] for a socket bound to `socket_owner` (0: not yet bound).
+fn enter_owned_by(socket_owner: usize, out: &mut SocketOut) -> Result<usize, c_int> {
     if let Some(refusal) = context_refusal() {
         return Err(fail(out, RAISE, &refusal));
     }
     let owner = crate::lua::current_owner();
-    if socket.owner() != 0 && socket.owner() != owner {
+    if socket_owner != 0 && socket_owner != owner {
         return Err(fail(out, RAISE, "bad request"));
     }
     Ok(owner)
@@ -226,12 +231,18 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 
 /// `ngx.socket.tcp()`: a new socket, or null with the error to raise.
 pub(super) fn tcp_new(out: *mut SocketOut) -> Option<TcpSocket> {
+    created_here(out, TcpSocket::new)
+}
+
+/// A new socket where cosockets may be used; `None` with the error to
+/// raise elsewhere.
+fn created_here<T>(out: *mut SocketOut, new: fn() -> T) -> Option<T> {
     let mut created = None;
     guarded(out, |out| {
         if let Some(refusal) = context_refusal() {
             return fail(out, RAISE, &refusal);
         }
-        created = Some(TcpSocket::new());
+        created = Some(new());
         OK
     });
     created
@@ -632,36 +643,22 @@ unsafe fn udp_socket<'a>(sock: *mut UdpSocket) -> Option<&'a mut UdpSocket> {
 
 /// The checks of every UDP operation (as [`enter`]).
 fn enter_udp(socket: &UdpSocket, out: &mut SocketOut) -> Result<usize, c_int> {
-    if let Some(refusal) = context_refusal() {
-        return Err(fail(out, RAISE, &refusal));
-    }
-    let owner = crate::lua::current_owner();
-    if socket.owner() != 0 && socket.owner() != owner {
-        return Err(fail(out, RAISE, "bad request"));
-    }
-    Ok(owner)
+    enter_owned_by(socket.owner(), out)
 }
 
-/// `ngx.socket.udp()`: a new socket, or null with the error to raise.
-pub(super) fn udp_new(out: *mut SocketOut) -> *mut UdpSocket {
-    let mut created = core::ptr::null_mut();
-    guarded(out, |out| {
-        if let Some(refusal) = context_refusal() {
-            return fail(out, RAISE, &refusal);
-        }
-        created = Box::into_raw(Box::new(UdpSocket::new()));
-        OK
-    });
-    created
+/// `ngx.socket.udp()`: a new socket, or `None` with the error to raise.
+pub(super) fn udp_new(out: *mut SocketOut) -> Option<UdpSocket> {
+    created_here(out, UdpSocket::new)
 }
 
-pub(super) fn udp_free(sock: *mut UdpSocket) {
-    if sock.is_null() {
-        return;
-    }
+/// The UDP socket's Lua object was collected.
+///
+/// # Safety
+/// As [`tcp_free`].
+pub(super) unsafe fn udp_free(sock: *mut UdpSocket) {
     crate::nginx::without_unwinding("UDP cosocket finalizer", || {
-        // SAFETY: made by udp_new and freed once, by the object's finalizer.
-        drop(unsafe { Box::from_raw(sock) });
+        // SAFETY: per the contract.
+        unsafe { core::ptr::drop_in_place(sock) };
     });
 }
 

@@ -170,25 +170,31 @@ local function flatten(items)
     end
 end
 
+-- What send sends for `data`: a string, a number, a boolean, nil, or an
+-- array table of strings and numbers (nested), as one string. Shared with
+-- the UDP sockets.
+local function payload(data)
+    local kind = type(data)
+    if kind == "string" then
+        return data
+    elseif kind == "table" then
+        send_buffer:reset()
+        flatten(data)
+        return send_buffer:tostring()
+    elseif kind == "number" or kind == "boolean" or kind == "nil" then
+        return tostring(data)
+    end
+    error("bad argument #2 to '?' (string, number, boolean, nil, or array table "
+        .. "expected, got " .. kind .. ")", 0)
+end
+
 function methods.send(self, ...)
     local n = select("#", ...) + 1
     if n ~= 2 then
         error("expecting 2 arguments (including the object), but got " .. n, 0)
     end
     local handle = handle_of(self)
-    local data = ...
-    local kind = type(data)
-    if kind == "table" then
-        send_buffer:reset()
-        flatten(data)
-        data = send_buffer:tostring()
-    elseif kind == "number" or kind == "boolean" or kind == "nil" then
-        data = tostring(data)
-    elseif kind ~= "string" then
-        error("bad argument #2 to '?' (string, number, boolean, nil, or array table "
-            .. "expected, got " .. kind .. ")", 0)
-    end
-    local rc, value = tcp_send(handle, data)
+    local rc, value = tcp_send(handle, payload((...)))
     while rc == WAIT do
         wait_here()
         -- The rest of the data waits on the Rust side.
@@ -484,4 +490,4 @@ local function req_socket(...)
     return setmetatable({ [HANDLE] = handle }, req_meta)
 end
 
-return tcp, connect, req_socket
+return tcp, connect, req_socket, payload

@@ -8,7 +8,8 @@ use super::ops;
 use crate::lua::raise::internal_chunk_name;
 use crate::lua::scheduler::wait_here;
 
-pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<()> {
+/// Installs them; returns `tcp.lua`'s payload function for the UDP sockets.
+pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Function> {
     let operations = lua.create_table()?;
     let functions: [(&str, mlua::ffi::lua_CFunction); 12] = [
         ("req_socket", calls::req_socket),
@@ -53,7 +54,7 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<()> {
         options.set(name, code)?;
     }
     spec.set("options", options)?;
-    let (tcp, connect, req_socket): (Function, Function, Function) = lua
+    let (tcp, connect, req_socket, payload): (Function, Function, Function, Function) = lua
         .load(include_str!("tcp.lua"))
         .set_name(internal_chunk_name("ngx.socket.tcp"))
         .call((spec, wait_here(lua)?))?;
@@ -62,5 +63,5 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<()> {
     socket.set("connect", connect)?;
     let req: Table = ngx.get("req")?;
     req.set("socket", req_socket)?;
-    Ok(())
+    Ok(payload)
 }

@@ -1,14 +1,14 @@
 -- ngx.socket.udp objects: OpenResty's methods, argument checks and returns
 -- over the Lua C functions of socket/calls.rs (see tcp.lua).
 --
--- Run once per Lua state with the spec (the operations, status codes) and
--- wait_here; returns ngx.socket.udp.
-local spec, wait_here = ...
+-- Run once per Lua state with the spec (the operations, status codes),
+-- wait_here and tcp.lua's payload (what send sends for its argument);
+-- returns ngx.socket.udp.
+local spec, wait_here, payload = ...
 
 local select, type, error, setmetatable, rawget = select, type, error, setmetatable, rawget
 local tostring, tonumber, floor = tostring, tonumber, math.floor
 local sub, byte = string.sub, string.byte
-local string_buffer = require "string.buffer"
 
 local op = spec.operations
 local udp_new, udp_setpeername, udp_send = op.new, op.setpeername, op.send
@@ -21,7 +21,6 @@ local MAX_DATAGRAM = spec.max_datagram
 local HANDLE = {}
 local methods = {}
 local meta = { __index = methods }
-local send_buffer = string_buffer.new()
 
 local function handle_of(self)
     local handle = type(self) == "table" and rawget(self, HANDLE)
@@ -80,39 +79,12 @@ function methods.setpeername(self, ...)
     return failed(rc, err)
 end
 
-local function flatten(items)
-    for i = 1, #items do
-        local item = items[i]
-        local kind = type(item)
-        if kind == "string" or kind == "number" then
-            send_buffer:put(item)
-        elseif kind == "table" then
-            flatten(item)
-        else
-            error("bad argument #2 to '?' (bad data type " .. kind .. " found)", 0)
-        end
-    end
-end
-
 function methods.send(self, ...)
     local n = select("#", ...) + 1
     if n ~= 2 then
         error("expecting 2 arguments (including the object), but got " .. n, 0)
     end
-    local handle = handle_of(self)
-    local data = ...
-    local kind = type(data)
-    if kind == "table" then
-        send_buffer:reset()
-        flatten(data)
-        data = send_buffer:tostring()
-    elseif kind == "number" or kind == "boolean" or kind == "nil" then
-        data = tostring(data)
-    elseif kind ~= "string" then
-        error("bad argument #2 to '?' (string, number, boolean, nil, or array table "
-            .. "expected, got " .. kind .. ")", 0)
-    end
-    local rc, err = udp_send(handle, data)
+    local rc, err = udp_send(handle_of(self), payload((...)))
     if rc == OK then
         return 1
     end

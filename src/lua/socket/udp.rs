@@ -9,7 +9,9 @@ use crate::lua::raise::internal_chunk_name;
 use crate::lua::scheduler::wait_here;
 use crate::request::socket::udp::MAX_DATAGRAM;
 
-pub fn install(lua: &Lua, socket: &Table) -> mlua::Result<()> {
+/// Installs it, sending what `payload` (from `tcp.lua`) makes of `send`'s
+/// argument.
+pub fn install(lua: &Lua, socket: &Table, payload: Function) -> mlua::Result<()> {
     let operations = lua.create_table()?;
     let functions: [(&str, mlua::ffi::lua_CFunction); 7] = [
         ("new", calls::udp_new),
@@ -43,6 +45,6 @@ pub fn install(lua: &Lua, socket: &Table) -> mlua::Result<()> {
     let udp: Function = lua
         .load(include_str!("udp.lua"))
         .set_name(internal_chunk_name("ngx.socket.udp"))
-        .call((spec, wait_here(lua)?))?;
+        .call((spec, wait_here(lua)?, payload))?;
     socket.set("udp", udp)
 }

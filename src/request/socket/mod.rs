@@ -681,16 +681,23 @@ pub(super) fn push_decimal(n: u32, out: &mut Vec<u8>) {
 
 /// Settings for a socket used before any connect.
 fn default_settings() -> SocketSettings {
-    SocketSettings {
-        connect_timeout: 60_000,
-        send_timeout: 60_000,
-        read_timeout: 60_000,
-        buffer_size: 4096,
-        pool_size: 30,
-        keepalive_timeout: 60_000,
-        log_errors: true,
-        resolver: ptr::null_mut(),
-        resolver_timeout: 30_000,
+    SocketSettings::default()
+}
+
+impl Default for SocketSettings {
+    /// OpenResty's defaults, without a resolver.
+    fn default() -> SocketSettings {
+        SocketSettings {
+            connect_timeout: 60_000,
+            send_timeout: 60_000,
+            read_timeout: 60_000,
+            buffer_size: 4096,
+            pool_size: 30,
+            keepalive_timeout: 60_000,
+            log_errors: true,
+            resolver: ptr::null_mut(),
+            resolver_timeout: 30_000,
+        }
     }
 }
 
