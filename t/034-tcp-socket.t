@@ -697,3 +697,28 @@ ok
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 25: names resolved through nginx's resolver; a name that does not exist
+--- config
+    resolver 127.0.0.1:$TEST_NGINX_DNS_PORT ipv6=off;
+    resolver_timeout 1s;
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            ngx.say(sock:connect("peer.test", $TEST_NGINX_TCP_PORT))
+            sock:send("go")
+            ngx.say(sock:receive("*a"))
+            ngx.say(ngx.socket.tcp():connect("nxdomain.test", $TEST_NGINX_TCP_PORT))
+        }
+    }
+--- dns_a: 127.0.0.1
+--- tcp_listen
+--- tcp_reply: resolved
+--- request
+GET /t
+--- response_body
+1
+resolved
+nilnxdomain.test could not be resolved (3: Host not found)

@@ -11,6 +11,9 @@
 //! - `--- tcp_unresponsive` (our extension): a listening port
 //!   (`$TEST_NGINX_UNRESPONSIVE_PORT`) whose accept queue is full, so that
 //!   connecting to it times out.
+//! - `--- dns_a: ADDRESS` (our extension): a DNS server on
+//!   `$TEST_NGINX_DNS_PORT` (UDP) answering every `A` query with ADDRESS,
+//!   names starting with `nx` with NXDOMAIN, other types with no answer.
 //! - `--- redis` (our extension): a `redis-server` of its own
 //!   (`$TEST_NGINX_REDIS_PORT`); the block is skipped, not passed, when
 //!   redis-server is not installed.
@@ -41,6 +44,8 @@ pub struct PeerPlan {
     pub udp: Option<Option<Vec<u8>>>,
     pub redis: bool,
     pub unresponsive: bool,
+    /// `--- dns_a`: the address every A query gets.
+    pub dns_a: Option<std::net::Ipv4Addr>,
 }
 
 thread_local! {
@@ -109,6 +114,18 @@ impl Peers {
             peers
                 .threads
                 .push(std::thread::spawn(move || serve_udp(socket, reply, stop)));
+        }
+        if let Some(address) = plan.dns_a {
+            let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("dns_a: {e}"))?;
+            let port = socket.local_addr().map_err(|e| e.to_string())?.port();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .map_err(|e| e.to_string())?;
+            variables.push(("TEST_NGINX_DNS_PORT".to_string(), port.to_string()));
+            let stop = peers.stop.clone();
+            peers
+                .threads
+                .push(std::thread::spawn(move || serve_dns(socket, address, stop)));
         }
         if plan.unresponsive {
             let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -277,4 +294,47 @@ fn serve_udp(socket: UdpSocket, reply: Option<Vec<u8>>, stop: Arc<AtomicBool>) {
             let _ = socket.send_to(answer, from);
         }
     }
+}
+
+fn serve_dns(socket: UdpSocket, address: std::net::Ipv4Addr, stop: Arc<AtomicBool>) {
+    let mut buf = [0u8; 512];
+    while !stop.load(Ordering::SeqCst) {
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if let Some(answer) = dns_answer(&buf[..n], address) {
+                let _ = socket.send_to(&answer, from);
+            }
+        }
+    }
+}
+
+/// The answer to a DNS query of one question: `address` for type A,
+/// NXDOMAIN for names starting with "nx", no records otherwise.
+fn dns_answer(query: &[u8], address: std::net::Ipv4Addr) -> Option<Vec<u8>> {
+    if query.len() < 12 {
+        return None;
+    }
+    // The question: labels up to the root, then type and class.
+    let mut at = 12;
+    while *query.get(at)? != 0 {
+        at += 1 + usize::from(query[at]);
+    }
+    let question_end = at + 5;
+    let question = query.get(12..question_end)?;
+    let qtype = u16::from_be_bytes([query[at + 1], query[at + 2]]);
+    let first_label = query.get(13..13 + usize::from(query[12]))?;
+    let nxdomain = first_label.starts_with(b"nx");
+    let answers: u16 = u16::from(qtype == 1 && !nxdomain);
+    let mut out = Vec::with_capacity(question_end + 16);
+    out.extend_from_slice(&query[0..2]);
+    out.extend_from_slice(&[0x81, if nxdomain { 0x83 } else { 0x80 }]);
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&answers.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(question);
+    if answers == 1 {
+        // A pointer to the question's name, type A, class IN, TTL 60.
+        out.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        out.extend_from_slice(&address.octets());
+    }
+    Some(out)
 }

@@ -269,6 +269,14 @@ impl Plan {
             "udp_reply" => plan.peers.udp = Some(Some(bytes(section)?)),
             "redis" => plan.peers.redis = true,
             "tcp_unresponsive" => plan.peers.unresponsive = true,
+            "dns_a" => {
+                plan.peers.dns_a = Some(
+                    text(section)?
+                        .trim()
+                        .parse()
+                        .map_err(|_| "expected an IPv4 address".to_string())?,
+                )
+            }
             _ if FLAG_SECTIONS.contains(&name) => {}
             _ => return Err(UNKNOWN_SECTION.into()),
         }

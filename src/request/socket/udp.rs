@@ -127,8 +127,9 @@ impl UdpSocket {
             _ => Target::parse(host, port),
         };
         if let Target::Name { .. } = target {
+            // Not yet: UDP sockets take IP addresses and unix paths only.
             return Err(Failure::Text(format!(
-                "no resolver defined to resolve \"{}\"",
+                "host names are not supported by UDP sockets yet: \"{}\"",
                 String::from_utf8_lossy(host)
             )));
         }
