@@ -722,3 +722,68 @@ GET /t
 1
 resolved
 nilnxdomain.test could not be resolved (3: Host not found)
+
+
+
+=== TEST 26: one thread reads while another sends; a second reader is told the socket is busy
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            local reader = ngx.thread.spawn(function()
+                return sock:receive(5)
+            end)
+            ngx.say("second reader: ", sock:receive(1))
+            ngx.say("send: ", sock:send("go"))
+            ngx.say("reader: ", select(2, ngx.thread.wait(reader)))
+        }
+    }
+--- tcp_listen
+--- tcp_query: go
+--- tcp_reply: hello
+--- request
+GET /t
+--- response_body
+second reader: nilsocket busy reading
+send: 2
+reader: hello
+--- no_error_log
+[error]
+
+
+
+=== TEST 27: a thread killed while it waits on a socket, and ngx.exit while another waits
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:send("go")
+            local waiting = ngx.thread.spawn(function()
+                return sock:receive(100)
+            end)
+            ngx.sleep(0.05)
+            ngx.say("kill: ", ngx.thread.kill(waiting))
+            local other = ngx.socket.tcp()
+            assert(other:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            other:send("go")
+            ngx.thread.spawn(function()
+                return other:receive(100)
+            end)
+            ngx.say("exiting")
+            ngx.exit(200)
+        }
+    }
+--- tcp_listen
+--- tcp_reply_delay: 200ms
+--- tcp_reply: late
+--- request
+GET /t
+--- response_body
+kill: 1
+exiting
+--- wait: 0.4
+--- no_error_log
+[error]
+[alert]
