@@ -22,7 +22,7 @@ pub mod timer;
 
 use std::rc::Rc;
 
-use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Thread, Value};
 use nginx_sys::ngx_http_request_t;
 
 pub use self::chunks::ChunkId;
@@ -44,49 +44,11 @@ const READ_BODY_FIRST_KEY: &str = "ngx_lua_shdict.read_body_first";
 
 /// A configuration's Lua: its state, its chunks, and what runs them.
 pub struct LuaRuntime {
-    parts: core::mem::ManuallyDrop<RuntimeParts>,
-    /// The state, closed once every handle on it is dropped.
-    state: *mut mlua::ffi::lua_State,
-}
-
-/// What a runtime holds in its Lua state.
-pub struct RuntimeParts {
     lua: Lua,
     chunks: Chunks,
     runner: Rc<Runner>,
     /// Builds `ngx.location.capture`'s result tables.
     capture_response: Function,
-}
-
-impl core::ops::Deref for LuaRuntime {
-    type Target = RuntimeParts;
-
-    fn deref(&self) -> &RuntimeParts {
-        &self.parts
-    }
-}
-
-impl core::ops::DerefMut for LuaRuntime {
-    fn deref_mut(&mut self) -> &mut RuntimeParts {
-        &mut self.parts
-    }
-}
-
-impl Drop for LuaRuntime {
-    fn drop(&mut self) {
-        // Timer tasks share the runner (in workers, which never drop their
-        // runtime): while one does, its values may still be used, and the
-        // state is left open.
-        let sole = Rc::strong_count(&self.parts.runner) == 1;
-        // SAFETY: the parts are dropped once, here; nothing uses them after.
-        unsafe { core::mem::ManuallyDrop::drop(&mut self.parts) };
-        if sole {
-            // SAFETY: the state was made by `new` and no handle holding a
-            // value of it is left (mlua's remaining `Lua` clones hold none),
-            // so closing it frees memory nothing points into.
-            unsafe { mlua::ffi::lua_close(self.state) };
-        }
-    }
 }
 
 /// A Lua error as one line of text, without mlua's decorations.
@@ -106,23 +68,10 @@ pub fn error_text(err: &mlua::Error) -> String {
 
 impl LuaRuntime {
     pub fn new() -> mlua::Result<LuaRuntime> {
-        // The state is made with LuaJIT's own allocator (mlua's goes
-        // through Rust's global allocator with accounting, which makes
-        // every table and string cost more), so mlua does not own it:
-        // `Drop` closes it.
         // SAFETY: OpenResty code expects the full standard library, `ffi`
-        // and `debug` included; mlua wraps the fresh state, which lives
-        // until this runtime closes it.
-        let (state, lua) = unsafe {
-            let state = mlua::ffi::luaL_newstate();
-            if state.is_null() {
-                return Err(mlua::Error::MemoryError(
-                    "cannot create the Lua state".into(),
-                ));
-            }
-            mlua::ffi::luaL_openlibs(state);
-            (state, Lua::get_or_init_from_ptr(state).clone())
-        };
+        // and `debug` included; loading them is what makes this constructor
+        // unsafe.
+        let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
         raise::install(&lua)?;
         // First: the yielding APIs wait through the coroutines it installs.
         let runner = Runner::new(&lua)?;
@@ -143,13 +92,10 @@ impl LuaRuntime {
             .call(())?;
         lua.set_named_registry_value(READ_BODY_FIRST_KEY, read_body_first)?;
         Ok(LuaRuntime {
-            parts: core::mem::ManuallyDrop::new(RuntimeParts {
-                chunks: Chunks::new(&lua)?,
-                lua,
-                runner,
-                capture_response,
-            }),
-            state,
+            chunks: Chunks::new(&lua)?,
+            lua,
+            runner,
+            capture_response,
         })
     }
 
