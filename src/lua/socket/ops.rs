@@ -158,6 +158,17 @@ fn busy_refusal(socket: &TcpSocket, kinds: &[Busy], out: &mut SocketOut) -> Resu
     }
 }
 
+/// Sockets connected in a request close with it: its state says so.
+fn close_with_request(out: &mut SocketOut) -> Result<(), c_int> {
+    if let Some(r) = running_request() {
+        // SAFETY: the running request is live, its state slot set up.
+        if !unsafe { crate::request::state::own_sockets(r.as_ptr()) } {
+            return Err(fail(out, FAIL, "no memory"));
+        }
+    }
+    Ok(())
+}
+
 /// Records the wait for the scheduler; the Lua side yields.
 fn wait(socket: &mut TcpSocket) -> c_int {
     crate::lua::record_request(Request::Io(socket.io_wait()));
@@ -281,9 +292,8 @@ pub(super) fn req_socket(raw: bool, out: *mut SocketOut) -> (c_int, Option<TcpSo
         if raw {
             return fail(out, FAIL, "raw request sockets are not supported yet");
         }
-        // SAFETY: the running request is live, its state slot set up.
-        if !unsafe { crate::request::state::own_sockets(r.as_ptr()) } {
-            return fail(out, FAIL, "no memory");
+        if let Err(code) = close_with_request(out) {
+            return code;
         }
         let mut socket = TcpSocket::new();
         match crate::request::socket::downstream::attach(&mut socket, r, &super::settings()) {
@@ -330,11 +340,8 @@ pub(super) fn tcp_connect(
         ) {
             return code;
         }
-        if let Some(r) = running_request() {
-            // SAFETY: the running request is live, its state slot set up.
-            if !unsafe { crate::request::state::own_sockets(r.as_ptr()) } {
-                return fail(out, FAIL, "no memory");
-            }
+        if let Err(code) = close_with_request(out) {
+            return code;
         }
         // SAFETY: the Lua strings passed for the call.
         let (host, pool) = unsafe { (bytes(host, host_len), bytes(pool_ptr, pool_len)) };
@@ -679,11 +686,8 @@ pub(super) fn udp_setpeername(
             Ok(owner) => owner,
             Err(code) => return code,
         };
-        if let Some(r) = running_request() {
-            // SAFETY: the running request is live, its state slot set up.
-            if !unsafe { crate::request::state::own_sockets(r.as_ptr()) } {
-                return fail(out, FAIL, "no memory");
-            }
+        if let Err(code) = close_with_request(out) {
+            return code;
         }
         // SAFETY: the Lua string passed for the call.
         let host = unsafe { bytes(host, host_len) };
