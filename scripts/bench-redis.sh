@@ -133,14 +133,6 @@ record() { # side figure value
     samples["$1|$2"]="${samples["$1|$2"]:-} $3"
 }
 
-# Clock ticks of user and system CPU used so far by the master's workers.
-worker_ticks() {
-    local pid total=0
-    for pid in $(pgrep -P "$running_pid"); do
-        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
 
 http_figures() { # side
     local side=$1 before after output requests rps hz
@@ -174,10 +166,7 @@ done
 
 # median and spread of one side's samples of one figure: "median spread%"
 summary() { # side figure
-    tr ' ' '\n' <<<"${samples["$1|$2"]}" | sed '/^$/d' | sort -g |
-        awk '{ v[NR] = $1 } END {
-            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            printf "%s %.0f\n", m, (v[NR] - v[1]) / m * 100 }'
+    median_and_spread "${samples["$1|$2"]}"
 }
 
 row() { # label figure unit

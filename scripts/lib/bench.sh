@@ -248,3 +248,22 @@ bench_print_sides() {
             "$(dpkg-query -W -f='${Version}' libnginx-mod-http-lua)$*"
     fi
 }
+
+# Clock ticks of user and system CPU used so far by the workers of the
+# nginx master running_pid.
+worker_ticks() {
+    local pid total=0
+    for pid in $(pgrep -P "$running_pid"); do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
+# "median spread%" of a space-separated list of figures, the spread being
+# (max - min) / median.
+median_and_spread() { # figures
+    tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g |
+        awk '{ v[NR] = $1 } END {
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "%s %.0f\n", m, (v[NR] - v[1]) / m * 100 }'
+}

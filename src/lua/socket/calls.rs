@@ -12,9 +12,9 @@
 use core::ffi::c_int;
 
 use mlua::ffi::{
-    lua_State, lua_getfield, lua_gettop, lua_newuserdata, lua_pushinteger, lua_pushlstring,
-    lua_pushnil, lua_pushnumber, lua_setmetatable, lua_tolstring, lua_tonumber, lua_touserdata,
-    lua_type, LUA_REGISTRYINDEX, LUA_TNIL, LUA_TNONE,
+    lua_State, lua_getfield, lua_newuserdata, lua_pushinteger, lua_pushlstring, lua_pushnil,
+    lua_pushnumber, lua_setmetatable, lua_tolstring, lua_tonumber, lua_touserdata, lua_type,
+    LUA_REGISTRYINDEX, LUA_TNIL, LUA_TNONE,
 };
 
 use super::ops::{self, SocketOut};
@@ -334,7 +334,6 @@ pub unsafe extern "C-unwind" fn tcp_setoption(l: *mut lua_State) -> c_int {
     let mut out = SocketOut::default();
     // SAFETY: a C function call on a live state.
     unsafe {
-        let _ = lua_gettop(l);
         let rc = ops::tcp_setoption(
             handle(l),
             number_arg(l, 2) as c_int,

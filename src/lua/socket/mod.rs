@@ -22,8 +22,8 @@ use crate::request::HttpRequest;
 /// Installs `ngx.socket`.
 pub fn install(lua: &Lua, ngx: &Table) -> mlua::Result<()> {
     let socket = lua.create_table()?;
-    let payload = tcp::install(lua, ngx, &socket)?;
-    udp::install(lua, &socket, payload)?;
+    let shared = tcp::install(lua, ngx, &socket)?;
+    udp::install(lua, &socket, shared)?;
     ngx.set("socket", socket)
 }
 

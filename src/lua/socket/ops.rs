@@ -209,19 +209,11 @@ fn log_failure(socket: &TcpSocket, operation: &str, failure: &Failure) {
             "lua tcp socket connect timed out, when connecting to {}",
             String::from_utf8_lossy(socket.peer_name())
         ),
-        (Failure::Timeout, "send") => "lua tcp socket write timed out".to_string(),
-        (Failure::Timeout, _) => "lua tcp socket read timed out".to_string(),
-        (Failure::Os(errno), "connect") => {
-            let text = crate::request::socket::os_error_text(*errno);
-            let mut chars = text.chars();
-            let capitalized: String = chars
-                .next()
-                .map(|c| c.to_ascii_uppercase())
-                .into_iter()
-                .chain(chars)
-                .collect();
-            format!("connect() failed ({errno}: {capitalized})")
-        }
+        (Failure::Timeout, _) => "lua tcp socket write timed out".to_string(),
+        (Failure::Os(errno), "connect") => format!(
+            "connect() failed ({errno}: {})",
+            crate::request::socket::os_error_log_text(*errno)
+        ),
         _ => return,
     };
     log_error(&line);
@@ -422,7 +414,9 @@ fn read(socket: &mut TcpSocket, want: Want, out: &mut SocketOut) -> c_int {
         }
         return fail(out, FAIL, "closed");
     }
-    let socket_ptr: *mut TcpSocket = socket;
+    // Taken first: the read's result borrows the socket.
+    let io = socket.io_wait();
+    let log_errors = logs_errors(socket);
     match socket.receive(want) {
         Received::Data(bytes) => {
             set_data(out, bytes);
@@ -434,15 +428,15 @@ fn read(socket: &mut TcpSocket, want: Want, out: &mut SocketOut) -> c_int {
         }
         Received::PatternReached => PATTERN_REACHED,
         Received::Wait => {
-            // SAFETY: the socket borrowed above; the borrow of its inbox
-            // ended with the match arm.
-            wait(unsafe { &mut *socket_ptr })
+            crate::lua::record_request(Request::Io(io));
+            WAIT
         }
         Received::Failed { failure, partial } => {
             set_data(out, partial);
             set_error(out, &failure.message());
-            // SAFETY: as above; logging reads the socket only.
-            log_failure(unsafe { &*socket_ptr }, "receive", &failure);
+            if failure == Failure::Timeout && log_errors {
+                log_error("lua tcp socket read timed out");
+            }
             FAIL_PARTIAL
         }
     }
@@ -737,16 +731,15 @@ pub(super) fn udp_receive(sock: *mut UdpSocket, size: usize, out: *mut SocketOut
         }
         let default_timeout = super::settings().read_timeout;
         let log_errors = super::settings().log_errors;
-        let socket_ptr: *mut UdpSocket = socket;
+        // Taken first: the read's result borrows the socket.
+        let io = socket.io_wait();
         match socket.receive(size, default_timeout) {
             Step::Done(data) => {
                 set_data(out, data);
                 OK
             }
             Step::Wait => {
-                // SAFETY: the socket borrowed above; the borrow of its
-                // buffer ended with the match arm.
-                crate::lua::record_request(Request::Io(unsafe { (*socket_ptr).io_wait() }));
+                crate::lua::record_request(Request::Io(io));
                 WAIT
             }
             Step::Failed(failure) => {
@@ -780,7 +773,7 @@ pub(super) fn udp_close(sock: *mut UdpSocket, out: *mut SocketOut) -> c_int {
         if let Err(code) = enter_udp(socket, out) {
             return code;
         }
-        if socket.busy() {
+        if socket.is_reading() {
             return fail(out, FAIL, "socket busy reading");
         }
         if socket.close() {

@@ -74,6 +74,24 @@ local function integer(value)
     return -floor(-number)
 end
 
+-- The port connect and setpeername take for `host` and `port`: -1 for a
+-- unix path; else nil and OpenResty's error for a bad one.
+local function peer_port(host, port)
+    -- "unix:" starts with byte 117: most hosts are told apart without
+    -- making a substring.
+    if byte(host, 1) == 117 and sub(host, 1, 5) == "unix:" then
+        return -1
+    end
+    local number = integer(port)
+    if number < 0 or number > 65535 then
+        return nil, "bad port number: " .. number
+    end
+    if number == 0 then
+        return nil, "missing the port number"
+    end
+    return number
+end
+
 function methods.connect(self, ...)
     local n = select("#", ...) + 1
     if n < 2 or n > 4 then
@@ -87,21 +105,13 @@ function methods.connect(self, ...)
     elseif type(host) ~= "string" then
         error("bad argument #2 to '?' (string expected, got " .. type(host) .. ")", 0)
     end
-    local port_number = -1
-    -- "unix:" starts with byte 117: most hosts are told apart without
-    -- making a substring.
-    if byte(host, 1) == 117 and sub(host, 1, 5) == "unix:" then
-        if n == 3 and type(port) == "table" then
-            options = port
-        end
-    else
-        port_number = integer(port)
-        if port_number < 0 or port_number > 65535 then
-            return nil, "bad port number: " .. port_number
-        end
-        if port_number == 0 then
-            return nil, "missing the port number"
-        end
+    local port_number, port_err = peer_port(host, port)
+    if not port_number then
+        return nil, port_err
+    end
+    if port_number == -1 and n == 3 and type(port) == "table" then
+        -- A unix path may take the options third.
+        options = port
     end
     local pool, pool_size, backlog = nil, -1, -1
     if options ~= nil then
@@ -490,4 +500,7 @@ local function req_socket(...)
     return setmetatable({ [HANDLE] = handle }, req_meta)
 end
 
-return tcp, connect, req_socket, payload
+-- What the UDP sockets share (udp.lua).
+local shared = { payload = payload, peer_port = peer_port }
+
+return tcp, connect, req_socket, shared

@@ -8,8 +8,8 @@ use super::ops;
 use crate::lua::raise::internal_chunk_name;
 use crate::lua::scheduler::wait_here;
 
-/// Installs them; returns `tcp.lua`'s payload function for the UDP sockets.
-pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Function> {
+/// Installs them; returns what `tcp.lua` shares with the UDP sockets.
+pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Table> {
     let operations = lua.create_table()?;
     let functions: [(&str, mlua::ffi::lua_CFunction); 12] = [
         ("req_socket", calls::req_socket),
@@ -54,7 +54,7 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Function>
         options.set(name, code)?;
     }
     spec.set("options", options)?;
-    let (tcp, connect, req_socket, payload): (Function, Function, Function, Function) = lua
+    let (tcp, connect, req_socket, shared): (Function, Function, Function, Table) = lua
         .load(include_str!("tcp.lua"))
         .set_name(internal_chunk_name("ngx.socket.tcp"))
         .call((spec, wait_here(lua)?))?;
@@ -63,5 +63,5 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Function>
     socket.set("connect", connect)?;
     let req: Table = ngx.get("req")?;
     req.set("socket", req_socket)?;
-    Ok(payload)
+    Ok(shared)
 }

@@ -2,13 +2,14 @@
 -- over the Lua C functions of socket/calls.rs (see tcp.lua).
 --
 -- Run once per Lua state with the spec (the operations, status codes),
--- wait_here and tcp.lua's payload (what send sends for its argument);
--- returns ngx.socket.udp.
-local spec, wait_here, payload = ...
+-- wait_here and what tcp.lua shares: payload (what send sends for its
+-- argument) and peer_port (setpeername's port checks); returns
+-- ngx.socket.udp.
+local spec, wait_here, shared = ...
+local payload, peer_port = shared.payload, shared.peer_port
 
 local select, type, error, setmetatable, rawget = select, type, error, setmetatable, rawget
 local tostring, tonumber, floor = tostring, tonumber, math.floor
-local sub, byte = string.sub, string.byte
 
 local op = spec.operations
 local udp_new, udp_setpeername, udp_send = op.new, op.setpeername, op.send
@@ -58,18 +59,13 @@ function methods.setpeername(self, ...)
     elseif type(host) ~= "string" then
         error("bad argument #2 to '?' (string expected, got " .. type(host) .. ")", 0)
     end
-    local port_number = -1
-    if n == 2 then
-        -- No port: OpenResty sends to port 0 then.
-        port_number = 0
-    elseif not (byte(host, 1) == 117 and sub(host, 1, 5) == "unix:") then
-        port_number = tonumber(port) or 0
-        port_number = port_number >= 0 and floor(port_number) or -floor(-port_number)
-        if port_number < 0 or port_number > 65535 then
-            return nil, "bad port number: " .. port_number
-        end
-        if port_number == 0 then
-            return nil, "missing the port number"
+    -- No port: OpenResty sends to port 0 then.
+    local port_number = 0
+    if n == 3 then
+        local err
+        port_number, err = peer_port(host, port)
+        if not port_number then
+            return nil, err
         end
     end
     local rc, err = udp_setpeername(handle, host, port_number)

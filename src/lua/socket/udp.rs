@@ -9,9 +9,9 @@ use crate::lua::raise::internal_chunk_name;
 use crate::lua::scheduler::wait_here;
 use crate::request::socket::udp::MAX_DATAGRAM;
 
-/// Installs it, sending what `payload` (from `tcp.lua`) makes of `send`'s
-/// argument.
-pub fn install(lua: &Lua, socket: &Table, payload: Function) -> mlua::Result<()> {
+/// Installs it, with what `tcp.lua` shares (`send`'s argument conversion,
+/// `setpeername`'s port checks).
+pub fn install(lua: &Lua, socket: &Table, shared: Table) -> mlua::Result<()> {
     let operations = lua.create_table()?;
     let functions: [(&str, mlua::ffi::lua_CFunction); 7] = [
         ("new", calls::udp_new),
@@ -45,6 +45,6 @@ pub fn install(lua: &Lua, socket: &Table, payload: Function) -> mlua::Result<()>
     let udp: Function = lua
         .load(include_str!("udp.lua"))
         .set_name(internal_chunk_name("ngx.socket.udp"))
-        .call((spec, wait_here(lua)?, payload))?;
+        .call((spec, wait_here(lua)?, shared))?;
     socket.set("udp", udp)
 }

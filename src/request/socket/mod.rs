@@ -99,9 +99,8 @@ impl Failure {
     }
 }
 
-/// nginx's text for `errno`, first letter in lower case (as OpenResty
-/// returns it).
-pub fn os_error_text(errno: i32) -> String {
+/// nginx's text for `errno`, as its logs give it ("Connection refused").
+pub fn os_error_log_text(errno: i32) -> String {
     let mut buf = [0u8; 256];
     // SAFETY: ngx_strerror writes at most `size` bytes into the buffer and
     // returns the end of what it wrote.
@@ -109,7 +108,13 @@ pub fn os_error_text(errno: i32) -> String {
     let len = (end as usize)
         .saturating_sub(buf.as_ptr() as usize)
         .min(buf.len());
-    let mut text = String::from_utf8_lossy(&buf[..len]).into_owned();
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+/// nginx's text for `errno`, first letter in lower case (as OpenResty
+/// returns it: "connection refused").
+pub fn os_error_text(errno: i32) -> String {
+    let mut text = os_error_log_text(errno);
     if let Some(first) = text.get(..1) {
         let lower = first.to_ascii_lowercase();
         text.replace_range(..1, &lower);
@@ -512,12 +517,7 @@ impl TcpSocket {
         // `host:port` as given (or the unix path): the name logs give and
         // the default pool name, made without parsing the address so that
         // a connect served by the pool stays cheap.
-        core.peer_name.clear();
-        core.peer_name.extend_from_slice(host);
-        if let Some(port) = port.filter(|_| !host.starts_with(b"unix:")) {
-            core.peer_name.push(b':');
-            push_decimal(u32::from(port), &mut core.peer_name);
-        }
+        write_peer_name(host, port, &mut core.peer_name);
         let core_ptr: *mut Core = core;
         if core.owner != owner {
             if core.owner != 0 {
@@ -662,6 +662,64 @@ pub enum Received<'a> {
     },
 }
 
+/// `host:port` as given (or the unix path, or the host alone without a
+/// port) into `name`: the name logs give, and the default pool name.
+pub(super) fn write_peer_name(host: &[u8], port: Option<u16>, name: &mut Vec<u8>) {
+    name.clear();
+    name.extend_from_slice(host);
+    if let Some(port) = port.filter(|_| !host.starts_with(b"unix:")) {
+        name.push(b':');
+        push_decimal(u32::from(port), name);
+    }
+}
+
+/// A peer connection for nginx's `ngx_event_connect_peer`: `sockaddr` and
+/// `name` (which must stay put until the connect returns), of socket type
+/// `kind`, logging to the cycle's log (a connection may outlive its
+/// request in a pool).
+pub(super) fn peer_connection(
+    sockaddr: &mut SockaddrStorage,
+    socklen: libc::socklen_t,
+    name: &mut ngx_str_t,
+    kind: libc::c_int,
+) -> ngx_peer_connection_t {
+    // SAFETY: all-zero is a valid peer connection (nginx starts from
+    // ngx_memzero too).
+    let mut peer: ngx_peer_connection_t = unsafe { core::mem::zeroed() };
+    peer.sockaddr = ptr::addr_of_mut!(sockaddr.0).cast();
+    peer.socklen = socklen;
+    peer.name = name;
+    peer.get = Some(ngx_event_get_peer);
+    // SAFETY: the cycle log lives as long as the worker.
+    peer.log = unsafe { (*ngx_cycle).log };
+    peer.set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_ERR);
+    peer.type_ = kind;
+    peer.tries = 1;
+    peer
+}
+
+/// Makes `conn` (a live connection of ours) point at `data` with these
+/// event handlers, logging to the cycle's log.
+///
+/// # Safety
+/// `conn` must be live; `data` must stay valid while the handlers may run.
+pub(super) unsafe fn take_connection(
+    conn: *mut ngx_connection_t,
+    data: *mut c_void,
+    on_read: unsafe extern "C" fn(*mut ngx_event_t),
+    on_write: unsafe extern "C" fn(*mut ngx_event_t),
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*conn).data = data;
+        (*(*conn).read).handler = Some(on_read);
+        (*(*conn).write).handler = Some(on_write);
+        (*conn).log = (*ngx_cycle).log;
+        (*(*conn).read).log = (*conn).log;
+        (*(*conn).write).log = (*conn).log;
+    }
+}
+
 /// Appends `n` in decimal (what `write!` does, without its formatting
 /// machinery on the connect path).
 pub(super) fn push_decimal(n: u32, out: &mut Vec<u8>) {
@@ -802,7 +860,7 @@ impl Core {
     fn shut(&mut self, keep_inbox: bool) {
         let me: *mut Core = self;
         if self.state == State::Resolving {
-            resolve::cancel(me, self.resolution.take());
+            resolve::cancel(self.resolution.take());
         }
         self.resolution = None;
         if self.state == State::Queued {
@@ -943,10 +1001,8 @@ impl Core {
                 Step::Failed(Failure::Text(text))
             }
             Some(Resolution::Found(addr)) => {
-                let name = self.peer_name.clone();
+                // Logs keep the name the caller gave (`peer_name`).
                 self.target = Some(Target::Inet(addr));
-                // Logs keep the name the caller gave.
-                self.peer_name = name;
                 self.start_connect()
             }
         }
@@ -969,18 +1025,12 @@ impl Core {
             len: self.peer_name.len(),
             data: self.peer_name.as_mut_ptr(),
         };
-        // SAFETY: all-zero is a valid peer connection.
-        self.peer = unsafe { core::mem::zeroed() };
-        self.peer.sockaddr = ptr::addr_of_mut!(self.sockaddr.0).cast();
-        self.peer.socklen = socklen;
-        self.peer.name = &mut self.peer_name_str;
-        self.peer.get = Some(ngx_event_get_peer);
-        // SAFETY: the cycle log lives as long as the worker; the
-        // connection may outlive the request in a pool.
-        self.peer.log = unsafe { (*ngx_cycle).log };
-        self.peer
-            .set_log_error(nginx_sys::ngx_connection_log_error_e_NGX_ERROR_ERR);
-        self.peer.tries = 1;
+        self.peer = peer_connection(
+            &mut self.sockaddr,
+            socklen,
+            &mut self.peer_name_str,
+            libc::SOCK_STREAM,
+        );
         self.state = State::Connecting;
         // SAFETY: the peer fields are set as nginx wants them.
         let rc = unsafe { ngx_event_connect_peer(&mut self.peer) };
@@ -1009,15 +1059,9 @@ impl Core {
     fn adopt(&mut self, conn: *mut ngx_connection_t) {
         self.conn = conn;
         let me: *mut Core = self;
-        // SAFETY: a live connection handed to us.
-        unsafe {
-            (*conn).data = me.cast();
-            (*(*conn).read).handler = Some(on_socket_event);
-            (*(*conn).write).handler = Some(on_socket_event);
-            (*conn).log = (*ngx_cycle).log;
-            (*(*conn).read).log = (*conn).log;
-            (*(*conn).write).log = (*conn).log;
-        }
+        // SAFETY: a live connection handed to us; the core is boxed and
+        // closes or hands on the connection before it goes.
+        unsafe { take_connection(conn, me.cast(), on_socket_event, on_socket_event) };
     }
 
     fn finish_connecting(&mut self) -> Step<()> {

@@ -343,8 +343,3 @@ unsafe extern "C" fn on_idle_event(ev: *mut ngx_event_t) {
 }
 
 unsafe extern "C" fn on_idle_write(_ev: *mut ngx_event_t) {}
-
-/// How many connections are idle in pool `key` (for tests and stats).
-pub fn idle_count(key: &[u8]) -> usize {
-    POOLS.with(|pools| pools.borrow().get(key).map_or(0, |p| p.idle.len()))
-}

@@ -72,7 +72,7 @@ pub(super) fn start(
 }
 
 /// Stops a resolution the socket no longer waits for.
-pub(super) fn cancel(_core: *mut Core, resolution: Option<Resolution>) {
+pub(super) fn cancel(resolution: Option<Resolution>) {
     if let Some(Resolution::Pending(ctx)) = resolution {
         // SAFETY: a context nginx handed us and has not answered yet.
         unsafe { ngx_resolve_name_done(ctx) };

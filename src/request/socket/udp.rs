@@ -6,14 +6,13 @@ use core::ffi::c_void;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_cycle, ngx_event_connect_peer,
-    ngx_event_get_peer, ngx_event_t, ngx_handle_read_event, ngx_msec_t, ngx_peer_connection_t,
-    ngx_str_t, NGX_AGAIN, NGX_OK,
+    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_event_connect_peer, ngx_event_t,
+    ngx_handle_read_event, ngx_msec_t, ngx_peer_connection_t, ngx_str_t, NGX_AGAIN, NGX_OK,
 };
 
 use super::{
-    clear_read_timer, disown, fill_sockaddr, last_errno, own, push_decimal, Failure, IoWait, Owned,
-    SockaddrStorage, Step, Target, Waiter,
+    clear_read_timer, disown, fill_sockaddr, last_errno, own, peer_connection, take_connection,
+    write_peer_name, Failure, IoWait, Owned, SockaddrStorage, Step, Target, Waiter,
 };
 
 /// The largest datagram `receive` takes without a size.
@@ -77,7 +76,7 @@ impl UdpSocket {
     }
 
     /// Whether a `receive` waits on the socket.
-    pub fn busy(&self) -> bool {
+    pub fn is_reading(&self) -> bool {
         self.core.reading
     }
 
@@ -139,26 +138,17 @@ impl UdpSocket {
                 String::from_utf8_lossy(host)
             ))
         })?;
-        core.peer_name.clear();
-        core.peer_name.extend_from_slice(host);
-        if let Some(port) = port.filter(|_| !host.starts_with(b"unix:")) {
-            core.peer_name.push(b':');
-            push_decimal(u32::from(port), &mut core.peer_name);
-        }
+        write_peer_name(host, port, &mut core.peer_name);
         core.peer_name_str = ngx_str_t {
             len: core.peer_name.len(),
             data: core.peer_name.as_mut_ptr(),
         };
-        // SAFETY: all-zero is a valid peer connection.
-        core.peer = unsafe { core::mem::zeroed() };
-        core.peer.sockaddr = ptr::addr_of_mut!(core.sockaddr.0).cast();
-        core.peer.socklen = socklen;
-        core.peer.name = &mut core.peer_name_str;
-        core.peer.get = Some(ngx_event_get_peer);
-        // SAFETY: the cycle log lives as long as the worker.
-        core.peer.log = unsafe { (*ngx_cycle).log };
-        core.peer.type_ = libc::SOCK_DGRAM;
-        core.peer.tries = 1;
+        core.peer = peer_connection(
+            &mut core.sockaddr,
+            socklen,
+            &mut core.peer_name_str,
+            libc::SOCK_DGRAM,
+        );
         // SAFETY: the peer fields are set as nginx wants them.
         let rc = unsafe { ngx_event_connect_peer(&mut core.peer) };
         let errno = last_errno();
@@ -172,15 +162,9 @@ impl UdpSocket {
         }
         let conn = core.peer.connection;
         core.conn = conn;
-        // SAFETY: the connection nginx just made for us.
-        unsafe {
-            (*conn).data = me.cast();
-            (*(*conn).read).handler = Some(on_udp_event);
-            (*(*conn).write).handler = Some(on_udp_write);
-            (*conn).log = (*ngx_cycle).log;
-            (*(*conn).read).log = (*conn).log;
-            (*(*conn).write).log = (*conn).log;
-        }
+        // SAFETY: the connection nginx just made for us; the core is boxed
+        // and closes the connection before it goes.
+        unsafe { take_connection(conn, me.cast(), on_udp_event, on_udp_write) };
         Ok(())
     }
 
