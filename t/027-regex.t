@@ -620,9 +620,14 @@ log phase: loG
                     for i = 1, n do ngx.re.gsub(subjects[i % 16 + 1], "/", "_", "jo") end
                 end,
             }
+            -- Aborts LuaJIT retries on its own, with a trace of another
+            -- shape: which of them happen depends on where the bytecode
+            -- lands in memory (hot counters are shared by address), not on
+            -- anything that cannot compile.
             local TRACE_START_RETRIES = {
                 ["inner loop in root trace"] = true,
                 ["leaving loop in root trace"] = true,
+                ["loop unroll limit reached"] = true,
             }
             local names = {}
             for name in pairs(loops) do names[#names + 1] = name end
