@@ -25,6 +25,7 @@ fn main() {
     if env::var("CFLAGS").is_ok_and(|flags| flags.contains("LUAJIT_USE_VALGRIND")) {
         println!("cargo:rustc-cfg=memcheck_build");
     }
+    emit_nginx_features();
     luajit::export_c_api();
     luajit::embed_jit_modules();
     println!("cargo:rerun-if-changed=src/shdict/test_support.c");
@@ -48,6 +49,20 @@ fn main() {
     }
     check_copied_layouts();
     build_store_test_support();
+}
+
+/// `cfg(ngx_feature = "...")` for each feature of the nginx being built
+/// against (`http_ssl`: cosockets speak TLS), as nginx-sys detects them.
+fn emit_nginx_features() {
+    println!("cargo:rerun-if-env-changed=DEP_NGINX_FEATURES_CHECK");
+    let known = env::var("DEP_NGINX_FEATURES_CHECK").unwrap_or_else(|_| "any()".into());
+    println!("cargo::rustc-check-cfg=cfg(ngx_feature, values({known}))");
+    println!("cargo:rerun-if-env-changed=DEP_NGINX_FEATURES");
+    if let Ok(features) = env::var("DEP_NGINX_FEATURES") {
+        for feature in features.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            println!("cargo::rustc-cfg=ngx_feature=\"{feature}\"");
+        }
+    }
 }
 
 /// The include directories of the nginx being built against.

@@ -25,7 +25,8 @@ ensure_packages prometheus || log "promtool unavailable: its checks will be skip
 # lua_package_cpath; without it that block is skipped, not passed.
 ensure_packages lua-cjson || log "lua-cjson unavailable: its test will be skipped"
 # curl is the HTTP/2 client of tests/stress.rs.
-ensure_packages curl
+# openssl makes the certificates of the TLS blocks (t/038).
+ensure_packages curl openssl
 # redis-server is the peer of the Redis cosocket blocks (t/035); without it
 # they are reported as skipped, not passed. The blocks run servers of their
 # own: the service Debian's package starts when installed here is stopped.

@@ -10,11 +10,12 @@ pub(crate) use self::lookup::{cycle_main_conf, main_conf};
 use core::ffi::{c_char, c_void};
 use core::ptr::{self, NonNull};
 
-use nginx_sys::{ngx_conf_t, ngx_pcalloc, ngx_pool_cleanup_add};
+use nginx_sys::{ngx_conf_t, ngx_pcalloc, ngx_pool_cleanup_add, ngx_str_t};
 
 use crate::lua::{ChunkId, LuaRuntime};
 use crate::nginx::conf_emerg;
 use crate::phase::Phase;
+use crate::request::socket::TlsContext;
 use crate::shdict::SharedZone;
 
 pub const NGX_CONF_OK: *mut c_char = ptr::null_mut();
@@ -116,6 +117,68 @@ pub struct SocketConf {
     pub buffer_size: Option<usize>,
     pub pool_size: Option<usize>,
     pub log_errors: Option<bool>,
+    /// The `lua_ssl_*` directives.
+    pub tls: TlsConf,
+}
+
+/// The `lua_ssl_*` directives of a level, and the client context made
+/// from them (shared with the levels below that set none of their own).
+#[derive(Default, Clone, Copy)]
+pub struct TlsConf {
+    /// nginx's `NGX_SSL_*` protocol bits.
+    pub protocols: Option<usize>,
+    /// NUL-terminated (nginx's directive arguments are).
+    pub ciphers: Option<ngx_str_t>,
+    /// The full path.
+    pub trusted_certificate: Option<ngx_str_t>,
+    pub verify_depth: Option<isize>,
+    pub context: Option<TlsContext>,
+}
+
+impl TlsConf {
+    fn sets_any(&self) -> bool {
+        self.protocols.is_some()
+            || self.ciphers.is_some()
+            || self.trusted_certificate.is_some()
+            || self.verify_depth.is_some()
+    }
+
+    /// The level's settings (inheriting those it does not set) and its
+    /// context: the parent's when it sets nothing of its own.
+    fn merge(&mut self, cf: *mut ngx_conf_t, parent: &TlsConf) -> Result<(), ()> {
+        if !self.sets_any() {
+            *self = *parent;
+            return Ok(());
+        }
+        self.protocols = self.protocols.or(parent.protocols);
+        self.ciphers = self.ciphers.or(parent.ciphers);
+        self.trusted_certificate = self.trusted_certificate.or(parent.trusted_certificate);
+        self.verify_depth = self.verify_depth.or(parent.verify_depth);
+        self.make_context(cf)
+    }
+
+    /// Makes the level's client context; nginx logs why it cannot.
+    #[cfg(ngx_feature = "http_ssl")]
+    fn make_context(&mut self, cf: *mut ngx_conf_t) -> Result<(), ()> {
+        use crate::request::socket::tls::{new_context, TlsOptions, DEFAULT_PROTOCOLS};
+        let options = TlsOptions {
+            protocols: self.protocols.unwrap_or(DEFAULT_PROTOCOLS),
+            ciphers: self.ciphers.unwrap_or(ngx_str_t {
+                len: 7,
+                data: c"DEFAULT".as_ptr() as *mut u8,
+            }),
+            trusted_certificate: self.trusted_certificate,
+            verify_depth: self.verify_depth.unwrap_or(1),
+        };
+        // SAFETY: called while nginx reads the configuration.
+        self.context = Some(unsafe { new_context(cf, &options) }.ok_or(())?);
+        Ok(())
+    }
+
+    #[cfg(not(ngx_feature = "http_ssl"))]
+    fn make_context(&mut self, _cf: *mut ngx_conf_t) -> Result<(), ()> {
+        Ok(())
+    }
 }
 
 impl SocketConf {
@@ -165,6 +228,9 @@ pub(crate) unsafe extern "C" fn merge_loc_conf(
     child.need_request_body = child.need_request_body.or(parent.need_request_body);
     child.transform_underscores = child.transform_underscores.or(parent.transform_underscores);
     child.socket.inherit(&parent.socket);
+    if child.socket.tls.merge(cf, &parent.socket.tls).is_err() {
+        return NGX_CONF_ERROR;
+    }
     packages::merge_code_cache(cf, parent, child);
     NGX_CONF_OK
 }
@@ -229,6 +295,7 @@ pub(crate) unsafe extern "C" fn init_main_conf(
                 .map_err(|e| format!("failed to register lua_shared_dict zones: {e}"))?;
         }
         packages::apply_package_paths(cf, main)?;
+        http_level_tls_context(cf)?;
         crate::log_capture::configure(main.capture_error_log.unwrap_or(0));
         if let Some(runtime) = main.runtime() {
             runtime
@@ -241,6 +308,22 @@ pub(crate) unsafe extern "C" fn init_main_conf(
         }
         Ok(())
     })
+}
+
+/// Makes the `http` level's TLS client context, which every level without
+/// `lua_ssl_*` directives of its own (and timers) uses. It is made here,
+/// with the `http` block read and before the levels below merge.
+fn http_level_tls_context(cf: *mut ngx_conf_t) -> Result<(), String> {
+    // SAFETY: during init_main_conf cf->ctx is the http block's context,
+    // whose loc_conf array holds our http-level LocConf.
+    let http = unsafe {
+        let ctx = (*cf).ctx.cast::<nginx_sys::ngx_http_conf_ctx_t>();
+        (*(*ctx).loc_conf.add(lookup::ctx_index())).cast::<LocConf>()
+    };
+    // SAFETY: made by create_loc_conf; nothing else holds it now.
+    let tls = unsafe { &mut (*http).socket.tls };
+    tls.make_context(cf)
+        .map_err(|()| "failed to set up TLS for cosockets".to_string())
 }
 
 /// Runs a directive handler body, turning its error text into an `[emerg]`

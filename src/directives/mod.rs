@@ -6,15 +6,16 @@ mod lua_code;
 mod set_by_lua;
 mod settings;
 mod socket_settings;
+mod tls_settings;
 mod zones;
 
 use core::ffi::CStr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_str_t, NGX_CONF_2MORE, NGX_CONF_BLOCK,
-    NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LIF_CONF,
-    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
-    NGX_HTTP_SIF_CONF, NGX_HTTP_SRV_CONF,
+    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_str_t, NGX_CONF_1MORE, NGX_CONF_2MORE,
+    NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2,
+    NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SIF_CONF, NGX_HTTP_SRV_CONF,
 };
 
 use crate::phase::Phase;
@@ -92,7 +93,7 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 55] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 59] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
@@ -338,6 +339,38 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 55] = [
         socket_settings::set_socket_setting,
         NGX_HTTP_LOC_CONF_OFFSET,
         socket_settings::LOG_ERRORS,
+    ),
+    command(
+        c"lua_ssl_protocols",
+        ANY_LEVEL,
+        NGX_CONF_1MORE,
+        tls_settings::set_tls_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        tls_settings::PROTOCOLS,
+    ),
+    command(
+        c"lua_ssl_ciphers",
+        ANY_LEVEL,
+        NGX_CONF_TAKE1,
+        tls_settings::set_tls_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        tls_settings::CIPHERS,
+    ),
+    command(
+        c"lua_ssl_trusted_certificate",
+        ANY_LEVEL,
+        NGX_CONF_TAKE1,
+        tls_settings::set_tls_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        tls_settings::TRUSTED_CERTIFICATE,
+    ),
+    command(
+        c"lua_ssl_verify_depth",
+        ANY_LEVEL,
+        NGX_CONF_TAKE1,
+        tls_settings::set_tls_setting,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        tls_settings::VERIFY_DEPTH,
     ),
     ngx_command_t::empty(),
 ];

@@ -35,6 +35,7 @@ pub(super) fn socket_settings(request: Option<HttpRequest>) -> SocketSettings {
         log_errors: ours.log_errors.unwrap_or(true),
         resolver: core::ptr::null_mut(),
         resolver_timeout: 30_000,
+        tls: ours.tls.context,
     };
     // SAFETY: the core location configuration lives as long as the cycle.
     if let Some(core) = unsafe { core.as_ref() } {

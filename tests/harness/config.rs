@@ -104,6 +104,11 @@ pub fn substitute_variables(text: &str, port: u16, prefix: &Path) -> String {
             // Our extension: the repository, for blocks that load its Lua
             // files (the examples in nginx-conf/).
             "TEST_NGINX_REPO_ROOT" => env!("CARGO_MANIFEST_DIR").to_string(),
+            // Our extension: test certificates (see certs.rs).
+            "TEST_NGINX_CERT_DIR" => match super::certs::dir() {
+                Ok(dir) => dir.display().to_string(),
+                Err(error) => panic!("no test certificates: {error}"),
+            },
             name => super::peers::variable(name)
                 .or_else(|| std::env::var(name).ok())
                 .unwrap_or_else(|| caps[0].to_string()),

@@ -56,6 +56,7 @@
 // harness_selftest.rs), each of which uses only part of it.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod config;
 pub mod diff;
 pub mod eval;

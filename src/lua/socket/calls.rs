@@ -109,8 +109,17 @@ unsafe fn handle(l: *mut lua_State) -> *mut TcpSocket {
 /// As [`handle`], with a `Handle<T>` (or nothing) at index 1.
 unsafe fn socket_of<T>(l: *mut lua_State) -> *mut T {
     // SAFETY: per the contract.
+    unsafe { socket_of_at(l, 1) }
+}
+
+/// The value of the `Handle<T>` at stack `index` (null once dropped).
+///
+/// # Safety
+/// As [`handle`], with a `Handle<T>` (or nothing) at `index`.
+unsafe fn socket_of_at<T>(l: *mut lua_State, index: c_int) -> *mut T {
+    // SAFETY: per the contract.
     unsafe {
-        let handle = lua_touserdata(l, 1).cast::<Handle<T>>();
+        let handle = lua_touserdata(l, index).cast::<Handle<T>>();
         if handle.is_null() || (*handle).dropped {
             return core::ptr::null_mut();
         }
@@ -342,6 +351,85 @@ pub unsafe extern "C-unwind" fn tcp_setoption(l: *mut lua_State) -> c_int {
         );
         finish(l, rc, &out, OkValue::Nothing)
     }
+}
+
+/// Registry key of the metatable of TLS sessions (its `__gc` frees the
+/// session).
+#[cfg(ngx_feature = "http_ssl")]
+pub const SESSION_META_KEY: &core::ffi::CStr = c"ngx_lua_shdict.tls_session";
+
+/// The TLS session at `index`, if the value there is one of ours.
+///
+/// # Safety
+/// As [`handle`].
+#[cfg(ngx_feature = "http_ssl")]
+unsafe fn session_arg<'a>(
+    l: *mut lua_State,
+    index: c_int,
+) -> Option<&'a crate::request::socket::tls::TlsSession> {
+    use mlua::ffi::{lua_getmetatable, lua_rawequal, lua_settop};
+    // SAFETY: per the contract; the stack is put back as it was.
+    unsafe {
+        if lua_touserdata(l, index).is_null() || lua_getmetatable(l, index) == 0 {
+            return None;
+        }
+        lua_getfield(l, LUA_REGISTRYINDEX, SESSION_META_KEY.as_ptr());
+        let ours = lua_rawequal(l, -1, -2) != 0;
+        lua_settop(l, -3);
+        if !ours {
+            return None;
+        }
+        socket_of_at::<crate::request::socket::tls::TlsSession>(l, index).as_ref()
+    }
+}
+
+/// `tcp_sslhandshake(handle, session, server_name, verify, status_request)`:
+/// `session` a session of ours, `false` for no session back, or nil.
+#[cfg(ngx_feature = "http_ssl")]
+pub unsafe extern "C-unwind" fn tcp_sslhandshake(l: *mut lua_State) -> c_int {
+    use crate::request::socket::tls::Handshake;
+    use mlua::ffi::{lua_toboolean, LUA_TBOOLEAN};
+    let mut out = SocketOut::default();
+    // SAFETY: a C function call on a live state; the session and the name
+    // stay on the stack for the call.
+    unsafe {
+        let (name, name_len) = string_arg(l, 3);
+        let handshake = Handshake {
+            session: session_arg(l, 2),
+            server_name: (!name.is_null()).then(|| core::slice::from_raw_parts(name, name_len)),
+            verify: lua_toboolean(l, 4) != 0,
+            status_request: lua_toboolean(l, 5) != 0,
+            want_session: !(lua_type(l, 2) == LUA_TBOOLEAN && lua_toboolean(l, 2) == 0),
+            log: ops::request_log(),
+        };
+        let mut session = None;
+        let rc = ops::tcp_sslhandshake(handle(l), &handshake, &mut session, &mut out);
+        if rc != ops::OK {
+            return finish(l, rc, &out, OkValue::Nothing);
+        }
+        let pushed = finish(l, rc, &out, OkValue::Number);
+        if out.number != ops::HANDSHAKE_SESSION {
+            return pushed;
+        }
+        match session {
+            Some(session) => {
+                push_handle(l, Some(session), SESSION_META_KEY, &out, None);
+            }
+            None => lua_pushnil(l),
+        }
+        pushed + 1
+    }
+}
+
+/// A TLS session's `__gc`.
+#[cfg(ngx_feature = "http_ssl")]
+pub unsafe extern "C-unwind" fn session_gc(l: *mut lua_State) -> c_int {
+    unsafe fn free(session: *mut crate::request::socket::tls::TlsSession) {
+        // SAFETY: dropped once, by drop_handle.
+        unsafe { core::ptr::drop_in_place(session) };
+    }
+    // SAFETY: a C function call on a live state, with a session handle.
+    unsafe { drop_handle(l, free) }
 }
 
 /// Registry key of the metatable of UDP socket handles.

@@ -1,9 +1,10 @@
-//! `ngx.socket.tcp`, `ngx.socket.stream` and `ngx.socket.connect`: the
+//! `ngx.socket.tcp`, `.stream`, `.connect` and `.udp`: the
 //! cosocket API over the request layer's connections
 //! ([`crate::request::socket`]).
 //!
-//! Each method is Lua code (`tcp.lua`) over one C-ABI operation
-//! (`ffi.rs`) called through LuaJIT's FFI. An operation that must wait
+//! Each method is Lua code (`tcp.lua`, `udp.lua`) over one operation
+//! (`ops.rs`), called as a plain Lua C function (`calls.rs`). An
+//! operation that must wait
 //! records the wait for the scheduler (`Request::Io`), which parks the
 //! thread and gives the connection its waiter; the Lua side waits where it
 //! is and, once woken, calls the same operation again with the same

@@ -184,6 +184,13 @@ pub(super) fn running_request() -> Option<HttpRequest> {
     crate::lua::current_request().and_then(|r| unsafe { HttpRequest::from_raw(r) })
 }
 
+/// The running request's log (null outside requests).
+pub(super) fn request_log() -> *mut nginx_sys::ngx_log_t {
+    running_request()
+        .and_then(|r| r.log())
+        .map_or(core::ptr::null_mut(), |log| log.as_ptr())
+}
+
 fn log_error(line: &str) {
     let log = running_request()
         .and_then(|r| r.log())
@@ -551,6 +558,77 @@ pub(super) fn tcp_setkeepalive(
         match socket.set_keepalive(idle, size) {
             Ok(()) => OK,
             Err(failure) => fail(out, FAIL, &failure.message()),
+        }
+    })
+}
+
+/// What `sslhandshake` returns on success (in `out.number`): the
+/// connection's session, the caller's own session back, or `true`.
+pub const HANDSHAKE_SESSION: f64 = 0.0;
+pub const HANDSHAKE_GIVEN_SESSION: f64 = 1.0;
+pub const HANDSHAKE_TRUE: f64 = 2.0;
+
+/// `sslhandshake(session, server_name, verify, status_request)`; the
+/// new session, when there is one, in `session_out`.
+#[cfg(ngx_feature = "http_ssl")]
+pub(super) fn tcp_sslhandshake(
+    sock: *mut TcpSocket,
+    handshake: &crate::request::socket::tls::Handshake,
+    session_out: &mut Option<crate::request::socket::tls::TlsSession>,
+    out: *mut SocketOut,
+) -> c_int {
+    use crate::request::socket::tls::Handshaken;
+    guarded(out, |out| {
+        // SAFETY: the Lua object's socket.
+        let Some(socket) = (unsafe { socket(sock) }) else {
+            return RAISE;
+        };
+        if socket.owner() == 0 {
+            return fail(out, RAISE, "socket is never created nor connected");
+        }
+        if let Err(code) = enter(socket, out) {
+            return code;
+        }
+        if let Err(code) = busy_refusal(
+            socket,
+            &[Busy::Connecting, Busy::Reading, Busy::Writing],
+            out,
+        ) {
+            return code;
+        }
+        let Some(context) = super::settings().tls else {
+            return fail(out, FAIL, "failed to create ssl connection");
+        };
+        match socket.ssl_handshake(context, handshake) {
+            Step::Done(Handshaken::Session(session)) => {
+                *session_out = session;
+                out.number = HANDSHAKE_SESSION;
+                OK
+            }
+            Step::Done(Handshaken::GivenSession) => {
+                out.number = HANDSHAKE_GIVEN_SESSION;
+                OK
+            }
+            Step::Done(Handshaken::Done) => {
+                out.number = HANDSHAKE_TRUE;
+                OK
+            }
+            Step::Wait => wait(socket),
+            Step::Failed(failure) => {
+                if logs_errors(socket) {
+                    match &failure {
+                        Failure::Verify { .. } => log_error(&format!(
+                            "lua ssl certificate verify error: ({})",
+                            failure.message()
+                        )),
+                        Failure::HostMismatch(name) => log_error(&format!(
+                            "lua ssl certificate does not match host \"{name}\""
+                        )),
+                        _ => {}
+                    }
+                }
+                fail(out, FAIL, &failure.message())
+            }
         }
     })
 }

@@ -21,6 +21,7 @@ local tcp_receive, tcp_receive_until = op.receive, op.receive_until
 local tcp_set_timeouts, tcp_setkeepalive = op.set_timeouts, op.setkeepalive
 local tcp_reused, tcp_close, tcp_setoption = op.reused, op.close, op.setoption
 local req_socket_op = op.req_socket
+local tcp_sslhandshake = op.sslhandshake
 
 local status = spec.status
 local OK, WAIT, FAIL, FAIL_PARTIAL = status.OK, status.WAIT, status.FAIL, status.FAIL_PARTIAL
@@ -465,6 +466,42 @@ function methods.setoption(self, option, value)
         return true
     end
     return failed(rc, err)
+end
+
+-- An nginx built without TLS has no handshake.
+if tcp_sslhandshake then
+    local HANDSHAKE = spec.handshake
+    local SESSION, GIVEN_SESSION = HANDSHAKE.SESSION, HANDSHAKE.GIVEN_SESSION
+
+    function methods.sslhandshake(self, ...)
+        local n = select("#", ...)
+        if self == nil or n > 4 then
+            error("ngx.socket sslhandshake: expecting 1 ~ 5 arguments "
+                .. "(including the object), but seen " .. (self ~= nil and n + 1 or 0), 2)
+        end
+        local handle = handle_of(self)
+        local session, server_name, verify, status_request = ...
+        if server_name and type(server_name) ~= "string" then
+            error("cannot convert '" .. type(server_name) .. "' to 'const unsigned char *'", 2)
+        end
+        local rc, value, new_session = tcp_sslhandshake(handle, session, server_name or nil,
+            verify, status_request)
+        while rc == WAIT do
+            wait_here()
+            rc, value, new_session = tcp_sslhandshake(handle, session, server_name or nil,
+                verify, status_request)
+        end
+        if rc == OK then
+            if value == SESSION then
+                return new_session
+            end
+            if value == GIVEN_SESSION then
+                return session
+            end
+            return true
+        end
+        return failed(rc, value)
+    end
 end
 
 local function connect(...)

@@ -11,7 +11,7 @@ use crate::lua::scheduler::wait_here;
 /// Installs them; returns what `tcp.lua` shares with the UDP sockets.
 pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Table> {
     let operations = lua.create_table()?;
-    let functions: [(&str, mlua::ffi::lua_CFunction); 12] = [
+    let mut functions: Vec<(&str, mlua::ffi::lua_CFunction)> = vec![
         ("req_socket", calls::req_socket),
         ("new", calls::tcp_new),
         ("connect", calls::tcp_connect),
@@ -25,6 +25,14 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Table> {
         ("setoption", calls::tcp_setoption),
         ("gc", calls::tcp_gc),
     ];
+    #[cfg(ngx_feature = "http_ssl")]
+    functions.extend([
+        (
+            "sslhandshake",
+            calls::tcp_sslhandshake as mlua::ffi::lua_CFunction,
+        ),
+        ("session_gc", calls::session_gc),
+    ]);
     for (name, function) in functions {
         // SAFETY: each is a C function of calls.rs, which reads its
         // arguments defensively and raises nothing.
@@ -34,6 +42,14 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Table> {
     handle_meta.set("__gc", operations.get::<Function>("gc")?)?;
     handle_meta.set("__metatable", false)?;
     lua.set_named_registry_value(HANDLE_META_KEY.to_str().expect("ASCII key"), handle_meta)?;
+    #[cfg(ngx_feature = "http_ssl")]
+    {
+        let session_meta = lua.create_table()?;
+        session_meta.set("__gc", operations.get::<Function>("session_gc")?)?;
+        session_meta.set("__metatable", false)?;
+        let key = calls::SESSION_META_KEY.to_str().expect("ASCII key");
+        lua.set_named_registry_value(key, session_meta)?;
+    }
     let spec = lua.create_table()?;
     spec.set("operations", operations)?;
     let status = lua.create_table()?;
@@ -49,6 +65,15 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Table> {
         status.set(name, code)?;
     }
     spec.set("status", status)?;
+    let handshake = lua.create_table()?;
+    for (name, code) in [
+        ("SESSION", ops::HANDSHAKE_SESSION),
+        ("GIVEN_SESSION", ops::HANDSHAKE_GIVEN_SESSION),
+        ("TRUE", ops::HANDSHAKE_TRUE),
+    ] {
+        handshake.set(name, code)?;
+    }
+    spec.set("handshake", handshake)?;
     let options = lua.create_table()?;
     for (name, code) in ops::OPTIONS {
         options.set(name, code)?;

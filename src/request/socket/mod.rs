@@ -18,6 +18,8 @@ mod fast_hash;
 pub mod inbox;
 pub mod pool;
 mod resolve;
+#[cfg(ngx_feature = "http_ssl")]
+pub mod tls;
 pub mod udp;
 
 use core::ffi::c_void;
@@ -75,7 +77,17 @@ pub struct SocketSettings {
     pub log_errors: bool,
     pub resolver: *mut ngx_resolver_t,
     pub resolver_timeout: u64,
+    /// The `lua_ssl_*` client context for `sslhandshake`.
+    pub tls: Option<TlsContext>,
 }
+
+#[cfg(ngx_feature = "http_ssl")]
+pub use self::tls::TlsContext;
+
+/// An nginx built without TLS has no client contexts.
+#[cfg(not(ngx_feature = "http_ssl"))]
+#[derive(Clone, Copy, Debug)]
+pub enum TlsContext {}
 
 /// Why an operation failed, in OpenResty's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +98,14 @@ pub enum Failure {
     /// A system error: its message with a lower-case first letter.
     Os(i32),
     Text(String),
+    /// The peer's certificate failed verification: OpenSSL's code and
+    /// text.
+    Verify {
+        code: core::ffi::c_long,
+        text: String,
+    },
+    /// The peer's certificate is not for this server name.
+    HostMismatch(String),
 }
 
 impl Failure {
@@ -95,6 +115,8 @@ impl Failure {
             Failure::Closed => "closed".into(),
             Failure::Os(errno) => os_error_text(*errno),
             Failure::Text(text) => text.clone(),
+            Failure::Verify { code, text } => format!("{code}: {text}"),
+            Failure::HostMismatch(_) => "certificate host mismatch".into(),
         }
     }
 }
@@ -201,6 +223,8 @@ enum State {
     /// `connect()` in progress.
     Connecting,
     Connected,
+    /// Connected, with a TLS handshake in progress.
+    Handshaking,
 }
 
 /// What a busy socket is doing, for OpenResty's `socket busy ...` errors
@@ -223,6 +247,10 @@ struct Core {
     sockaddr: SockaddrStorage,
     target: Option<Target>,
     resolution: Option<Resolution>,
+    /// The TLS server name being verified (`sslhandshake`).
+    server_name: Vec<u8>,
+    /// A handshake waits for nginx to end it.
+    handshake_pending: bool,
     /// The name being resolved (the resolver's context points at it) and
     /// the port to connect to.
     resolve_name: Vec<u8>,
@@ -408,7 +436,7 @@ impl TcpSocket {
         let others_read = core.reader.thread != Some(co);
         let connecting = matches!(
             core.state,
-            State::Resolving | State::Queued | State::Connecting
+            State::Resolving | State::Queued | State::Connecting | State::Handshaking
         );
         [
             (Busy::Connecting, connecting && others_write),
@@ -427,7 +455,7 @@ impl TcpSocket {
             || core.send_total.is_some()
             || matches!(
                 core.state,
-                State::Resolving | State::Queued | State::Connecting
+                State::Resolving | State::Queued | State::Connecting | State::Handshaking
             )
     }
 
@@ -504,7 +532,7 @@ impl TcpSocket {
             State::Resolving => return core.after_resolving(),
             State::Queued => return core.after_queue(options),
             State::Connecting => return core.finish_connecting(),
-            State::Idle | State::Connected => {}
+            State::Idle | State::Connected | State::Handshaking => {}
         }
         // A new connect: the connection the socket had closes.
         core.shut(false);
@@ -720,6 +748,24 @@ pub(super) unsafe fn take_connection(
     }
 }
 
+/// Closes a connection of ours, ending its TLS first if it speaks it.
+///
+/// # Safety
+/// `conn` must be live; it is gone after the call.
+pub(super) unsafe fn close_connection(conn: *mut ngx_connection_t) {
+    // SAFETY: per the contract; the pool (made for TLS state) is read
+    // before nginx frees the connection, and destroyed after.
+    unsafe {
+        #[cfg(ngx_feature = "http_ssl")]
+        tls::shut_down(conn);
+        let pool = (*conn).pool;
+        ngx_close_connection(conn);
+        if !pool.is_null() {
+            nginx_sys::ngx_destroy_pool(pool);
+        }
+    }
+}
+
 /// Appends `n` in decimal (what `write!` does, without its formatting
 /// machinery on the connect path).
 pub(super) fn push_decimal(n: u32, out: &mut Vec<u8>) {
@@ -755,6 +801,7 @@ impl Default for SocketSettings {
             log_errors: true,
             resolver: ptr::null_mut(),
             resolver_timeout: 30_000,
+            tls: None,
         }
     }
 }
@@ -776,6 +823,8 @@ impl Core {
             sockaddr: SockaddrStorage(unsafe { core::mem::zeroed() }),
             target: None,
             resolution: None,
+            server_name: Vec::new(),
+            handshake_pending: false,
             resolve_name: Vec::new(),
             resolve_port: 0,
             reader: Side::default(),
@@ -806,22 +855,25 @@ impl Core {
 
     /// Back to a new socket's state, keeping its buffers' memory.
     fn recycle(&mut self) {
-        let (mut inbox, mut unsent, mut peer_name, mut resolve_name, pool_key) = (
+        let (mut inbox, mut unsent, mut peer_name, mut resolve_name, mut server_name, pool_key) = (
             std::mem::take(&mut self.inbox),
             std::mem::take(&mut self.unsent),
             std::mem::take(&mut self.peer_name),
             std::mem::take(&mut self.resolve_name),
+            std::mem::take(&mut self.server_name),
             self.pool_key.take(),
         );
         inbox.clear();
         unsent.clear();
         peer_name.clear();
         resolve_name.clear();
+        server_name.clear();
         *self = Core {
             inbox,
             unsent,
             peer_name,
             resolve_name,
+            server_name,
             pool_key: pool_key.map(|mut key| {
                 key.clear();
                 key
@@ -884,7 +936,7 @@ impl Core {
         if !self.conn.is_null() {
             // SAFETY: our live connection; closing removes its events and
             // timers.
-            unsafe { ngx_close_connection(self.conn) };
+            unsafe { close_connection(self.conn) };
             self.conn = ptr::null_mut();
             if self.counted_in_pool {
                 if let Some(key) = &self.pool_key {
@@ -894,6 +946,7 @@ impl Core {
         }
         self.counted_in_pool = false;
         self.state = State::Idle;
+        self.handshake_pending = false;
         self.send_total = None;
         self.unsent.clear();
         self.unsent_from = 0;

@@ -15,12 +15,12 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
 use nginx_sys::{
-    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_event_t, ngx_exiting,
-    ngx_handle_read_event, ngx_msec_t, NGX_OK,
+    ngx_add_timer, ngx_connection_t, ngx_event_t, ngx_exiting, ngx_handle_read_event, ngx_msec_t,
+    NGX_OK,
 };
 
 use super::fast_hash::FastHash;
-use super::{post_queue_wake, Core};
+use super::{close_connection, post_queue_wake, Core};
 
 /// `connect`'s pool options.
 #[derive(Debug, Clone, Default)]
@@ -138,7 +138,7 @@ pub(super) fn take(key: &[u8], options: &PoolOptions, default_size: usize) -> Ta
     });
     for conn in dead {
         // SAFETY: taken out of the pool above, still open.
-        unsafe { ngx_close_connection(conn) };
+        unsafe { close_connection(conn) };
     }
     taken
 }
@@ -199,7 +199,7 @@ pub(super) fn keep(
     // SAFETY: read-only flag of the worker.
     if unsafe { ngx_exiting } != 0 {
         // SAFETY: our live connection, going nowhere.
-        unsafe { ngx_close_connection(conn) };
+        unsafe { close_connection(conn) };
         if counted {
             connection_closed(key);
         }
@@ -253,7 +253,7 @@ pub(super) fn keep(
     if !armed {
         recycle(idle);
         // SAFETY: as above.
-        unsafe { ngx_close_connection(conn) };
+        unsafe { close_connection(conn) };
         if counted {
             wake_queued(closed_in(pool));
         }
@@ -272,7 +272,7 @@ pub(super) fn keep(
         let conn = old.conn;
         recycle(old);
         // SAFETY: taken out of the pool, still open.
-        unsafe { ngx_close_connection(conn) };
+        unsafe { close_connection(conn) };
     }
     wake_queued(pool.queue.pop_front());
 }
@@ -331,7 +331,7 @@ unsafe extern "C" fn on_idle_event(ev: *mut ngx_event_t) {
             .iter()
             .position(|i| ptr::eq(&**i, idle))
             .and_then(|at| pool.idle.remove(at));
-        ngx_close_connection(conn);
+        close_connection(conn);
         if let Some(entry) = removed {
             let counted = entry.counted;
             recycle(entry);
