@@ -3,12 +3,11 @@
 //! ([`crate::request::socket`]).
 //!
 //! Each method is Lua code (`tcp.lua`, `udp.lua`) over one operation
-//! (`ops.rs`), called as a plain Lua C function (`calls.rs`). An
-//! operation that must wait
-//! records the wait for the scheduler (`Request::Io`), which parks the
-//! thread and gives the connection its waiter; the Lua side waits where it
-//! is and, once woken, calls the same operation again with the same
-//! arguments, which goes on from where the connection stands.
+//! (`ops.rs`), called as a plain Lua C function (`calls.rs`). An operation
+//! that must wait records the wait for the scheduler (`Request::Io`), which
+//! parks the thread and gives the connection its waiter; the Lua side
+//! waits where it is and, once woken, calls the same operation again with
+//! the same arguments, which goes on from where the connection stands.
 
 mod calls;
 mod ops;
