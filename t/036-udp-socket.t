@@ -117,3 +117,61 @@ ok
 --- error_log
 timer got: from a timer
 log: false API disabled in the context of log_by_lua*
+
+
+
+=== TEST 5: host names through nginx's resolver; a name that does not exist; no resolver
+--- config
+    location = /t {
+        resolver 127.0.0.1:$TEST_NGINX_DNS_PORT ipv6=off;
+        resolver_timeout 1s;
+        content_by_lua_block {
+            local udp = ngx.socket.udp()
+            ngx.say("peer.test: ", udp:setpeername("peer.test", $TEST_NGINX_UDP_PORT))
+            ngx.say(udp:send("by name"))
+            ngx.say(udp:receive())
+            ngx.say("nxdomain.test: ", udp:setpeername("nxdomain.test", $TEST_NGINX_UDP_PORT))
+            ngx.say("send: ", udp:send("x"))
+        }
+    }
+    location = /none {
+        content_by_lua_block {
+            ngx.say(ngx.socket.udp():setpeername("peer.test", 53))
+        }
+    }
+--- udp_listen
+--- dns_a: 127.0.0.1
+--- request eval
+["GET /t", "GET /none"]
+--- response_body eval
+["peer.test: 1
+1
+by name
+nxdomain.test: nilnxdomain.test could not be resolved (3: Host not found)
+send: nilclosed
+", "nilno resolver defined to resolve \"peer.test\"
+"]
+
+
+
+=== TEST 6: a unix datagram peer can answer: the socket gets an address of its own
+--- config
+    location = /t {
+        content_by_lua_block {
+            local udp = ngx.socket.udp()
+            udp:settimeout(2000)
+            ngx.say(udp:setpeername("unix:$TEST_NGINX_UDP_UNIX_PATH"))
+            ngx.say(udp:send("over unix"))
+            ngx.say(udp:receive())
+            udp:close()
+        }
+    }
+--- udp_listen
+--- request
+GET /t
+--- response_body
+1
+1
+over unix
+--- no_error_log
+[error]

@@ -7,7 +7,9 @@
 //!   (unless `--- tcp_no_close`). `--- tcp_query` is checked against what
 //!   the first connection sent.
 //! - `--- udp_listen`: a UDP server (`$TEST_NGINX_UDP_PORT`) answering each
-//!   datagram with `--- udp_reply` (or the datagram itself).
+//!   datagram with `--- udp_reply` (or the datagram itself); and, our
+//!   extension, a unix datagram server doing the same at the path
+//!   `$TEST_NGINX_UDP_UNIX_PATH`.
 //! - `--- tcp_unresponsive` (our extension): a listening port
 //!   (`$TEST_NGINX_UNRESPONSIVE_PORT`) whose accept queue is full, so that
 //!   connecting to it times out.
@@ -21,6 +23,7 @@
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,6 +77,8 @@ pub struct Peers {
     redis: Option<Child>,
     /// The unresponsive listener and the connections that fill its queue.
     unresponsive: Option<(TcpListener, Vec<TcpStream>)>,
+    /// The unix datagram server's path, removed at the end.
+    udp_unix_path: Option<std::path::PathBuf>,
 }
 
 impl Peers {
@@ -87,6 +92,7 @@ impl Peers {
             expected_query: None,
             redis: None,
             unresponsive: None,
+            udp_unix_path: None,
         };
         let mut variables = Vec::new();
         if let Some(tcp) = &plan.tcp {
@@ -110,10 +116,25 @@ impl Peers {
                 .map_err(|e| e.to_string())?;
             peers.udp_port = Some(port);
             variables.push(("TEST_NGINX_UDP_PORT".to_string(), port.to_string()));
-            let (stop, reply) = (peers.stop.clone(), reply.clone());
+            let (stop, echo) = (peers.stop.clone(), reply.clone());
             peers
                 .threads
-                .push(std::thread::spawn(move || serve_udp(socket, reply, stop)));
+                .push(std::thread::spawn(move || serve_udp(socket, echo, stop)));
+            let path = unix_datagram_path();
+            let _ = std::fs::remove_file(&path);
+            let socket = UnixDatagram::bind(&path).map_err(|e| format!("udp_listen: {e}"))?;
+            socket
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .map_err(|e| e.to_string())?;
+            variables.push((
+                "TEST_NGINX_UDP_UNIX_PATH".to_string(),
+                path.display().to_string(),
+            ));
+            peers.udp_unix_path = Some(path);
+            let (stop, echo) = (peers.stop.clone(), reply.clone());
+            peers.threads.push(std::thread::spawn(move || {
+                serve_unix_datagrams(socket, echo, stop)
+            }));
         }
         if let Some(address) = plan.dns_a {
             let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("dns_a: {e}"))?;
@@ -197,7 +218,28 @@ impl Drop for Peers {
             let _ = redis.kill();
             let _ = redis.wait();
         }
+        if let Some(path) = self.udp_unix_path.take() {
+            let _ = std::fs::remove_file(path);
+        }
         VARIABLES.with(|v| v.borrow_mut().clear());
+    }
+}
+
+/// A path of its own for a block's unix datagram server.
+fn unix_datagram_path() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    std::env::temp_dir().join(format!("ngx-t-udp-{}-{n}.sock", std::process::id()))
+}
+
+fn serve_unix_datagrams(socket: UnixDatagram, reply: Option<Vec<u8>>, stop: Arc<AtomicBool>) {
+    let mut buf = [0u8; 65536];
+    while !stop.load(Ordering::SeqCst) {
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let answer = reply.as_deref().unwrap_or(&buf[..n]);
+            // A sender without an address of its own gets no answer.
+            let _ = socket.send_to_addr(answer, &from);
+        }
     }
 }
 

@@ -763,9 +763,13 @@ pub(super) fn udp_setpeername(
         }
         // SAFETY: the Lua string passed for the call.
         let host = unsafe { bytes(host, host_len) };
-        match socket.set_peer(host, u16::try_from(port).ok(), owner) {
-            Ok(()) => OK,
-            Err(failure) => fail(out, FAIL, &failure.message()),
+        match socket.set_peer(host, u16::try_from(port).ok(), owner, &super::settings()) {
+            Step::Done(()) => OK,
+            Step::Wait => {
+                crate::lua::record_request(Request::Io(socket.io_wait()));
+                WAIT
+            }
+            Step::Failed(failure) => fail(out, FAIL, &failure.message()),
         }
     })
 }

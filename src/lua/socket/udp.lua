@@ -69,6 +69,11 @@ function methods.setpeername(self, ...)
         end
     end
     local rc, err = udp_setpeername(handle, host, port_number)
+    while rc == WAIT do
+        -- A host name waits for nginx's resolver.
+        wait_here()
+        rc, err = udp_setpeername(handle, host, port_number)
+    end
     if rc == OK then
         return 1
     end

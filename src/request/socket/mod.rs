@@ -37,7 +37,7 @@ use nginx_sys::{
 
 use self::inbox::{Inbox, Taken, Want};
 use self::pool::PoolOptions;
-use self::resolve::Resolution;
+use self::resolve::Lookup;
 
 /// How a waiting operation's caller is woken: `wake(data, co)`.
 #[derive(Clone, Copy)]
@@ -246,15 +246,12 @@ struct Core {
     peer_name_str: ngx_str_t,
     sockaddr: SockaddrStorage,
     target: Option<Target>,
-    resolution: Option<Resolution>,
     /// The TLS server name being verified (`sslhandshake`).
     server_name: Vec<u8>,
     /// A handshake waits for nginx to end it.
     handshake_pending: bool,
-    /// The name being resolved (the resolver's context points at it) and
-    /// the port to connect to.
-    resolve_name: Vec<u8>,
-    resolve_port: u16,
+    /// The name being resolved, when connecting to one.
+    lookup: Lookup,
     reader: Side,
     writer: Side,
     /// The direction of the operation that last said [`Step::Wait`].
@@ -563,16 +560,7 @@ impl TcpSocket {
         let target = Target::parse(host, port);
         core.target = Some(target.clone());
         match &target {
-            Target::Name { host, port } => {
-                core.state = State::Resolving;
-                match resolve::start(core_ptr, settings, host, *port) {
-                    Ok(()) => core.after_resolving(),
-                    Err(failure) => {
-                        core.state = State::Idle;
-                        Step::Failed(failure)
-                    }
-                }
-            }
+            Target::Name { host, port } => core.resolve_then_connect(settings, host, *port),
             _ => core.start_connect(),
         }
     }
@@ -822,11 +810,9 @@ impl Core {
             // SAFETY: all-zero is a valid sockaddr_storage.
             sockaddr: SockaddrStorage(unsafe { core::mem::zeroed() }),
             target: None,
-            resolution: None,
             server_name: Vec::new(),
             handshake_pending: false,
-            resolve_name: Vec::new(),
-            resolve_port: 0,
+            lookup: Lookup::default(),
             reader: Side::default(),
             writer: Side::default(),
             waits_on: Direction::Write,
@@ -855,24 +841,24 @@ impl Core {
 
     /// Back to a new socket's state, keeping its buffers' memory.
     fn recycle(&mut self) {
-        let (mut inbox, mut unsent, mut peer_name, mut resolve_name, mut server_name, pool_key) = (
+        let (mut inbox, mut unsent, mut peer_name, mut lookup, mut server_name, pool_key) = (
             std::mem::take(&mut self.inbox),
             std::mem::take(&mut self.unsent),
             std::mem::take(&mut self.peer_name),
-            std::mem::take(&mut self.resolve_name),
+            std::mem::take(&mut self.lookup),
             std::mem::take(&mut self.server_name),
             self.pool_key.take(),
         );
         inbox.clear();
         unsent.clear();
         peer_name.clear();
-        resolve_name.clear();
+        lookup.reset();
         server_name.clear();
         *self = Core {
             inbox,
             unsent,
             peer_name,
-            resolve_name,
+            lookup,
             server_name,
             pool_key: pool_key.map(|mut key| {
                 key.clear();
@@ -911,10 +897,7 @@ impl Core {
     /// result is handed out from there).
     fn shut(&mut self, keep_inbox: bool) {
         let me: *mut Core = self;
-        if self.state == State::Resolving {
-            resolve::cancel(self.resolution.take());
-        }
-        self.resolution = None;
+        self.lookup.cancel();
         if self.state == State::Queued {
             if let Some(key) = &self.pool_key {
                 pool::leave_queue(key, me);
@@ -1029,31 +1012,45 @@ impl Core {
         match self.target.clone() {
             Some(Target::Name { host, port }) => {
                 let settings = self.settings();
-                self.state = State::Resolving;
-                match resolve::start(me, &settings, &host, port) {
-                    Ok(()) => self.after_resolving(),
-                    Err(failure) => {
-                        self.state = State::Idle;
-                        Step::Failed(failure)
-                    }
-                }
+                self.resolve_then_connect(&settings, &host, port)
             }
             _ => self.start_connect(),
         }
     }
 
-    fn after_resolving(&mut self) -> Step<()> {
-        match self.resolution.take() {
-            None => Step::Wait,
-            Some(Resolution::Pending(ctx)) => {
-                self.resolution = Some(Resolution::Pending(ctx));
-                Step::Wait
-            }
-            Some(Resolution::Failed(text)) => {
+    fn resolve_then_connect(
+        &mut self,
+        settings: &SocketSettings,
+        host: &[u8],
+        port: u16,
+    ) -> Step<()> {
+        unsafe fn wake_writer(core: *mut c_void) {
+            // SAFETY: the lookup's socket: a live core.
+            unsafe { wake(core.cast(), Direction::Write) }
+        }
+        let me: *mut Core = self;
+        self.state = State::Resolving;
+        // SAFETY: the core is boxed and cancels its lookup before it goes.
+        match unsafe {
+            self.lookup
+                .start(settings, host, port, me.cast(), wake_writer)
+        } {
+            Ok(()) => self.after_resolving(),
+            Err(failure) => {
                 self.state = State::Idle;
-                Step::Failed(Failure::Text(text))
+                Step::Failed(failure)
             }
-            Some(Resolution::Found(addr)) => {
+        }
+    }
+
+    fn after_resolving(&mut self) -> Step<()> {
+        match self.lookup.answer() {
+            None => Step::Wait,
+            Some(Err(failure)) => {
+                self.state = State::Idle;
+                Step::Failed(failure)
+            }
+            Some(Ok(addr)) => {
                 // Logs keep the name the caller gave (`peer_name`).
                 self.target = Some(Target::Inet(addr));
                 self.start_connect()

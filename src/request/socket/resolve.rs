@@ -1,6 +1,7 @@
 //! Host names through nginx's resolver (the `resolver` directive where the
-//! socket connects), for `connect`.
+//! socket connects), for TCP's `connect` and UDP's `setpeername`.
 
+use core::ffi::c_void;
 use std::net::SocketAddr;
 
 use nginx_sys::{
@@ -8,7 +9,7 @@ use nginx_sys::{
     ngx_resolver_strerror, ngx_str_t, NGX_OK,
 };
 
-use super::{wake, Core, Failure, SocketSettings};
+use super::{Failure, SocketSettings};
 
 /// Where a name's resolution stands.
 pub(super) enum Resolution {
@@ -20,71 +21,127 @@ pub(super) enum Resolution {
 /// What nginx's `ngx_resolve_start` returns when no resolver is set.
 const NO_RESOLVER: *mut ngx_resolver_ctx_t = usize::MAX as *mut ngx_resolver_ctx_t;
 
-/// Starts resolving `host` for `core`; the answer may already be in
-/// `core.resolution` on return (nginx's cache answers at once).
-pub(super) fn start(
-    core: *mut Core,
-    settings: &SocketSettings,
-    host: &[u8],
+/// A socket's name lookup: the name (nginx's context points at it), the
+/// port to connect to, the answer once in, and whom to wake for it. It
+/// lives in the socket's boxed state, so its address is stable.
+pub(super) struct Lookup {
+    name: Vec<u8>,
     port: u16,
-) -> Result<(), Failure> {
-    let no_resolver = || {
-        Failure::Text(format!(
-            "no resolver defined to resolve \"{}\"",
-            String::from_utf8_lossy(host)
-        ))
-    };
-    if settings.resolver.is_null() {
-        return Err(no_resolver());
-    }
-    // SAFETY: core is live (the caller's); the name is copied into it and
-    // lives until the resolution is done or cancelled.
-    unsafe {
-        (*core).resolve_name.clear();
-        (*core).resolve_name.extend_from_slice(host);
-        (*core).resolve_port = port;
-        let mut temp: ngx_resolver_ctx_t = core::mem::zeroed();
-        temp.name = ngx_str_t {
-            len: host.len(),
-            data: (*core).resolve_name.as_mut_ptr(),
-        };
-        let ctx = ngx_resolve_start(settings.resolver, &mut temp);
-        if ctx.is_null() {
-            return Err(Failure::Text("failed to start the resolver".into()));
-        }
-        if ctx == NO_RESOLVER {
-            return Err(no_resolver());
-        }
-        (*ctx).name = temp.name;
-        (*ctx).handler = Some(on_resolved);
-        (*ctx).data = core.cast();
-        (*ctx).timeout = settings.resolver_timeout as nginx_sys::ngx_msec_t;
-        (*core).resolution = Some(Resolution::Pending(ctx));
-        if ngx_resolve_name(ctx) != NGX_OK as isize {
-            (*core).resolution = None;
-            return Err(Failure::Text(format!(
-                "{} could not be resolved",
-                String::from_utf8_lossy(host)
-            )));
-        }
-    }
-    Ok(())
+    resolution: Option<Resolution>,
+    socket: *mut c_void,
+    on_answer: unsafe fn(*mut c_void),
 }
 
-/// Stops a resolution the socket no longer waits for.
-pub(super) fn cancel(resolution: Option<Resolution>) {
-    if let Some(Resolution::Pending(ctx)) = resolution {
-        // SAFETY: a context nginx handed us and has not answered yet.
-        unsafe { ngx_resolve_name_done(ctx) };
+impl Default for Lookup {
+    fn default() -> Self {
+        unsafe fn nobody(_: *mut c_void) {}
+        Lookup {
+            name: Vec::new(),
+            port: 0,
+            resolution: None,
+            socket: core::ptr::null_mut(),
+            on_answer: nobody,
+        }
+    }
+}
+
+impl Lookup {
+    /// Starts resolving `host` for `socket`, which `on_answer` wakes when
+    /// the answer is in; the answer may be in on return (nginx's cache
+    /// answers at once).
+    ///
+    /// # Safety
+    /// `socket` must stay live until the answer is in or [`Lookup::cancel`]
+    /// ran; the lookup must not move meanwhile.
+    pub(super) unsafe fn start(
+        &mut self,
+        settings: &SocketSettings,
+        host: &[u8],
+        port: u16,
+        socket: *mut c_void,
+        on_answer: unsafe fn(*mut c_void),
+    ) -> Result<(), Failure> {
+        let no_resolver = || {
+            Failure::Text(format!(
+                "no resolver defined to resolve \"{}\"",
+                String::from_utf8_lossy(host)
+            ))
+        };
+        if settings.resolver.is_null() {
+            return Err(no_resolver());
+        }
+        self.cancel();
+        self.name.clear();
+        self.name.extend_from_slice(host);
+        self.port = port;
+        self.socket = socket;
+        self.on_answer = on_answer;
+        // SAFETY: the name lives in the lookup until the resolution is
+        // done or cancelled; the context's data is the lookup (which does
+        // not move, per the contract).
+        unsafe {
+            let mut temp: ngx_resolver_ctx_t = core::mem::zeroed();
+            temp.name = ngx_str_t {
+                len: self.name.len(),
+                data: self.name.as_mut_ptr(),
+            };
+            let ctx = ngx_resolve_start(settings.resolver, &mut temp);
+            if ctx.is_null() {
+                return Err(Failure::Text("failed to start the resolver".into()));
+            }
+            if ctx == NO_RESOLVER {
+                return Err(no_resolver());
+            }
+            (*ctx).name = temp.name;
+            (*ctx).handler = Some(on_resolved);
+            (*ctx).data = (self as *mut Lookup).cast();
+            (*ctx).timeout = settings.resolver_timeout as nginx_sys::ngx_msec_t;
+            self.resolution = Some(Resolution::Pending(ctx));
+            if ngx_resolve_name(ctx) != NGX_OK as isize {
+                self.resolution = None;
+                return Err(Failure::Text(format!(
+                    "{} could not be resolved",
+                    String::from_utf8_lossy(host)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer: `None` while nginx has not given it (or nothing was
+    /// asked).
+    pub(super) fn answer(&mut self) -> Option<Result<SocketAddr, Failure>> {
+        match self.resolution.take()? {
+            Resolution::Pending(ctx) => {
+                self.resolution = Some(Resolution::Pending(ctx));
+                None
+            }
+            Resolution::Found(addr) => Some(Ok(addr)),
+            Resolution::Failed(text) => Some(Err(Failure::Text(text))),
+        }
+    }
+
+    /// Stops a resolution nobody waits for any more.
+    pub(super) fn cancel(&mut self) {
+        if let Some(Resolution::Pending(ctx)) = self.resolution.take() {
+            // SAFETY: a context nginx handed us and has not answered yet.
+            unsafe { ngx_resolve_name_done(ctx) };
+        }
+    }
+
+    /// Back to a new socket's state, keeping the name's memory.
+    pub(super) fn reset(&mut self) {
+        self.cancel();
+        self.name.clear();
     }
 }
 
 unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
-    // SAFETY: the context is ours, its data the live core that started it
-    // (a core cancels its resolution before it goes).
+    // SAFETY: the context is ours, its data the lookup that started it,
+    // live until answered (a socket cancels its lookup before it goes).
     unsafe {
-        let core = (*ctx).data.cast::<Core>();
-        let name = String::from_utf8_lossy(&(*core).resolve_name).into_owned();
+        let lookup = (*ctx).data.cast::<Lookup>();
+        let name = String::from_utf8_lossy(&(*lookup).name).into_owned();
         let resolution = if (*ctx).state != 0 || (*ctx).naddrs == 0 {
             let state = (*ctx).state;
             let reason = std::ffi::CStr::from_ptr(ngx_resolver_strerror(state));
@@ -94,14 +151,14 @@ unsafe extern "C" fn on_resolved(ctx: *mut ngx_resolver_ctx_t) {
             ))
         } else {
             let addr = &*(*ctx).addrs;
-            match sockaddr_to_std(addr.sockaddr.cast_const().cast(), (*core).resolve_port) {
+            match sockaddr_to_std(addr.sockaddr.cast_const().cast(), (*lookup).port) {
                 Some(found) => Resolution::Found(found),
                 None => Resolution::Failed(format!("{name} could not be resolved")),
             }
         };
         ngx_resolve_name_done(ctx);
-        (*core).resolution = Some(resolution);
-        wake(core, super::Direction::Write);
+        (*lookup).resolution = Some(resolution);
+        ((*lookup).on_answer)((*lookup).socket);
     }
 }
 

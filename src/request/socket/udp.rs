@@ -10,9 +10,10 @@ use nginx_sys::{
     ngx_handle_read_event, ngx_msec_t, ngx_peer_connection_t, ngx_str_t, NGX_AGAIN, NGX_OK,
 };
 
+use super::resolve::Lookup;
 use super::{
     clear_read_timer, disown, fill_sockaddr, last_errno, own, peer_connection, take_connection,
-    write_peer_name, Failure, IoWait, Owned, SockaddrStorage, Step, Target, Waiter,
+    write_peer_name, Failure, IoWait, Owned, SockaddrStorage, SocketSettings, Step, Target, Waiter,
 };
 
 /// The largest datagram `receive` takes without a size.
@@ -30,6 +31,9 @@ struct UdpCore {
     read_timeout: Option<u64>,
     buffer: Vec<u8>,
     owner: usize,
+    /// `setpeername` with a host name: the resolver's answer.
+    lookup: Lookup,
+    resolving: bool,
 }
 
 /// What a `ngx.socket.udp()` object holds.
@@ -63,6 +67,8 @@ impl UdpSocket {
                 read_timeout: None,
                 buffer: Vec::new(),
                 owner: 0,
+                lookup: Lookup::default(),
+                resolving: false,
             }),
         }
     }
@@ -96,14 +102,20 @@ impl UdpSocket {
         }
     }
 
-    /// `setpeername(host, port)`: an IP address (or `unix:path` for a
-    /// datagram unix socket). The socket is bound to `owner`.
+    /// `setpeername(host, port)`: an IP address, a host name (through
+    /// `settings`' resolver) or `unix:path` for a datagram unix socket.
+    /// The socket is bound to `owner`. Calls after a wait (resolving) take
+    /// the same arguments.
     pub fn set_peer(
         &mut self,
         host: &[u8],
         port: Option<u16>,
         owner: usize,
-    ) -> Result<(), Failure> {
+        settings: &SocketSettings,
+    ) -> Step<()> {
+        if self.core.resolving {
+            return self.after_resolving(host, port);
+        }
         self.close();
         let core = &mut *self.core;
         let me: *mut UdpCore = core;
@@ -125,19 +137,48 @@ impl UdpSocket {
             None if !host.starts_with(b"unix:") => Target::parse(host, Some(0)),
             _ => Target::parse(host, port),
         };
-        if let Target::Name { .. } = target {
-            // Not yet: UDP sockets take IP addresses and unix paths only.
-            return Err(Failure::Text(format!(
-                "host names are not supported by UDP sockets yet: \"{}\"",
-                String::from_utf8_lossy(host)
-            )));
+        if let Target::Name { host: name, port } = &target {
+            core.resolving = true;
+            // SAFETY: the core is boxed and cancels its lookup before it
+            // goes.
+            let started = unsafe {
+                core.lookup
+                    .start(settings, name, *port, me.cast(), wake_udp)
+            };
+            if let Err(failure) = started {
+                core.resolving = false;
+                return Step::Failed(failure);
+            }
+            return self.after_resolving(host, Some(*port));
         }
-        let socklen = fill_sockaddr(&mut core.sockaddr, &target).ok_or_else(|| {
-            Failure::Text(format!(
+        self.connect_to(&target, host, port)
+    }
+
+    fn after_resolving(&mut self, host: &[u8], port: Option<u16>) -> Step<()> {
+        let core = &mut *self.core;
+        match core.lookup.answer() {
+            None => Step::Wait,
+            Some(Err(failure)) => {
+                core.resolving = false;
+                Step::Failed(failure)
+            }
+            Some(Ok(addr)) => {
+                core.resolving = false;
+                self.connect_to(&Target::Inet(addr), host, port)
+            }
+        }
+    }
+
+    /// Makes the connected datagram socket; logs name it `host:port`.
+    fn connect_to(&mut self, target: &Target, host: &[u8], port: Option<u16>) -> Step<()> {
+        let core = &mut *self.core;
+        let me: *mut UdpCore = core;
+        let Some(socklen) = fill_sockaddr(&mut core.sockaddr, target) else {
+            return Step::Failed(Failure::Text(format!(
                 "failed to parse host name \"{}\"",
                 String::from_utf8_lossy(host)
-            ))
-        })?;
+            )));
+        };
         write_peer_name(host, port, &mut core.peer_name);
         core.peer_name_str = ngx_str_t {
             len: core.peer_name.len(),
@@ -158,14 +199,33 @@ impl UdpSocket {
                 unsafe { ngx_close_connection(core.peer.connection) };
             }
             core.peer.connection = ptr::null_mut();
-            return Err(Failure::Os(errno));
+            return Step::Failed(Failure::Os(errno));
         }
         let conn = core.peer.connection;
         core.conn = conn;
         // SAFETY: the connection nginx just made for us; the core is boxed
         // and closes the connection before it goes.
         unsafe { take_connection(conn, me.cast(), on_udp_event, on_udp_write) };
-        Ok(())
+        if matches!(target, Target::Unix(_)) {
+            // A unix datagram socket gets an address of its own (Linux's
+            // autobind), or the peer could not answer it.
+            let family = libc::AF_UNIX as libc::sa_family_t;
+            // SAFETY: our socket; an address of the family alone asks the
+            // kernel to pick one.
+            let rc = unsafe {
+                libc::bind(
+                    (*conn).fd,
+                    (&family as *const libc::sa_family_t).cast(),
+                    core::mem::size_of::<libc::sa_family_t>() as libc::socklen_t,
+                )
+            };
+            if rc == -1 {
+                let errno = last_errno();
+                self.close();
+                return Step::Failed(Failure::Os(errno));
+            }
+        }
+        Step::Done(())
     }
 
     /// `send(data)`: one datagram.
@@ -233,6 +293,8 @@ impl UdpSocket {
         core.waiter = None;
         core.reading = false;
         core.timed_out = false;
+        core.lookup.cancel();
+        core.resolving = false;
         if core.conn.is_null() {
             return false;
         }
@@ -251,6 +313,8 @@ unsafe fn release_udp(core: *mut c_void) {
     unsafe {
         (*core).waiter = None;
         (*core).reading = false;
+        (*core).lookup.cancel();
+        (*core).resolving = false;
         if !(*core).conn.is_null() {
             ngx_close_connection((*core).conn);
             (*core).conn = ptr::null_mut();
@@ -268,6 +332,26 @@ impl Drop for UdpSocket {
     }
 }
 
+/// The resolver answered a `setpeername`.
+unsafe fn wake_udp(core: *mut c_void) {
+    // SAFETY: the lookup's socket: a live core.
+    unsafe { wake_waiter(core.cast()) }
+}
+
+/// Wakes the thread waiting on `core`, if any.
+///
+/// # Safety
+/// `core` must be live.
+unsafe fn wake_waiter(core: *mut UdpCore) {
+    // SAFETY: per the contract.
+    if let Some(waiter) = unsafe { (*core).waiter.take() } {
+        crate::nginx::without_unwinding("UDP cosocket event", || {
+            // SAFETY: the waiter's owner outlives its sockets' events.
+            unsafe { (waiter.wake)(waiter.data, waiter.co) }
+        });
+    }
+}
+
 unsafe extern "C" fn on_udp_event(ev: *mut ngx_event_t) {
     // SAFETY: the event belongs to the live core's connection (closing it
     // or dropping the core removes its events).
@@ -278,12 +362,7 @@ unsafe extern "C" fn on_udp_event(ev: *mut ngx_event_t) {
             (*ev).set_timedout(0);
             (*core).timed_out = true;
         }
-        if let Some(waiter) = (*core).waiter.take() {
-            crate::nginx::without_unwinding("UDP cosocket event", || {
-                // SAFETY: the waiter's owner outlives its sockets' events.
-                (waiter.wake)(waiter.data, waiter.co)
-            });
-        }
+        wake_waiter(core);
     }
 }
 
