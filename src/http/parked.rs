@@ -81,7 +81,9 @@ pub(super) fn suspend(
             return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
         };
         state.parked = Some(Box::new(Parked { scheduler, phase }));
-        (*r).write_event_handler = Some(ngx_http_request_empty_handler);
+        if !crate::request::socket::downstream::raw_socket_writes(req) {
+            (*r).write_event_handler = Some(ngx_http_request_empty_handler);
+        }
         watch_for_client_abort(req);
         if take_reference {
             let main = (*r).main;

@@ -27,6 +27,8 @@ pub struct RequestState {
     /// The core of the socket reading the body (`ngx.req.socket()`), for
     /// the request's read events; null without one.
     pub(super) downstream_socket: *mut core::ffi::c_void,
+    /// `ngx.req.socket(true)` was taken (once per request).
+    pub(super) raw_socket_taken: bool,
 }
 
 impl Drop for RequestState {
@@ -125,6 +127,7 @@ pub unsafe fn request_state<'a>(r: *mut ngx_http_request_t) -> Option<&'a mut Re
                     next_capture: 0,
                     owns_sockets: None,
                     downstream_socket: ptr::null_mut(),
+                    raw_socket_taken: false,
                 },
             );
             (*cleanup).handler = Some(release);

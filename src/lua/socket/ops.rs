@@ -288,15 +288,22 @@ pub(super) fn req_socket(raw: bool, out: *mut SocketOut) -> (c_int, Option<TcpSo
         let Some(r) = running_request() else {
             return fail(out, RAISE, "no request found");
         };
-        if raw {
-            return fail(out, FAIL, "raw request sockets are not supported yet");
-        }
         if let Err(code) = close_with_request(out) {
             return code;
         }
         let mut socket = TcpSocket::new();
-        match crate::request::socket::downstream::attach(&mut socket, r, &super::settings()) {
+        let attach = if raw {
+            crate::request::socket::downstream::attach_raw
+        } else {
+            crate::request::socket::downstream::attach
+        };
+        match attach(&mut socket, r, &super::settings()) {
             Ok(()) => {
+                if raw {
+                    // The response is the socket's: the handler's end
+                    // sends nothing more, as after ngx.eof().
+                    crate::lua::mark_eof();
+                }
                 created = Some(socket);
                 OK
             }
@@ -380,7 +387,7 @@ pub(super) fn tcp_send(
         if let Err(code) = enter(socket, out) {
             return code;
         }
-        if socket.is_downstream() {
+        if socket.is_downstream() && !socket.is_raw_downstream() {
             return fail(out, RAISE, "attempt to write to request sockets");
         }
         if let Err(code) = busy_refusal(socket, &[Busy::Writing, Busy::Connecting], out) {

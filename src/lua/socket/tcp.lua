@@ -522,19 +522,31 @@ local req_meta = { __index = {
     settimeouts = methods.settimeouts,
 } }
 
--- ngx.req.socket(raw?): the request body as a stream.
+-- A raw request socket (the client's connection) also sends.
+local raw_req_meta = { __index = {
+    receive = methods.receive,
+    receiveany = methods.receiveany,
+    receiveuntil = methods.receiveuntil,
+    send = methods.send,
+    settimeout = methods.settimeout,
+    settimeouts = methods.settimeouts,
+} }
+
+-- ngx.req.socket(raw?): the request body as a stream, or with raw the
+-- client's connection.
 local function req_socket(...)
     if select("#", ...) > 1 then
         error("expecting zero or one arguments, but got " .. select("#", ...), 0)
     end
-    local handle, err, raise = req_socket_op((...) and 1 or 0)
+    local raw = (...) and true or false
+    local handle, err, raise = req_socket_op(raw and 1 or 0)
     if not handle then
         if raise then
             error(err, 0)
         end
         return nil, err
     end
-    return setmetatable({ [HANDLE] = handle }, req_meta)
+    return setmetatable({ [HANDLE] = handle }, raw and raw_req_meta or req_meta)
 end
 
 -- What the UDP sockets share (udp.lua).

@@ -499,6 +499,12 @@ impl TcpSocket {
         self.core.downstream.is_some()
     }
 
+    /// Whether the socket is the client's connection itself
+    /// (`ngx.req.socket(true)`), which it may write to.
+    pub fn is_raw_downstream(&self) -> bool {
+        self.core.downstream.as_ref().is_some_and(|d| d.is_raw())
+    }
+
     /// How many times the connection came from a pool.
     pub fn reused_times(&self) -> Option<u32> {
         (self.core.state == State::Connected).then_some(self.core.reused)
@@ -1263,7 +1269,7 @@ impl Core {
                     partial: self.inbox.bytes(range),
                 };
             }
-            let rest = self.downstream.as_ref().map(|d| d.rest);
+            let rest = self.downstream.as_ref().and_then(|d| d.rest);
             if rest == Some(0) {
                 // The body is all read: what follows on the connection
                 // is not this socket's.
