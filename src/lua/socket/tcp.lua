@@ -523,14 +523,10 @@ local req_meta = { __index = {
 } }
 
 -- A raw request socket (the client's connection) also sends.
-local raw_req_meta = { __index = {
-    receive = methods.receive,
-    receiveany = methods.receiveany,
-    receiveuntil = methods.receiveuntil,
-    send = methods.send,
-    settimeout = methods.settimeout,
-    settimeouts = methods.settimeouts,
-} }
+local raw_req_meta = { __index = { send = methods.send } }
+for name, method in pairs(req_meta.__index) do
+    raw_req_meta.__index[name] = method
+end
 
 -- ngx.req.socket(raw?): the request body as a stream, or with raw the
 -- client's connection.

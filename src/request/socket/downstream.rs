@@ -74,6 +74,22 @@ impl Downstream {
     }
 }
 
+/// Request sockets take the main request's HTTP/1 connection: refused in
+/// subrequests, and with `http2` (OpenResty's words differ by mode) over
+/// HTTP/2.
+fn main_http1_request(r: *mut ngx_http_request_t, http2: &str) -> Result<(), Failure> {
+    // SAFETY: the running request, live.
+    unsafe {
+        if r != (*r).main {
+            return Err(Failure::Text("not supported in subrequests".into()));
+        }
+        if !(*r).stream.is_null() {
+            return Err(Failure::Text(http2.into()));
+        }
+    }
+    Ok(())
+}
+
 /// Makes `socket` read `req`'s body (`ngx.req.socket()`), with OpenResty's
 /// refusals.
 pub fn attach(
@@ -82,15 +98,10 @@ pub fn attach(
     settings: &SocketSettings,
 ) -> Result<(), Failure> {
     let r = req.as_ptr();
+    main_http1_request(r, "http2 requests not supported yet")?;
     // SAFETY: the running request, live; its fields are read and the body
     // structure nginx would make is made here.
     unsafe {
-        if r != (*r).main {
-            return Err(Failure::Text("not supported in subrequests".into()));
-        }
-        if !(*r).stream.is_null() {
-            return Err(Failure::Text("http2 requests not supported yet".into()));
-        }
         if !(*r).request_body.is_null() || (*r).discard_body() != 0 {
             return Err(Failure::Text("request body already exists".into()));
         }
@@ -123,15 +134,10 @@ pub fn attach_raw(
     settings: &SocketSettings,
 ) -> Result<(), Failure> {
     let r = req.as_ptr();
+    main_http1_request(r, "http v2 not supported yet")?;
     // SAFETY: the running request, live; its fields are read and set as
     // OpenResty's raw socket sets them.
     unsafe {
-        if r != (*r).main {
-            return Err(Failure::Text("not supported in subrequests".into()));
-        }
-        if !(*r).stream.is_null() {
-            return Err(Failure::Text("http v2 not supported yet".into()));
-        }
         let Some(state) = request_state(r) else {
             return Err(Failure::Text("no memory".into()));
         };

@@ -209,13 +209,16 @@ impl UdpSocket {
         if matches!(target, Target::Unix(_)) {
             // A unix datagram socket gets an address of its own (Linux's
             // autobind), or the peer could not answer it.
-            let family = libc::AF_UNIX as libc::sa_family_t;
+            // SAFETY: all-zero is a valid sockaddr_un (the kernel reads only
+            // the family; the rest is zeroed for tools that read more).
+            let mut address: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+            address.sun_family = libc::AF_UNIX as libc::sa_family_t;
             // SAFETY: our socket; an address of the family alone asks the
             // kernel to pick one.
             let rc = unsafe {
                 libc::bind(
                     (*conn).fd,
-                    (&family as *const libc::sa_family_t).cast(),
+                    (&address as *const libc::sockaddr_un).cast(),
                     core::mem::size_of::<libc::sa_family_t>() as libc::socklen_t,
                 )
             };
