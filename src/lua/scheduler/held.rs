@@ -1,6 +1,7 @@
 //! How a scheduler keeps Lua values: held directly while its run goes on,
-//! by registry index while it is parked. mlua can hold only about 65,000
-//! values at once, and a worker may park any number of handlers.
+//! by registry index while it is parked. mlua can hold only about 8,000
+//! values at once on LuaJIT, and a worker may park any number of handlers
+//! (the scheduler keeps some threads held directly: `LIVE_PARKED_MAX`).
 
 use mlua::{Lua, MultiValue, Table, Value};
 
@@ -20,6 +21,9 @@ impl<T: mlua::FromLua + mlua::IntoLua + Clone> Held<T> {
 
     /// Back to a directly held value, for the run that resumes it.
     pub fn revive(&mut self, lua: &Lua) -> Option<T> {
+        if let Held::Live(value) = self {
+            return Some(value.clone());
+        }
         let value = self.get(lua)?;
         *self = Held::Live(value.clone());
         Some(value)

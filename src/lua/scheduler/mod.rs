@@ -104,6 +104,8 @@ type Link = (CoId, u32);
 struct Slot {
     /// Until a light thread is reaped.
     thread: Option<Held<Thread>>,
+    /// Parked with its thread held directly, counted in [`LIVE_PARKED`].
+    parked_live: bool,
     /// The thread's Lua state, its key in the index.
     key: *const c_void,
     /// The thread that spawned it.
@@ -120,6 +122,36 @@ struct Slot {
     /// Marked as waiting in the waiting table after `coroutine.yield`.
     marked_turn: bool,
     sleep: Option<Box<dyn SleepTimer>>,
+}
+
+impl Slot {
+    /// The slot's thread no longer counts as held directly while parked.
+    fn stop_counting_live(&mut self) {
+        if std::mem::take(&mut self.parked_live) {
+            LIVE_PARKED.with(|n| n.set(n.get() - 1));
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.stop_counting_live();
+    }
+}
+
+/// How many threads of parked runs a worker holds directly at most. Below
+/// that, parking a run keeps its threads as they are: storing a thread by
+/// registry index and fetching it back costs a wait about 900 instructions
+/// (a cosocket round trip is 13,000). Past it, they are stored: mlua holds
+/// only about 8,000 values at once on LuaJIT (its C stack limit), the rest
+/// of the module needs its share, and a worker may park any number of
+/// handlers.
+const LIVE_PARKED_MAX: usize = 1024;
+
+/// How many threads of parked runs are held directly now.
+#[cfg(test)]
+fn live_parked() -> usize {
+    LIVE_PARKED.with(Cell::get)
 }
 
 /// What a client abort means for a handler.
@@ -186,6 +218,8 @@ impl Drop for Scheduler {
 
 thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
+    /// Threads of parked runs held directly (see [`LIVE_PARKED_MAX`]).
+    static LIVE_PARKED: Cell<usize> = const { Cell::new(0) };
     /// A finished scheduler kept for reuse (see [`Scheduler::recycle`]).
     static SPARE: RefCell<Option<Shared>> = const { RefCell::new(None) };
 }
@@ -282,6 +316,7 @@ impl Scheduler {
         let key = thread.to_pointer();
         let mut slot = Slot {
             thread: Some(Held::Live(thread)),
+            parked_live: false,
             key,
             parent,
             generation: 0,
@@ -338,6 +373,7 @@ impl Scheduler {
         slot.wait = Wait::Nothing;
         slot.sleep = None;
         slot.results = None;
+        slot.stop_counting_live();
         if slot.thread.take().is_some() && self.index.get(&slot.key) == Some(&co) {
             self.index.remove(&slot.key);
         }
@@ -538,11 +574,26 @@ impl Scheduler {
         self.slots[co].thread.as_ref()?.get(&self.lua)
     }
 
-    /// A parked run holds its Lua values by registry index only.
+    /// A parked run holds its Lua values by registry index, but for
+    /// threads while fewer than [`LIVE_PARKED_MAX`] are held directly.
     fn store_values(&mut self) {
         for slot in &mut self.slots {
             if let Some(thread) = &mut slot.thread {
-                thread.store(&self.lua);
+                if !slot.parked_live {
+                    let live = matches!(thread, Held::Live(_));
+                    let room = LIVE_PARKED.with(|n| {
+                        let room = n.get() < LIVE_PARKED_MAX;
+                        if room && live {
+                            n.set(n.get() + 1);
+                        }
+                        room
+                    });
+                    if live && room {
+                        slot.parked_live = true;
+                    } else {
+                        thread.store(&self.lua);
+                    }
+                }
             }
             if let Some(results) = &mut slot.results {
                 results.store(&self.lua);
@@ -628,6 +679,7 @@ impl Scheduler {
                 callback.revive(&self.lua);
             }
             let slot = &mut self.slots[co];
+            slot.stop_counting_live();
             slot.status = Status::Running;
             if std::mem::take(&mut slot.marked_turn) {
                 self.mark_waiting(&thread, None);

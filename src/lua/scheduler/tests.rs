@@ -551,3 +551,20 @@ fn a_semaphore_post_ends_a_waiting_sleep_at_the_next_turn() {
     assert_eq!(waiter.ended.as_deref(), Some("finished"));
     assert_eq!(armed_timers(), 0);
 }
+
+#[test]
+fn parked_runs_past_the_direct_hold_limit_are_stored_and_still_resume() {
+    let h = Harness::new();
+    let parked = super::LIVE_PARKED_MAX + 2000;
+    let mut tasks: Vec<Box<Task>> = (0..parked)
+        .map(|_| h.start_handler_like("ngx.sleep(0.01) done = (done or 0) + 1", false))
+        .collect();
+    assert!(tasks.iter().all(|t| t.scheduler.is_some()));
+    assert_eq!(super::live_parked(), super::LIVE_PARKED_MAX);
+    advance(10);
+    assert!(tasks.iter().all(|t| t.ended.as_deref() == Some("finished")));
+    let done: usize = h.lua.globals().get("done").unwrap();
+    assert_eq!(done, parked);
+    assert_eq!(super::live_parked(), 0);
+    tasks.clear();
+}
