@@ -123,7 +123,7 @@ pub enum Handshaken {
 }
 
 /// A failed verification: OpenSSL's code and text.
-pub fn verify_failure(code: c_long) -> Failure {
+fn verify_failure(code: c_long) -> Failure {
     // SAFETY: OpenSSL returns a static string for any code.
     let text = unsafe { core::ffi::CStr::from_ptr(X509_verify_cert_error_string(code)) };
     Failure::Verify {
