@@ -81,7 +81,7 @@ pub(super) fn suspend(
             return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
         };
         state.parked = Some(Box::new(Parked { scheduler, phase }));
-        if !crate::request::socket::downstream::raw_socket_writes(req) {
+        if !state.raw_socket_attached() {
             (*r).write_event_handler = Some(ngx_http_request_empty_handler);
         }
         watch_for_client_abort(req);

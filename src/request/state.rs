@@ -31,6 +31,15 @@ pub struct RequestState {
     pub(super) raw_socket_taken: bool,
 }
 
+impl RequestState {
+    /// Whether a raw request socket (`ngx.req.socket(true)`) is attached:
+    /// it has the request's write events, which a parked handler must
+    /// leave to it.
+    pub fn raw_socket_attached(&self) -> bool {
+        self.raw_socket_taken && !self.downstream_socket.is_null()
+    }
+}
+
 impl Drop for RequestState {
     fn drop(&mut self) {
         self.downstream_socket = ptr::null_mut();

@@ -149,9 +149,13 @@ impl Drop for Slot {
 const LIVE_PARKED_MAX: usize = 1024;
 
 /// How many threads of parked runs are held directly now.
-#[cfg(test)]
 fn live_parked() -> usize {
     LIVE_PARKED.with(Cell::get)
+}
+
+/// Whether one more thread of a parked run may be held directly.
+fn live_parked_room() -> bool {
+    live_parked() < LIVE_PARKED_MAX
 }
 
 /// What a client abort means for a handler.
@@ -578,22 +582,13 @@ impl Scheduler {
     /// threads while fewer than [`LIVE_PARKED_MAX`] are held directly.
     fn store_values(&mut self) {
         for slot in &mut self.slots {
-            if let Some(thread) = &mut slot.thread {
-                if !slot.parked_live {
-                    let live = matches!(thread, Held::Live(_));
-                    let room = LIVE_PARKED.with(|n| {
-                        let room = n.get() < LIVE_PARKED_MAX;
-                        if room && live {
-                            n.set(n.get() + 1);
-                        }
-                        room
-                    });
-                    if live && room {
-                        slot.parked_live = true;
-                    } else {
-                        thread.store(&self.lua);
-                    }
+            match &mut slot.thread {
+                Some(Held::Live(_)) if !slot.parked_live && live_parked_room() => {
+                    LIVE_PARKED.with(|n| n.set(n.get() + 1));
+                    slot.parked_live = true;
                 }
+                Some(thread) if !slot.parked_live => thread.store(&self.lua),
+                _ => {}
             }
             if let Some(results) = &mut slot.results {
                 results.store(&self.lua);

@@ -227,16 +227,6 @@ unsafe fn take_client_connection(
     }
 }
 
-/// Whether a raw socket (`ngx.req.socket(true)`) has `req`'s write
-/// events: a handler that parks must leave them to it.
-pub fn raw_socket_writes(req: HttpRequest) -> bool {
-    // SAFETY: a live request; its attached core is live.
-    unsafe {
-        attached_core(req.as_ptr())
-            .is_some_and(|core| (*core).downstream.as_ref().is_some_and(Downstream::is_raw))
-    }
-}
-
 /// The core of the socket attached to `r`, if any.
 ///
 /// # Safety

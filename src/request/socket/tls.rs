@@ -247,8 +247,9 @@ impl Core {
             self.state = State::Idle;
             return Step::Failed(Failure::Closed);
         }
-        if self.handshake_in_progress() {
-            // Woken before nginx's handler ended the handshake.
+        if self.handshake_pending {
+            // Woken before nginx's handler ended the handshake (it has the
+            // connection's events until then).
             return Step::Wait;
         }
         // SAFETY: our live connection.
@@ -286,12 +287,6 @@ impl Core {
             }
         }
         Step::Done(session_result(conn, handshake, false))
-    }
-
-    /// Whether nginx still runs a handshake that had to wait (its handler
-    /// has the connection's events until the handshake ends).
-    fn handshake_in_progress(&self) -> bool {
-        self.handshake_pending
     }
 }
 
