@@ -6,7 +6,7 @@
 --
 -- Run once per Lua state with a table of what the Rust side defines:
 --   declarations  ffi.h, for ffi.cdef
---   status        status codes: OK, MISS, TOO_SMALL, NO_STORE, PANICKED
+--   status        status codes: OK, MISS, TOO_SMALL, CHANGED, NO_STORE, PANICKED
 --   messages      error string by (negative) status code
 --   modes         write mode codes: set, safe_set, add, safe_add, replace
 --   kinds         value kind codes: nil, string, number, boolean
@@ -40,6 +40,7 @@ end
 local OK = spec.status.OK
 local MISS = spec.status.MISS
 local TOO_SMALL = spec.status.TOO_SMALL
+local CHANGED = spec.status.CHANGED
 local NO_STORE = spec.status.NO_STORE
 local MESSAGES = spec.messages
 local MAX_KEY_LEN = spec.max_key_len
@@ -191,36 +192,51 @@ end
 methods.get = make_get(false)
 methods.get_stale = make_get(true)
 
+-- A value as the store operations take it: its kind, string and length,
+-- and number; nil for a type the dictionary cannot hold.
+local function value_parts(value)
+    local value_type = type(value)
+    if value_type == "string" then
+        return KIND_STRING, value, #value, 0
+    elseif value_type == "number" then
+        return KIND_NUMBER, nil, 0, value
+    elseif value_type == "boolean" then
+        return KIND_BOOLEAN, nil, 0, value and 1 or 0
+    elseif value == nil then
+        return KIND_NIL, nil, 0, 0
+    end
+    return nil
+end
+
+-- A write's exptime and flags, checked as lua-resty-core checks them (a
+-- comparison, so that other types raise Lua's own "attempt to compare"
+-- error, as there); raises at the level of the method's caller.
+local function write_options(exptime, flags)
+    if not exptime then
+        exptime = 0
+    elseif exptime < 0 then
+        error('bad "exptime" argument', 3)
+    end
+    if not flags then
+        flags = 0
+    elseif flags == true then
+        -- OpenResty's FFI call takes a boolean as 1.
+        flags = 1
+    end
+    return exptime, flags
+end
+
 local function make_store(mode)
     return function(dict, key, value, exptime, flags)
         local zone = zone_of(dict)
-        -- lua-resty-core's checks: a comparison, so that other types raise
-        -- Lua's own "attempt to compare" error, as there.
-        if not exptime then
-            exptime = 0
-        elseif exptime < 0 then
-            error('bad "exptime" argument', 2)
-        end
-        if not flags then
-            flags = 0
-        elseif flags == true then
-            -- OpenResty's FFI call takes a boolean as 1.
-            flags = 1
-        end
+        exptime, flags = write_options(exptime, flags)
         local key_len
         key, key_len = checked_key(key)
         if not key then
             return nil, key_len
         end
-        local kind, str, str_len, number = KIND_NIL, nil, 0, 0
-        local value_type = type(value)
-        if value_type == "string" then
-            kind, str, str_len = KIND_STRING, value, #value
-        elseif value_type == "number" then
-            kind, number = KIND_NUMBER, value
-        elseif value_type == "boolean" then
-            kind, number = KIND_BOOLEAN, value and 1 or 0
-        elseif value ~= nil then
+        local kind, str, str_len, number = value_parts(value)
+        if not kind then
             return nil, "bad value type"
         end
         if type(flags) ~= "number" then
@@ -245,6 +261,48 @@ end
 
 for name, mode in pairs(spec.modes) do
     methods[name] = make_store(mode)
+end
+
+-- Not in OpenResty: replaces the live value of `key` by `new` (nil
+-- removes the key) only if it is `expected` (the same type and bytes; nil:
+-- the key must be absent), in one hold of the zone lock. Returns as `set`:
+-- true, nil, forcible; or false and "changed" (another value is live),
+-- "not found" (none is), "value is a list" or "no memory", and false.
+function methods.cas(dict, key, expected, new, exptime, flags)
+    local zone = zone_of(dict)
+    exptime, flags = write_options(exptime, flags)
+    local key_len
+    key, key_len = checked_key(key)
+    if not key then
+        return nil, key_len
+    end
+    local expected_kind, expected_str, expected_len, expected_number = value_parts(expected)
+    if not expected_kind then
+        return nil, "bad expected value type"
+    end
+    local kind, str, str_len, number = value_parts(new)
+    if not kind then
+        return nil, "bad value type"
+    end
+    if type(flags) ~= "number" then
+        error('bad "flags" argument', 2)
+    end
+    local rc = C.ngx_lua_shdict_cas(zone, key, key_len, expected_kind, expected_str,
+                                    expected_len, expected_number, kind, str, str_len, number,
+                                    exptime, flags, out)
+    if rc == OK then
+        return true, nil, out.forcible ~= 0
+    end
+    if rc == NO_STORE then
+        error("shared dict zone is not initialised yet", 2)
+    end
+    if rc == CHANGED then
+        return false, "changed", false
+    end
+    if rc == MISS then
+        return false, "not found", false
+    end
+    return false, MESSAGES[rc], false
 end
 
 function methods.delete(dict, key)

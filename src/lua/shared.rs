@@ -23,6 +23,7 @@ fn binding_spec(lua: &Lua) -> mlua::Result<Table> {
         ("OK", ffi::OK),
         ("MISS", ffi::MISS),
         ("TOO_SMALL", ffi::TOO_SMALL),
+        ("CHANGED", ffi::CHANGED),
         ("NO_STORE", ffi::NO_STORE),
         ("PANICKED", ffi::PANICKED),
     ] {

@@ -30,6 +30,10 @@ int ngx_lua_shdict_get(void *zone, const char *key, size_t key_len,
 int ngx_lua_shdict_store(void *zone, const char *key, size_t key_len,
     int mode, int kind, const char *str, size_t str_len, double number,
     double exptime, double flags, ngx_lua_shdict_out_t *out);
+int ngx_lua_shdict_cas(void *zone, const char *key, size_t key_len,
+    int expected_kind, const char *expected_str, size_t expected_len,
+    double expected_number, int kind, const char *str, size_t str_len,
+    double number, double exptime, double flags, ngx_lua_shdict_out_t *out);
 int ngx_lua_shdict_delete(void *zone, const char *key, size_t key_len);
 int ngx_lua_shdict_incr(void *zone, const char *key, size_t key_len,
     double delta, int has_init, double init, double init_ttl,

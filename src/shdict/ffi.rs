@@ -16,7 +16,9 @@ use core::ffi::{c_int, c_void};
 use core::panic::AssertUnwindSafe;
 
 use super::zone::SharedZone;
-use super::{decode_value, Keys, ListEnd, Read, Store, StoreError, Value, ValueKind, WriteMode};
+use super::{
+    decode_value, Keys, ListEnd, Read, Store, StoreError, Swap, Value, ValueKind, WriteMode,
+};
 use crate::nginx;
 
 /// The C declarations of this file's functions and structures.
@@ -29,6 +31,8 @@ pub const MISS: c_int = 1;
 /// The caller's buffer is too small: `out.len` bytes (and, for keys,
 /// `out.count` length slots) are needed. Nothing was changed.
 pub const TOO_SMALL: c_int = 2;
+/// A compare-and-set found another value than the expected one.
+pub const CHANGED: c_int = 3;
 /// The handle's zone has no store yet.
 pub const NO_STORE: c_int = -100;
 /// The operation panicked (a bug); the zone lock was released.
@@ -316,6 +320,52 @@ pub unsafe extern "C" fn ngx_lua_shdict_store(
                     out.forcible = c_int::from(written.forcible);
                     OK
                 }
+                Err(e) => error_status(e),
+            }
+        })
+    }
+}
+
+/// `cas`: `expected_kind` [`KIND_NIL`] expects the key absent, `kind`
+/// [`KIND_NIL`] removes it. OK when swapped (`out.forcible` set), [`MISS`]
+/// when a value was expected and none is live, [`CHANGED`] when another is.
+///
+/// # Safety
+/// As [`ngx_lua_shdict_store`], with `expected_str` valid for
+/// `expected_len` bytes.
+#[cfg_attr(not(test), no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn ngx_lua_shdict_cas(
+    zone: *const c_void,
+    key: *const u8,
+    key_len: usize,
+    expected_kind: c_int,
+    expected_str: *const u8,
+    expected_len: usize,
+    expected_number: f64,
+    kind: c_int,
+    str: *const u8,
+    str_len: usize,
+    number: f64,
+    exptime: f64,
+    flags: f64,
+    out: *mut Out,
+) -> c_int {
+    // SAFETY: per this function's contract.
+    unsafe {
+        let (key, out) = (bytes(key, key_len), &mut *out);
+        let expected = value_arg(expected_kind, expected_str, expected_len, expected_number);
+        let new = value_arg(kind, str, str_len, number);
+        with_store(zone, |store| {
+            let now = nginx::now_ms();
+            let expires = expiry_from_seconds(exptime, now);
+            match store.compare_and_set(key, expected, new, expires, c_int_of(flags) as u32, now) {
+                Ok(Swap::Done { forcible }) => {
+                    out.forcible = c_int::from(forcible);
+                    OK
+                }
+                Ok(Swap::NotFound) => MISS,
+                Ok(Swap::Changed) => CHANGED,
                 Err(e) => error_status(e),
             }
         })

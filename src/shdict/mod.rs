@@ -10,6 +10,7 @@ mod lru;
 mod slots;
 mod stats;
 pub mod store;
+mod swap;
 mod value;
 mod zone;
 
@@ -17,6 +18,7 @@ pub use layout::{ValueKind, ZoneCounters, MAX_KEY_LEN};
 pub use lists::ListEnd;
 pub use stats::{SlabClass, ZoneStats};
 pub use store::Store;
+pub use swap::Swap;
 pub use value::{decode_value, Found, Keys, Read, StoreError, Value, WriteMode, Written};
 pub use zone::{init_shared_zone, SharedZone};
 

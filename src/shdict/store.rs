@@ -47,6 +47,15 @@ impl Drop for ZoneLock<'_> {
     }
 }
 
+/// The key a write goes to, found under the lock: its hash and its entry
+/// (live or expired), if any.
+#[derive(Clone, Copy)]
+pub(super) struct Target<'a> {
+    pub(super) key: &'a [u8],
+    pub(super) hash: u32,
+    pub(super) existing: Option<u32>,
+}
+
 /// What a new entry holds, for [`Store::insert_entry`].
 pub(super) struct NewEntry<'a> {
     pub(super) key: &'a [u8],
@@ -443,9 +452,47 @@ impl Store {
         } else if mode == WriteMode::Replace {
             return Err(StoreError::NotFound);
         }
+        let target = Target {
+            key,
+            hash,
+            existing,
+        };
+        self.put(
+            &lock,
+            &target,
+            &mut path,
+            value,
+            expires_ms,
+            user_flags,
+            mode.may_evict(),
+            now_ms,
+        )
+    }
+
+    /// Makes `value` the value of `target.key` (whose entry, live or
+    /// expired, `target.existing` is, found with `path`), or removes it
+    /// when `value` is `None`: a write once its conditions hold.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn put(
+        &self,
+        lock: &ZoneLock<'_>,
+        target: &Target<'_>,
+        path: &mut Path,
+        value: Option<Value<'_>>,
+        expires_ms: u64,
+        user_flags: u32,
+        may_evict: bool,
+        now_ms: u64,
+    ) -> Result<Written, StoreError> {
+        let Target {
+            key,
+            hash,
+            existing,
+        } = *target;
         let Some(value) = value else {
             if let Some(entry) = existing {
-                self.remove(&lock, entry, Some(&mut path));
+                self.remove(lock, entry, Some(path));
             }
             return Ok(Written::default());
         };
@@ -455,7 +502,7 @@ impl Store {
 
         let mut path_valid = true;
         if let Some(entry) = existing {
-            let h = self.entry_header(&lock, entry);
+            let h = self.entry_header(lock, entry);
             let old_size = h.alloc_size();
             let same_shape = h.kind_byte() != ValueKind::List as u8
                 && h.has_flags() == has_flags
@@ -464,7 +511,7 @@ impl Store {
             if same_shape {
                 // The new value fits the entry's own slot: rewrite in place.
                 {
-                    let h = self.entry_header(&lock, entry);
+                    let h = self.entry_header(lock, entry);
                     h.value_len = value_len as u32;
                     h.set_kind(value.kind());
                     h.set_expires_ms(expires_ms);
@@ -478,14 +525,14 @@ impl Store {
                             .cast::<u32>()
                             .write(user_flags);
                     }
-                    value.encode_into(self.value_ptr(&lock, entry));
+                    value.encode_into(self.value_ptr(lock, entry));
                 }
-                let counters = &mut self.header_mut(&lock).counters;
+                let counters = &mut self.header_mut(lock).counters;
                 counters.stores += 1;
                 counters.used_bytes = counters.used_bytes - old_size as u64 + size as u64;
                 return Ok(Written::default());
             }
-            self.remove(&lock, entry, Some(&mut path));
+            self.remove(lock, entry, Some(path));
             path_valid = false;
         }
 
@@ -499,16 +546,16 @@ impl Store {
             user_flags,
         };
         self.insert_entry(
-            &lock,
+            lock,
             &new,
-            path_valid.then_some(&mut path),
-            mode.may_evict(),
+            path_valid.then_some(path),
+            may_evict,
             now_ms,
             &mut written.forcible,
             // SAFETY: insert_entry hands over room for value_len bytes.
             |dst| unsafe { value.encode_into(dst) },
         )?;
-        self.header_mut(&lock).counters.stores += 1;
+        self.header_mut(lock).counters.stores += 1;
         Ok(written)
     }
 

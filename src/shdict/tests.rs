@@ -11,7 +11,7 @@ use nginx_sys::{ngx_slab_init, ngx_slab_pool_t, ngx_slab_sizes_init, ngx_uint_t}
 use super::layout::{
     element_alloc_size, entry_alloc_size, Classes, ZoneCounters, LIST_HEADER_SIZE,
 };
-use super::{decode_value, ListEnd, Store, StoreError, Value, ValueKind, WriteMode, Written};
+use super::{decode_value, ListEnd, Store, StoreError, Swap, Value, ValueKind, WriteMode, Written};
 
 #[link(name = "ngx_store_test_support", kind = "static")]
 unsafe extern "C" {
@@ -233,6 +233,82 @@ fn write_modes_follow_openresty() {
         Err(StoreError::NotFound)
     );
     assert!(s.write(b"e", v, 0, 0, WriteMode::Add, 11).is_ok());
+}
+
+#[test]
+fn compare_and_set_swaps_only_the_expected_value() {
+    let zone = TestZone::new(64 * 1024);
+    let s = &zone.store;
+    let cas = |expected, new, now| s.compare_and_set(b"k", expected, new, 0, 0, now);
+    let done = Ok(Swap::Done { forcible: false });
+    // Absent: only "expect absent" succeeds, and creates the key.
+    assert_eq!(
+        cas(Some(Value::Number(1.0)), Some(Value::Number(2.0)), 1),
+        Ok(Swap::NotFound)
+    );
+    assert_eq!(cas(None, Some(Value::Number(1.0)), 1), done);
+    assert_eq!(cas(None, Some(Value::Number(5.0)), 1), Ok(Swap::Changed));
+    // Same kind and bytes: the number 1 is not the string "1", nor is -0 0.
+    assert_eq!(
+        cas(Some(Value::Str(b"1")), Some(Value::Number(9.0)), 1),
+        Ok(Swap::Changed)
+    );
+    assert_eq!(
+        cas(Some(Value::Number(2.0)), Some(Value::Number(9.0)), 1),
+        Ok(Swap::Changed)
+    );
+    assert_eq!(
+        cas(Some(Value::Number(1.0)), Some(Value::Str(b"one")), 1),
+        done
+    );
+    assert_eq!(get(s, "k", 1), Ok(Some(b"one".to_vec())));
+    assert_eq!(
+        cas(Some(Value::Str(b"one")), Some(Value::Number(-0.0)), 1),
+        done
+    );
+    assert_eq!(
+        cas(Some(Value::Number(0.0)), Some(Value::Bool(true)), 1),
+        Ok(Swap::Changed)
+    );
+    assert_eq!(
+        cas(Some(Value::Number(-0.0)), Some(Value::Bool(true)), 1),
+        done
+    );
+    assert_eq!(cas(Some(Value::Bool(false)), None, 1), Ok(Swap::Changed));
+    // A longer value moves the entry to a larger slot; flags and expiry
+    // are the new ones.
+    let long = vec![b'x'; 3000];
+    assert_eq!(
+        s.compare_and_set(
+            b"k",
+            Some(Value::Bool(true)),
+            Some(Value::Str(&long)),
+            50,
+            7,
+            1
+        ),
+        done
+    );
+    let mut out = Vec::new();
+    let found = s.get(b"k", 1, false, &mut out).unwrap().unwrap();
+    assert_eq!((out.len(), found.user_flags), (3000, 7));
+    // Expired: absent.
+    assert_eq!(cas(Some(Value::Str(&long)), None, 51), Ok(Swap::NotFound));
+    assert_eq!(cas(None, Some(Value::Bool(false)), 51), done);
+    // A nil new value removes the key.
+    assert_eq!(cas(Some(Value::Bool(false)), None, 51), done);
+    assert!(!s.peek(b"k"));
+    // Lists are not values.
+    s.push(b"list", Value::Str(b"a"), ListEnd::Tail, 1).unwrap();
+    assert_eq!(
+        s.compare_and_set(b"list", Some(Value::Str(b"a")), None, 0, 0, 1),
+        Err(StoreError::IsList)
+    );
+    assert_eq!(
+        s.compare_and_set(b"list", None, Some(Value::Str(b"a")), 0, 0, 1),
+        Err(StoreError::IsList)
+    );
+    s.check_consistency();
 }
 
 #[test]
