@@ -84,6 +84,10 @@ __DATA__
                 expire = function(n)
                     for i = 1, n do dogs:expire("counter", 100) end
                 end,
+                cas = function(n)
+                    dogs:set("cas", 0)
+                    for i = 1, n do dogs:cas("cas", i - 1, i) end
+                end,
             }
             local TRACE_START_RETRIES = {
                 ["inner loop in root trace"] = true,
@@ -123,6 +127,7 @@ __DATA__
 GET /t
 --- response_body
 add: traced
+cas: traced
 delete: traced
 expire: traced
 get: traced
