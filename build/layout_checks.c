@@ -27,6 +27,12 @@ _Static_assert(offsetof(ngx_lua_shdict_out_t, forcible) == 24,
                "out.forcible moved");
 _Static_assert(offsetof(ngx_lua_shdict_out_t, count) == 28, "out.count moved");
 _Static_assert(sizeof(ngx_lua_shdict_out_t) == 32, "out changed size");
+_Static_assert(offsetof(ngx_lua_shdict_item_t, key_len) == 8, "item.key_len moved");
+_Static_assert(offsetof(ngx_lua_shdict_item_t, value_len) == 12,
+               "item.value_len moved");
+_Static_assert(offsetof(ngx_lua_shdict_item_t, kind) == 16, "item.kind moved");
+_Static_assert(offsetof(ngx_lua_shdict_item_t, flags) == 20, "item.flags moved");
+_Static_assert(sizeof(ngx_lua_shdict_item_t) == 24, "item changed size");
 _Static_assert(sizeof(ngx_lua_shdict_slab_t) == 40, "slab changed size");
 _Static_assert(offsetof(ngx_lua_shdict_stats_t, slab_count) == 112,
                "stats.slab_count moved");

@@ -182,3 +182,38 @@ API disabled in the context of log_by_lua*
 ["POST /t\n" . ("x" x 500000), "POST /t\nsmall", "GET /t"]
 --- response_body eval
 ["500000\n", "5\n", "0\n"]
+
+
+
+=== TEST 12: a loop of ngx.sleep(0) lets the worker serve other requests (each sleep waits for the event loop's next round)
+--- http_config
+    lua_shared_dict d 1m;
+    init_worker_by_lua_block {
+        local d = ngx.shared.d
+        ngx.timer.at(0, function()
+            while not d:get("stop") do
+                d:incr("rounds", 1, 0)
+                ngx.sleep(0)
+            end
+        end)
+    }
+--- config
+    location = /t {
+        content_by_lua_block {
+            local d = ngx.shared.d
+            local before = d:get("rounds") or 0
+            -- This request's own sleeps take turns with the timer's.
+            for _ = 1, 100 do
+                ngx.sleep(0)
+            end
+            local turns = (d:get("rounds") or 0) - before
+            d:set("stop", true)
+            ngx.say("served; the timer went round meanwhile: ", turns >= 100)
+        }
+    }
+--- request
+GET /t
+--- response_body
+served; the timer went round meanwhile: true
+--- no_error_log
+[error]

@@ -536,6 +536,129 @@ function methods.get_keys(dict, ...)
     return keys
 end
 
+-- Scans (not in OpenResty): a batch of at most `count` entries per call
+-- under one short hold of the zone lock, from a cursor (a key hash; 0 to
+-- start and when done).
+local DEFAULT_SCAN_COUNT = 100
+local MAX_CURSOR = 4294967295
+local KIND_LIST = spec.kinds.list
+local scan_bytes_size, scan_items_size = 16384, 256
+local scan_bytes = ffi_new("uint8_t[?]", scan_bytes_size)
+local scan_items = ffi_new("ngx_lua_shdict_item_t[?]", scan_items_size)
+-- The last batch filled more than half the bytes.
+local scan_bytes_grow = false
+
+-- The cursor and count of a scan, checked; raises at the level of the
+-- method's caller.
+local function scan_arguments(cursor, count)
+    if cursor == nil then
+        cursor = 0
+    elseif type(cursor) ~= "number" or cursor < 0 or cursor > MAX_CURSOR
+            or cursor ~= math.floor(cursor) then
+        error('bad "cursor" argument', 3)
+    end
+    if count == nil then
+        count = DEFAULT_SCAN_COUNT
+    elseif type(count) ~= "number" or not (count >= 1) or count ~= math.floor(count) then
+        error('bad "count" argument', 3)
+    end
+    return cursor, count
+end
+
+-- One batch into the kept buffers, grown as the zone's entries need; the
+-- status, then the records listed.
+local function scan_batch(zone, cursor, count, with_values)
+    if scan_bytes_grow then
+        scan_bytes_size = scan_bytes_size * 2
+        scan_bytes = ffi_new("uint8_t[?]", scan_bytes_size)
+    end
+    -- Room for a whole batch of keys, and a little for a hash's other keys.
+    if scan_items_size < count + 16 and count < 1048576 then
+        scan_items_size = count + 16
+        scan_items = ffi_new("ngx_lua_shdict_item_t[?]", scan_items_size)
+    end
+    local rc = C.ngx_lua_shdict_scan(zone, cursor, count, with_values, scan_bytes,
+                                     scan_bytes_size, scan_items, scan_items_size, out)
+    while rc == TOO_SMALL do
+        if out.len > scan_bytes_size then
+            scan_bytes_size = math.max(out.len, scan_bytes_size * 2)
+            scan_bytes = ffi_new("uint8_t[?]", scan_bytes_size)
+        end
+        if out.count > scan_items_size then
+            scan_items_size = math.max(out.count, scan_items_size * 2)
+            scan_items = ffi_new("ngx_lua_shdict_item_t[?]", scan_items_size)
+        end
+        rc = C.ngx_lua_shdict_scan(zone, cursor, count, with_values, scan_bytes,
+                                   scan_bytes_size, scan_items, scan_items_size, out)
+    end
+    -- Batches are cut where the bytes run out: more room next time (not
+    -- now, the batch is read from this buffer).
+    scan_bytes_grow = rc == OK and out.len * 2 > scan_bytes_size
+    return rc
+end
+
+-- A scanned value (a list element's too) from its record and bytes.
+local function scanned_value(item, at)
+    local kind = item.kind
+    if kind == KIND_STRING then
+        return ffi_string(at, item.value_len)
+    end
+    if kind == KIND_NUMBER then
+        return item.number
+    end
+    return item.number ~= 0
+end
+
+function methods.scan(dict, cursor, count)
+    local zone = zone_of(dict)
+    cursor, count = scan_arguments(cursor, count)
+    local rc = scan_batch(zone, cursor, count, 0)
+    if rc ~= OK then
+        return failure(rc)
+    end
+    local listed, next_cursor = out.count, out.number
+    local keys = new_table(listed, 0)
+    local offset = 0
+    for i = 1, listed do
+        local len = scan_items[i - 1].key_len
+        keys[i] = ffi_string(scan_bytes + offset, len)
+        offset = offset + len
+    end
+    return keys, next_cursor
+end
+
+function methods.scan_items(dict, cursor, count)
+    local zone = zone_of(dict)
+    cursor, count = scan_arguments(cursor, count)
+    local rc = scan_batch(zone, cursor, count, 1)
+    if rc ~= OK then
+        return failure(rc)
+    end
+    local listed, next_cursor = out.count, out.number
+    local items = new_table(0, listed)
+    local offset, i = 0, 0
+    while i < listed do
+        local item = scan_items[i]
+        local key = ffi_string(scan_bytes + offset, item.key_len)
+        offset = offset + item.key_len
+        i = i + 1
+        if item.kind == KIND_LIST then
+            local elements = new_table(item.value_len, 0)
+            for e = 1, item.value_len do
+                local element = scan_items[i]
+                elements[e] = scanned_value(element, scan_bytes + offset)
+                offset = offset + element.value_len
+                i = i + 1
+            end
+            items[key] = elements
+        else
+            items[key] = scanned_value(item, scan_bytes + offset)
+            offset = offset + item.value_len
+        end
+    end
+    return items, next_cursor
+end
+
 function methods.capacity(dict)
     local rc = C.ngx_lua_shdict_capacity(zone_of(dict), out)
     if rc ~= OK then

@@ -50,6 +50,7 @@ fn binding_spec(lua: &Lua) -> mlua::Result<Table> {
     kinds.raw_set("string", ValueKind::Str as u8)?;
     kinds.raw_set("number", ValueKind::Number as u8)?;
     kinds.raw_set("boolean", ValueKind::Bool as u8)?;
+    kinds.raw_set("list", ValueKind::List as u8)?;
 
     let spec = lua.create_table()?;
     spec.raw_set("declarations", ffi::DECLARATIONS)?;

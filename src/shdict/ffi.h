@@ -13,6 +13,17 @@ typedef struct {
     uint32_t count;     /* keys listed, or needed when too small */
 } ngx_lua_shdict_out_t;
 
+/* One record of a scan batch: an entry, or an element of the list entry
+ * before it (key_len 0). Its key's bytes, then a string value's, follow
+ * the previous record's in the batch's bytes. */
+typedef struct {
+    double number;      /* a number's value, a boolean's as 0 or 1 */
+    uint32_t key_len;
+    uint32_t value_len; /* a string's bytes; a list's element records */
+    int32_t kind;
+    int32_t flags;
+} ngx_lua_shdict_item_t;
+
 typedef struct {
     double size, total, used, requests, failures;
 } ngx_lua_shdict_slab_t;
@@ -55,6 +66,9 @@ int ngx_lua_shdict_flush_expired(void *zone, double max_count,
 int ngx_lua_shdict_get_keys(void *zone, double max_count, uint8_t *bytes,
     size_t bytes_len, uint32_t *lens, size_t lens_len,
     ngx_lua_shdict_out_t *out);
+int ngx_lua_shdict_scan(void *zone, double cursor, double count,
+    int with_values, uint8_t *bytes, size_t bytes_len,
+    ngx_lua_shdict_item_t *items, size_t items_len, ngx_lua_shdict_out_t *out);
 int ngx_lua_shdict_capacity(void *zone, ngx_lua_shdict_out_t *out);
 int ngx_lua_shdict_free_space(void *zone, ngx_lua_shdict_out_t *out);
 int ngx_lua_shdict_stats(void *zone, ngx_lua_shdict_stats_t *out);

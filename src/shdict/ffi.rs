@@ -17,7 +17,8 @@ use core::panic::AssertUnwindSafe;
 
 use super::zone::SharedZone;
 use super::{
-    decode_value, Keys, ListEnd, Read, Store, StoreError, Swap, Value, ValueKind, WriteMode,
+    decode_value, Keys, ListEnd, Read, ScanItem, Scanned, Store, StoreError, Swap, Value,
+    ValueKind, WriteMode,
 };
 use crate::nginx;
 
@@ -122,6 +123,9 @@ const _: () = {
     assert!(offset_of!(Out, kind) == 16 && offset_of!(Out, stale) == 20);
     assert!(offset_of!(Out, forcible) == 24 && offset_of!(Out, count) == 28);
     assert!(size_of::<Out>() == 32 && size_of::<SlabOut>() == 40);
+    assert!(offset_of!(ScanItem, key_len) == 8 && offset_of!(ScanItem, value_len) == 12);
+    assert!(offset_of!(ScanItem, kind) == 16 && offset_of!(ScanItem, flags) == 20);
+    assert!(size_of::<ScanItem>() == 24);
     assert!(offset_of!(StatsOut, slab_count) == 112 && offset_of!(StatsOut, slabs) == 120);
     assert!(super::stats::MAX_SLAB_CLASSES == 128);
     assert!(size_of::<StatsOut>() == 120 + 128 * 40);
@@ -614,6 +618,55 @@ pub unsafe extern "C" fn ngx_lua_shdict_get_keys(
                 Keys::TooMany { bytes, count } => {
                     out.len = u32::try_from(bytes).unwrap_or(u32::MAX);
                     out.count = u32::try_from(count).unwrap_or(u32::MAX);
+                    TOO_SMALL
+                }
+            }
+        })
+    }
+}
+
+/// `scan` / `scan_items` (`with_values`): one batch of at most `count`
+/// entries from the hash `cursor`, into `bytes` and `items`; `out.count`
+/// records and `out.len` bytes, `out.number` the next cursor (0: done).
+/// [`TOO_SMALL`] when the first entries need more room (`out.len` bytes,
+/// `out.count` records).
+///
+/// # Safety
+/// `zone` is a dictionary handle; `bytes`, `items` and `out` are valid for
+/// `bytes_len` bytes, `items_len` records and one `Out`.
+#[cfg_attr(not(test), no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn ngx_lua_shdict_scan(
+    zone: *const c_void,
+    cursor: f64,
+    count: f64,
+    with_values: c_int,
+    bytes: *mut u8,
+    bytes_len: usize,
+    items: *mut ScanItem,
+    items_len: usize,
+    out: *mut Out,
+) -> c_int {
+    // SAFETY: per this function's contract.
+    unsafe {
+        let (bytes, items, out) = (
+            bytes_mut(bytes, bytes_len),
+            bytes_mut(items, items_len),
+            &mut *out,
+        );
+        // The Lua side checked both: integers, the cursor a hash.
+        let (from, max) = (cursor as u32, (count as usize).max(1));
+        with_store(zone, |store| {
+            match store.scan_into(from, max, with_values != 0, nginx::now_ms(), bytes, items) {
+                Scanned::Listed { items, bytes, next } => {
+                    out.count = items as u32;
+                    out.len = bytes as u32;
+                    out.number = f64::from(next.unwrap_or(0));
+                    OK
+                }
+                Scanned::TooSmall { bytes, items } => {
+                    out.len = u32::try_from(bytes).unwrap_or(u32::MAX);
+                    out.count = u32::try_from(items).unwrap_or(u32::MAX);
                     TOO_SMALL
                 }
             }

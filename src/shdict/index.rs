@@ -341,6 +341,47 @@ impl Store {
         }
     }
 
+    /// Visits the nodes whose hash is `from` or more, in index order, until
+    /// `visit` answers false. Read-only: the walk keeps its own way back up
+    /// (nodes carry no parent link), so nothing may change the index
+    /// meanwhile, which the lock guard ensures.
+    pub(super) fn index_walk_from(
+        &self,
+        lock: &ZoneLock<'_>,
+        from: u32,
+        mut visit: impl FnMut(u32) -> bool,
+    ) {
+        // The nodes whose left side is being visited, innermost last.
+        let mut pending = [0u32; MAX_DEPTH];
+        let mut depth = 0;
+        let mut node = self.header_mut(lock).root;
+        // Down to the first node at or after `from`, keeping every node
+        // whose left side holds it.
+        while node != 0 {
+            if self.entry_header(lock, node).hash >= from {
+                pending[depth] = node;
+                depth += 1;
+                node = self.child(lock, node, true);
+            } else {
+                node = self.child(lock, node, false);
+            }
+        }
+        while depth > 0 {
+            depth -= 1;
+            let here = pending[depth];
+            if !visit(here) {
+                return;
+            }
+            // Then the right side, from its leftmost node.
+            node = self.child(lock, here, false);
+            while node != 0 {
+                pending[depth] = node;
+                depth += 1;
+                node = self.child(lock, node, true);
+            }
+        }
+    }
+
     /// Unlinks `node`, walking down to it first.
     pub(super) fn index_remove(&self, lock: &ZoneLock<'_>, node: u32) {
         let mut path = Path::new();

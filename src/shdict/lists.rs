@@ -64,6 +64,33 @@ impl Store {
         freed
     }
 
+    /// How many elements a list entry holds.
+    pub(super) fn list_len(&self, lock: &ZoneLock<'_>, entry: u32) -> u32 {
+        self.list_header(lock, entry).len
+    }
+
+    /// Hands each element of a list entry, head first, to `visit` as its
+    /// kind byte and value bytes.
+    pub(super) fn for_each_element(
+        &self,
+        lock: &ZoneLock<'_>,
+        entry: u32,
+        mut visit: impl FnMut(u8, &[u8]),
+    ) {
+        let mut element = self.list_header(lock, entry).head;
+        while element != 0 {
+            let (next, len, kind) = {
+                let el = self.element(lock, element);
+                (el.next, el.value_len as usize, el.kind)
+            };
+            // SAFETY: the element's value bytes follow its header in its slot.
+            visit(kind, unsafe {
+                core::slice::from_raw_parts(self.at(element).add(LIST_ELEMENT_HEADER_SIZE), len)
+            });
+            element = next;
+        }
+    }
+
     /// Checks a list entry's elements linked both ways, its tail and its
     /// length, and hands each element's slot size to `count_slot`. Panics
     /// otherwise.

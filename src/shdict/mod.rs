@@ -7,6 +7,7 @@ mod index;
 pub mod layout;
 mod lists;
 mod lru;
+mod scan;
 mod slots;
 mod stats;
 pub mod store;
@@ -16,6 +17,7 @@ mod zone;
 
 pub use layout::{ValueKind, ZoneCounters, MAX_KEY_LEN};
 pub use lists::ListEnd;
+pub use scan::{ScanItem, Scanned};
 pub use stats::{SlabClass, ZoneStats};
 pub use store::Store;
 pub use swap::Swap;

@@ -9,9 +9,12 @@ use std::sync::Once;
 use nginx_sys::{ngx_slab_init, ngx_slab_pool_t, ngx_slab_sizes_init, ngx_uint_t};
 
 use super::layout::{
-    element_alloc_size, entry_alloc_size, Classes, ZoneCounters, LIST_HEADER_SIZE,
+    element_alloc_size, entry_alloc_size, key_hash, Classes, ZoneCounters, LIST_HEADER_SIZE,
 };
-use super::{decode_value, ListEnd, Store, StoreError, Swap, Value, ValueKind, WriteMode, Written};
+use super::{
+    decode_value, ListEnd, ScanItem, Scanned, Store, StoreError, Swap, Value, ValueKind, WriteMode,
+    Written,
+};
 
 #[link(name = "ngx_store_test_support", kind = "static")]
 unsafe extern "C" {
@@ -1149,4 +1152,211 @@ fn churn_across_classes_never_runs_out_of_memory() {
     assert_eq!(s.counters().no_memory, 0);
     s.check_consistency();
     assert_eq!(slab_errors(), 0);
+}
+
+/// Every batch of a scan from `cursor` on, `max` entries at a time, with
+/// `between` run after each batch; the keys listed, in order.
+fn scan_all(store: &Store, max: usize, mut between: impl FnMut(usize)) -> Vec<Vec<u8>> {
+    let (mut bytes, mut items) = (vec![0u8; 4096], vec![ScanItem::default(); max + 16]);
+    let (mut cursor, mut keys, mut batches) = (0u32, Vec::new(), 0);
+    loop {
+        match store.scan_into(cursor, max, false, 1, &mut bytes, &mut items) {
+            Scanned::TooSmall {
+                bytes: need,
+                items: records,
+            } => {
+                bytes.resize(need.max(bytes.len() * 2), 0);
+                items.resize(records.max(items.len()), ScanItem::default());
+            }
+            Scanned::Listed {
+                items: listed,
+                next,
+                ..
+            } => {
+                let mut offset = 0;
+                for item in &items[..listed] {
+                    keys.push(bytes[offset..offset + item.key_len as usize].to_vec());
+                    offset += item.key_len as usize;
+                }
+                batches += 1;
+                between(batches);
+                match next {
+                    Some(next) => {
+                        assert!(next > cursor || batches == 1, "the cursor moves on");
+                        cursor = next;
+                    }
+                    None => return keys,
+                }
+            }
+        }
+    }
+}
+
+/// Two keys of one hash, found by trying.
+fn colliding_keys() -> (Vec<u8>, Vec<u8>) {
+    let mut seen = HashMap::new();
+    for i in 0u64.. {
+        let key = format!("collide:{i}").into_bytes();
+        if let Some(other) = seen.insert(key_hash(&key), key.clone()) {
+            return (other, key);
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn a_scan_lists_every_live_key_once_in_hash_order() {
+    let zone = TestZone::new(4 * 1024 * 1024);
+    let s = &zone.store;
+    let (a, b) = colliding_keys();
+    let mut expected = vec![a.clone(), b.clone()];
+    for key in [&a, &b] {
+        s.write(key, Some(Value::Bool(true)), 0, 0, WriteMode::Set, 1)
+            .unwrap();
+    }
+    for i in 0..3000 {
+        let key = format!("key:{i}");
+        set(s, &key, b"v", 0, 1);
+        expected.push(key.into_bytes());
+    }
+    // Expired entries are skipped.
+    set(s, "gone", b"v", 1, 1);
+    let listed = scan_all(s, 1, |_| {});
+    let mut sorted = listed.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "each live key exactly once");
+    let hashes: Vec<u32> = listed.iter().map(|k| key_hash(k)).collect();
+    assert!(hashes.windows(2).all(|w| w[0] <= w[1]), "in hash order");
+    // One entry a batch, but a hash is never split: the colliding pair
+    // comes in one batch, so a scan of 1 per batch still lists both.
+    let mut batch_sizes = Vec::new();
+    let (mut bytes, mut items) = (vec![0u8; 4096], vec![ScanItem::default(); 8]);
+    let mut cursor = 0;
+    loop {
+        let Scanned::Listed { items: n, next, .. } =
+            s.scan_into(cursor, 1, false, 2, &mut bytes, &mut items)
+        else {
+            panic!("room enough");
+        };
+        batch_sizes.push(n);
+        match next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    assert_eq!(batch_sizes.iter().filter(|&&n| n == 2).count(), 1);
+    assert_eq!(batch_sizes.iter().sum::<usize>(), 3002);
+}
+
+#[test]
+fn a_scan_lists_keys_present_throughout_exactly_once_under_writes() {
+    let zone = TestZone::new(8 * 1024 * 1024);
+    let s = &zone.store;
+    let stable: Vec<String> = (0..2000).map(|i| format!("stable:{i}")).collect();
+    for key in &stable {
+        set(s, key, b"v", 0, 1);
+    }
+    // Between batches, other keys come and go (and stable ones are
+    // rewritten, in place or into larger slots).
+    let mut rng = 0x9e37_79b9_u64;
+    let mut next_random = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let listed = scan_all(s, 7, |_| {
+        for _ in 0..20 {
+            let n = next_random();
+            let key = format!("churn:{}", n % 5000);
+            if n % 3 == 0 {
+                s.delete(key.as_bytes(), 1);
+            } else {
+                set(s, &key, b"v", 0, 1);
+            }
+            let rewritten = &stable[(n % 2000) as usize];
+            set(s, rewritten, &vec![b'w'; (n % 300) as usize], 0, 1);
+        }
+    });
+    let mut counts: HashMap<Vec<u8>, usize> = HashMap::new();
+    for key in listed {
+        *counts.entry(key).or_default() += 1;
+    }
+    assert!(counts.values().all(|&n| n == 1), "no key twice");
+    for key in &stable {
+        assert_eq!(counts.get(key.as_bytes()), Some(&1), "{key} listed once");
+    }
+    s.check_consistency();
+}
+
+#[test]
+fn a_scan_with_values_carries_flags_and_list_elements() {
+    let zone = TestZone::new(1024 * 1024);
+    let s = &zone.store;
+    s.write(b"s", Some(Value::Str(b"text")), 0, 7, WriteMode::Set, 1)
+        .unwrap();
+    s.write(b"n", Some(Value::Number(2.5)), 0, 0, WriteMode::Set, 1)
+        .unwrap();
+    s.push(b"l", Value::Str(b"first"), ListEnd::Tail, 1)
+        .unwrap();
+    s.push(b"l", Value::Number(2.0), ListEnd::Tail, 1).unwrap();
+    let (mut bytes, mut items) = (vec![0u8; 256], vec![ScanItem::default(); 16]);
+    let Scanned::Listed {
+        items: n,
+        bytes: used,
+        next: None,
+    } = s.scan_into(0, 100, true, 1, &mut bytes, &mut items)
+    else {
+        panic!("one batch");
+    };
+    // Three entries, two list elements.
+    assert_eq!(n, 5);
+    assert_eq!(
+        used,
+        "s".len() + "text".len() + "n".len() + "l".len() + "first".len()
+    );
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    for item in &items[..n] {
+        let key = &bytes[offset..offset + item.key_len as usize];
+        offset += item.key_len as usize;
+        let value = &bytes[offset..offset + item.value_len as usize];
+        let text = String::from_utf8_lossy(value).into_owned();
+        if item.kind == ValueKind::Str as i32 {
+            offset += item.value_len as usize;
+        }
+        seen.push((
+            String::from_utf8_lossy(key).into_owned(),
+            item.kind,
+            text,
+            item.number,
+            item.flags,
+        ));
+    }
+    let find = |key: &str| seen.iter().position(|e| e.0 == key).unwrap();
+    assert_eq!(seen[find("s")].2, "text");
+    assert_eq!(seen[find("s")].4, 7);
+    assert_eq!(seen[find("n")].3, 2.5);
+    let list = find("l");
+    assert_eq!(seen[list].1, ValueKind::List as i32);
+    assert_eq!(
+        (seen[list + 1].0.as_str(), seen[list + 1].2.as_str()),
+        ("", "first")
+    );
+    assert_eq!(
+        (seen[list + 2].1, seen[list + 2].3),
+        (ValueKind::Number as i32, 2.0)
+    );
+    // Too little room for the first entry: nothing written, the need told.
+    let long = vec![b'k'; 1000];
+    let zone = TestZone::new(1024 * 1024);
+    set(&zone.store, std::str::from_utf8(&long).unwrap(), b"v", 0, 1);
+    assert_eq!(
+        zone.store.scan_into(0, 10, true, 1, &mut bytes, &mut items),
+        Scanned::TooSmall {
+            bytes: 1001,
+            items: 1
+        }
+    );
 }

@@ -1,7 +1,19 @@
 //! The scheduler's host in an nginx worker: sleeps are timers in nginx's
 //! timer tree, a light thread's failure goes to the owner's error log.
+//!
+//! `ngx.sleep(0)` is no timer: nginx runs a timer that is due as soon as it
+//! is added within the same round of expired timers, so a loop of zero
+//! sleeps would never let the worker back to its other events (OpenResty
+//! on a stock nginx spins so). It waits instead for the event loop's next
+//! round (nginx's `ngx_posted_next_events`), as OpenResty's own patched
+//! nginx does with its delayed events.
 
-use nginx_sys::{ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_msec_t, NGX_LOG_ERR};
+use core::ptr;
+
+use nginx_sys::{
+    ngx_add_timer, ngx_del_timer, ngx_delete_posted_event, ngx_event_t, ngx_msec_t, ngx_post_event,
+    ngx_posted_next_events, NGX_LOG_ERR,
+};
 
 use super::{CoId, Host, Owner, SleepTimer};
 use crate::nginx::Log;
@@ -48,15 +60,33 @@ impl SleepTimer for NginxSleep {
         self.event.log = owner.log;
         self.event
             .set_cancelable(u32::from(owner.cancelable_sleeps));
+        self.disarm();
         // SAFETY: the timer is boxed (it does not move) and disarms the
-        // event before its memory goes. A timer armed again is taken out
-        // first: nginx would leave one due within 300 ms where it is.
+        // event before its memory goes.
+        unsafe {
+            if ms == 0 {
+                ngx_post_event(&mut self.event, ptr::addr_of_mut!(ngx_posted_next_events));
+            } else {
+                ngx_add_timer(&mut self.event, ms as ngx_msec_t);
+            }
+        }
+    }
+}
+
+impl NginxSleep {
+    /// Takes the event out of nginx's timer tree or posted queue. A timer
+    /// armed again is taken out first: nginx would leave one due within
+    /// 300 ms where it is.
+    fn disarm(&mut self) {
+        // SAFETY: the flags say where nginx holds the event.
         unsafe {
             if self.event.timer_set() != 0 {
                 ngx_del_timer(&mut self.event);
             }
-            ngx_add_timer(&mut self.event, ms as ngx_msec_t)
-        };
+            if self.event.posted() != 0 {
+                ngx_delete_posted_event(&mut self.event);
+            }
+        }
     }
 }
 
@@ -78,10 +108,6 @@ unsafe extern "C" fn sleep_over(ev: *mut ngx_event_t) {
 
 impl Drop for NginxSleep {
     fn drop(&mut self) {
-        if self.event.timer_set() != 0 {
-            // SAFETY: the event is in nginx's timer tree; take it out before
-            // its memory goes.
-            unsafe { ngx_del_timer(&mut self.event) };
-        }
+        self.disarm();
     }
 }
