@@ -21,7 +21,7 @@ use core::mem::size_of;
 /// it, otherwise it was laid out by something else and is re-initialised.
 pub const STORE_MAGIC: u64 = 0x6e67_786c_7561_5344; // "ngxluaSD"
 /// Bumped whenever the shared layout changes incompatibly.
-pub const STORE_LAYOUT_VERSION: u32 = 5;
+pub const STORE_LAYOUT_VERSION: u32 = 6;
 
 pub const MAX_KEY_LEN: usize = 65535;
 
@@ -126,6 +126,11 @@ pub struct StoreHeader {
     /// Its pages count as free: a span allocation that finds the pool
     /// short takes them back first.
     pub spare_span: u32,
+    /// The next entry a snapshot's walk along the LRU list visits (0: none
+    /// or the walk is over). Unlinking that entry moves it on to the next
+    /// more recent one, so a walk in batches survives every change in
+    /// between (see `snapshot.rs`).
+    pub walk_cursor: u32,
     pub counters: ZoneCounters,
 }
 

@@ -36,6 +36,13 @@ impl Store {
             let h = self.entry_header(lock, entry);
             (h.lru_prev, h.lru_next)
         };
+        let header = self.header_mut(lock);
+        if header.walk_cursor == entry {
+            // A snapshot walks from the tail to the head: it goes on with
+            // the next more recent entry (a touched entry is met again at
+            // the head; `touch` never unlinks the head itself).
+            header.walk_cursor = prev;
+        }
         match prev {
             0 => self.header_mut(lock).lru_head = next,
             prev => self.entry_header(lock, prev).lru_next = next,

@@ -9,6 +9,7 @@ mod lists;
 mod lru;
 mod scan;
 mod slots;
+pub mod snapshot;
 mod stats;
 pub mod store;
 mod swap;

@@ -12,8 +12,8 @@ use super::layout::{
     element_alloc_size, entry_alloc_size, key_hash, Classes, ZoneCounters, LIST_HEADER_SIZE,
 };
 use super::{
-    decode_value, ListEnd, ScanItem, Scanned, Store, StoreError, Swap, Value, ValueKind, WriteMode,
-    Written,
+    decode_value, snapshot, ListEnd, ScanItem, Scanned, Store, StoreError, Swap, Value, ValueKind,
+    WriteMode, Written,
 };
 
 #[link(name = "ngx_store_test_support", kind = "static")]
@@ -1358,5 +1358,214 @@ fn a_scan_with_values_carries_flags_and_list_elements() {
             bytes: 1001,
             items: 1
         }
+    );
+}
+
+/// A whole snapshot file of `store` made in batches of `max` entries, with
+/// `between` run after each batch.
+fn snapshot_file(store: &Store, max: usize, mut between: impl FnMut()) -> Vec<u8> {
+    let mut file = snapshot::header(b"test", 1);
+    let mut buf = vec![0u8; 256];
+    let mut records = 0u64;
+    store.walk_start();
+    loop {
+        match store.walk_batch(max, 1, &mut buf) {
+            snapshot::WalkStep::TooSmall(need) => buf.resize(need, 0),
+            snapshot::WalkStep::Wrote {
+                bytes,
+                records: n,
+                done,
+            } => {
+                file.extend_from_slice(&buf[..bytes]);
+                records += n as u64;
+                if done {
+                    break;
+                }
+                between();
+            }
+        }
+    }
+    store.walk_end();
+    file.extend_from_slice(&snapshot::trailer(records));
+    let crc = crc32fast::hash(&file);
+    file.extend_from_slice(&crc.to_le_bytes());
+    file
+}
+
+/// Every live key with its value (lists as their elements), sorted.
+fn contents(store: &Store) -> Vec<(Vec<u8>, Vec<Vec<u8>>)> {
+    let (mut bytes, mut lens) = (Vec::new(), Vec::new());
+    store.keys(1, 0, &mut bytes, &mut lens);
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for len in lens {
+        let key = bytes[offset..offset + len].to_vec();
+        offset += len;
+        let mut value = Vec::new();
+        let values = match store.get(&key, 1, false, &mut value) {
+            Ok(found) => {
+                let found = found.expect("listed");
+                vec![[
+                    vec![found.kind as u8],
+                    found.user_flags.to_le_bytes().to_vec(),
+                    value,
+                ]
+                .concat()]
+            }
+            Err(StoreError::IsList) => {
+                let mut items = Vec::new();
+                let mut item = Vec::new();
+                while let Ok(Some(_)) = store.pop(&key, ListEnd::Head, 1, &mut item) {
+                    items.push(item.clone());
+                }
+                items
+            }
+            Err(e) => panic!("{e}"),
+        };
+        out.push((key, values));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_snapshot_made_in_batches_under_writes_loads_back() {
+    let zone = TestZone::new(4 * 1024 * 1024);
+    let s = &zone.store;
+    for i in 0..2000 {
+        set(
+            s,
+            &format!("key:{i}"),
+            format!("value {i}").as_bytes(),
+            0,
+            1,
+        );
+    }
+    s.write(
+        b"number",
+        Some(Value::Number(-2.5)),
+        0,
+        9,
+        WriteMode::Set,
+        1,
+    )
+    .unwrap();
+    s.write(
+        b"flag",
+        Some(Value::Bool(true)),
+        5_000,
+        0,
+        WriteMode::Set,
+        1,
+    )
+    .unwrap();
+    s.push(b"list", Value::Str(b"a"), ListEnd::Tail, 1).unwrap();
+    s.push(b"list", Value::Number(2.0), ListEnd::Tail, 1)
+        .unwrap();
+    set(s, "expired", b"x", 1, 1);
+    // Between batches: entries read (moved to the head), rewritten,
+    // deleted and added, the walk's own next entry among them.
+    let mut round = 0;
+    let mut deleted = std::collections::HashSet::new();
+    let file = snapshot_file(s, 50, || {
+        round += 1;
+        let mut out = Vec::new();
+        s.get(
+            format!("key:{}", round * 7 % 2000).as_bytes(),
+            1,
+            false,
+            &mut out,
+        )
+        .unwrap();
+        set(s, &format!("key:{}", round * 13 % 2000), b"rewritten", 0, 1);
+        let gone = format!("key:{}", round * 17 % 2000).into_bytes();
+        s.delete(&gone, 1);
+        deleted.insert(gone);
+        set(s, &format!("new:{round}"), b"added", 0, 1);
+        let next = s.header_mut(&s.lock()).walk_cursor;
+        if next != 0 && round % 5 == 0 {
+            let key = s.entry_key(&s.lock(), next).to_vec();
+            s.get(&key, 1, false, &mut out).ok();
+        }
+    });
+    assert!(round > 40);
+    let (records, count) = snapshot::check(&file, b"test").unwrap();
+    let copy = TestZone::new(4 * 1024 * 1024);
+    let loaded = copy.store.load_records(records, 1).unwrap();
+    assert_eq!(loaded.records, count);
+    assert_eq!(loaded.left_out, 0);
+    assert_eq!(copy.store.ttl_ms(b"flag", 1), Ok(4_999));
+    copy.store.check_consistency();
+    // Every entry as it is now (each touched or written one was met again
+    // at the head); besides them only entries deleted after the walk
+    // passed them (a snapshot is not one instant).
+    let (now, loaded) = (contents(s), contents(&copy.store));
+    let missing = now.iter().filter(|e| !loaded.contains(e)).count();
+    assert_eq!(missing, 0, "entries missing or with another value");
+    let extra: Vec<_> = loaded.iter().filter(|e| !now.contains(e)).collect();
+    assert!(
+        extra.iter().all(|(key, _)| deleted.contains(key)),
+        "only deleted ones extra"
+    );
+}
+
+#[test]
+fn a_smaller_zone_keeps_the_most_recently_used_entries_of_a_snapshot() {
+    let zone = TestZone::new(4 * 1024 * 1024);
+    let s = &zone.store;
+    for i in 0..5000 {
+        set(s, &format!("key:{i:05}"), &[b'v'; 100], 0, 1);
+    }
+    let file = snapshot_file(s, 100, || {});
+    let (records, _) = snapshot::check(&file, b"test").unwrap();
+    let small = TestZone::new(128 * 1024);
+    let loaded = small.store.load_records(records, 1).unwrap();
+    let kept = small.store.counters().entries;
+    assert!(kept > 100 && kept < 5000);
+    assert_eq!(loaded.left_out, 5000 - kept);
+    // The most recent ones, give or take an eviction's choice among the
+    // oldest few.
+    assert!(small.store.peek(b"key:04999"));
+    assert!(!small.store.peek(b"key:00000"));
+    let oldest_kept = (0..5000)
+        .find(|i| small.store.peek(format!("key:{i:05}").as_bytes()))
+        .unwrap();
+    assert!(
+        oldest_kept as u64 + kept >= 5000 - 40,
+        "recent entries kept"
+    );
+}
+
+#[test]
+fn damaged_snapshots_are_refused() {
+    let zone = TestZone::new(1024 * 1024);
+    for i in 0..100 {
+        set(&zone.store, &format!("key:{i}"), b"value", 0, 1);
+    }
+    let file = snapshot_file(&zone.store, 1000, || {});
+    assert!(snapshot::check(&file, b"test").is_ok());
+    assert_eq!(
+        snapshot::check(&file, b"other"),
+        Err(snapshot::SnapshotError::OtherZone("test".into()))
+    );
+    assert_eq!(
+        snapshot::check(&file[..file.len() / 2], b"test"),
+        Err(snapshot::SnapshotError::Truncated)
+    );
+    let mut flipped = file.clone();
+    flipped[100] ^= 1;
+    assert_eq!(
+        snapshot::check(&flipped, b"test"),
+        Err(snapshot::SnapshotError::Checksum)
+    );
+    assert_eq!(
+        snapshot::check(b"# some other file\n", b"test"),
+        Err(snapshot::SnapshotError::Foreign)
+    );
+    let mut newer = file.clone();
+    newer[8] = 2;
+    assert_eq!(
+        snapshot::check(&newer, b"test"),
+        Err(snapshot::SnapshotError::Version(2))
     );
 }
