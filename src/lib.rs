@@ -44,6 +44,8 @@ pub static mut ngx_http_lua_shdict_module: ngx_module_t = ngx_module_t {
     init_process: Some(http::lifecycle::init_process),
     #[cfg(not(test))]
     exit_process: Some(http::lifecycle::exit_process),
+    #[cfg(not(test))]
+    exit_master: Some(http::lifecycle::exit_master),
     ..ngx_module_t::default()
 };
 

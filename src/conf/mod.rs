@@ -66,6 +66,17 @@ impl MainConf {
         self.zones.iter().map(|z| unsafe { z.as_ref() })
     }
 
+    /// A declared zone, to change its settings while the configuration is
+    /// read.
+    pub(crate) fn zone_mut(&mut self, name: &[u8]) -> Option<&mut SharedZone> {
+        self.zones
+            .iter_mut()
+            // SAFETY: zones live in the configuration pool, as long as this
+            // conf, and only the configuration reader changes them.
+            .map(|z| unsafe { z.as_mut() })
+            .find(|z| z.name() == name)
+    }
+
     /// Declares a zone (`lua_shared_dict`).
     pub(crate) fn add_zone(&mut self, zone: NonNull<SharedZone>) {
         self.zones.push(zone);

@@ -14,8 +14,8 @@ use core::ffi::CStr;
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_str_t, NGX_CONF_1MORE, NGX_CONF_2MORE,
     NGX_CONF_BLOCK, NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2,
-    NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SIF_CONF, NGX_HTTP_SRV_CONF,
+    NGX_CONF_TAKE23, NGX_HTTP_LIF_CONF, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
+    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SIF_CONF, NGX_HTTP_SRV_CONF,
 };
 
 use crate::phase::Phase;
@@ -93,12 +93,20 @@ const fn lua_command(name: &'static CStr, phase: Phase, form: Form) -> ngx_comma
     command(name, contexts, arguments, set, conf, phase.index())
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 59] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 60] = [
     command(
         c"lua_shared_dict",
         NGX_HTTP_MAIN_CONF,
         NGX_CONF_TAKE2,
         zones::set_lua_shared_dict,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        0,
+    ),
+    command(
+        c"lua_shared_dict_persist",
+        NGX_HTTP_MAIN_CONF,
+        NGX_CONF_TAKE23,
+        zones::set_lua_shared_dict_persist,
         NGX_HTTP_MAIN_CONF_OFFSET,
         0,
     ),

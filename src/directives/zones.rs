@@ -1,16 +1,17 @@
-//! `lua_shared_dict` and `lua_shared_dict_status`.
+//! `lua_shared_dict`, `lua_shared_dict_persist` and `lua_shared_dict_status`.
 
 use core::ffi::{c_char, c_void};
 use core::ptr::{self, NonNull};
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_module,
-    ngx_parse_size, ngx_pcalloc, ngx_shared_memory_add, NGX_ERROR,
+    ngx_command_t, ngx_conf_full_name, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t,
+    ngx_http_core_module, ngx_parse_size, ngx_parse_time, ngx_pcalloc, ngx_shared_memory_add,
+    ngx_str_t, NGX_ERROR,
 };
 
 use super::config_file::{bytes, conf_args};
 use crate::conf::{guarded, main_conf};
-use crate::shdict::{init_shared_zone, SharedZone};
+use crate::shdict::{init_shared_zone, Persist, SharedZone};
 
 /// Smallest zone OpenResty accepts: two pages, one for the slab pool header.
 const MIN_ZONE_SIZE: isize = 8192;
@@ -71,6 +72,67 @@ pub(crate) unsafe extern "C" fn set_lua_shared_dict(
             (*shm_zone).data = zone.as_ptr().cast();
             (*shm_zone).init = Some(init_shared_zone);
             main.add_zone(zone);
+        }
+        Ok(())
+    })
+}
+
+/// How often a persistent zone is saved unless `interval=` says otherwise.
+const DEFAULT_SAVE_INTERVAL_MS: u64 = 60_000;
+
+/// `lua_shared_dict_persist NAME PATH [interval=TIME];`
+///
+/// # Safety
+/// Called by nginx while reading the configuration, with its arguments.
+pub(crate) unsafe extern "C" fn set_lua_shared_dict_persist(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    guarded(cf, || {
+        let args = conf_args(cf);
+        let name = String::from_utf8_lossy(bytes(&args[1])).into_owned();
+        let mut interval_ms = DEFAULT_SAVE_INTERVAL_MS;
+        if let Some(option) = args.get(3) {
+            let text = bytes(option);
+            let invalid = || format!("invalid parameter \"{}\"", String::from_utf8_lossy(text));
+            let value = text.strip_prefix(b"interval=").ok_or_else(invalid)?;
+            let mut value = ngx_str_t {
+                len: value.len(),
+                data: value.as_ptr().cast_mut(),
+            };
+            // SAFETY: ngx_parse_time only reads the string.
+            let ms = unsafe { ngx_parse_time(&mut value, 0) };
+            if ms == NGX_ERROR as isize || ms <= 0 {
+                return Err(invalid());
+            }
+            interval_ms = ms as u64;
+        }
+        let mut path = args[2];
+        if path.len == 0 {
+            return Err("lua_shared_dict_persist needs a file path".into());
+        }
+        // SAFETY: cf and its cycle are live; the full name is allocated
+        // from the cycle's pool, as long-lived as the zone object.
+        if unsafe { ngx_conf_full_name((*cf).cycle, &mut path, 0) } != 0 {
+            return Err("no memory".into());
+        }
+        let main = main_conf(cf);
+        if let Some(other) = main
+            .zones()
+            .find(|z| z.persist().is_some_and(|p| bytes(&p.path) == bytes(&path)))
+        {
+            return Err(format!(
+                "zone \"{}\" is saved to \"{}\" already",
+                String::from_utf8_lossy(other.name()),
+                String::from_utf8_lossy(bytes(&path))
+            ));
+        }
+        let zone = main.zone_mut(bytes(&args[1])).ok_or_else(|| {
+            format!("unknown zone \"{name}\": declare it with lua_shared_dict before lua_shared_dict_persist")
+        })?;
+        if !zone.set_persist(Persist { path, interval_ms }) {
+            return Err(format!("zone \"{name}\" is persisted already"));
         }
         Ok(())
     })

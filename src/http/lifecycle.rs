@@ -72,6 +72,8 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             unsafe { crate::log_capture::start(cycle, size) };
         }
     }
+    // SAFETY: nginx passes the worker's cycle.
+    unsafe { super::snapshots::start_in_worker(cycle) };
     if let Err(message) = run(cycle, |main| main.init_worker, Phase::InitWorker) {
         if let Some(log) = cycle_log(cycle) {
             log.write(
@@ -88,6 +90,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 /// # Safety
 /// Called by nginx with the worker's cycle.
 pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
+    super::snapshots::stop_in_worker();
     // Pending timers run now, with premature = true, before exit_worker_by_lua.
     if std::panic::catch_unwind(crate::lua::timer::run_premature_timers).is_err() {
         if let Some(log) = cycle_log(cycle) {
@@ -105,4 +108,15 @@ pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
             );
         }
     }
+}
+
+/// exit_master: the master as nginx stops (after every worker exited), or
+/// the single process. Persistent zones are saved whole.
+///
+/// # Safety
+/// Called by nginx with the cycle.
+pub unsafe extern "C" fn exit_master(cycle: *mut ngx_cycle_t) {
+    crate::nginx::without_unwinding("saving persistent zones", || {
+        super::snapshots::save_all_at_exit(cycle)
+    });
 }

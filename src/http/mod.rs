@@ -6,6 +6,7 @@ pub mod lifecycle;
 mod outcome;
 mod parked;
 pub mod set_var;
+mod snapshots;
 mod socket_settings;
 pub mod status;
 

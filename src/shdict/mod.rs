@@ -7,6 +7,7 @@ mod index;
 pub mod layout;
 mod lists;
 mod lru;
+pub mod persist;
 mod scan;
 mod slots;
 pub mod snapshot;
@@ -23,7 +24,7 @@ pub use stats::{SlabClass, ZoneStats};
 pub use store::Store;
 pub use swap::Swap;
 pub use value::{decode_value, Found, Keys, Read, StoreError, Value, WriteMode, Written};
-pub use zone::{init_shared_zone, SharedZone};
+pub use zone::{init_shared_zone, Persist, SharedZone};
 
 #[cfg(test)]
 mod tests;

@@ -378,6 +378,19 @@ impl Store {
         Ok(loaded)
     }
 
+    /// Removes every entry (what a damaged snapshot loaded before the
+    /// damage was found).
+    pub fn clear(&self) {
+        let lock = self.lock();
+        loop {
+            let tail = self.header_mut(&lock).lru_tail;
+            if tail == 0 {
+                break;
+            }
+            self.remove(&lock, tail, None);
+        }
+    }
+
     /// A list record: the key's old value goes, the elements are pushed
     /// in order, and the expiry set.
     fn load_list(&self, record: &Record<'_>, now_ms: u64) -> Result<(), StoreError> {

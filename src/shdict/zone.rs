@@ -16,6 +16,25 @@ pub struct SharedZone {
     name: ngx_str_t,
     size: usize,
     store: Option<Store>,
+    persist: Option<Persist>,
+}
+
+/// `lua_shared_dict_persist`: where the zone's snapshot lives and how often
+/// it is saved.
+#[derive(Debug, Clone, Copy)]
+pub struct Persist {
+    /// The snapshot file's full path (in the configuration pool).
+    pub path: ngx_str_t,
+    pub interval_ms: u64,
+}
+
+impl Persist {
+    pub fn path(&self) -> &std::path::Path {
+        use std::os::unix::ffi::OsStrExt;
+        std::path::Path::new(std::ffi::OsStr::from_bytes(crate::nginx::str_bytes(
+            &self.path,
+        )))
+    }
 }
 
 impl SharedZone {
@@ -24,7 +43,17 @@ impl SharedZone {
             name,
             size,
             store: None,
+            persist: None,
         }
+    }
+
+    pub fn persist(&self) -> Option<&Persist> {
+        self.persist.as_ref()
+    }
+
+    /// Makes the zone persistent; false when it is already.
+    pub fn set_persist(&mut self, persist: Persist) -> bool {
+        self.persist.replace(persist).is_none()
     }
 
     pub fn name(&self) -> &[u8] {
@@ -82,6 +111,9 @@ pub unsafe extern "C" fn init_shared_zone(
             match Store::create(pool, &log_ctx) {
                 Some(store) => {
                     zone.store = Some(store);
+                    // A fresh zone (first start, a new size): its snapshot,
+                    // before init_by_lua runs. A kept one is newer.
+                    super::persist::load(zone, store);
                     NGX_OK as ngx_int_t
                 }
                 None => NGX_ERROR as ngx_int_t,
