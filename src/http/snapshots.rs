@@ -29,7 +29,9 @@ struct Saver {
 }
 
 thread_local! {
-    /// Boxed: nginx's timer tree and posted queue point at their events.
+    /// Boxed: nginx's timer tree and posted queue point at their events,
+    /// which must not move when the vector grows.
+    #[allow(clippy::vec_box)]
     static SAVERS: RefCell<Vec<Box<Saver>>> = const { RefCell::new(Vec::new()) };
 }
 

@@ -27,6 +27,8 @@ use crate::nginx::{self, Log};
 const BATCH_ENTRIES: usize = 256;
 /// The batch buffer's first size; an entry larger than it grows it.
 const BATCH_BUFFER: usize = 256 * 1024;
+/// A save's file until it is complete: `PATH.<pid>.tmp`.
+const TEMPORARY_SUFFIX: &str = ".tmp";
 /// Suffix of a damaged snapshot moved aside.
 const CORRUPT_SUFFIX: &str = ".corrupt";
 
@@ -47,6 +49,7 @@ pub fn load(zone: &SharedZone, store: Store) {
         return;
     };
     let (path, name) = (persist.path(), zone_name(zone));
+    remove_stale_temporaries(path);
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return,
@@ -100,6 +103,28 @@ pub fn load(zone: &SharedZone, store: Store) {
                     path.display()
                 ),
             );
+        }
+    }
+}
+
+/// Removes what saves cut short by a crash left: `PATH.<pid>.tmp`.
+fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        let stale = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(TEMPORARY_SUFFIX))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if stale {
+            let _ = fs::remove_file(entry.path());
         }
     }
 }
@@ -181,7 +206,7 @@ impl SaveJob {
             }
             return Err(io_error("cannot lock", &dir_path)(error));
         }
-        let temporary = with_suffix(&path, &format!(".{}.tmp", std::process::id()));
+        let temporary = with_suffix(&path, &format!(".{}{TEMPORARY_SUFFIX}", std::process::id()));
         let file = File::create(&temporary).map_err(io_error("cannot create", &temporary))?;
         let mut job = SaveJob {
             store,

@@ -26,7 +26,8 @@
 //! skipped when the command is not installed), `skip_nginx`,
 //! `skip_unless_file` (our extension: a path; the block is skipped, not
 //! passed, when it does not exist, e.g. an optional system library),
-//! `ONLY`, `SKIP`, `user_files`, and `reload_before`. Section filters: `eval`
+//! `ONLY`, `SKIP`, `user_files`, `reload_before`, `restart_before` and
+//! `restart_signal`. Section filters: `eval`
 //! (a small Perl subset, see `eval.rs`) and `chomp`. Any other section fails
 //! the block, so typos are caught.
 //!
@@ -51,6 +52,12 @@
 //! wait until every old worker has exited and the configured number of new
 //! workers run, so that request K is served after a reload (e.g. to check
 //! that shared dictionaries survive it). Needs `master_on()` or `workers(N>1)`.
+//!
+//! Our extension, `--- restart_before: K [K2 ...]` with `--- restart_signal:
+//! S [S2 ...]` (QUIT, TERM or KILL; default QUIT; the last one given serves
+//! the later restarts): before request K, stop nginx with that signal
+//! (KILL: the master and every worker at once, as a crash) and start it
+//! again in the same server root and port; the error log goes on.
 
 // This module is compiled into two test crates (t.rs and
 // harness_selftest.rs), each of which uses only part of it.

@@ -138,6 +138,53 @@ impl Nginx {
         }
     }
 
+    /// Stops nginx with `signal_name` (QUIT, TERM, or KILL for the master
+    /// and every worker at once, a crash) and starts it again in the same
+    /// server root on the same port; its error log goes on.
+    pub fn restart(
+        &mut self,
+        binary: &Path,
+        signal_name: &str,
+        startup_limit: Duration,
+    ) -> Result<(), String> {
+        let workers = children_of(self.pid());
+        if signal_name == "KILL" {
+            let _ = self.child.kill();
+            for &pid in &workers {
+                let _ = signal(pid, "KILL");
+            }
+        } else {
+            signal(self.pid(), signal_name)?;
+        }
+        let deadline = Instant::now() + patient(Duration::from_secs(10));
+        while !matches!(self.child.try_wait(), Ok(Some(_))) {
+            if Instant::now() >= deadline {
+                return Err(format!("nginx did not exit on SIG{signal_name}"));
+            }
+            sleep(POLL);
+        }
+        while workers.iter().any(|&pid| is_live_nginx(pid)) {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "workers outlived their master after SIG{signal_name}"
+                ));
+            }
+            sleep(POLL);
+        }
+        let mut child = spawn(binary, &self.prefix)?;
+        match wait_for_startup(&mut child, &self.prefix, self.port, startup_limit) {
+            Startup::Ready => {
+                self.child = child;
+                Ok(())
+            }
+            Startup::Exited(status) => Err(format!("nginx did not start again ({status})")),
+            Startup::TimedOut => {
+                let _ = child.kill();
+                Err("nginx did not start again in time".into())
+            }
+        }
+    }
+
     /// Graceful stop (SIGQUIT), SIGKILL after 5 s, then SIGKILL for any
     /// worker that outlived its master.
     pub fn stop(&mut self) {

@@ -91,6 +91,12 @@ pub struct Plan {
     pub user_files: Vec<(String, Vec<u8>)>,
     /// 1-based request numbers to reload nginx before.
     pub reload_before: Vec<usize>,
+    /// 1-based request numbers to stop nginx with `restart_signal` and
+    /// start it again before.
+    pub restart_before: Vec<usize>,
+    /// For each restart in turn: QUIT (the default), TERM or KILL (master
+    /// and workers at once); the last one given serves the rest.
+    pub restart_signals: Vec<String>,
     pub master_process: bool,
     pub workers: u32,
     pub repeat_each: u32,
@@ -132,6 +138,8 @@ impl Plan {
             pipe_body_to: None,
             user_files: Vec::new(),
             reload_before: Vec::new(),
+            restart_before: Vec::new(),
+            restart_signals: Vec::new(),
             master_process: options.master_on || options.workers > 1,
             workers: options.workers.max(1),
             repeat_each: options.repeat_each.max(1),
@@ -230,12 +238,20 @@ impl Plan {
                     Some(text(section)?.trim().to_string()).filter(|command| !command.is_empty())
             }
             "user_files" => plan.user_files = user_files(section)?,
-            "reload_before" => {
-                plan.reload_before = text(section)?
+            "reload_before" => plan.reload_before = request_numbers(section)?,
+            "restart_before" => plan.restart_before = request_numbers(section)?,
+            "restart_signal" => {
+                plan.restart_signals = text(section)?
                     .split_whitespace()
-                    .map(|n| n.parse::<usize>().ok().filter(|&n| n >= 1))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or("expected request numbers (1-based)")?
+                    .map(str::to_string)
+                    .collect();
+                if let Some(bad) = plan
+                    .restart_signals
+                    .iter()
+                    .find(|s| !["QUIT", "TERM", "KILL"].contains(&s.as_str()))
+                {
+                    return Err(format!("restart_signal: QUIT, TERM or KILL, not {bad:?}"));
+                }
             }
             "tcp_listen" => {
                 plan.peers.tcp.get_or_insert_with(Default::default);
@@ -305,6 +321,14 @@ impl Plan {
         if count == 0 && expects_response && !self.must_die {
             return Err("response checks are given but there is no --- request".into());
         }
+        if self.pipelined && !self.restart_before.is_empty() {
+            return Err("--- restart_before cannot be used with pipelined_requests".into());
+        }
+        if let Some(k) = self.restart_before.iter().find(|&&k| k > count) {
+            return Err(format!(
+                "--- restart_before: {k} but there are {count} requests"
+            ));
+        }
         if !self.reload_before.is_empty() {
             if !self.master_process {
                 return Err("--- reload_before needs master_on() or workers(N>1)".into());
@@ -320,6 +344,25 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+impl Plan {
+    /// The signal of restart number `n` (0-based).
+    pub fn restart_signal(&self, n: usize) -> &str {
+        self.restart_signals
+            .get(n)
+            .or(self.restart_signals.last())
+            .map_or("QUIT", String::as_str)
+    }
+}
+
+/// A list of 1-based request numbers.
+fn request_numbers(section: &Section) -> Result<Vec<usize>, String> {
+    text(section)?
+        .split_whitespace()
+        .map(|n| n.parse::<usize>().ok().filter(|&n| n >= 1))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| "expected request numbers (1-based)".to_string())
 }
 
 fn list_len<T>(value: &PerRequest<T>) -> Option<usize> {

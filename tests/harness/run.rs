@@ -168,7 +168,7 @@ pub fn run_in_prefix(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<
     }
     let peers = super::peers::Peers::start(&plan.peers)?;
     let mut server = start(plan, settings, prefix)?;
-    let outcome = exercise(plan, &mut server)
+    let outcome = exercise(plan, settings, &mut server)
         .and_then(|()| peers.check())
         .map_err(|message| format!("{message}\n{}", error_log_tail(prefix)));
     server.stop();
@@ -230,7 +230,7 @@ fn run_must_die(plan: &Plan, settings: &Settings, prefix: &Path) -> Result<(), S
     ))
 }
 
-fn exercise(plan: &Plan, server: &mut Nginx) -> Result<(), String> {
+fn exercise(plan: &Plan, settings: &Settings, server: &mut Nginx) -> Result<(), String> {
     let count = plan.requests.len();
     let is_head: Vec<bool> = plan.requests.iter().map(|r| r.method == "HEAD").collect();
     for repetition in 1..=plan.repeat_each {
@@ -255,6 +255,18 @@ fn exercise(plan: &Plan, server: &mut Nginx) -> Result<(), String> {
                 server
                     .reload(plan.workers)
                     .map_err(|e| format!("{}{e}\n", at(Some(index))))?;
+            }
+            if let Some(n) = plan.restart_before.iter().position(|&k| k == index + 1) {
+                server
+                    .restart(
+                        &settings.nginx_binary,
+                        plan.restart_signal(n),
+                        startup_limit(),
+                    )
+                    .map_err(|e| format!("{}{e}\n", at(Some(index))))?;
+                if plan.master_process {
+                    wait_for_workers(server, plan.workers);
+                }
             }
             let wire = request.to_bytes(&plan.more_headers, false);
             if plan.ignore_response {
