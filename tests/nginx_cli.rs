@@ -143,3 +143,30 @@ fn shipped_configs_pass_nginx_t() {
         );
     }
 }
+
+#[test]
+fn nginx_t_leaves_a_damaged_snapshot_where_it_is() {
+    let prefix = std::env::temp_dir().join(format!("ngx-persist-t-{}", std::process::id()));
+    std::fs::create_dir_all(prefix.join("conf")).unwrap();
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    let snapshot = prefix.join("d.snap");
+    std::fs::write(&snapshot, b"not a snapshot").unwrap();
+    let mut conf = String::new();
+    for module in module_paths() {
+        conf.push_str(&format!("load_module {module};\n"));
+    }
+    conf.push_str(&format!(
+        "events {{}}\nhttp {{\n    lua_shared_dict d 64k;\n    lua_shared_dict_persist d {};\n}}\n",
+        snapshot.display()
+    ));
+    let conf_path = prefix.join("conf/nginx.conf");
+    std::fs::write(&conf_path, &conf).unwrap();
+
+    let output = run_nginx(&prefix, &conf_path, "-t");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "nginx -t failed:\n{stderr}");
+    // Only a start loads (and moves a damaged file aside).
+    assert_eq!(std::fs::read(&snapshot).unwrap(), b"not a snapshot");
+    assert!(!prefix.join("d.snap.corrupt").exists());
+    std::fs::remove_dir_all(&prefix).ok();
+}

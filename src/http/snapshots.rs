@@ -1,7 +1,9 @@
 //! The saving of `lua_shared_dict_persist` zones: every interval in one
 //! worker (worker 0), a few batches per event loop round so that the
-//! worker keeps serving meanwhile; whole in the master when nginx stops
-//! (quit or terminate), once every worker is gone.
+//! worker keeps serving meanwhile, and the file's sync and rename on a
+//! thread of its own (an fsync of a large file blocks for many ms); whole
+//! in the master when nginx stops (quit or terminate), once every worker is
+//! gone.
 
 use core::ptr::{self, NonNull};
 use std::cell::RefCell;
@@ -13,11 +15,20 @@ use nginx_sys::{
 };
 
 use crate::conf::cycle_main_conf;
-use crate::shdict::persist::{self, SaveJob};
+use crate::shdict::persist::{self, SaveError, SaveJob, Saved, BATCH_ENTRIES};
 use crate::shdict::SharedZone;
 
-/// Batches of a save per event loop round (256 entries each).
-const BATCHES_PER_ROUND: usize = 8;
+/// Entries of a save per event loop round.
+const ENTRIES_PER_ROUND: usize = 2048;
+/// How often a save's sync on its thread is looked at.
+const SYNC_POLL_MS: ngx_msec_t = 10;
+
+/// Where a worker's save of one zone is.
+enum Stage {
+    Idle,
+    Walking(SaveJob),
+    Syncing(std::thread::JoinHandle<Result<Saved, SaveError>>),
+}
 
 /// One persistent zone's saves in this worker.
 struct Saver {
@@ -25,7 +36,7 @@ struct Saver {
     event: ngx_event_t,
     zone: NonNull<SharedZone>,
     interval_ms: u64,
-    job: Option<SaveJob>,
+    stage: Stage,
 }
 
 thread_local! {
@@ -61,7 +72,7 @@ pub unsafe fn start_in_worker(cycle: *mut ngx_cycle_t) {
             event: unsafe { core::mem::zeroed() },
             zone: NonNull::from(zone),
             interval_ms: settings.interval_ms,
-            job: None,
+            stage: Stage::Idle,
         });
         let data: *mut Saver = &mut *saver;
         saver.event.handler = Some(on_saver_event);
@@ -76,8 +87,9 @@ pub unsafe fn start_in_worker(cycle: *mut ngx_cycle_t) {
     }
 }
 
-/// In a worker as it exits: a save under way is dropped (its temporary
-/// file removed); the master saves once every worker is gone.
+/// In a worker as it exits: a save still walking is dropped (its temporary
+/// file removed), one syncing is waited for; the master saves once every
+/// worker is gone.
 pub fn stop_in_worker() {
     let savers = SAVERS.with(|savers| std::mem::take(&mut *savers.borrow_mut()));
     for mut saver in savers {
@@ -90,7 +102,9 @@ pub fn stop_in_worker() {
                 ngx_delete_posted_event(&mut saver.event);
             }
         }
-        saver.job = None;
+        if let Stage::Syncing(thread) = std::mem::replace(&mut saver.stage, Stage::Idle) {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -117,44 +131,66 @@ unsafe extern "C" fn on_saver_event(ev: *mut ngx_event_t) {
 }
 
 impl Saver {
-    /// One round of a save: starts it when none is under way, saves a few
-    /// batches, and comes back next round until it is done.
+    /// One round of a save: starts it when none is under way, walks a few
+    /// batches, and comes back next round until the walk is done; then
+    /// hands the file to a thread and looks at it every few ms.
     fn round(&mut self, zone: &SharedZone) {
-        if self.job.is_none() {
-            match SaveJob::start(zone) {
-                Ok(job) => self.job = Some(job),
-                Err(e) => {
-                    persist::log_outcome(zone, &Err(e));
-                    self.wait_interval();
-                    return;
-                }
+        self.stage = match std::mem::replace(&mut self.stage, Stage::Idle) {
+            Stage::Idle => match SaveJob::start(zone) {
+                Ok(job) => self.walk(zone, job),
+                Err(e) => self.done(zone, Err(e)),
+            },
+            Stage::Walking(job) => self.walk(zone, job),
+            Stage::Syncing(thread) if thread.is_finished() => {
+                let outcome = thread
+                    .join()
+                    .unwrap_or_else(|_| Err(SaveError::Thread("panicked".into())));
+                self.done(zone, outcome)
             }
-        }
-        let job = self.job.as_mut().expect("started above");
-        match job.step(BATCHES_PER_ROUND) {
+            Stage::Syncing(thread) => {
+                // SAFETY: the event is boxed in SAVERS and not armed now.
+                unsafe { ngx_add_timer(&mut self.event, SYNC_POLL_MS) };
+                Stage::Syncing(thread)
+            }
+        };
+    }
+
+    fn walk(&mut self, zone: &SharedZone, mut job: SaveJob) -> Stage {
+        match job.step(ENTRIES_PER_ROUND / BATCH_ENTRIES) {
             Ok(false) => {
                 // SAFETY: the event is boxed in SAVERS; nginx runs it in
                 // the event loop's next round.
                 unsafe {
                     ngx_post_event(&mut self.event, ptr::addr_of_mut!(ngx_posted_next_events))
                 };
+                Stage::Walking(job)
             }
-            Ok(true) => {
-                let job = self.job.take().expect("under way");
-                persist::log_outcome(zone, &job.finish());
-                self.wait_interval();
-            }
-            Err(e) => {
-                self.job = None;
-                persist::log_outcome(zone, &Err(e));
-                self.wait_interval();
-            }
+            Ok(true) => match job.end() {
+                Ok(durable) => {
+                    let thread = std::thread::Builder::new()
+                        .name("shdict-save".into())
+                        .spawn(move || durable.complete());
+                    match thread {
+                        Ok(thread) => {
+                            // SAFETY: as above.
+                            unsafe { ngx_add_timer(&mut self.event, SYNC_POLL_MS) };
+                            Stage::Syncing(thread)
+                        }
+                        Err(e) => self.done(zone, Err(SaveError::Thread(e.to_string()))),
+                    }
+                }
+                Err(e) => self.done(zone, Err(e)),
+            },
+            Err(e) => self.done(zone, Err(e)),
         }
     }
 
-    fn wait_interval(&mut self) {
+    /// Logs a finished save and waits for the next.
+    fn done(&mut self, zone: &SharedZone, outcome: Result<Saved, SaveError>) -> Stage {
+        persist::log_outcome(zone, &outcome);
         // SAFETY: the event is boxed in SAVERS and neither armed nor posted
         // now (it just ran).
         unsafe { ngx_add_timer(&mut self.event, self.interval_ms as ngx_msec_t) };
+        Stage::Idle
     }
 }

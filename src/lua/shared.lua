@@ -226,6 +226,25 @@ local function write_options(exptime, flags)
     return exptime, flags
 end
 
+-- What a write (set and the like, cas) returns for its status: true, nil,
+-- forcible; or false, the error, false. Always tail-called: level 2 is the
+-- method's caller.
+local function written(rc)
+    if rc == OK then
+        return true, nil, out.forcible ~= 0
+    end
+    if rc == NO_STORE then
+        error("shared dict zone is not initialised yet", 2)
+    end
+    if rc == CHANGED then
+        return false, "changed", false
+    end
+    if rc == MISS then
+        return false, "not found", false
+    end
+    return false, MESSAGES[rc], false
+end
+
 local function make_store(mode)
     return function(dict, key, value, exptime, flags)
         local zone = zone_of(dict)
@@ -247,15 +266,8 @@ local function make_store(mode)
             -- OpenResty refuses these before looking the key up.
             return false, "attempt to add or replace nil values", false
         end
-        local rc = C.ngx_lua_shdict_store(zone, key, key_len, mode, kind, str, str_len, number,
-                                          exptime, flags, out)
-        if rc == OK then
-            return true, nil, out.forcible ~= 0
-        end
-        if rc == NO_STORE then
-            error("shared dict zone is not initialised yet", 2)
-        end
-        return false, MESSAGES[rc], false
+        return written(C.ngx_lua_shdict_store(zone, key, key_len, mode, kind, str, str_len,
+                                              number, exptime, flags, out))
     end
 end
 
@@ -287,22 +299,9 @@ function methods.cas(dict, key, expected, new, exptime, flags)
     if type(flags) ~= "number" then
         error('bad "flags" argument', 2)
     end
-    local rc = C.ngx_lua_shdict_cas(zone, key, key_len, expected_kind, expected_str,
-                                    expected_len, expected_number, kind, str, str_len, number,
-                                    exptime, flags, out)
-    if rc == OK then
-        return true, nil, out.forcible ~= 0
-    end
-    if rc == NO_STORE then
-        error("shared dict zone is not initialised yet", 2)
-    end
-    if rc == CHANGED then
-        return false, "changed", false
-    end
-    if rc == MISS then
-        return false, "not found", false
-    end
-    return false, MESSAGES[rc], false
+    return written(C.ngx_lua_shdict_cas(zone, key, key_len, expected_kind, expected_str,
+                                        expected_len, expected_number, kind, str, str_len,
+                                        number, exptime, flags, out))
 end
 
 function methods.delete(dict, key)

@@ -20,6 +20,8 @@
 //! and bytes, a number as f64, a boolean as one byte, a list as u32 count
 //! and its elements head first (kind byte, then a string or a number).
 
+use std::time::{Duration, Instant};
+
 use super::layout::ValueKind;
 use super::lists::ListEnd;
 use super::store::{Store, ZoneLock};
@@ -93,23 +95,41 @@ impl Store {
     }
 
     /// Writes the records of up to `max_entries` entries from where the
-    /// walk is into `buf`, leaving out those expired at `now_ms`.
-    pub fn walk_batch(&self, max_entries: usize, now_ms: u64, buf: &mut [u8]) -> WalkStep {
+    /// walk is into `buf`, leaving out those expired at `now_ms`; with how
+    /// long the zone lock was held.
+    pub fn walk_batch(
+        &self,
+        max_entries: usize,
+        now_ms: u64,
+        buf: &mut [u8],
+    ) -> (WalkStep, Duration) {
         let lock = self.lock();
+        let taken = Instant::now();
+        let step = self.walk_batch_locked(&lock, max_entries, now_ms, buf);
+        (step, taken.elapsed())
+    }
+
+    fn walk_batch_locked(
+        &self,
+        lock: &ZoneLock<'_>,
+        max_entries: usize,
+        now_ms: u64,
+        buf: &mut [u8],
+    ) -> WalkStep {
         let mut written = 0;
         let mut records = 0;
         for _ in 0..max_entries {
-            let entry = self.header_mut(&lock).walk_cursor;
+            let entry = self.header_mut(lock).walk_cursor;
             if entry == 0 {
                 break;
             }
-            if !self.is_freeable(&lock, entry, now_ms) {
+            if !self.is_freeable(lock, entry, now_ms) {
                 let mut out = RecordOut {
                     buf: &mut buf[written..],
                     len: 0,
                     short: false,
                 };
-                self.encode_entry(&lock, entry, &mut out);
+                self.encode_entry(lock, entry, &mut out);
                 if out.short {
                     if records == 0 {
                         return WalkStep::TooSmall(out.len);
@@ -119,12 +139,12 @@ impl Store {
                 written += out.len;
                 records += 1;
             }
-            self.header_mut(&lock).walk_cursor = self.entry_header(&lock, entry).lru_prev;
+            self.header_mut(lock).walk_cursor = self.entry_header(lock, entry).lru_prev;
         }
         WalkStep::Wrote {
             bytes: written,
             records,
-            done: self.header_mut(&lock).walk_cursor == 0,
+            done: self.header_mut(lock).walk_cursor == 0,
         }
     }
 

@@ -1369,7 +1369,7 @@ fn snapshot_file(store: &Store, max: usize, mut between: impl FnMut()) -> Vec<u8
     let mut records = 0u64;
     store.walk_start();
     loop {
-        match store.walk_batch(max, 1, &mut buf) {
+        match store.walk_batch(max, 1, &mut buf).0 {
             snapshot::WalkStep::TooSmall(need) => buf.resize(need, 0),
             snapshot::WalkStep::Wrote {
                 bytes,
