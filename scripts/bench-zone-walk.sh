@@ -202,7 +202,7 @@ for phase in save save_http; do
     holds="${samples["$phase|longest lock hold us"]:-0}"
     [ "$phase" = save ] && during="the in-Lua probe" || during="wrk"
     # shellcheck disable=SC2086
-    echo "saves of the whole zone during $during ($(echo $holds | wc -w) saves): longest lock hold of a save, us: median $(median_spread $holds), the longest of all $(printf '%s\n' $holds | sort -g | tail -n 1)"
+    echo "saves of the whole zone during $during ($(echo $holds | wc -w) saves): longest lock hold of a save, us: median $(median_spread $holds), the longest of all $(printf '%s\n' $holds | sort -g | tail -n 1), saves with one over 1 ms: $(printf '%s\n' $holds | awk '$1 > 1000' | wc -l)"
 done
 # shellcheck disable=SC2086
 echo "time of a whole save, ms: $(median_spread ${samples["save|save ms"]})"

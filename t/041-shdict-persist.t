@@ -352,3 +352,35 @@ qr/\[error\] .*lua_shared_dict_persist: zone "d" could not be saved to "\S+d\.sn
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 15: a reload keeps the zone and loads nothing (memory is newer than the snapshot)
+--- main_config
+    user root;
+--- http_config
+    lua_shared_dict d 1m;
+    lua_shared_dict_persist d $TEST_NGINX_SERVROOT/d.snap interval=50ms;
+--- config
+    location = /fill {
+        content_by_lua_block {
+            ngx.shared.d:set("k", "saved")
+            -- A save of "saved" has run since.
+            ngx.sleep(0.2)
+            ngx.shared.d:set("k", "newer")
+            ngx.say("filled")
+        }
+    }
+    location = /check {
+        content_by_lua_block {
+            ngx.say(ngx.shared.d:get("k"))
+        }
+    }
+--- request eval
+["GET /fill", "GET /check"]
+--- reload_before: 2
+--- response_body eval
+["filled\n", "newer\n"]
+--- no_error_log
+loaded
+[error]
