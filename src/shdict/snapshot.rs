@@ -288,9 +288,8 @@ struct Record<'a> {
     flags: u32,
     expires_ms: u64,
     key: &'a [u8],
-    /// A value, or a list's elements' bytes (`elements` of them).
+    /// A value, or a list's elements' bytes.
     value: &'a [u8],
-    elements: u32,
 }
 
 fn read_record<'a>(reader: &mut Reader<'a>) -> Option<Record<'a>> {
@@ -302,20 +301,19 @@ fn read_record<'a>(reader: &mut Reader<'a>) -> Option<Record<'a>> {
     if key.is_empty() || key.len() > super::MAX_KEY_LEN {
         return None;
     }
-    let (value, elements) = match kind {
+    let value = match kind {
         ValueKind::List => {
             let count = reader.u32()?;
             let start = reader.at;
             for _ in 0..count {
-                let kind = ValueKind::from_byte(reader.u8()?)?;
-                skip_value(reader, kind)?;
+                read_element(reader)?;
             }
-            (&reader.bytes[start..reader.at], count)
+            &reader.bytes[start..reader.at]
         }
         kind => {
             let start = reader.at;
             skip_value(reader, kind)?;
-            (&reader.bytes[start..reader.at], 0)
+            &reader.bytes[start..reader.at]
         }
     };
     Some(Record {
@@ -324,7 +322,6 @@ fn read_record<'a>(reader: &mut Reader<'a>) -> Option<Record<'a>> {
         expires_ms,
         key,
         value,
-        elements,
     })
 }
 
@@ -344,6 +341,14 @@ fn skip_value(reader: &mut Reader<'_>, kind: ValueKind) -> Option<()> {
         ValueKind::List => return None,
     }
     Some(())
+}
+
+/// The next list element of a record: its kind byte, then its value.
+fn read_element<'a>(reader: &mut Reader<'a>) -> Option<Value<'a>> {
+    let kind = ValueKind::from_byte(reader.u8()?)?;
+    let start = reader.at;
+    skip_value(reader, kind)?;
+    Some(value_of(kind, &reader.bytes[start..reader.at]))
 }
 
 /// An encoded value (not a list) as the store takes it.
@@ -419,11 +424,8 @@ impl Store {
             bytes: record.value,
             at: 0,
         };
-        for _ in 0..record.elements {
-            let kind = ValueKind::from_byte(reader.u8().unwrap_or(0)).unwrap_or(ValueKind::Bool);
-            let start = reader.at;
-            skip_value(&mut reader, kind);
-            let value = value_of(kind, &record.value[start..reader.at]);
+        // `read_record` checked the elements: they all read.
+        while let Some(value) = read_element(&mut reader) {
             if let Err(e) = self.push(record.key, value, ListEnd::Tail, now_ms) {
                 self.delete(record.key, now_ms);
                 return Err(e);
