@@ -11,6 +11,7 @@
 
 mod calls;
 mod ops;
+mod pieces;
 mod tcp;
 mod udp;
 
