@@ -18,7 +18,6 @@ use mlua::ffi::{
 };
 
 use super::ops::{self, SocketOut};
-use super::pieces::with_gathered;
 use crate::request::socket::udp::UdpSocket;
 use crate::request::socket::TcpSocket;
 
@@ -251,20 +250,6 @@ pub unsafe extern "C-unwind" fn tcp_send(l: *mut lua_State) -> c_int {
     unsafe {
         let (data, len) = string_arg(l, 2);
         let rc = ops::tcp_send(handle(l), data, len, &mut out);
-        finish(l, rc, &out, OkValue::Number)
-    }
-}
-
-/// `tcp_send_table(handle, table)`: `send` of an array table, its pieces
-/// gathered here.
-pub unsafe extern "C-unwind" fn tcp_send_table(l: *mut lua_State) -> c_int {
-    let mut out = SocketOut::default();
-    // SAFETY: a C function call on a live state; tcp.lua passes a table.
-    unsafe {
-        let rc = with_gathered(l, 2, |gathered| match gathered {
-            Ok(data) => ops::tcp_send(handle(l), data.as_ptr(), data.len(), &mut out),
-            Err(bad) => ops::raise(&mut out, &bad.message()),
-        });
         finish(l, rc, &out, OkValue::Number)
     }
 }

@@ -11,7 +11,6 @@
 
 mod calls;
 mod ops;
-mod pieces;
 mod tcp;
 mod udp;
 

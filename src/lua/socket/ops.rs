@@ -82,11 +82,6 @@ fn fail(out: &mut SocketOut, code: c_int, text: &str) -> c_int {
     code
 }
 
-/// An argument error found before any operation: raised with `text`.
-pub(super) fn raise(out: &mut SocketOut, text: &str) -> c_int {
-    fail(out, RAISE, text)
-}
-
 fn set_data(out: &mut SocketOut, data: &[u8]) {
     out.data = data.as_ptr();
     out.len = data.len();

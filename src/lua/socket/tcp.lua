@@ -16,7 +16,7 @@ local tostring, tonumber, floor = tostring, tonumber, math.floor
 local sub, byte = string.sub, string.byte
 
 local op = spec.operations
-local tcp_new, tcp_connect, tcp_send, tcp_send_table = op.new, op.connect, op.send, op.send_table
+local tcp_new, tcp_connect, tcp_send = op.new, op.connect, op.send
 local tcp_receive, tcp_receive_until = op.receive, op.receive_until
 local tcp_set_timeouts, tcp_setkeepalive = op.set_timeouts, op.setkeepalive
 local tcp_reused, tcp_close, tcp_setoption = op.reused, op.close, op.setoption
@@ -205,14 +205,7 @@ function methods.send(self, ...)
         error("expecting 2 arguments (including the object), but got " .. n, 0)
     end
     local handle = handle_of(self)
-    local data = ...
-    local rc, value
-    if type(data) == "table" then
-        -- Its pieces are gathered on the Rust side.
-        rc, value = tcp_send_table(handle, data)
-    else
-        rc, value = tcp_send(handle, payload(data))
-    end
+    local rc, value = tcp_send(handle, payload((...)))
     while rc == WAIT do
         wait_here()
         -- The rest of the data waits on the Rust side.

@@ -16,7 +16,6 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Table> {
         ("new", calls::tcp_new),
         ("connect", calls::tcp_connect),
         ("send", calls::tcp_send),
-        ("send_table", calls::tcp_send_table),
         ("receive", calls::tcp_receive),
         ("receive_until", calls::tcp_receive_until),
         ("set_timeouts", calls::tcp_set_timeouts),
