@@ -276,6 +276,8 @@ struct Core {
     read_timeout: Option<u64>,
     /// The owner the connection is bound to (0 before any connect).
     owner: usize,
+    /// Its place in the owner's list of sockets ([`NOT_OWNED`]: none).
+    owned_slot: usize,
     pool_key: Option<Vec<u8>>,
     /// Counted in its pool's connections (for `backlog`).
     counted_in_pool: bool,
@@ -318,13 +320,18 @@ thread_local! {
 /// How many cores (with their buffers) a worker keeps for reuse.
 const SPARE_CORES_KEPT: usize = 256;
 
-/// A socket of an owner: its state, and what closes it when the owner
-/// ends.
+/// A socket of an owner: its state, what closes it when the owner ends,
+/// and where it keeps its place in the owner's list (so that taking it out
+/// is not a search: a loop may connect thousands of sockets in one run).
 #[derive(Clone, Copy)]
 pub(super) struct Owned {
     pub socket: *mut c_void,
     pub release: unsafe fn(*mut c_void),
+    pub slot: unsafe fn(*mut c_void) -> *mut usize,
 }
+
+/// An [`Owned::slot`] of a socket in no owner's list.
+pub(super) const NOT_OWNED: usize = usize::MAX;
 
 fn spare_list() -> Vec<Owned> {
     SPARE_LISTS
@@ -351,7 +358,10 @@ pub fn release_owned_by(owner: usize) {
     for socket in &sockets {
         // SAFETY: a socket is in the table only while alive (its drop takes
         // it out), and nothing else uses it while the owner ends.
-        unsafe { (socket.release)(socket.socket) };
+        unsafe {
+            *(socket.slot)(socket.socket) = NOT_OWNED;
+            (socket.release)(socket.socket);
+        }
     }
     return_list(sockets);
 }
@@ -367,32 +377,62 @@ unsafe fn release_tcp(core: *mut c_void) {
     }
 }
 
+/// Where a TCP core keeps its place in its owner's list.
+unsafe fn tcp_slot(core: *mut c_void) -> *mut usize {
+    // SAFETY: per `Owned`: a live core.
+    unsafe { ptr::addr_of_mut!((*core.cast::<Core>()).owned_slot) }
+}
+
 fn tcp_owned(core: *mut Core) -> Owned {
     Owned {
         socket: core.cast(),
         release: release_tcp,
+        slot: tcp_slot,
     }
 }
 
+/// Puts a live socket in `owner`'s list, unless it is there already (a
+/// socket changing owners leaves the old one's first).
 pub(super) fn own(owner: usize, socket: Owned) {
+    // SAFETY: per `Owned`: a live socket.
+    let slot = unsafe { (socket.slot)(socket.socket) };
+    // SAFETY: as above.
+    if unsafe { *slot } != NOT_OWNED {
+        return;
+    }
     OWNED.with(|owned| {
         let mut owned = owned.borrow_mut();
         let list = owned.entry(owner).or_insert_with(spare_list);
-        if !list.iter().any(|o| o.socket == socket.socket) {
-            list.push(socket);
-        }
+        // SAFETY: as above.
+        unsafe { *slot = list.len() };
+        list.push(socket);
     });
 }
 
-pub(super) fn disown(owner: usize, socket: *mut c_void) {
+/// Takes a socket out of `owner`'s list.
+pub(super) fn disown(owner: usize, socket: Owned) {
+    // SAFETY: per `Owned`: a live socket.
+    let slot = unsafe { (socket.slot)(socket.socket) };
+    // SAFETY: as above.
+    let at = core::mem::replace(unsafe { &mut *slot }, NOT_OWNED);
+    if at == NOT_OWNED {
+        return;
+    }
     OWNED.with(|owned| {
         let mut owned = owned.borrow_mut();
-        if let Some(list) = owned.get_mut(&owner) {
-            list.retain(|o| o.socket != socket);
-            if list.is_empty() {
-                if let Some(list) = owned.remove(&owner) {
-                    return_list(list);
-                }
+        let Some(list) = owned.get_mut(&owner) else {
+            return;
+        };
+        if list.get(at).is_some_and(|o| o.socket == socket.socket) {
+            list.swap_remove(at);
+            if let Some(moved) = list.get(at) {
+                // SAFETY: every socket in a list is live.
+                unsafe { *(moved.slot)(moved.socket) = at };
+            }
+        }
+        if list.is_empty() {
+            if let Some(list) = owned.remove(&owner) {
+                return_list(list);
             }
         }
     });
@@ -552,7 +592,7 @@ impl TcpSocket {
         let core_ptr: *mut Core = core;
         if core.owner != owner {
             if core.owner != 0 {
-                disown(core.owner, core_ptr.cast());
+                disown(core.owner, tcp_owned(core_ptr));
             }
             core.owner = owner;
         }
@@ -654,7 +694,7 @@ impl Drop for TcpSocket {
         self.core.writer = Side::default();
         self.core.shut(false);
         if self.core.owner != 0 {
-            disown(self.core.owner, core.cast());
+            disown(self.core.owner, tcp_owned(core));
         }
         // The core goes back as a new socket's: everything but its buffers'
         // memory is reset.
@@ -835,6 +875,7 @@ impl Core {
             send_timeout: None,
             read_timeout: None,
             owner: 0,
+            owned_slot: NOT_OWNED,
             pool_key: None,
             counted_in_pool: false,
             reused: 0,
@@ -1464,5 +1505,65 @@ unsafe fn wake(core: *mut Core, direction: Direction) {
             // (they are released when it ends).
             unsafe { (waiter.wake)(waiter.data, waiter.co) }
         });
+    }
+}
+
+#[cfg(test)]
+mod ownership_tests {
+    use super::{disown, own, release_owned_by, Owned, NOT_OWNED};
+    use core::ffi::c_void;
+
+    /// A socket as the owner lists see it.
+    struct Fake {
+        slot: usize,
+        released: bool,
+    }
+
+    unsafe fn fake_release(socket: *mut c_void) {
+        // SAFETY: the test's live fakes.
+        unsafe { (*socket.cast::<Fake>()).released = true };
+    }
+
+    unsafe fn fake_slot(socket: *mut c_void) -> *mut usize {
+        // SAFETY: as above.
+        unsafe { core::ptr::addr_of_mut!((*socket.cast::<Fake>()).slot) }
+    }
+
+    fn owned(fake: &mut Fake) -> Owned {
+        Owned {
+            socket: (fake as *mut Fake).cast(),
+            release: fake_release,
+            slot: fake_slot,
+        }
+    }
+
+    #[test]
+    fn sockets_leave_their_owner_in_any_order_and_the_rest_are_released() {
+        const OWNER: usize = 0x5eed;
+        let mut fakes: Vec<Fake> = (0..6)
+            .map(|_| Fake {
+                slot: NOT_OWNED,
+                released: false,
+            })
+            .collect();
+        for fake in &mut fakes {
+            own(OWNER, owned(fake));
+        }
+        // Owning twice changes nothing.
+        own(OWNER, owned(&mut fakes[2]));
+        for gone in [0, 3, 5] {
+            disown(OWNER, owned(&mut fakes[gone]));
+            assert_eq!(fakes[gone].slot, NOT_OWNED);
+        }
+        // A socket no longer owned is not taken out again.
+        disown(OWNER, owned(&mut fakes[3]));
+        release_owned_by(OWNER);
+        let released: Vec<bool> = fakes.iter().map(|f| f.released).collect();
+        assert_eq!(released, [false, true, true, false, true, false]);
+        assert!(fakes.iter().all(|f| f.slot == NOT_OWNED));
+        // The owner's list is gone: releasing again does nothing.
+        fakes[1].released = false;
+        release_owned_by(OWNER);
+        assert!(!fakes[1].released);
     }
 }

@@ -14,6 +14,7 @@ use super::resolve::Lookup;
 use super::{
     clear_read_timer, disown, fill_sockaddr, last_errno, own, peer_connection, take_connection,
     write_peer_name, Failure, IoWait, Owned, SockaddrStorage, SocketSettings, Step, Target, Waiter,
+    NOT_OWNED,
 };
 
 /// The largest datagram `receive` takes without a size.
@@ -31,6 +32,8 @@ struct UdpCore {
     read_timeout: Option<u64>,
     buffer: Vec<u8>,
     owner: usize,
+    /// Its place in the owner's list of sockets.
+    owned_slot: usize,
     /// `setpeername` with a host name: the resolver's answer.
     lookup: Lookup,
     resolving: bool,
@@ -67,6 +70,7 @@ impl UdpSocket {
                 read_timeout: None,
                 buffer: Vec::new(),
                 owner: 0,
+                owned_slot: NOT_OWNED,
                 lookup: Lookup::default(),
                 resolving: false,
             }),
@@ -121,17 +125,11 @@ impl UdpSocket {
         let me: *mut UdpCore = core;
         if core.owner != owner {
             if core.owner != 0 {
-                disown(core.owner, me.cast());
+                disown(core.owner, udp_owned(me));
             }
             core.owner = owner;
         }
-        own(
-            owner,
-            Owned {
-                socket: me.cast(),
-                release: release_udp,
-            },
-        );
+        own(owner, udp_owned(me));
         let target = match port {
             // `setpeername(host)`: port 0, as OpenResty.
             None if !host.starts_with(b"unix:") => Target::parse(host, Some(0)),
@@ -330,8 +328,22 @@ impl Drop for UdpSocket {
         self.close();
         if self.core.owner != 0 {
             let me: *mut UdpCore = &mut *self.core;
-            disown(self.core.owner, me.cast());
+            disown(self.core.owner, udp_owned(me));
         }
+    }
+}
+
+/// Where a UDP core keeps its place in its owner's list.
+unsafe fn udp_slot(core: *mut c_void) -> *mut usize {
+    // SAFETY: per `Owned`: a live core.
+    unsafe { ptr::addr_of_mut!((*core.cast::<UdpCore>()).owned_slot) }
+}
+
+fn udp_owned(core: *mut UdpCore) -> Owned {
+    Owned {
+        socket: core.cast(),
+        release: release_udp,
+        slot: udp_slot,
     }
 }
 
