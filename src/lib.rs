@@ -6,6 +6,8 @@
 //! top: `directives`, [`conf`] and [`http`], nginx's entry points; then [`lua`];
 //! then [`request`], the request primitives; bottom: [`shdict`], [`regex`], [`text`], [`nginx`], [`phase`].
 
+#[cfg(not(any(test, memcheck_build)))]
+mod allocator;
 pub mod conf;
 pub mod http;
 pub mod log_capture;
@@ -52,12 +54,7 @@ pub static mut ngx_http_lua_shdict_module: ngx_module_t = ngx_module_t {
 #[cfg(not(test))]
 ngx::ngx_modules!(ngx_http_lua_shdict_module);
 
-/// The module's allocator, for its own memory and its Lua state's (mlua
-/// allocates through it): mimalloc's small-object paths cost a fraction of
-/// the C library's, and a cosocket request allocates a dozen Lua objects
-/// (callgrind: 39,959 -> 36,853 instructions for a pooled Redis GET
-/// request). nginx's own memory stays the C library's. Memcheck builds keep
-/// the C library's allocator, which valgrind watches.
+/// See [`allocator`].
 #[cfg(not(any(test, memcheck_build)))]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::ModuleAllocator = allocator::ModuleAllocator;

@@ -141,6 +141,10 @@ fn enter_owned_by(socket_owner: usize, out: &mut SocketOut) -> Result<usize, c_i
 
 /// Another thread's operation of the same kind waits on the socket.
 fn busy_refusal(socket: &TcpSocket, kinds: &[Busy], out: &mut SocketOut) -> Result<(), c_int> {
+    // Most calls find nothing under way: no need to ask who runs.
+    if !socket.busy() {
+        return Ok(());
+    }
     let Some(co) = running_coroutine() else {
         return Ok(());
     };
