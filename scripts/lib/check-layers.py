@@ -26,7 +26,7 @@ LAYERS = [
     ("bottom", [r"src/nginx(_ffi)?\.rs$", r"src/phase\.rs$", r"src/shdict/", r"src/regex/", r"src/text/", r"src/log_capture\.rs$"]),
     ("request", [r"src/request/"]),
     ("lua", [r"src/lua/"]),
-    ("top", [r"src/conf/", r"src/directives/", r"src/http/", r"src/lib\.rs$"]),
+    ("top", [r"src/conf/", r"src/directives/", r"src/http/", r"src/lib\.rs$", r"src/allocator\.rs$"]),
 ]
 
 PATH = re.compile(r"\b(crate|super|self)((?:::\w+)+)(::\{[^}]*\})?")
