@@ -13,12 +13,26 @@ pub const STDOUT_FILE: &str = "stdout.log";
 pub const STDERR_FILE: &str = "stderr.log";
 const POLL: Duration = Duration::from_millis(10);
 
-/// A port that was free a moment ago (the listener is dropped at once).
+/// A port that was free a moment ago (the listener is dropped at once) and
+/// that no other block of this run was given: the kernel may hand a port
+/// just released to the next `bind` of another thread, and two nginx that
+/// listen with `reuseport` would then share it without an error, each
+/// answering some of the other's requests.
 pub fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| format!("cannot find a free port: {e}"))
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .map_err(|e| format!("cannot find a free port: {e}"))?;
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
 }
 
 pub fn spawn(binary: &Path, prefix: &Path) -> Result<Child, String> {
