@@ -167,17 +167,18 @@ function methods.connect(self, ...)
     return failed(rc, err)
 end
 
-local function flatten(items)
-    for i = 1, #items do
-        local item = items[i]
-        local kind = type(item)
-        if kind == "string" or kind == "number" then
-            send_buffer:put(item)
-        elseif kind == "table" then
-            flatten(item)
-        else
-            error("bad argument #2 to '?' (bad data type " .. kind .. " found)", 0)
+-- One piece of an array table send sends: a string or number, or a table
+-- of them (nested).
+local function put_piece(item)
+    local kind = type(item)
+    if kind == "string" or kind == "number" then
+        send_buffer:put(item)
+    elseif kind == "table" then
+        for i = 1, #item do
+            put_piece(item[i])
         end
+    else
+        error("bad argument #2 to '?' (bad data type " .. kind .. " found)", 0)
     end
 end
 
@@ -190,7 +191,11 @@ local function payload(data)
         return data
     elseif kind == "table" then
         send_buffer:reset()
-        flatten(data)
+        -- The loop is here, not in a function of its own: LuaJIT cannot
+        -- compile a trace that starts in a loop and returns below it.
+        for i = 1, #data do
+            put_piece(data[i])
+        end
         return send_buffer:tostring()
     elseif kind == "number" or kind == "boolean" or kind == "nil" then
         return tostring(data)
