@@ -63,6 +63,22 @@ impl Log {
     }
 }
 
+/// Takes `event` out of nginx's timer tree and posted queue, wherever its
+/// flags say it is: before it is armed again, or before its memory goes.
+pub fn disarm_event(event: &mut nginx_sys::ngx_event_t) {
+    // SAFETY: nginx sets these flags exactly while it holds the event in
+    // its timer tree or a posted queue; the exclusive borrow means no
+    // handler of it runs now.
+    unsafe {
+        if event.timer_set() != 0 {
+            nginx_sys::ngx_del_timer(event);
+        }
+        if event.posted() != 0 {
+            nginx_sys::ngx_delete_posted_event(event);
+        }
+    }
+}
+
 /// Runs `f` in a callback nginx calls (pool cleanups, event handlers),
 /// where an unwinding panic must not reach nginx's C frames: a panic is
 /// logged at `alert` level on the cycle log and the callback returns.

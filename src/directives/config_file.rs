@@ -71,23 +71,41 @@ pub(crate) fn directive_name(cmd: *mut ngx_command_t) -> String {
     String::from_utf8_lossy(unsafe { bytes(&(*cmd).name) }).into_owned()
 }
 
+/// `arg` made absolute against the nginx prefix (`-p`), allocated from the
+/// configuration pool; `None` when nginx cannot.
+pub(crate) fn prefix_full_name(cf: *mut ngx_conf_t, arg: ngx_str_t) -> Option<ngx_str_t> {
+    let mut full = arg;
+    // SAFETY: cf and its cycle are valid; the result is allocated from the
+    // conf pool.
+    let rc = unsafe { ngx_get_full_name((*cf).pool, &mut (*(*cf).cycle).prefix, &mut full) };
+    (rc == NGX_OK as ngx_int_t).then_some(full)
+}
+
 /// Relative paths are relative to the nginx prefix (`-p`), as in OpenResty.
 pub(crate) fn resolve_prefix_path(cf: *mut ngx_conf_t, arg: ngx_str_t) -> Result<PathBuf, String> {
     if arg.len == 0 {
         return Err("invalid location config: no runnable Lua code".into());
     }
-    let mut full = arg;
-    // SAFETY: cf and its cycle are valid; the result is allocated from the
-    // conf pool.
-    let rc = unsafe { ngx_get_full_name((*cf).pool, &mut (*(*cf).cycle).prefix, &mut full) };
-    if rc != NGX_OK as ngx_int_t {
-        return Err(format!(
+    let full = prefix_full_name(cf, arg).ok_or_else(|| {
+        format!(
             "failed to resolve the Lua file path \"{}\"",
             String::from_utf8_lossy(bytes(&arg))
-        ));
-    }
+        )
+    })?;
     use std::os::unix::ffi::OsStrExt;
     Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes(&full))))
+}
+
+/// A time argument (`500ms`, `10s`, `1m` ...) in ms, as nginx reads them;
+/// `None` for a malformed one.
+pub(crate) fn parse_ms(text: &[u8]) -> Option<u64> {
+    let mut value = ngx_str_t {
+        len: text.len(),
+        data: text.as_ptr().cast_mut(),
+    };
+    // SAFETY: ngx_parse_time only reads the `len` bytes of the string.
+    let ms = unsafe { nginx_sys::ngx_parse_time(&mut value, 0) };
+    u64::try_from(ms).ok()
 }
 
 /// Consumes the raw text of a `*_by_lua_block` body from the configuration

@@ -4,9 +4,9 @@
 
 use core::ffi::{c_char, c_void};
 
-use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_parse_size, ngx_parse_time};
+use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_parse_size};
 
-use super::config_file::{bytes, conf_args, directive_name, set_on_off};
+use super::config_file::{bytes, conf_args, directive_name, parse_ms, set_on_off};
 use crate::conf::{guarded, LocConf};
 
 /// `cmd->offset` of each directive [`set_socket_setting`] handles.
@@ -47,12 +47,7 @@ pub(crate) unsafe extern "C" fn set_socket_setting(
             if slot.is_some() {
                 return Err(duplicate());
             }
-            // SAFETY: a directive argument nginx owns during the call.
-            let ms = unsafe { ngx_parse_time(&mut value, 0) };
-            if ms < 0 {
-                return Err(invalid());
-            }
-            *slot = Some(ms as u64);
+            *slot = Some(parse_ms(bytes(&value)).ok_or_else(invalid)?);
             return Ok(());
         }
         match which {

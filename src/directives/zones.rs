@@ -4,12 +4,11 @@ use core::ffi::{c_char, c_void};
 use core::ptr::{self, NonNull};
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_full_name, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t,
-    ngx_http_core_module, ngx_parse_size, ngx_parse_time, ngx_pcalloc, ngx_shared_memory_add,
-    ngx_str_t, NGX_ERROR,
+    ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_module,
+    ngx_parse_size, ngx_pcalloc, ngx_shared_memory_add, NGX_ERROR,
 };
 
-use super::config_file::{bytes, conf_args};
+use super::config_file::{bytes, conf_args, parse_ms, prefix_full_name};
 use crate::conf::{guarded, main_conf};
 use crate::shdict::{init_shared_zone, Persist, SharedZone};
 
@@ -97,26 +96,13 @@ pub(crate) unsafe extern "C" fn set_lua_shared_dict_persist(
             let text = bytes(option);
             let invalid = || format!("invalid parameter \"{}\"", String::from_utf8_lossy(text));
             let value = text.strip_prefix(b"interval=").ok_or_else(invalid)?;
-            let mut value = ngx_str_t {
-                len: value.len(),
-                data: value.as_ptr().cast_mut(),
-            };
-            // SAFETY: ngx_parse_time only reads the string.
-            let ms = unsafe { ngx_parse_time(&mut value, 0) };
-            if ms == NGX_ERROR as isize || ms <= 0 {
-                return Err(invalid());
-            }
-            interval_ms = ms as u64;
+            interval_ms = parse_ms(value).filter(|&ms| ms > 0).ok_or_else(invalid)?;
         }
-        let mut path = args[2];
-        if path.len == 0 {
+        if args[2].len == 0 {
             return Err("lua_shared_dict_persist needs a file path".into());
         }
-        // SAFETY: cf and its cycle are live; the full name is allocated
-        // from the cycle's pool, as long-lived as the zone object.
-        if unsafe { ngx_conf_full_name((*cf).cycle, &mut path, 0) } != 0 {
-            return Err("no memory".into());
-        }
+        // In the configuration pool, as long-lived as the zone object.
+        let path = prefix_full_name(cf, args[2]).ok_or("no memory")?;
         let main = main_conf(cf);
         if let Some(other) = main
             .zones()

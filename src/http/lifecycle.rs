@@ -72,8 +72,10 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             unsafe { crate::log_capture::start(cycle, size) };
         }
     }
-    // SAFETY: nginx passes the worker's cycle.
-    unsafe { super::snapshots::start_in_worker(cycle) };
+    crate::nginx::without_unwinding("starting persistent zones' saves", || {
+        // SAFETY: nginx passes the worker's cycle.
+        unsafe { super::snapshots::start_in_worker(cycle) }
+    });
     if let Err(message) = run(cycle, |main| main.init_worker, Phase::InitWorker) {
         if let Some(log) = cycle_log(cycle) {
             log.write(
@@ -90,7 +92,10 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 /// # Safety
 /// Called by nginx with the worker's cycle.
 pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
-    super::snapshots::stop_in_worker();
+    crate::nginx::without_unwinding(
+        "stopping persistent zones' saves",
+        super::snapshots::stop_in_worker,
+    );
     // Pending timers run now, with premature = true, before exit_worker_by_lua.
     if std::panic::catch_unwind(crate::lua::timer::run_premature_timers).is_err() {
         if let Some(log) = cycle_log(cycle) {

@@ -9,9 +9,8 @@ use core::ptr::{self, NonNull};
 use std::cell::RefCell;
 
 use nginx_sys::{
-    ngx_add_timer, ngx_cycle_t, ngx_del_timer, ngx_delete_posted_event, ngx_event_t, ngx_msec_t,
-    ngx_post_event, ngx_posted_next_events, ngx_process, ngx_worker, NGX_PROCESS_SINGLE,
-    NGX_PROCESS_WORKER,
+    ngx_add_timer, ngx_cycle_t, ngx_event_t, ngx_msec_t, ngx_post_event, ngx_posted_next_events,
+    ngx_process, ngx_worker, NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
 };
 
 use crate::conf::cycle_main_conf;
@@ -93,15 +92,7 @@ pub unsafe fn start_in_worker(cycle: *mut ngx_cycle_t) {
 pub fn stop_in_worker() {
     let savers = SAVERS.with(|savers| std::mem::take(&mut *savers.borrow_mut()));
     for mut saver in savers {
-        // SAFETY: the flags say where nginx holds the event.
-        unsafe {
-            if saver.event.timer_set() != 0 {
-                ngx_del_timer(&mut saver.event);
-            }
-            if saver.event.posted() != 0 {
-                ngx_delete_posted_event(&mut saver.event);
-            }
-        }
+        crate::nginx::disarm_event(&mut saver.event);
         if let Stage::Syncing(thread) = std::mem::replace(&mut saver.stage, Stage::Idle) {
             let _ = thread.join();
         }

@@ -75,7 +75,9 @@ pub fn load(zone: &SharedZone, store: Store) {
         .and_then(|(records, _)| store.load_records(records, nginx::now_ms()));
     match loaded {
         Ok(loaded) => {
-            let kept = loaded.records - loaded.expired - loaded.left_out;
+            // Not records less those left out: an entry changed while it
+            // was saved comes twice.
+            let kept = store.counters().entries;
             log(
                 NGX_LOG_NOTICE,
                 &format!(
@@ -158,8 +160,9 @@ pub struct SaveJob {
     store: Store,
     path: PathBuf,
     temporary: PathBuf,
-    /// The directory, locked while the job lives.
-    directory: File,
+    /// The directory, locked while the job lives (then the save's sync).
+    directory: Option<File>,
+    /// Until the file is written whole.
     file: Option<BufWriter<File>>,
     checksum: crc32fast::Hasher,
     buffer: Vec<u8>,
@@ -221,7 +224,7 @@ impl SaveJob {
             store,
             path,
             temporary,
-            directory,
+            directory: Some(directory),
             file: Some(BufWriter::with_capacity(1 << 20, file)),
             checksum: crc32fast::Hasher::new(),
             buffer: vec![0; BATCH_BUFFER],
@@ -277,44 +280,40 @@ impl SaveJob {
         self.store.walk_end();
         self.write(&snapshot::trailer(self.records))?;
         let checksum = std::mem::take(&mut self.checksum).finalize();
-        let mut file = self.file.take().expect("open until finished");
-        let temporary = self.temporary.clone();
-        let file = file
+        let mut writer = self.file.take().expect("open until finished");
+        let temporary = std::mem::take(&mut self.temporary);
+        let written = writer
             .write_all(&checksum.to_le_bytes())
-            .and_then(|()| file.into_inner().map_err(|e| e.into_error()));
-        let mut durable = Durable {
-            file: None,
+            .and_then(|()| writer.into_inner().map_err(|e| e.into_error()));
+        let file = match written {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = fs::remove_file(&temporary);
+                return Err(io_error("cannot write", &temporary)(e));
+            }
+        };
+        Ok(Durable {
+            file,
             in_place: false,
             temporary,
-            path: self.path.clone(),
-            directory: self.directory.try_clone(),
+            path: std::mem::take(&mut self.path),
+            directory: self.directory.take().expect("locked until finished"),
             records: self.records,
             started: self.started,
             longest_hold: self.longest_hold,
-        };
-        match file {
-            Ok(file) => {
-                durable.file = Some(file);
-                Ok(durable)
-            }
-            // `durable` goes, and its file with it.
-            Err(e) => Err(io_error("cannot write", &durable.temporary)(e)),
-        }
+        })
     }
 }
 
 /// A save whose file is written whole but not yet durable nor in place.
-/// Dropped before completing, it removes its file.
+/// Dropped before it is in place, it removes its file.
 pub struct Durable {
-    /// `None` when it could not be written whole.
-    file: Option<File>,
-    /// Renamed over the snapshot: nothing to remove any more.
+    file: File,
     in_place: bool,
     temporary: PathBuf,
     path: PathBuf,
-    /// The locked directory (a second descriptor of the job's: the lock
-    /// holds until both are closed).
-    directory: io::Result<File>,
+    /// The locked directory.
+    directory: File,
     records: u64,
     started: Instant,
     longest_hold: Duration,
@@ -323,16 +322,14 @@ pub struct Durable {
 impl Durable {
     /// Syncs the file, renames it over the snapshot, syncs the directory.
     pub fn complete(mut self) -> Result<Saved, SaveError> {
-        let file = self.file.as_ref().expect("written whole");
-        file.sync_all()
+        self.file
+            .sync_all()
             .map_err(io_error("cannot sync", &self.temporary))?;
         fs::rename(&self.temporary, &self.path)
             .map_err(io_error("cannot rename", &self.temporary))?;
         self.in_place = true;
         self.directory
-            .as_ref()
-            .map_err(|e| io::Error::new(e.kind(), e.to_string()))
-            .and_then(File::sync_all)
+            .sync_all()
             .map_err(io_error("cannot sync the directory of", &self.path))?;
         Ok(Saved {
             records: self.records,

@@ -85,13 +85,11 @@ impl RecordOut<'_> {
 }
 
 impl Store {
-    /// Starts a walk at the least recently used entry; how many entries the
-    /// zone holds now.
-    pub fn walk_start(&self) -> u64 {
+    /// Starts a walk at the least recently used entry.
+    pub fn walk_start(&self) {
         let lock = self.lock();
         let header = self.header_mut(&lock);
         header.walk_cursor = header.lru_tail;
-        header.counters.entries
     }
 
     /// Writes the records of up to `max_entries` entries from where the

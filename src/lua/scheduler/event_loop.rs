@@ -11,8 +11,7 @@
 use core::ptr;
 
 use nginx_sys::{
-    ngx_add_timer, ngx_del_timer, ngx_delete_posted_event, ngx_event_t, ngx_msec_t, ngx_post_event,
-    ngx_posted_next_events, NGX_LOG_ERR,
+    ngx_add_timer, ngx_event_t, ngx_msec_t, ngx_post_event, ngx_posted_next_events, NGX_LOG_ERR,
 };
 
 use super::{CoId, Host, Owner, SleepTimer};
@@ -78,15 +77,7 @@ impl NginxSleep {
     /// armed again is taken out first: nginx would leave one due within
     /// 300 ms where it is.
     fn disarm(&mut self) {
-        // SAFETY: the flags say where nginx holds the event.
-        unsafe {
-            if self.event.timer_set() != 0 {
-                ngx_del_timer(&mut self.event);
-            }
-            if self.event.posted() != 0 {
-                ngx_delete_posted_event(&mut self.event);
-            }
-        }
+        crate::nginx::disarm_event(&mut self.event);
     }
 }
 

@@ -950,14 +950,8 @@ impl Core {
                 pool::leave_queue(key, me);
             }
         }
-        if self.queue_timer.timer_set() != 0 {
-            // SAFETY: the timer is in nginx's tree; take it out.
-            unsafe { ngx_del_timer(&mut self.queue_timer) };
-        }
-        if self.queue_wake.posted() != 0 {
-            // SAFETY: the event is in nginx's posted queue; take it out.
-            unsafe { nginx_sys::ngx_delete_posted_event(&mut self.queue_wake) };
-        }
+        crate::nginx::disarm_event(&mut self.queue_timer);
+        crate::nginx::disarm_event(&mut self.queue_wake);
         if let Some(downstream) = self.downstream.take() {
             // The client's connection stays the request's.
             downstream.detach(self.conn);
