@@ -18,6 +18,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod shared;
 pub mod socket;
+mod state_memory;
 pub mod timer;
 
 use std::rc::Rc;
@@ -49,6 +50,13 @@ pub struct LuaRuntime {
     runner: Rc<Runner>,
     /// Builds `ngx.location.capture`'s result tables.
     capture_response: Function,
+    memory: state_memory::MemoryTakeover,
+}
+
+impl Drop for LuaRuntime {
+    fn drop(&mut self) {
+        self.memory.give_back(&self.lua);
+    }
 }
 
 /// A Lua error as one line of text, without mlua's decorations.
@@ -72,6 +80,7 @@ impl LuaRuntime {
         // and `debug` included; loading them is what makes this constructor
         // unsafe.
         let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, LuaOptions::default()) };
+        let memory = state_memory::MemoryTakeover::install(&lua);
         raise::install(&lua)?;
         // First: the yielding APIs wait through the coroutines it installs.
         let runner = Runner::new(&lua)?;
@@ -96,6 +105,7 @@ impl LuaRuntime {
             lua,
             runner,
             capture_response,
+            memory,
         })
     }
 

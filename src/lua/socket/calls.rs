@@ -13,17 +13,13 @@ use core::ffi::c_int;
 
 use mlua::ffi::{
     lua_State, lua_getfield, lua_newuserdata, lua_pushinteger, lua_pushlstring, lua_pushnil,
-    lua_pushnumber, lua_setmetatable, lua_tolstring, lua_tonumber, lua_touserdata, lua_type,
-    LUA_REGISTRYINDEX, LUA_TNIL, LUA_TNONE,
+    lua_pushnumber, lua_pushvalue, lua_setmetatable, lua_tolstring, lua_tonumber, lua_touserdata,
+    lua_type, LUA_REGISTRYINDEX, LUA_TNIL, LUA_TNONE,
 };
 
 use super::ops::{self, SocketOut};
 use crate::request::socket::udp::UdpSocket;
 use crate::request::socket::TcpSocket;
-
-/// Registry key of the metatable of socket handles (its `__gc` frees the
-/// socket).
-pub const HANDLE_META_KEY: &core::ffi::CStr = c"ngx_lua_shdict.tcp_handle";
 
 /// What an OK status returns besides itself.
 enum OkValue {
@@ -40,16 +36,17 @@ struct Handle<T> {
     dropped: bool,
 }
 
-/// Pushes a new handle for `socket` with the metatable registered under
-/// `meta_key`, or nil and the error when there is no socket (with whether
-/// to raise it, when `with_raise`).
+/// Pushes a new handle for `socket` with the metatable at stack index
+/// `meta_index` (which the Lua side passes: a registry lookup by name costs
+/// a handle some 300 instructions), or nil and the error when there is no
+/// socket (with whether to raise it, when `with_raise`).
 ///
 /// # Safety
 /// `l` must be a live Lua state in a C function call.
 unsafe fn push_handle<T>(
     l: *mut lua_State,
     socket: Option<T>,
-    meta_key: &core::ffi::CStr,
+    meta_index: c_int,
     out: &SocketOut,
     raise: Option<bool>,
 ) -> c_int {
@@ -72,7 +69,7 @@ unsafe fn push_handle<T>(
             socket,
             dropped: false,
         });
-        lua_getfield(l, LUA_REGISTRYINDEX, meta_key.as_ptr());
+        lua_pushvalue(l, meta_index);
         lua_setmetatable(l, -2);
     }
     1
@@ -196,22 +193,22 @@ unsafe fn finish(l: *mut lua_State, rc: c_int, out: &SocketOut, ok: OkValue) -> 
     }
 }
 
-/// `tcp_new()`: a handle, or nil and the error to raise.
+/// `tcp_new(metatable)`: a handle, or nil and the error to raise.
 pub unsafe extern "C-unwind" fn tcp_new(l: *mut lua_State) -> c_int {
     let mut out = SocketOut::default();
     let socket = ops::tcp_new(&mut out);
     // SAFETY: a C function call on a live state.
-    unsafe { push_handle(l, socket, HANDLE_META_KEY, &out, None) }
+    unsafe { push_handle(l, socket, 1, &out, None) }
 }
 
-/// `req_socket(raw)`: a handle reading the request body, or nil, the
+/// `req_socket(raw, metatable)`: a handle reading the request body, or nil, the
 /// error and whether to raise it.
 pub unsafe extern "C-unwind" fn req_socket(l: *mut lua_State) -> c_int {
     let mut out = SocketOut::default();
     // SAFETY: a C function call on a live state.
     unsafe {
         let (rc, socket) = ops::req_socket(number_arg(l, 1) != 0.0, &mut out);
-        push_handle(l, socket, HANDLE_META_KEY, &out, Some(rc == ops::RAISE))
+        push_handle(l, socket, 2, &out, Some(rc == ops::RAISE))
     }
 }
 
@@ -388,7 +385,7 @@ unsafe fn session_arg<'a>(
 #[cfg(ngx_feature = "http_ssl")]
 pub unsafe extern "C-unwind" fn tcp_sslhandshake(l: *mut lua_State) -> c_int {
     use crate::request::socket::tls::Handshake;
-    use mlua::ffi::{lua_toboolean, LUA_TBOOLEAN};
+    use mlua::ffi::{lua_gettop, lua_remove, lua_toboolean, LUA_TBOOLEAN};
     let mut out = SocketOut::default();
     // SAFETY: a C function call on a live state; the session and the name
     // stay on the stack for the call.
@@ -413,7 +410,10 @@ pub unsafe extern "C-unwind" fn tcp_sslhandshake(l: *mut lua_State) -> c_int {
         }
         match session {
             Some(session) => {
-                push_handle(l, Some(session), SESSION_META_KEY, &out, None);
+                lua_getfield(l, LUA_REGISTRYINDEX, SESSION_META_KEY.as_ptr());
+                let meta = lua_gettop(l);
+                push_handle(l, Some(session), meta, &out, None);
+                lua_remove(l, meta);
             }
             None => lua_pushnil(l),
         }
@@ -432,9 +432,6 @@ pub unsafe extern "C-unwind" fn session_gc(l: *mut lua_State) -> c_int {
     unsafe { drop_handle(l, free) }
 }
 
-/// Registry key of the metatable of UDP socket handles.
-pub const UDP_HANDLE_META_KEY: &core::ffi::CStr = c"ngx_lua_shdict.udp_handle";
-
 /// The UDP socket of the handle at stack index 1.
 ///
 /// # Safety
@@ -444,12 +441,12 @@ unsafe fn udp_handle(l: *mut lua_State) -> *mut UdpSocket {
     unsafe { socket_of::<UdpSocket>(l) }
 }
 
-/// `udp_new()`: a handle, or nil and the error to raise.
+/// `udp_new(metatable)`: a handle, or nil and the error to raise.
 pub unsafe extern "C-unwind" fn udp_new(l: *mut lua_State) -> c_int {
     let mut out = SocketOut::default();
     let socket = ops::udp_new(&mut out);
     // SAFETY: a C function call on a live state.
-    unsafe { push_handle(l, socket, UDP_HANDLE_META_KEY, &out, None) }
+    unsafe { push_handle(l, socket, 1, &out, None) }
 }
 
 /// A UDP handle's `__gc`.

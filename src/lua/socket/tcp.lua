@@ -27,6 +27,9 @@ local status = spec.status
 local OK, WAIT, FAIL, FAIL_PARTIAL = status.OK, status.WAIT, status.FAIL, status.FAIL_PARTIAL
 local RAISE, LAST_PIECE, PATTERN_REACHED = status.RAISE, status.LAST_PIECE, status.PATTERN_REACHED
 local OPTIONS = spec.options
+-- The metatable of the handles the operations make (its __gc frees the
+-- socket), passed to them: cheaper than a lookup of theirs.
+local HANDLE_META = spec.handle_meta
 
 -- Where send flattens an array table.
 local send_buffer = string_buffer.new()
@@ -58,7 +61,7 @@ local function failed(rc, err, partial)
 end
 
 local function tcp()
-    local handle, err = tcp_new()
+    local handle, err = tcp_new(HANDLE_META)
     if not handle then
         error(err, 0)
     end
@@ -540,7 +543,7 @@ local function req_socket(...)
         error("expecting zero or one arguments, but got " .. select("#", ...), 0)
     end
     local raw = (...) and true or false
-    local handle, err, raise = req_socket_op(raw and 1 or 0)
+    local handle, err, raise = req_socket_op(raw and 1 or 0, HANDLE_META)
     if not handle then
         if raise then
             error(err, 0)

@@ -3,7 +3,7 @@
 
 use mlua::{Function, Lua, Table};
 
-use super::calls::{self, HANDLE_META_KEY};
+use super::calls;
 use super::ops;
 use crate::lua::raise::internal_chunk_name;
 use crate::lua::scheduler::wait_here;
@@ -41,7 +41,6 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Table> {
     let handle_meta = lua.create_table()?;
     handle_meta.set("__gc", operations.get::<Function>("gc")?)?;
     handle_meta.set("__metatable", false)?;
-    lua.set_named_registry_value(HANDLE_META_KEY.to_str().expect("ASCII key"), handle_meta)?;
     #[cfg(ngx_feature = "http_ssl")]
     {
         let session_meta = lua.create_table()?;
@@ -52,6 +51,7 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Table> {
     }
     let spec = lua.create_table()?;
     spec.set("operations", operations)?;
+    spec.set("handle_meta", handle_meta)?;
     let status = lua.create_table()?;
     for (name, code) in [
         ("OK", ops::OK),

@@ -18,6 +18,8 @@ local udp_receive, udp_set_timeout, udp_close = op.receive, op.set_timeout, op.c
 local status = spec.status
 local OK, WAIT, RAISE = status.OK, status.WAIT, status.RAISE
 local MAX_DATAGRAM = spec.max_datagram
+-- The handles' metatable, for udp_new (see tcp.lua).
+local HANDLE_META = spec.handle_meta
 
 local HANDLE = {}
 local methods = {}
@@ -39,7 +41,7 @@ local function failed(rc, err)
 end
 
 local function udp()
-    local handle, err = udp_new()
+    local handle, err = udp_new(HANDLE_META)
     if not handle then
         error(err, 0)
     end

@@ -3,7 +3,7 @@
 
 use mlua::{Function, Lua, Table};
 
-use super::calls::{self, UDP_HANDLE_META_KEY};
+use super::calls;
 use super::ops;
 use crate::lua::raise::internal_chunk_name;
 use crate::lua::scheduler::wait_here;
@@ -30,12 +30,9 @@ pub fn install(lua: &Lua, socket: &Table, shared: Table) -> mlua::Result<()> {
     let handle_meta = lua.create_table()?;
     handle_meta.set("__gc", operations.get::<Function>("gc")?)?;
     handle_meta.set("__metatable", false)?;
-    lua.set_named_registry_value(
-        UDP_HANDLE_META_KEY.to_str().expect("ASCII key"),
-        handle_meta,
-    )?;
     let spec = lua.create_table()?;
     spec.set("operations", operations)?;
+    spec.set("handle_meta", handle_meta)?;
     let status = lua.create_table()?;
     for (name, code) in [("OK", ops::OK), ("WAIT", ops::WAIT), ("RAISE", ops::RAISE)] {
         status.set(name, code)?;
