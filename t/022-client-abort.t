@@ -268,3 +268,49 @@ GET /on
 ok
 --- error_log
 log on_abort: false API disabled in the context of log_by_lua*
+
+
+
+=== TEST 14: a handler waiting on a cosocket stops like a sleeping one (499), and with a callback runs it
+--- timing_sensitive
+--- config
+    lua_check_client_abort on;
+    location = /t {
+        content_by_lua_block {
+            ngx.timer.at(0.6, function() ngx.log(ngx.WARN, "checkpoint") end)
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", ngx.var.server_port))
+            sock:send("GET /slow HTTP/1.0\r\nHost: x\r\n\r\n")
+            sock:receive("*a")
+            ngx.log(ngx.WARN, "after read")
+        }
+        log_by_lua_block { ngx.log(ngx.WARN, "logged with status ", ngx.status) }
+    }
+    location = /callback {
+        content_by_lua_block {
+            ngx.on_abort(function()
+                ngx.log(ngx.WARN, "on_abort ran")
+                ngx.exit(499)
+            end)
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", ngx.var.server_port))
+            sock:send("GET /slow HTTP/1.0\r\nHost: x\r\n\r\n")
+            sock:receive("*a")
+            ngx.log(ngx.WARN, "after read")
+        }
+    }
+    location = /slow {
+        content_by_lua_block { ngx.sleep(0.3) ngx.print("S") }
+    }
+--- request eval
+["GET /t", "GET /callback"]
+--- timeout: 0.1
+--- ignore_response
+--- error_log
+client prematurely closed connection
+logged with status 499
+on_abort ran
+checkpoint
+--- no_error_log
+after read
+[alert]

@@ -787,3 +787,155 @@ exiting
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 28: a handler waiting on a socket goes on in every way: threads and sleeps after it, waits inside a coroutine, ngx.eof before it (one keep-alive connection)
+--- config
+    location = /t {
+        content_by_lua_block {
+            local function fetch(path)
+                local sock = ngx.socket.tcp()
+                assert(sock:connect("127.0.0.1", ngx.var.server_port))
+                sock:send("GET " .. path .. " HTTP/1.0\r\nHost: x\r\n\r\n")
+                return sock:receive("*a"):match("\r\n\r\n(.*)$")
+            end
+            ngx.say("first: ", fetch("/slow"))
+            -- After a wait on a socket: a light thread that waits on one,
+            -- a sleep, then a wait again.
+            local thread = ngx.thread.spawn(fetch, "/a")
+            ngx.sleep(0.01)
+            ngx.say("thread: ", select(2, ngx.thread.wait(thread)))
+            ngx.say("again: ", fetch("/slow"))
+            -- A wait inside a coroutine of the handler's own.
+            local co = coroutine.wrap(function()
+                coroutine.yield(fetch("/a"))
+                return fetch("/slow")
+            end)
+            ngx.say("coroutine: ", co(), " ", co())
+        }
+    }
+    location = /eof {
+        content_by_lua_block {
+            ngx.say("answered")
+            ngx.eof()
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", ngx.var.server_port))
+            sock:send("GET /slow HTTP/1.0\r\nHost: x\r\n\r\n")
+            local body = sock:receive("*a"):match("\r\n\r\n(.*)$")
+            ngx.log(ngx.WARN, "after eof, read ", body)
+        }
+        log_by_lua_block { ngx.log(ngx.WARN, "logged with status ", ngx.status) }
+    }
+    location = /a { return 200 "A"; }
+    location = /slow {
+        content_by_lua_block { ngx.sleep(0.05) ngx.print("S") }
+    }
+--- pipelined_requests eval
+["GET /t", "GET /eof", "GET /eof", "GET /a"]
+--- response_body eval
+["first: S\nthread: A\nagain: S\ncoroutine: A S\n", "answered\n", "answered\n", "A"]
+--- error_log
+after eof, read S
+logged with status 200
+--- no_error_log
+[error]
+
+
+
+=== TEST 29: rewrite and access handlers waiting on a socket go on to the next phase; ngx.exit and errors after a wait
+--- config
+    location = /phases {
+        rewrite_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", ngx.var.server_port))
+            sock:send("GET /slow HTTP/1.0\r\nHost: x\r\n\r\n")
+            ngx.ctx.seen = sock:receive("*a"):match("\r\n\r\n(.*)$")
+        }
+        access_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", ngx.var.server_port))
+            sock:send("GET /slow HTTP/1.0\r\nHost: x\r\n\r\n")
+            ngx.ctx.seen = ngx.ctx.seen .. sock:receive("*a"):match("\r\n\r\n(.*)$")
+        }
+        content_by_lua_block { ngx.say("content after ", ngx.ctx.seen) }
+    }
+    location = /exit {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", ngx.var.server_port))
+            sock:send("GET /slow HTTP/1.0\r\nHost: x\r\n\r\n")
+            sock:receive("*a")
+            ngx.exit(403)
+        }
+    }
+    location = /fail {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", ngx.var.server_port))
+            sock:send("GET /slow HTTP/1.0\r\nHost: x\r\n\r\n")
+            sock:receive("*a")
+            error("failed after the wait")
+        }
+    }
+    location = /slow {
+        content_by_lua_block { ngx.sleep(0.05) ngx.print("S") }
+    }
+--- request eval
+["GET /phases", "GET /exit", "GET /fail"]
+--- error_code eval
+[200, 403, 500]
+--- response_body_like eval
+["content after SS\n", "403 Forbidden", "500 Internal Server Error"]
+--- error_log
+failed after the wait
+
+
+
+=== TEST 30: more handlers waiting on sockets at once than a worker holds directly (the rest wait through their schedulers)
+--- config
+    resolver 127.0.0.1:$TEST_NGINX_UDP_PORT ipv6=off;
+    resolver_timeout 1s;
+    location = /t {
+        content_by_lua_block {
+            -- Three threads of 3,000 subrequests (a call returns at most
+            -- some 8,000 values), all waiting on the resolver at once.
+            local function batch()
+                local requests = {}
+                for i = 1, 3000 do
+                    requests[i] = { "/connect" }
+                end
+                return { ngx.location.capture_multi(requests) }
+            end
+            local threads = {}
+            for i = 1, 3 do
+                threads[i] = ngx.thread.spawn(batch)
+            end
+            local answers = {}
+            for i = 1, 3 do
+                local _, responses = ngx.thread.wait(threads[i])
+                for _, response in ipairs(responses) do
+                    answers[response.body] = (answers[response.body] or 0) + 1
+                end
+            end
+            for body, count in pairs(answers) do
+                ngx.say(count, " x ", body)
+            end
+        }
+    }
+    location = /connect {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            ngx.print(sock:connect("nowhere.test", 80))
+        }
+    }
+--- udp_listen
+--- udp_reply: garbage
+--- request
+GET /t
+--- response_body
+9000 x nilnowhere.test could not be resolved (110: Operation timed out)
+--- timeout: 20
+--- no_error_log
+[alert]
+[crit]

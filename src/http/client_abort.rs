@@ -9,7 +9,7 @@ use nginx_sys::{
     NGX_LOG_INFO, NGX_USE_LEVEL_EVENT,
 };
 
-use super::parked::{continue_handler, parked, unpark};
+use super::parked::{continue_handler, parked, parked_entry, unpark};
 use crate::conf::request_confs;
 use crate::lua::scheduler::AbortHandling;
 use crate::request::HttpRequest;
@@ -86,12 +86,13 @@ unsafe extern "C" fn client_abort_check(r: *mut ngx_http_request_t) {
         return;
     };
     let checked = catch_unwind(AssertUnwindSafe(|| {
-        let Some((scheduler, _)) = parked(req) else {
+        let scheduler = parked(req);
+        if scheduler.is_none() && !parked_entry(req) {
             // The handler is done: back to nginx's own behaviour.
             // SAFETY: live request.
             unsafe { ngx_http_block_reading(r) };
             return;
-        };
+        }
         // SAFETY: live request.
         if !unsafe { client_gone(r) } {
             return;
@@ -102,7 +103,11 @@ unsafe extern "C" fn client_abort_check(r: *mut ngx_http_request_t) {
                 b"client prematurely closed connection",
             );
         }
-        let handling = scheduler.borrow_mut().client_aborted();
+        // An entry coroutine parked without a scheduler registered no
+        // `ngx.on_abort` callback (registering makes the scheduler).
+        let handling = scheduler.map_or(AbortHandling::EndRequest, |(scheduler, _)| {
+            scheduler.borrow_mut().client_aborted()
+        });
         match handling {
             AbortHandling::CallbackQueued => continue_handler(req),
             AbortHandling::HandlerGoesOn => {}

@@ -15,8 +15,9 @@ use nginx_sys::{
 use super::client_abort::{checks_client_abort, watch_for_client_abort};
 use super::outcome::{content_rc, phase_step, PhaseStep};
 use crate::conf::request_confs;
+use crate::lua::runner::{EntryWait, Suspension};
 use crate::lua::scheduler::event_loop::EVENT_LOOP;
-use crate::lua::scheduler::{CoId, Owner, Shared, Wait};
+use crate::lua::scheduler::{CoId, Owner, Shared, Wait, ENTRY};
 use crate::lua::RunOutcome;
 use crate::phase::Phase;
 use crate::request::state::{existing_request_state, request_state};
@@ -25,16 +26,49 @@ use crate::request::HttpRequest;
 
 /// A handler whose coroutines wait, as the request's state keeps it.
 struct Parked {
-    scheduler: Shared,
+    run: Suspension,
     phase: Phase,
 }
 
-/// The request's parked handler: its scheduler and phase.
+/// The request's parked handler, when it has a scheduler: the scheduler
+/// and the phase.
 pub(super) fn parked(req: HttpRequest) -> Option<(Shared, Phase)> {
     // SAFETY: live request.
     let state = unsafe { existing_request_state(req.as_ptr()) }?;
     let parked = state.parked.as_ref()?.downcast_ref::<Parked>()?;
-    Some((parked.scheduler.clone(), parked.phase))
+    match &parked.run {
+        Suspension::Scheduler(scheduler) => Some((scheduler.clone(), parked.phase)),
+        Suspension::Entry(_) => None,
+    }
+}
+
+/// Whether the request's parked handler is an entry coroutine waiting on a
+/// cosocket, without a scheduler.
+pub(super) fn parked_entry(req: HttpRequest) -> bool {
+    // SAFETY: live request.
+    unsafe { existing_request_state(req.as_ptr()) }
+        .and_then(|state| state.parked.as_ref()?.downcast_ref::<Parked>())
+        .is_some_and(|parked| matches!(parked.run, Suspension::Entry(_)))
+}
+
+/// Takes the request's parked entry coroutine out of its state, to resume
+/// it: nothing is parked while it runs.
+fn take_parked_entry(req: HttpRequest) -> Option<(EntryWait, Phase)> {
+    // SAFETY: live request.
+    let state = unsafe { existing_request_state(req.as_ptr()) }?;
+    if !state
+        .parked
+        .as_ref()?
+        .downcast_ref::<Parked>()
+        .is_some_and(|parked| matches!(parked.run, Suspension::Entry(_)))
+    {
+        return None;
+    }
+    let parked = state.parked.take()?.downcast::<Parked>().ok()?;
+    match parked.run {
+        Suspension::Entry(wait) => Some((wait, parked.phase)),
+        Suspension::Scheduler(_) => None,
+    }
 }
 
 /// The handler of `req` no longer waits: dropping its scheduler disarms its
@@ -70,7 +104,7 @@ pub(super) fn request_owner(req: HttpRequest) -> Owner {
 /// the phase engine. `Err` holds the code to end the request with.
 pub(super) fn suspend(
     req: HttpRequest,
-    scheduler: Shared,
+    run: Suspension,
     phase: Phase,
     take_reference: bool,
 ) -> Result<(), ngx_int_t> {
@@ -80,7 +114,7 @@ pub(super) fn suspend(
         let Some(state) = request_state(r) else {
             return Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
         };
-        state.parked = Some(Box::new(Parked { scheduler, phase }));
+        state.parked = Some(Box::new(Parked { run, phase }));
         if !state.raw_socket_attached() {
             (*r).write_event_handler = Some(ngx_http_request_empty_handler);
         }
@@ -167,6 +201,18 @@ pub(super) fn captures_arrived(req: HttpRequest, finished: Vec<FinishedCapture>)
 /// Resumes thread `co` of the request's suspended handler after an event of kind `why`,
 /// and takes the handler's phase on from wherever the run ends.
 fn resume_coroutine(req: HttpRequest, co: CoId, why: &Wait) {
+    if co == ENTRY && *why == Wait::Io {
+        if let Some((wait, phase)) = take_parked_entry(req) {
+            let Some(runtime) = request_confs(req).0.runtime() else {
+                return;
+            };
+            let outcome = runtime
+                .runner()
+                .resume_entry_wait(wait, req.as_ptr(), phase);
+            go_on(req, phase, outcome);
+            return;
+        }
+    }
     let Some((scheduler, _)) = parked(req) else {
         return;
     };
@@ -196,6 +242,12 @@ pub(super) fn continue_handler(req: HttpRequest) {
         unpark(req);
         runtime.runner().retire(scheduler, &outcome);
     }
+    go_on(req, phase, outcome);
+}
+
+/// Takes the handler's phase on after a resumed run stopped with `outcome`.
+fn go_on(req: HttpRequest, phase: Phase, outcome: RunOutcome) {
+    let r = req.as_ptr();
     if phase == Phase::Content {
         if let Some(rc) = content_rc(req, outcome, true) {
             // SAFETY: live request, resumed from its own event; finalizing

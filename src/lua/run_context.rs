@@ -67,6 +67,21 @@ pub(crate) fn take_request() -> Option<Request> {
     }
 }
 
+/// Takes the recorded request if it is a cosocket's wait; anything else
+/// recorded stays.
+pub(super) fn take_io_wait() -> Option<crate::request::socket::IoWait> {
+    LEAVE.with(|l| {
+        let mut leave = l.borrow_mut();
+        match leave.take() {
+            Some(Leave::Request(Request::Io(wait))) => Some(wait),
+            other => {
+                *leave = other;
+                None
+            }
+        }
+    })
+}
+
 pub(crate) fn record_request(request: Request) {
     LEAVE.with(|l| *l.borrow_mut() = Some(Leave::Request(request)));
 }

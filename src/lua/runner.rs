@@ -8,7 +8,9 @@ use std::rc::{Rc, Weak};
 use mlua::{Function, Lua, MultiValue, Table, Thread, Value};
 use nginx_sys::ngx_http_request_t;
 
-use super::run_context::{eof_sent, leave_recorded, set_last_run_eof, take_leave, Leave, RunScope};
+use super::run_context::{
+    eof_sent, leave_recorded, mark_eof, set_last_run_eof, take_io_wait, take_leave, Leave, RunScope,
+};
 use super::{error_text, scheduler};
 use crate::phase::Phase;
 
@@ -21,11 +23,31 @@ pub enum RunOutcome {
     /// Called `ngx.exec(uri, args)`: an internal redirect is due.
     Exec { uri: Vec<u8>, args: Vec<u8> },
     /// Coroutines wait for events (`ngx.sleep`, the request body, light
-    /// threads, subrequests): the owner keeps the scheduler, whose events
-    /// resume it with [`Runner::wake`].
-    Suspended(scheduler::Shared),
+    /// threads, subrequests, cosockets): the owner keeps what waits until
+    /// they come.
+    Suspended(Suspension),
     /// Raised an error; the text is ready for the error log.
     Failed(String),
+}
+
+/// What a run that waits leaves with its owner.
+pub enum Suspension {
+    /// Its scheduler, whose events resume it ([`Runner::wake`],
+    /// [`Runner::resume_parked`]).
+    Scheduler(scheduler::Shared),
+    /// Only the entry coroutine ran, and it waits on a cosocket (the usual
+    /// handler: connect, send, receive): no scheduler is made for it. The
+    /// socket's event resumes it with [`Runner::resume_entry_wait`].
+    Entry(EntryWait),
+}
+
+/// An entry coroutine waiting on a cosocket, held without a scheduler.
+pub struct EntryWait {
+    thread: Thread,
+    owner: scheduler::Owner,
+    /// `ngx.eof()` was called in an earlier turn of the run.
+    eof_sent: bool,
+    _counted: scheduler::LiveParked,
 }
 
 /// Finished entry coroutines kept for reuse, at most.
@@ -104,9 +126,38 @@ impl Runner {
         phase: Phase,
         owner: scheduler::Owner,
     ) -> RunOutcome {
-        // The first turn runs with the scheduler pending: made only if the
-        // handler starts a thread, captures, registers an abort handler or
-        // does not end (or fail) in this turn.
+        self.run_entry(thread, r, phase, owner, false)
+    }
+
+    /// Resumes an entry coroutine whose cosocket's event came, and the rest
+    /// of its run.
+    pub fn resume_entry_wait(
+        &self,
+        wait: EntryWait,
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+    ) -> RunOutcome {
+        let EntryWait {
+            thread,
+            owner,
+            eof_sent,
+            _counted,
+        } = wait;
+        self.run_entry(thread, r, phase, owner, eof_sent)
+    }
+
+    /// A turn of the entry coroutine, and the rest of the run after it.
+    /// Until something asks for a scheduler (a light thread, a sleep ...),
+    /// none is made: a turn that ends the run, or that waits on a cosocket,
+    /// goes without one.
+    fn run_entry(
+        &self,
+        thread: Thread,
+        r: *mut ngx_http_request_t,
+        phase: Phase,
+        owner: scheduler::Owner,
+        eof_before: bool,
+    ) -> RunOutcome {
         let pending = scheduler::Pending {
             lua: self.lua.clone(),
             tables: self.scheduler_tables.clone(),
@@ -114,6 +165,9 @@ impl Runner {
             owner,
         };
         let scope = RunScope::enter(r, phase, scheduler::Current::Pending(pending));
+        if eof_before {
+            mark_eof();
+        }
         let resumed = self.resume_entry(&thread);
         let resumed = if scheduler::made() {
             resumed
@@ -123,6 +177,22 @@ impl Runner {
                     Ok(RunOutcome::Finished)
                 }
                 Resumed::Raised { message, .. } => Ok(RunOutcome::Failed(message)),
+                Resumed::Returned {
+                    finished: false, ..
+                } => match Self::park_on_socket(owner) {
+                    Some(counted) => {
+                        let eof = eof_sent();
+                        set_last_run_eof(eof);
+                        drop(scope);
+                        return RunOutcome::Suspended(Suspension::Entry(EntryWait {
+                            thread,
+                            owner,
+                            eof_sent: eof,
+                            _counted: counted,
+                        }));
+                    }
+                    None => Err(resumed),
+                },
                 other => Err(other),
             };
             match ended {
@@ -155,6 +225,20 @@ impl Runner {
             }
         }
         outcome
+    }
+
+    /// The entry coroutine yielded to wait on a cosocket: the socket gets
+    /// the owner as its waiter, unless the worker holds too many parked
+    /// coroutines directly already (the scheduler then stores this one).
+    fn park_on_socket(owner: scheduler::Owner) -> Option<scheduler::LiveParked> {
+        let counted = scheduler::LiveParked::claim()?;
+        let wait = take_io_wait()?;
+        wait.wait_with(crate::request::socket::Waiter {
+            data: owner.data,
+            wake: owner.wake_io,
+            co: scheduler::ENTRY,
+        });
+        Some(counted)
     }
 
     /// Runs `func(args...)` under a fresh scheduler outside any request
@@ -302,7 +386,7 @@ impl Runner {
         use scheduler::{Finish, Progress};
         set_last_run_eof(scheduler.borrow().eof_sent);
         match progress {
-            Progress::Parked => RunOutcome::Suspended(scheduler.clone()),
+            Progress::Parked => RunOutcome::Suspended(Suspension::Scheduler(scheduler.clone())),
             Progress::Finished(Finish::Done) => RunOutcome::Finished,
             Progress::Finished(Finish::Exit(status)) => RunOutcome::Exited(status),
             Progress::Finished(Finish::Exec { uri, args }) => RunOutcome::Exec { uri, args },

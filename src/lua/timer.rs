@@ -16,7 +16,7 @@ use mlua::{Function, Lua, MultiValue, Table, Value};
 use nginx_sys::{ngx_add_timer, ngx_event_t, ngx_exiting, ngx_msec_t, NGX_LOG_ERR};
 
 use super::raise::{api_function, lua_type_name, raise};
-use super::runner::{RunOutcome, Runner};
+use super::runner::{RunOutcome, Runner, Suspension};
 use super::scheduler::event_loop::EVENT_LOOP;
 use super::scheduler::{CoId, Owner, Shared, Wait};
 use crate::nginx::Log;
@@ -270,9 +270,12 @@ fn settle_run(task: *mut TimerTask, outcome: RunOutcome) -> bool {
     // SAFETY: the task is alive for the duration of its handler.
     let t = unsafe { &mut *task };
     match &outcome {
-        RunOutcome::Suspended(scheduler) => {
+        RunOutcome::Suspended(Suspension::Scheduler(scheduler)) => {
             t.scheduler = Some(scheduler.clone());
             return false;
+        }
+        RunOutcome::Suspended(Suspension::Entry(_)) => {
+            unreachable!("a timer's run has its scheduler from the start")
         }
         RunOutcome::Failed(message) => {
             if let Some(log) = Log::cycle() {

@@ -158,6 +158,27 @@ fn live_parked_room() -> bool {
     live_parked() < LIVE_PARKED_MAX
 }
 
+/// A parked entry coroutine that a run holds directly, without a
+/// scheduler (see [`crate::lua::runner::Suspension::Entry`]): counted with
+/// the schedulers' threads against [`LIVE_PARKED_MAX`] while it lives.
+pub struct LiveParked(());
+
+impl LiveParked {
+    /// `None` when the worker holds as many directly as it may.
+    pub fn claim() -> Option<LiveParked> {
+        live_parked_room().then(|| {
+            LIVE_PARKED.with(|n| n.set(n.get() + 1));
+            LiveParked(())
+        })
+    }
+}
+
+impl Drop for LiveParked {
+    fn drop(&mut self) {
+        LIVE_PARKED.with(|n| n.set(n.get() - 1));
+    }
+}
+
 /// What a client abort means for a handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AbortHandling {

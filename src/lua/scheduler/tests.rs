@@ -8,7 +8,7 @@ use std::rc::Rc;
 use mlua::{Function, Lua, MultiValue, StdLib};
 
 use super::{AbortHandling, CoId, Host, Owner, Shared, SleepTimer, Wait};
-use crate::lua::runner::{RunOutcome, Runner};
+use crate::lua::runner::{RunOutcome, Runner, Suspension};
 use crate::phase::Phase;
 
 /// A timer armed on the fake clock.
@@ -122,7 +122,11 @@ struct Task {
 impl Task {
     fn settle(&mut self, outcome: RunOutcome) {
         match outcome {
-            RunOutcome::Suspended(scheduler) => self.scheduler = Some(scheduler),
+            // The tests' threads wait on no cosocket: their runs park
+            // with their scheduler.
+            RunOutcome::Suspended(Suspension::Scheduler(scheduler)) => {
+                self.scheduler = Some(scheduler)
+            }
             other => {
                 self.scheduler = None;
                 self.ended = Some(match other {
@@ -130,7 +134,7 @@ impl Task {
                     RunOutcome::Exited(status) => format!("exited {status}"),
                     RunOutcome::Exec { .. } => "exec".to_string(),
                     RunOutcome::Failed(message) => format!("failed: {message}"),
-                    RunOutcome::Suspended(_) => unreachable!(),
+                    RunOutcome::Suspended(_) => unreachable!("no cosocket waits here"),
                 });
             }
         }
