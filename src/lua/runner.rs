@@ -102,12 +102,15 @@ impl Runner {
     /// A coroutine to run `func` in: a spare one when there is one.
     pub fn thread_for(&self, func: Function) -> Result<Thread, String> {
         let spare = self.spare_threads.borrow_mut().pop();
-        if let Some(thread) = spare {
-            if thread.reset(func.clone()).is_ok() {
-                return Ok(thread);
-            }
+        match spare {
+            // Kept only once it ran to its end: resetting it does not fail
+            // (mlua refuses only running, suspended and failed coroutines).
+            Some(thread) => thread
+                .reset(func)
+                .map(|()| thread)
+                .map_err(|e| error_text(&e)),
+            None => self.lua.create_thread(func).map_err(|e| error_text(&e)),
         }
-        self.lua.create_thread(func).map_err(|e| error_text(&e))
     }
 
     /// Keeps an entry coroutine that ran to its end (its handler's run
@@ -158,10 +161,11 @@ impl Runner {
         owner: scheduler::Owner,
         eof_before: bool,
     ) -> RunOutcome {
+        // `thread` outlives the scope, and with it the pending scheduler.
         let pending = scheduler::Pending {
             lua: self.lua.clone(),
             tables: self.scheduler_tables.clone(),
-            entry: thread.clone(),
+            entry: &thread,
             owner,
         };
         let scope = RunScope::enter(r, phase, scheduler::Current::Pending(pending));

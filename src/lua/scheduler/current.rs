@@ -19,8 +19,10 @@ thread_local! {
 pub(crate) struct Pending {
     pub lua: Lua,
     pub tables: Rc<SchedulerTables>,
-    /// The entry coroutine, running its first turn.
-    pub entry: Thread,
+    /// The entry coroutine, taking its turn: its runner's, which outlives
+    /// the turn (and so this, which lives in [`CURRENT`] for the turn);
+    /// cloned only if a scheduler is made.
+    pub entry: *const Thread,
     pub owner: Owner,
 }
 
@@ -60,10 +62,12 @@ pub fn current() -> Option<Shared> {
         let Current::Pending(pending) = std::mem::replace(&mut *c, Current::None) else {
             return None;
         };
+        // SAFETY: per `Pending::entry`, the thread outlives the turn.
+        let entry = unsafe { (*pending.entry).clone() };
         let shared = Scheduler::new(
             &pending.lua,
             &pending.tables,
-            pending.entry,
+            entry,
             MultiValue::new(),
             pending.owner,
         );
