@@ -53,6 +53,7 @@ close: 1
             local sock = ngx.socket.tcp()
             assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
             ngx.say(sock:send({"a", {"b", {1.5, "c"}}, 2}))
+            ngx.say(sock:send({"d", 0.25, 3, 1e15, ""}))
             ngx.say(sock:send(true), " ", sock:send(nil), " ", sock:send(42))
             ngx.say(sock:send("\n"))
             ngx.say(sock:receive("*a"))
@@ -60,12 +61,13 @@ close: 1
     }
 --- tcp_listen
 --- tcp_query eval
-"ab1.5c2truenil42\n"
+"ab1.5c2d0.2531e+15truenil42\n"
 --- tcp_reply: ok
 --- request
 GET /t
 --- response_body
 7
+11
 4 3 2
 1
 ok
@@ -639,6 +641,8 @@ falsengx.socket settimeout: expecting 4 arguments (including the object) but see
             local sock = ngx.socket.tcp()
             assert(sock:connect("127.0.0.1", ngx.var.server_port))
             ngx.say(pcall(sock.send, sock, {"a", true}))
+            ngx.say(pcall(sock.send, sock, {"a", {"b", false}}))
+            ngx.say(pcall(sock.send, sock, {"a", print}))
             ngx.say(pcall(sock.send, sock, print))
             ngx.say(pcall(sock.send, sock))
             ngx.say(pcall(sock.receive, sock, "*x"))
@@ -650,6 +654,8 @@ falsengx.socket settimeout: expecting 4 arguments (including the object) but see
 GET /t
 --- response_body
 falsebad argument #2 to '?' (bad data type boolean found)
+falsebad argument #2 to '?' (bad data type boolean found)
+falsebad argument #2 to '?' (bad data type function found)
 falsebad argument #2 to '?' (string, number, boolean, nil, or array table expected, got function)
 falseexpecting 2 arguments (including the object), but got 1
 falsebad argument #2 to '?' (bad pattern argument)

@@ -14,6 +14,7 @@ local string_buffer = require "string.buffer"
 local select, type, error, setmetatable, rawget = select, type, error, setmetatable, rawget
 local tostring, tonumber, floor = tostring, tonumber, math.floor
 local sub, byte = string.sub, string.byte
+local concat, pcall = table.concat, pcall
 
 local op = spec.operations
 local tcp_new, tcp_connect, tcp_send = op.new, op.connect, op.send
@@ -193,9 +194,16 @@ local function payload(data)
     if kind == "string" then
         return data
     elseif kind == "table" then
+        -- An array of strings and numbers (the usual case) is one C call
+        -- of table.concat; it refuses anything else, which the walk below
+        -- takes (nested arrays) or refuses with OpenResty's error. A loop
+        -- here would be a short trace leaving to the interpreter at every
+        -- send.
+        local flat, joined = pcall(concat, data)
+        if flat then
+            return joined
+        end
         send_buffer:reset()
-        -- The loop is here, not in a function of its own: LuaJIT cannot
-        -- compile a trace that starts in a loop and returns below it.
         for i = 1, #data do
             put_piece(data[i])
         end
