@@ -65,6 +65,8 @@ pub unsafe extern "C" fn init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 /// # Safety
 /// Called by nginx with the worker's cycle.
 pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    #[cfg(not(any(test, memcheck_build)))]
+    crate::allocator::keep_c_heap_top();
     if let Some(main) = main_conf(cycle) {
         crate::lua::timer::set_limits(main.max_pending_timers, main.max_running_timers);
         if let Some(size) = main.capture_error_log {
