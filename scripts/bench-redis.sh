@@ -25,8 +25,14 @@
 # the run was. Not part of scripts/test.sh: figures are measured, not
 # asserted.
 #
+# With CALLGRIND_REQUESTS=N, each side also runs once under valgrind's
+# callgrind: user-space instructions per request of the HTTP location, over
+# N keep-alive requests after N to warm up (a count that does not depend on
+# the machine's noise, unlike the times).
+#
 # Environment: REPEATS (default 5), HTTP_SECONDS (wrk duration, default 5),
-# CONNECTIONS (wrk connections, default 32).
+# CONNECTIONS (wrk connections, default 32), CALLGRIND_REQUESTS (default 0:
+# no callgrind run).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"
@@ -36,11 +42,15 @@ source "$REPO_ROOT/scripts/lib/bench.sh"
 REPEATS="${REPEATS:-5}"
 HTTP_SECONDS="${HTTP_SECONDS:-5}"
 CONNECTIONS="${CONNECTIONS:-32}"
+CALLGRIND_REQUESTS="${CALLGRIND_REQUESTS:-0}"
 SYSTEM_NGINX=/usr/sbin/nginx
 LOOP_FIGURES=(get_same_connection pipeline_10_gets get_pooled_cycle)
 
 ensure_build_deps
 ensure_packages nginx nginx-dev libnginx-mod-http-lua lua-resty-core redis-server wrk curl
+if [ "$CALLGRIND_REQUESTS" -gt 0 ]; then
+    ensure_packages valgrind
+fi
 # Debian's packages may have started their services: nothing else may run.
 if [ -f /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
     log "stopping the nginx service Debian started"
@@ -164,6 +174,36 @@ for run in $(seq 1 "$REPEATS"); do
     done
 done
 
+# One side's nginx (one process) under callgrind, counting from the
+# warm-up's end to the measured requests' end.
+callgrind_figure() { # side
+    local side=$1 prefix="$work/$1-callgrind" wrapper="$work/callgrind-nginx-$1" urls total
+    cat >"$wrapper" <<EOW
+#!/bin/sh
+exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$prefix/callgrind.out" \
+    "$SYSTEM_NGINX" -g "master_process off;" "\$@"
+EOW
+    chmod +x "$wrapper"
+    BENCH_START_TRIES=600 bench_launch "$wrapper" "$prefix" write_conf "$side" "$prefix"
+    urls="$(for _ in $(seq 1 "$CALLGRIND_REQUESTS"); do printf 'http://127.0.0.1:%s/get ' "$port"; done)"
+    # shellcheck disable=SC2086 # one argument per URL
+    curl -fsS $urls >/dev/null
+    callgrind_control -i on "$running_pid" >/dev/null
+    # shellcheck disable=SC2086
+    curl -fsS $urls >/dev/null
+    callgrind_control -i off "$running_pid" >/dev/null
+    callgrind_control -d "$running_pid" >/dev/null
+    stop_nginx "$side" callgrind
+    total="$(sed -n 's/^totals: *//p' "$prefix/callgrind.out.1")"
+    record "$side" get_instructions "$((total / CALLGRIND_REQUESTS))"
+}
+
+if [ "$CALLGRIND_REQUESTS" -gt 0 ]; then
+    log "counting instructions under callgrind: $CALLGRIND_REQUESTS requests a side"
+    callgrind_figure ours
+    callgrind_figure openresty
+fi
+
 # median and spread of one side's samples of one figure: "median spread%"
 summary() { # side figure
     median_and_spread "${samples["$1|$2"]}"
@@ -190,6 +230,9 @@ printf '  %-30s %10s %5s %10s %5s %8s\n' "" ours spread openresty spread ours/or
 echo "HTTP (wrk -c$CONNECTIONS, ${HTTP_SECONDS}s, one worker): pooled connect, GET, setkeepalive"
 row "get" get_rps "req/s"
 row "get" get_cpu "us CPU/req"
+if [ "$CALLGRIND_REQUESTS" -gt 0 ]; then
+    row "get (callgrind, one run)" get_instructions "instructions/req"
+fi
 echo "in Lua, worker CPU per operation"
 row "GET, one connection" get_same_connection "ns/op"
 row "10 GETs pipelined" pipeline_10_gets "ns/op"
