@@ -194,6 +194,7 @@ unsafe fn take_client_connection(
         socket.core.shut(false);
         let core: &mut Core = &mut socket.core;
         let core_ptr: *mut Core = core;
+        core.quiet = false;
         super::own(r as usize, super::tcp_owned(core_ptr));
         core.settings = Some(*settings);
         core.owner = r as usize;
