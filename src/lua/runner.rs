@@ -144,8 +144,10 @@ impl Runner {
             thread,
             owner,
             eof_sent,
-            _counted,
+            _counted: counted,
         } = wait;
+        // It runs now: no longer parked.
+        drop(counted);
         self.run_entry(thread, r, phase, owner, eof_sent)
     }
 
