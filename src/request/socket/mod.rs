@@ -658,14 +658,14 @@ impl TcpSocket {
             return Err(Failure::Closed);
         }
         let settings = core.settings.unwrap_or_else(default_settings);
-        let key = core.pool_key.clone().unwrap_or_default();
         let size = pool_size.unwrap_or(settings.pool_size);
         let conn = core.conn;
         core.conn = ptr::null_mut();
         core.state = State::Idle;
         let counted = core.counted_in_pool;
         core.counted_in_pool = false;
-        pool::keep(&key, size, conn, core.reused, counted, timeout_ms);
+        let key = core.pool_key.as_deref().unwrap_or_default();
+        pool::keep(key, size, conn, core.reused, counted, timeout_ms);
         Ok(())
     }
 
