@@ -178,7 +178,7 @@ false no memory
 
 
 
-=== TEST 5: two workers incrementing one counter only through cas lose nothing
+=== TEST 5: two workers incrementing one counter only through cas lose nothing (their first increments collide)
 --- http_config
     lua_shared_dict d 1m;
     init_worker_by_lua_block {
@@ -188,13 +188,33 @@ false no memory
                 return
             end
             -- Start together: each worker spins until the other is there.
+            d:add("counter", 0)
             d:incr("ready", 1, 0)
             local deadline = ngx.now() + 10
             while d:get("ready") < 2 and ngx.now() < deadline do
                 ngx.update_time()
             end
+            -- The first increment collides whatever the scheduling: both
+            -- workers read the counter, meet, then write what they read
+            -- plus one; one of them is told "changed" and tries again.
             local retries = 0
-            for i = 1, 5000 do
+            local seen = d:get("counter")
+            d:incr("read", 1, 0)
+            while d:get("read") < 2 and ngx.now() < deadline do
+                ngx.update_time()
+            end
+            while true do
+                local ok, err = d:cas("counter", seen, seen + 1)
+                if ok then
+                    break
+                end
+                if err ~= "changed" then
+                    d:set("failure", err)
+                end
+                retries = retries + 1
+                seen = d:get("counter")
+            end
+            for i = 2, 5000 do
                 while true do
                     local seen = d:get("counter")
                     -- A little work between the read and the write widens
