@@ -30,12 +30,17 @@ struct Parked {
     phase: Phase,
 }
 
+/// The request's parked handler, as its state keeps it.
+fn parked_handler<'a>(req: HttpRequest) -> Option<&'a Parked> {
+    // SAFETY: live request; its state lives in its pool.
+    let state = unsafe { existing_request_state(req.as_ptr()) }?;
+    state.parked.as_ref()?.downcast_ref::<Parked>()
+}
+
 /// The request's parked handler, when it has a scheduler: the scheduler
 /// and the phase.
 pub(super) fn parked(req: HttpRequest) -> Option<(Shared, Phase)> {
-    // SAFETY: live request.
-    let state = unsafe { existing_request_state(req.as_ptr()) }?;
-    let parked = state.parked.as_ref()?.downcast_ref::<Parked>()?;
+    let parked = parked_handler(req)?;
     match &parked.run {
         Suspension::Scheduler(scheduler) => Some((scheduler.clone(), parked.phase)),
         Suspension::Entry(_) => None,
@@ -45,25 +50,17 @@ pub(super) fn parked(req: HttpRequest) -> Option<(Shared, Phase)> {
 /// Whether the request's parked handler is an entry coroutine waiting on a
 /// cosocket, without a scheduler.
 pub(super) fn parked_entry(req: HttpRequest) -> bool {
-    // SAFETY: live request.
-    unsafe { existing_request_state(req.as_ptr()) }
-        .and_then(|state| state.parked.as_ref()?.downcast_ref::<Parked>())
-        .is_some_and(|parked| matches!(parked.run, Suspension::Entry(_)))
+    parked_handler(req).is_some_and(|parked| matches!(parked.run, Suspension::Entry(_)))
 }
 
 /// Takes the request's parked entry coroutine out of its state, to resume
 /// it: nothing is parked while it runs.
 fn take_parked_entry(req: HttpRequest) -> Option<(EntryWait, Phase)> {
-    // SAFETY: live request.
-    let state = unsafe { existing_request_state(req.as_ptr()) }?;
-    if !state
-        .parked
-        .as_ref()?
-        .downcast_ref::<Parked>()
-        .is_some_and(|parked| matches!(parked.run, Suspension::Entry(_)))
-    {
+    if !parked_entry(req) {
         return None;
     }
+    // SAFETY: live request.
+    let state = unsafe { existing_request_state(req.as_ptr()) }?;
     let parked = state.parked.take()?.downcast::<Parked>().ok()?;
     match parked.run {
         Suspension::Entry(wait) => Some((wait, parked.phase)),

@@ -50,13 +50,8 @@ pub struct LuaRuntime {
     runner: Rc<Runner>,
     /// Builds `ngx.location.capture`'s result tables.
     capture_response: Function,
-    memory: state_memory::MemoryTakeover,
-}
-
-impl Drop for LuaRuntime {
-    fn drop(&mut self) {
-        self.memory.give_back(&self.lua);
-    }
+    /// Gives the state its allocation function back when dropped.
+    _memory: state_memory::MemoryTakeover,
 }
 
 /// A Lua error as one line of text, without mlua's decorations.
@@ -105,7 +100,7 @@ impl LuaRuntime {
             lua,
             runner,
             capture_response,
-            memory,
+            _memory: memory,
         })
     }
 

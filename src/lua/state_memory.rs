@@ -4,8 +4,8 @@
 //! Lua allocations. Once the state exists, [`MemoryTakeover::install`]
 //! puts a plain function in its place, which allocates from the heap of
 //! the thread that runs the state, held as the function's data (no
-//! thread-local lookup per block); [`MemoryTakeover::give_back`] restores
-//! mlua's before the state closes.
+//! thread-local lookup per block); dropping the takeover restores mlua's
+//! before the state closes.
 //!
 //! Blocks move freely between the two functions: mlua's allocates through
 //! the global allocator, which is mimalloc (src/allocator.rs) aligning every
@@ -22,9 +22,11 @@ use mlua::Lua;
 /// allocators align every block of at least 16 bytes to 16.
 const MIN_BLOCK: usize = 16;
 
-/// mlua's allocation function and data, to give back.
+/// The state's allocation function replaced: mlua's goes back when this
+/// drops, which the state outlives (this holds it).
 pub struct MemoryTakeover {
-    previous: Option<(lua_Alloc, usize)>,
+    lua: Lua,
+    previous: Option<(lua_Alloc, *mut c_void)>,
 }
 
 impl MemoryTakeover {
@@ -41,24 +43,27 @@ impl MemoryTakeover {
                 let mut data = ptr::null_mut();
                 let function = mlua::ffi::lua_getallocf(state, &mut data);
                 mlua::ffi::lua_setallocf(state, allocate, heap::of_this_thread());
-                previous = Some((function, data as usize));
+                previous = Some((function, data));
             })
         };
         MemoryTakeover {
+            lua: lua.clone(),
             previous: swapped.ok().and(previous),
         }
     }
+}
 
-    /// Gives mlua its function back (before the state closes: mlua frees
-    /// its accounting data there, found through the function).
-    pub fn give_back(&mut self, lua: &Lua) {
+impl Drop for MemoryTakeover {
+    /// Gives mlua its function back (mlua frees its accounting data when
+    /// the state closes, found through the function).
+    fn drop(&mut self) {
         let Some((function, data)) = self.previous.take() else {
             return;
         };
         // SAFETY: as in `install`.
         let _ = unsafe {
-            lua.exec_raw::<()>((), |state| {
-                mlua::ffi::lua_setallocf(state, function, data as *mut c_void);
+            self.lua.exec_raw::<()>((), |state| {
+                mlua::ffi::lua_setallocf(state, function, data);
             })
         };
     }

@@ -193,11 +193,8 @@ unsafe fn take_client_connection(
     unsafe {
         socket.core.shut(false);
         let core: &mut Core = &mut socket.core;
-        let core_ptr: *mut Core = core;
-        core.quiet = false;
-        super::own(r as usize, super::tcp_owned(core_ptr));
+        core.bind_to(r as usize);
         core.settings = Some(*settings);
-        core.owner = r as usize;
         let mut downstream = Downstream {
             request: r,
             rest: limit,

@@ -599,15 +599,7 @@ impl TcpSocket {
         // the default pool name, made without parsing the address so that
         // a connect served by the pool stays cheap.
         write_peer_name(host, port, &mut core.peer_name);
-        let core_ptr: *mut Core = core;
-        if core.owner != owner {
-            if core.owner != 0 {
-                disown(core.owner, tcp_owned(core_ptr));
-            }
-            core.owner = owner;
-        }
-        core.quiet = false;
-        own(owner, tcp_owned(core_ptr));
+        core.bind_to(owner);
         let key = core.pool_key.get_or_insert_with(Vec::new);
         key.clear();
         key.extend_from_slice(options.key.as_deref().unwrap_or(&core.peer_name));
@@ -950,6 +942,18 @@ impl Core {
 
     fn read_ms(&self) -> u64 {
         self.read_timeout.unwrap_or(self.settings().read_timeout)
+    }
+
+    /// Binds the core to `owner` (leaving the owner it had), whose end
+    /// closes its connection; it is no longer quiet.
+    fn bind_to(&mut self, owner: usize) {
+        let me: *mut Core = self;
+        if self.owner != owner && self.owner != 0 {
+            disown(self.owner, tcp_owned(me));
+        }
+        self.owner = owner;
+        self.quiet = false;
+        own(owner, tcp_owned(me));
     }
 
     /// Closes the connection (if any) and forgets every operation.
