@@ -945,3 +945,35 @@ GET /t
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 31: a read where Lua cannot yield (in a table.sort comparator) fails that call only; the socket then says busy, as OpenResty's
+--- config
+    location = /t {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            assert(sock:send("ping"))
+            local ok, err = pcall(table.sort, { 3, 1, 2 }, function(a, b)
+                sock:receive()
+                return a < b
+            end)
+            ngx.say(ok, " ", err)
+            ngx.say(sock:receive())
+            ngx.sleep(0.001)
+            ngx.say("still running: ", coroutine.status(coroutine.running()))
+        }
+    }
+--- tcp_listen
+--- tcp_reply_delay: 200ms
+--- tcp_reply: pong
+--- request
+GET /t
+--- response_body
+false attempt to yield across C-call boundary
+nilsocket busy reading
+still running: running
+--- no_error_log
+[alert]
+[crit]

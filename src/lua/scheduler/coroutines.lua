@@ -7,7 +7,7 @@
 -- up to the handler's thread, which the scheduler parks. The answer comes
 -- back down the same way. `waiting` marks the coroutines of such a chain
 -- so that nobody else resumes them meanwhile.
-local coroutine, PARK, waiting, ended_thread_status, abandon_wait = ...
+local coroutine, PARK, waiting, ended_thread_status, abandon_wait, yield_park = ...
 local raw_create, raw_resume = coroutine.create, coroutine.resume
 local raw_yield, raw_status, raw_running = coroutine.yield, coroutine.status, coroutine.running
 local error, type, pcall = error, type, pcall
@@ -95,8 +95,25 @@ local function waited(me, ok, ...)
 end
 
 -- The yielding APIs' way to wait, once they recorded what for.
-return function()
+local function wait_here()
     local me = raw_running()
     waiting[me] = "running"
     return waited(me, pcall(raw_yield, PARK))
 end
+
+-- The sockets' way to wait: as wait_here, with the yield in a C function
+-- (yield_park), which LuaJIT's compiled code calls like any other (a
+-- trace goes on after it once resumed, where pcall and coroutine.yield
+-- end the trace). It returns PARK and the error when it cannot yield.
+local function wait_for_socket()
+    local me = raw_running()
+    waiting[me] = "running"
+    local cannot, err = yield_park()
+    waiting[me] = nil
+    if cannot == PARK then
+        abandon_wait()
+        error(err, 0)
+    end
+end
+
+return wait_here, wait_for_socket

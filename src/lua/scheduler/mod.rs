@@ -30,7 +30,9 @@ pub mod semaphore;
 mod tests;
 
 pub use self::api::{install, SCHEDULED_PHASES};
-pub use self::coroutines::{install_coroutines, park_sentinel, wait_here, WAIT_HERE_KEY};
+pub use self::coroutines::{
+    install_coroutines, park_sentinel, wait_for_socket, wait_here, WAIT_HERE_KEY,
+};
 pub(crate) use self::current::{
     current, current_coroutine, made, running_coroutine, Current, CurrentGuard, Pending,
 };

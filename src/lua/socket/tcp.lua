@@ -2,12 +2,12 @@
 -- returns over the operations of socket/calls.rs (Lua C functions). Each
 -- returns a status first; an operation that must wait answers WAIT
 -- (having recorded the wait for the scheduler): the method waits where it
--- is (wait_here) and calls the same operation again until it answers.
+-- is (wait_for_socket) and calls the same operation again until it answers.
 --
 -- Run once per Lua state with the Rust side's spec (the operations, status
--- codes, option codes) and wait_here; returns ngx.socket.tcp and
+-- codes, option codes) and wait_for_socket; returns ngx.socket.tcp and
 -- ngx.socket.connect.
-local spec, wait_here = ...
+local spec, wait_for_socket = ...
 
 local string_buffer = require "string.buffer"
 
@@ -66,7 +66,10 @@ local function tcp()
     if not handle then
         error(err, 0)
     end
-    return setmetatable({ [HANDLE] = handle }, meta)
+    -- Not a tail call: a trace stitched after tcp_new could not return
+    -- from it (LuaJIT: "NYI: return to lower frame").
+    local sock = setmetatable({ [HANDLE] = handle }, meta)
+    return sock
 end
 
 -- lua_tointeger's reading of an argument: numbers and numeric strings,
@@ -162,7 +165,7 @@ function methods.connect(self, ...)
     end
     local rc, err = tcp_connect(handle, host, port_number, pool, pool_size, backlog)
     while rc == WAIT do
-        wait_here()
+        wait_for_socket()
         rc, err = tcp_connect(handle, host, port_number, pool, pool_size, backlog)
     end
     if rc == OK then
@@ -223,7 +226,7 @@ function methods.send(self, ...)
     local handle = handle_of(self)
     local rc, value = tcp_send(handle, payload((...)))
     while rc == WAIT do
-        wait_here()
+        wait_for_socket()
         -- The rest of the data waits on the Rust side.
         rc, value = tcp_send(handle, nil)
     end
@@ -239,7 +242,7 @@ local LINE, ALL, BYTES, ANY = 0, 1, 2, 3
 local function receive(handle, kind, size)
     local rc, value, partial = tcp_receive(handle, kind, size)
     while rc == WAIT do
-        wait_here()
+        wait_for_socket()
         rc, value, partial = tcp_receive(handle, kind, size)
     end
     if rc == OK then
@@ -362,7 +365,7 @@ function methods.receiveuntil(self, ...)
         end
         local rc, value, partial = tcp_receive_until(handle, pattern, inclusive, chunk)
         while rc == WAIT do
-            wait_here()
+            wait_for_socket()
             rc, value, partial = tcp_receive_until(handle, pattern, inclusive, chunk)
         end
         if rc == OK then
@@ -503,7 +506,7 @@ if tcp_sslhandshake then
         local rc, value, new_session = tcp_sslhandshake(handle, session, server_name or nil,
             verify, status_request)
         while rc == WAIT do
-            wait_here()
+            wait_for_socket()
             rc, value, new_session = tcp_sslhandshake(handle, session, server_name or nil,
                 verify, status_request)
         end

@@ -6,7 +6,7 @@ use mlua::{Function, Lua, Table};
 use super::calls;
 use super::ops;
 use crate::lua::raise::internal_chunk_name;
-use crate::lua::scheduler::wait_here;
+use crate::lua::scheduler::wait_for_socket;
 
 /// Installs them; returns what `tcp.lua` shares with the UDP sockets.
 pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Table> {
@@ -82,7 +82,7 @@ pub fn install(lua: &Lua, ngx: &Table, socket: &Table) -> mlua::Result<Table> {
     let (tcp, connect, req_socket, shared): (Function, Function, Function, Table) = lua
         .load(include_str!("tcp.lua"))
         .set_name(internal_chunk_name("ngx.socket.tcp"))
-        .call((spec, wait_here(lua)?))?;
+        .call((spec, wait_for_socket(lua)?))?;
     socket.set("tcp", tcp.clone())?;
     socket.set("stream", tcp)?;
     socket.set("connect", connect)?;

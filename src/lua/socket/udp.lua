@@ -2,10 +2,10 @@
 -- over the Lua C functions of socket/calls.rs (see tcp.lua).
 --
 -- Run once per Lua state with the spec (the operations, status codes),
--- wait_here and what tcp.lua shares: payload (what send sends for its
+-- wait_for_socket and what tcp.lua shares: payload (what send sends for its
 -- argument) and peer_port (setpeername's port checks); returns
 -- ngx.socket.udp.
-local spec, wait_here, shared = ...
+local spec, wait_for_socket, shared = ...
 local payload, peer_port = shared.payload, shared.peer_port
 
 local select, type, error, setmetatable, rawget = select, type, error, setmetatable, rawget
@@ -73,7 +73,7 @@ function methods.setpeername(self, ...)
     local rc, err = udp_setpeername(handle, host, port_number)
     while rc == WAIT do
         -- A host name waits for nginx's resolver.
-        wait_here()
+        wait_for_socket()
         rc, err = udp_setpeername(handle, host, port_number)
     end
     if rc == OK then
@@ -114,7 +114,7 @@ function methods.receive(self, ...)
     end
     local rc, value = udp_receive(handle, size)
     while rc == WAIT do
-        wait_here()
+        wait_for_socket()
         rc, value = udp_receive(handle, size)
     end
     if rc == OK then

@@ -6,7 +6,7 @@ use mlua::{Function, Lua, Table};
 use super::calls;
 use super::ops;
 use crate::lua::raise::internal_chunk_name;
-use crate::lua::scheduler::wait_here;
+use crate::lua::scheduler::wait_for_socket;
 use crate::request::socket::udp::MAX_DATAGRAM;
 
 /// Installs it, with what `tcp.lua` shares (`send`'s argument conversion,
@@ -42,6 +42,6 @@ pub fn install(lua: &Lua, socket: &Table, shared: Table) -> mlua::Result<()> {
     let udp: Function = lua
         .load(include_str!("udp.lua"))
         .set_name(internal_chunk_name("ngx.socket.udp"))
-        .call((spec, wait_here(lua)?, shared))?;
+        .call((spec, wait_for_socket(lua)?, shared))?;
     socket.set("udp", udp)
 }
