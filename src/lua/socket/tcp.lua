@@ -100,6 +100,24 @@ local function peer_port(host, port)
     return number
 end
 
+-- The methods check their arguments, which they take as varargs to count
+-- them as OpenResty does, and tail-call a function of fixed arguments for
+-- the operation: compiled code resumed after an operation's C function
+-- (LuaJIT stitches traces around C calls) cannot return through a vararg
+-- frame to the caller's code, which it can from these.
+
+local function connect_to(handle, host, port, pool, pool_size, backlog)
+    local rc, err = tcp_connect(handle, host, port, pool, pool_size, backlog)
+    while rc == WAIT do
+        wait_for_socket()
+        rc, err = tcp_connect(handle, host, port, pool, pool_size, backlog)
+    end
+    if rc == OK then
+        return 1
+    end
+    return failed(rc, err)
+end
+
 function methods.connect(self, ...)
     local n = select("#", ...) + 1
     if n < 2 or n > 4 then
@@ -163,15 +181,7 @@ function methods.connect(self, ...)
             backlog = queue
         end
     end
-    local rc, err = tcp_connect(handle, host, port_number, pool, pool_size, backlog)
-    while rc == WAIT do
-        wait_for_socket()
-        rc, err = tcp_connect(handle, host, port_number, pool, pool_size, backlog)
-    end
-    if rc == OK then
-        return 1
-    end
-    return failed(rc, err)
+    return connect_to(handle, host, port_number, pool, pool_size, backlog)
 end
 
 -- One piece of an array table send sends: a string or number, or a table
@@ -218,13 +228,8 @@ local function payload(data)
         .. "expected, got " .. kind .. ")", 0)
 end
 
-function methods.send(self, ...)
-    local n = select("#", ...) + 1
-    if n ~= 2 then
-        error("expecting 2 arguments (including the object), but got " .. n, 0)
-    end
-    local handle = handle_of(self)
-    local rc, value = tcp_send(handle, payload((...)))
+local function send_data(handle, data)
+    local rc, value = tcp_send(handle, data)
     while rc == WAIT do
         wait_for_socket()
         -- The rest of the data waits on the Rust side.
@@ -234,6 +239,14 @@ function methods.send(self, ...)
         return value
     end
     return failed(rc, value)
+end
+
+function methods.send(self, ...)
+    local n = select("#", ...) + 1
+    if n ~= 2 then
+        error("expecting 2 arguments (including the object), but got " .. n, 0)
+    end
+    return send_data(handle_of(self), payload((...)))
 end
 
 -- receive's read kinds (socket/ops.rs).
@@ -411,6 +424,14 @@ function methods.settimeouts(self, ...)
         timeout_value(read))
 end
 
+local function keep_alive(handle, idle, pool_size)
+    local rc, err = tcp_setkeepalive(handle, idle, pool_size)
+    if rc == OK then
+        return 1
+    end
+    return failed(rc, err)
+end
+
 function methods.setkeepalive(self, ...)
     local n = select("#", ...) + 1
     if n > 3 then
@@ -434,11 +455,7 @@ function methods.setkeepalive(self, ...)
                 .. pool_size .. ")", 0)
         end
     end
-    local rc, err = tcp_setkeepalive(handle, idle, pool_size)
-    if rc == OK then
-        return 1
-    end
-    return failed(rc, err)
+    return keep_alive(handle, idle, pool_size)
 end
 
 function methods.getreusedtimes(self, ...)
