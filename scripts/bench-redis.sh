@@ -20,9 +20,13 @@
 #     connect-GET-setkeepalive cycle through the pool.
 # The table gives the median of the repeats, the spread (min-max, as a
 # percentage of the median) and the ratio ours/OpenResty: below 1 means ours
-# costs less (for req/s, above 1 means ours serves more). wrk, the worker
-# and redis-server share the machine's cores: the spread says how noisy
-# the run was. Not part of scripts/test.sh: figures are measured, not
+# costs less (for req/s, above 1 means ours serves more). The worker's CPU
+# is also given as user and system time: both sides make the same system
+# calls (the same sizes, the same epoll events), so the module's own cost
+# shows in the user time. On two cores or more the worker runs on the
+# first and wrk and redis-server on the second (taskset), so that neither
+# side's packets and wake-ups move between cores by chance; the spread says
+# how noisy the run was all the same. Not part of scripts/test.sh: figures are measured, not
 # asserted.
 #
 # With CALLGRIND_REQUESTS=N, each side also runs once under valgrind's
@@ -73,8 +77,16 @@ stop_everything() {
 }
 trap stop_everything EXIT
 
+# The worker's core, and the one wrk and redis-server share.
+WORKER_CPU=""
+CLIENT_CPUS=()
+if [ "$(nproc)" -ge 2 ]; then
+    WORKER_CPU=0
+    CLIENT_CPUS=(taskset -c 1)
+fi
+
 redis_port="$(free_port)"
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+"${CLIENT_CPUS[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
     --daemonize no >"$work/redis.log" 2>&1 &
 redis_pid=$!
 for _ in $(seq 1 100); do
@@ -88,10 +100,13 @@ write_conf() { # side prefix port
     # Debian's side finds resty.core under /usr/share/lua/5.1; both find
     # the client in nginx-conf/lua.
     package_path="lua_package_path \"$REPO_ROOT/nginx-conf/lua/?.lua;/usr/share/lua/5.1/?.lua;;\";"
+    local affinity=""
+    [ -z "$WORKER_CPU" ] || affinity="worker_cpu_affinity $((1 << WORKER_CPU));"
     cat >"$prefix/conf/nginx.conf" <<EOC
 $load
 daemon off;
 worker_processes 1;
+$affinity
 error_log logs/error.log warn;
 pid logs/nginx.pid;
 events { worker_connections 1024; }
@@ -138,19 +153,34 @@ stop_nginx() { # side run
     fi
 }
 
+per_request_us() { # ticks hz requests
+    awk -v t="$1" -v hz="$2" -v n="$3" 'BEGIN { print t / hz * 1e6 / n }'
+}
+
 declare -A samples
 record() { # side figure value
     samples["$1|$2"]="${samples["$1|$2"]:-} $3"
 }
 
 
+# The worker's CPU ticks so far: "user system".
+worker_user_system_ticks() {
+    local pid user=0 system=0 u s
+    for pid in $(pgrep -P "$running_pid"); do
+        read -r u s < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
+        user=$((user + u))
+        system=$((system + s))
+    done
+    echo "$user $system"
+}
+
 http_figures() { # side
-    local side=$1 before after output requests rps hz
+    local side=$1 before_user before_system after_user after_system output requests rps hz
     hz="$(getconf CLK_TCK)"
-    wrk -t1 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$port/get" >/dev/null
-    before="$(worker_ticks)"
-    output="$(wrk -t1 -c"$CONNECTIONS" -d"${HTTP_SECONDS}s" "http://127.0.0.1:$port/get")"
-    after="$(worker_ticks)"
+    "${CLIENT_CPUS[@]}" wrk -t1 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$port/get" >/dev/null
+    read -r before_user before_system <<<"$(worker_user_system_ticks)"
+    output="$("${CLIENT_CPUS[@]}" wrk -t1 -c"$CONNECTIONS" -d"${HTTP_SECONDS}s" "http://127.0.0.1:$port/get")"
+    read -r after_user after_system <<<"$(worker_user_system_ticks)"
     requests="$(awk '/requests in/ { print $1 }' <<<"$output")"
     rps="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$output")"
     if grep -q "Non-2xx" <<<"$output"; then
@@ -159,8 +189,10 @@ http_figures() { # side
         exit 1
     fi
     record "$side" get_rps "$rps"
-    record "$side" get_cpu \
-        "$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { print t / hz * 1e6 / n }')"
+    local user=$((after_user - before_user)) system=$((after_system - before_system))
+    record "$side" get_cpu "$(per_request_us $((user + system)) "$hz" "$requests")"
+    record "$side" get_user "$(per_request_us "$user" "$hz" "$requests")"
+    record "$side" get_system "$(per_request_us "$system" "$hz" "$requests")"
 }
 
 log "measuring ours and openresty: $REPEATS repeats"
@@ -225,11 +257,16 @@ echo "openresty: libnginx-mod-http-lua $(dpkg-query -W -f='${Version}' libnginx-
     "with lua-resty-core $(dpkg-query -W -f='${Version}' lua-resty-core)"
 echo "redis:     $(redis-server --version | sed 's/ sha=.*//')"
 echo "machine:   $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)"
+if [ -n "$WORKER_CPU" ]; then
+    echo "cores:     the worker on core $WORKER_CPU, wrk and redis-server on core 1"
+fi
 echo
 printf '  %-30s %10s %5s %10s %5s %8s\n' "" ours spread openresty spread ours/or
 echo "HTTP (wrk -c$CONNECTIONS, ${HTTP_SECONDS}s, one worker): pooled connect, GET, setkeepalive"
 row "get" get_rps "req/s"
 row "get" get_cpu "us CPU/req"
+row "get, user" get_user "us CPU/req"
+row "get, system" get_system "us CPU/req"
 if [ "$CALLGRIND_REQUESTS" -gt 0 ]; then
     row "get (callgrind, one run)" get_instructions "instructions/req"
 fi

@@ -6,7 +6,9 @@
 -- PARK; each coroutine.resume that sees PARK come back yields PARK itself,
 -- up to the handler's thread, which the scheduler parks. The answer comes
 -- back down the same way. `waiting` marks the coroutines of such a chain
--- so that nobody else resumes them meanwhile.
+-- so that nobody else resumes them meanwhile; a wait over sets false, not
+-- nil, so that the coroutine's key stays in the table and its next wait
+-- finds it instead of inserting it (inserting now and then rehashes).
 local coroutine, PARK, waiting, ended_thread_status, abandon_wait, yield_park = ...
 local raw_create, raw_resume = coroutine.create, coroutine.resume
 local raw_yield, raw_status, raw_running = coroutine.yield, coroutine.status, coroutine.running
@@ -16,7 +18,7 @@ local error, type, pcall = error, type, pcall
 local RUNNING = "cannot resume running coroutine"
 
 local function unmark(me, ...)
-    waiting[me] = nil
+    waiting[me] = false
     return ...
 end
 
@@ -86,7 +88,7 @@ end
 -- comparator, a module's main chunk under require ...) is taken back
 -- before its error goes on.
 local function waited(me, ok, ...)
-    waiting[me] = nil
+    waiting[me] = false
     if not ok then
         abandon_wait()
         error((...), 0)
@@ -109,7 +111,7 @@ local function wait_for_socket()
     local me = raw_running()
     waiting[me] = "running"
     local cannot, err = yield_park()
-    waiting[me] = nil
+    waiting[me] = false
     if cannot == PARK then
         abandon_wait()
         error(err, 0)

@@ -14,7 +14,6 @@
 //! owner ends. [`pool`] keeps idle connections for `setkeepalive`.
 
 pub mod downstream;
-mod fast_hash;
 pub mod inbox;
 pub mod pool;
 mod resolve;
@@ -279,6 +278,8 @@ struct Core {
     /// Its place in the owner's list of sockets ([`NOT_OWNED`]: none).
     owned_slot: usize,
     pool_key: Option<Vec<u8>>,
+    /// The pool the connect found, for `setkeepalive`.
+    pool: Option<pool::PoolHandle>,
     /// Counted in its pool's connections (for `backlog`).
     counted_in_pool: bool,
     reused: u32,
@@ -314,7 +315,7 @@ impl Default for TcpSocket {
 
 thread_local! {
     /// Connected sockets by owner, closed when their owner ends.
-    static OWNED: RefCell<HashMap<usize, Vec<Owned>, fast_hash::FastHash>> =
+    static OWNED: RefCell<HashMap<usize, Vec<Owned>, rustc_hash::FxBuildHasher>> =
         RefCell::new(HashMap::default());
     /// Emptied lists of [`OWNED`], to reuse.
     static SPARE_LISTS: RefCell<Vec<Vec<Owned>>> = const { RefCell::new(Vec::new()) };
@@ -600,6 +601,7 @@ impl TcpSocket {
         // a connect served by the pool stays cheap.
         write_peer_name(host, port, &mut core.peer_name);
         core.bind_to(owner);
+        core.pool = None;
         let key = core.pool_key.get_or_insert_with(Vec::new);
         key.clear();
         key.extend_from_slice(options.key.as_deref().unwrap_or(&core.peer_name));
@@ -657,7 +659,7 @@ impl TcpSocket {
         let counted = core.counted_in_pool;
         core.counted_in_pool = false;
         let key = core.pool_key.as_deref().unwrap_or_default();
-        pool::keep(key, size, conn, core.reused, counted, timeout_ms);
+        pool::keep(key, core.pool.take(), size, conn, core.reused, counted, timeout_ms);
         Ok(())
     }
 
@@ -881,6 +883,7 @@ impl Core {
             owner: 0,
             owned_slot: NOT_OWNED,
             pool_key: None,
+            pool: None,
             counted_in_pool: false,
             reused: 0,
             // SAFETY: an all-zero event is nginx's own initial state.
@@ -1018,14 +1021,17 @@ impl Core {
                 conn,
                 reused,
                 counted,
+                pool,
             } => {
+                self.pool = Some(pool);
                 self.adopt(conn);
                 self.reused = reused + 1;
                 self.counted_in_pool = counted;
                 self.state = State::Connected;
                 Some(Step::Done(()))
             }
-            pool::Taken::Connect { counted } => {
+            pool::Taken::Connect { counted, pool } => {
+                self.pool = pool;
                 self.counted_in_pool = counted;
                 None
             }

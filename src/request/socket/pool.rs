@@ -10,7 +10,7 @@
 //! theirs; idle entries are recycled, so that keeping and taking a
 //! connection allocates nothing once warm.
 
-use core::ptr;
+use core::ptr::{self, NonNull};
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
@@ -19,7 +19,7 @@ use nginx_sys::{
     NGX_OK,
 };
 
-use super::fast_hash::FastHash;
+use rustc_hash::FxBuildHasher;
 use super::{close_connection, post_queue_wake, Core};
 
 /// `connect`'s pool options.
@@ -34,6 +34,11 @@ pub struct PoolOptions {
     pub backlog: Option<usize>,
 }
 
+/// A pool a connect found, for its `setkeepalive`: no second lookup by
+/// name (pools stay for the worker's life, boxed).
+#[derive(Clone, Copy)]
+pub(super) struct PoolHandle(NonNull<Pool>);
+
 /// What a connect gets from its pool.
 pub(super) enum Taken {
     /// An idle connection (reused that many times before).
@@ -41,9 +46,14 @@ pub(super) enum Taken {
         conn: *mut ngx_connection_t,
         reused: u32,
         counted: bool,
+        pool: PoolHandle,
     },
-    /// None idle: connect a new one (counted in the pool's connections).
-    Connect { counted: bool },
+    /// None idle: connect a new one (counted in the pool's connections),
+    /// with the pool when there is one.
+    Connect {
+        counted: bool,
+        pool: Option<PoolHandle>,
+    },
     /// The pool is at its size: wait in its backlog.
     Queue,
 }
@@ -67,7 +77,7 @@ struct Pool {
 }
 
 thread_local! {
-    static POOLS: RefCell<HashMap<Vec<u8>, Box<Pool>, FastHash>> = RefCell::new(HashMap::default());
+    static POOLS: RefCell<HashMap<Vec<u8>, Box<Pool>, FxBuildHasher>> = RefCell::new(HashMap::default());
     /// Idle entries to reuse; boxed because connections point at them.
     #[allow(clippy::vec_box)]
     static SPARE_IDLE: RefCell<Vec<Box<Idle>>> = const { RefCell::new(Vec::new()) };
@@ -102,11 +112,21 @@ pub(super) fn take(key: &[u8], options: &PoolOptions, default_size: usize) -> Ta
             None if options.size.is_some() || options.backlog.is_some() => {
                 let mut pool = new_pool(options.size.unwrap_or(default_size));
                 pool.connections = 1;
+                let handle = PoolHandle(NonNull::from(&mut *pool));
                 pools.insert(key.to_vec(), pool);
-                return Taken::Connect { counted: true };
+                return Taken::Connect {
+                    counted: true,
+                    pool: Some(handle),
+                };
             }
-            None => return Taken::Connect { counted: false },
+            None => {
+                return Taken::Connect {
+                    counted: false,
+                    pool: None,
+                }
+            }
         };
+        let handle = PoolHandle(NonNull::from(&mut **pool));
         while let Some(idle) = pool.idle.pop_front() {
             let (conn, reused, counted) = (idle.conn, idle.reused, idle.counted);
             recycle(idle);
@@ -118,6 +138,7 @@ pub(super) fn take(key: &[u8], options: &PoolOptions, default_size: usize) -> Ta
                     conn,
                     reused,
                     counted,
+                    pool: handle,
                 };
             }
             if counted {
@@ -132,7 +153,10 @@ pub(super) fn take(key: &[u8], options: &PoolOptions, default_size: usize) -> Ta
             }
             _ => {
                 pool.connections += 1;
-                Taken::Connect { counted: true }
+                Taken::Connect {
+                    counted: true,
+                    pool: Some(handle),
+                }
             }
         }
     });
@@ -186,10 +210,11 @@ pub(super) fn connection_closed(key: &[u8]) {
     wake_queued(next);
 }
 
-/// Keeps `conn` idle in pool `key` (created with `size` if new) for
-/// `timeout_ms` (0: no limit).
+/// Keeps `conn` idle in pool `key` (`found` by its connect, else looked up
+/// and created with `size` if new) for `timeout_ms` (0: no limit).
 pub(super) fn keep(
     key: &[u8],
+    found: Option<PoolHandle>,
     size: usize,
     conn: *mut ngx_connection_t,
     reused: u32,
@@ -205,16 +230,7 @@ pub(super) fn keep(
         }
         return;
     }
-    let pool: *mut Pool = POOLS.with(|pools| {
-        let mut pools = pools.borrow_mut();
-        if let Some(pool) = pools.get_mut(key) {
-            return &mut **pool as *mut Pool;
-        }
-        let mut pool = new_pool(size);
-        let ptr: *mut Pool = &mut *pool;
-        pools.insert(key.to_vec(), pool);
-        ptr
-    });
+    let pool: *mut Pool = found.map_or_else(|| find_or_create(key, size), |pool| pool.0.as_ptr());
     let mut idle = SPARE_IDLE
         .with(|spare| spare.borrow_mut().pop())
         .unwrap_or_else(|| {
@@ -275,6 +291,19 @@ pub(super) fn keep(
         unsafe { close_connection(conn) };
     }
     wake_queued(pool.queue.pop_front());
+}
+
+fn find_or_create(key: &[u8], size: usize) -> *mut Pool {
+    POOLS.with(|pools| {
+        let mut pools = pools.borrow_mut();
+        if let Some(pool) = pools.get_mut(key) {
+            return &mut **pool as *mut Pool;
+        }
+        let mut pool = new_pool(size);
+        let ptr: *mut Pool = &mut *pool;
+        pools.insert(key.to_vec(), pool);
+        ptr
+    })
 }
 
 /// Whether an idle connection can be handed out: nothing arrived on it
