@@ -659,7 +659,15 @@ impl TcpSocket {
         let counted = core.counted_in_pool;
         core.counted_in_pool = false;
         let key = core.pool_key.as_deref().unwrap_or_default();
-        pool::keep(key, core.pool.take(), size, conn, core.reused, counted, timeout_ms);
+        pool::keep(
+            key,
+            core.pool.take(),
+            size,
+            conn,
+            core.reused,
+            counted,
+            timeout_ms,
+        );
         Ok(())
     }
 

@@ -19,8 +19,8 @@ use nginx_sys::{
     NGX_OK,
 };
 
-use rustc_hash::FxBuildHasher;
 use super::{close_connection, post_queue_wake, Core};
+use rustc_hash::FxBuildHasher;
 
 /// `connect`'s pool options.
 #[derive(Debug, Clone, Default)]
