@@ -10,37 +10,53 @@ use nginx_sys::ngx_http_request_t;
 use super::scheduler::{Current, CurrentGuard, Request};
 use crate::phase::Phase;
 
-thread_local! {
-    /// The request whose chunk is running. nginx workers are single-threaded;
-    /// the pointer is set for exactly the duration of a resume.
-    static CURRENT_REQUEST: Cell<*mut ngx_http_request_t> = const { Cell::new(core::ptr::null_mut()) };
-    /// How the running chunk asked to leave: `ngx.exit` or `ngx.exec`.
-    static LEAVE: RefCell<Option<Leave>> = const { RefCell::new(None) };
-    /// The running chunk called `ngx.eof()`: the response is complete.
-    static EOF_SENT: Cell<bool> = const { Cell::new(false) };
-    /// Whether the run that just returned called `ngx.eof()`.
-    static LAST_RUN_EOF: Cell<bool> = const { Cell::new(false) };
+/// What the running code runs for, in plain values: one thread-local
+/// lookup (a call into the dynamic loader from a module) reads or swaps
+/// them together.
+struct RunState {
+    /// The request whose chunk is running; set for exactly the duration
+    /// of a resume.
+    request: Cell<*mut ngx_http_request_t>,
     /// The phase of the running chunk.
-    static CURRENT_PHASE: Cell<Option<Phase>> = const { Cell::new(None) };
+    phase: Cell<Option<Phase>>,
     /// Whom the running chunk's scheduler belongs to (its owner's data: the
     /// request or timer task), 0 outside scheduled handlers.
-    static CURRENT_OWNER: Cell<usize> = const { Cell::new(0) };
+    owner: Cell<usize>,
+    /// The running chunk called `ngx.eof()`: the response is complete.
+    eof_sent: Cell<bool>,
+    /// Whether the run that just returned called `ngx.eof()`.
+    last_run_eof: Cell<bool>,
+}
+
+thread_local! {
+    // nginx workers are single-threaded.
+    static RUN: RunState = const {
+        RunState {
+            request: Cell::new(core::ptr::null_mut()),
+            phase: Cell::new(None),
+            owner: Cell::new(0),
+            eof_sent: Cell::new(false),
+            last_run_eof: Cell::new(false),
+        }
+    };
+    /// How the running chunk asked to leave: `ngx.exit` or `ngx.exec`.
+    static LEAVE: RefCell<Option<Leave>> = const { RefCell::new(None) };
 }
 
 /// The owner (request or timer task) of the running scheduled handler, as
 /// its scheduler's owner data; 0 when none runs. Cosockets are bound to it.
 pub fn current_owner() -> usize {
-    CURRENT_OWNER.with(Cell::get)
+    RUN.with(|run| run.owner.get())
 }
 
 /// The phase of the Lua code running now.
 pub fn current_phase() -> Option<Phase> {
-    CURRENT_PHASE.with(Cell::get)
+    RUN.with(|run| run.phase.get())
 }
 
 /// The running request, if Lua code runs on behalf of one.
 pub fn current_request() -> Option<*mut ngx_http_request_t> {
-    let r = CURRENT_REQUEST.with(Cell::get);
+    let r = RUN.with(|run| run.request.get());
     (!r.is_null()).then_some(r)
 }
 
@@ -91,17 +107,17 @@ pub(crate) fn record_exec(uri: Vec<u8>, args: Vec<u8>) {
 }
 
 pub(crate) fn mark_eof() {
-    EOF_SENT.with(|e| e.set(true));
+    RUN.with(|run| run.eof_sent.set(true));
 }
 
 /// Whether the running chunk sent the response's end (`ngx.eof()`).
 pub fn eof_sent() -> bool {
-    EOF_SENT.with(Cell::get)
+    RUN.with(|run| run.eof_sent.get())
 }
 
 /// Whether the run that just returned sent the response's end.
 pub fn last_run_sent_eof() -> bool {
-    LAST_RUN_EOF.with(Cell::get)
+    RUN.with(|run| run.last_run_eof.get())
 }
 
 /// Sets the current request and phase for the duration of a resume.
@@ -125,12 +141,20 @@ impl RunScope {
             Current::Pending(pending) => pending.owner.data as usize,
             Current::Made(shared) => shared.try_borrow().map_or(0, |s| s.owner().data as usize),
         };
+        let (previous_owner, previous_request, previous_phase, previous_eof) = RUN.with(|run| {
+            (
+                run.owner.replace(owner),
+                run.request.replace(r),
+                run.phase.replace(Some(phase)),
+                run.eof_sent.replace(false),
+            )
+        });
         RunScope {
-            previous_owner: CURRENT_OWNER.with(|c| c.replace(owner)),
-            previous_request: CURRENT_REQUEST.with(|c| c.replace(r)),
-            previous_phase: CURRENT_PHASE.with(|c| c.replace(Some(phase))),
+            previous_owner,
+            previous_request,
+            previous_phase,
             previous_leave: LEAVE.with(|l| l.borrow_mut().take()),
-            previous_eof: EOF_SENT.with(|e| e.replace(false)),
+            previous_eof,
             _scheduler: CurrentGuard::enter(scheduler),
         }
     }
@@ -138,11 +162,13 @@ impl RunScope {
 
 impl Drop for RunScope {
     fn drop(&mut self) {
-        CURRENT_REQUEST.with(|c| c.set(self.previous_request));
-        CURRENT_PHASE.with(|c| c.set(self.previous_phase));
+        RUN.with(|run| {
+            run.request.set(self.previous_request);
+            run.phase.set(self.previous_phase);
+            run.eof_sent.set(self.previous_eof);
+            run.owner.set(self.previous_owner);
+        });
         LEAVE.with(|l| *l.borrow_mut() = self.previous_leave.take());
-        EOF_SENT.with(|e| e.set(self.previous_eof));
-        CURRENT_OWNER.with(|c| c.set(self.previous_owner));
     }
 }
 
@@ -157,5 +183,5 @@ pub(super) fn leave_recorded() -> bool {
 }
 
 pub(super) fn set_last_run_eof(eof: bool) {
-    LAST_RUN_EOF.with(|e| e.set(eof));
+    RUN.with(|run| run.last_run_eof.set(eof));
 }
