@@ -977,3 +977,58 @@ still running: running
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 32: a socket object outliving its request answers "closed", connects again in a later request, and is collected without harm (as OpenResty's)
+--- config
+    location = /peer { return 200 "peer"; }
+    location = /keep {
+        content_by_lua_block {
+            local keeper = package.loaded.socket_keeper or {}
+            package.loaded.socket_keeper = keeper
+            local sock = ngx.socket.tcp()
+            sock:settimeout(1500)
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_SERVER_PORT))
+            keeper.connected = sock
+            keeper.fresh = ngx.socket.tcp()
+            ngx.say("kept")
+        }
+    }
+    location = /use {
+        content_by_lua_block {
+            local keeper = package.loaded.socket_keeper
+            for _, name in ipairs({ "connected", "fresh" }) do
+                local sock = keeper[name]
+                ngx.say(name, ": ", table.concat({
+                    tostring(select(2, sock:send("x"))),
+                    tostring(select(2, sock:receive())),
+                    tostring(select(2, sock:getreusedtimes())),
+                    tostring(select(2, sock:close())),
+                }, " "))
+                assert(sock:connect("127.0.0.1", $TEST_NGINX_SERVER_PORT))
+                sock:send("GET /peer HTTP/1.0\r\nHost: x\r\n\r\n")
+                ngx.say(name, " again: ", sock:receive())
+            end
+        }
+    }
+    location = /drop {
+        content_by_lua_block {
+            local keeper = package.loaded.socket_keeper
+            ngx.say(select(2, keeper.connected:receive()), " ", select(2, keeper.fresh:receive()))
+            keeper.connected, keeper.fresh = nil, nil
+            collectgarbage()
+            collectgarbage()
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_SERVER_PORT))
+            sock:send("GET /peer HTTP/1.0\r\nHost: x\r\n\r\n")
+            ngx.say("new: ", sock:receive())
+        }
+    }
+--- request eval
+["GET /keep", "GET /use", "GET /drop"]
+--- response_body eval
+["kept\n", "connected: closed closed closed closed\nconnected again: HTTP/1.1 200 OK\nfresh: closed closed closed closed\nfresh again: HTTP/1.1 200 OK\n", "closed closed\nnew: HTTP/1.1 200 OK\n"]
+--- no_error_log
+[alert]
+[crit]

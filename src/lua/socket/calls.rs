@@ -198,7 +198,32 @@ pub unsafe extern "C-unwind" fn tcp_new(l: *mut lua_State) -> c_int {
     let mut out = SocketOut::default();
     let socket = ops::tcp_new(&mut out);
     // SAFETY: a C function call on a live state.
-    unsafe { push_handle(l, socket, 1, &out, None) }
+    unsafe { push_tcp_handle(l, socket, 1, &out, None) }
+}
+
+/// [`push_handle`] for a TCP socket, which then learns its place.
+///
+/// # Safety
+/// As [`push_handle`].
+unsafe fn push_tcp_handle(
+    l: *mut lua_State,
+    socket: Option<TcpSocket>,
+    meta_index: c_int,
+    out: &SocketOut,
+    raise: Option<bool>,
+) -> c_int {
+    let placed = socket.is_some();
+    // SAFETY: per the contract; a handle pushed is the new userdata on
+    // top of the stack, a `Handle<TcpSocket>` that stays where it is.
+    unsafe {
+        let pushed = push_handle(l, socket, meta_index, out, raise);
+        if placed {
+            (*lua_touserdata(l, -1).cast::<Handle<TcpSocket>>())
+                .socket
+                .placed();
+        }
+        pushed
+    }
 }
 
 /// `req_socket(raw, metatable)`: a handle reading the request body, or nil, the
@@ -208,7 +233,7 @@ pub unsafe extern "C-unwind" fn req_socket(l: *mut lua_State) -> c_int {
     // SAFETY: a C function call on a live state.
     unsafe {
         let (rc, socket) = ops::req_socket(number_arg(l, 1) != 0.0, &mut out);
-        push_handle(l, socket, 2, &out, Some(rc == ops::RAISE))
+        push_tcp_handle(l, socket, 2, &out, Some(rc == ops::RAISE))
     }
 }
 

@@ -22,8 +22,8 @@ pub mod tls;
 pub mod udp;
 
 use core::ffi::c_void;
-use core::ptr;
-use std::cell::RefCell;
+use core::ptr::{self, NonNull};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -295,6 +295,9 @@ struct Core {
     /// after its request, when its core has left the cache (`perf`: the
     /// shutdown's loads ran at a tenth of an instruction a cycle).
     quiet: bool,
+    /// The socket owning the core, once placed in a Lua object's memory
+    /// ([`TcpSocket::placed`]); null otherwise.
+    socket: *mut TcpSocket,
 }
 
 #[repr(C)]
@@ -303,8 +306,83 @@ pub(super) struct SockaddrStorage(libc::sockaddr_storage);
 
 /// A TCP cosocket's connection: what a `ngx.socket.tcp()` object holds.
 pub struct TcpSocket {
-    /// Taken back for reuse when the socket drops.
-    core: core::mem::ManuallyDrop<Box<Core>>,
+    /// Its own core (leaked from its box, taken back for reuse when the
+    /// socket drops), or the worker's released core once its owner ended.
+    core: CoreRef,
+    /// What a released socket keeps of its core for a connect of its own
+    /// later (OpenResty's objects outlive their request and may connect
+    /// again): its timeouts and settings.
+    kept: Kept,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Kept {
+    connect_timeout: Option<u64>,
+    send_timeout: Option<u64>,
+    read_timeout: Option<u64>,
+    settings: Option<SocketSettings>,
+}
+
+/// A socket's core, owned by the socket (see [`TcpSocket::core`]).
+struct CoreRef(NonNull<Core>);
+
+impl core::ops::Deref for CoreRef {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        // SAFETY: a core a socket refers to is live: its own (leaked box,
+        // freed only by the socket's drop) or the released one (leaked for
+        // the worker's life).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl core::ops::DerefMut for CoreRef {
+    fn deref_mut(&mut self) -> &mut Core {
+        // SAFETY: as in `deref`; the worker is single-threaded and no
+        // method of a socket reaches another socket's core, so no other
+        // reference to the core lives meanwhile.
+        unsafe { self.0.as_mut() }
+    }
+}
+
+/// The core of every socket whose owner ended while the socket object
+/// lived: closed and bound to nobody, as its own core was after the end
+/// (operations answer "closed"; `connect` and `settimeouts` first take a
+/// core of the socket's own again). Its own core went back for reuse at
+/// the owner's end, while still in the cache, instead of when the
+/// collector finalizes the object.
+fn released_core() -> NonNull<Core> {
+    thread_local! {
+        static RELEASED: Cell<Option<NonNull<Core>>> = const { Cell::new(None) };
+    }
+    RELEASED.with(|released| {
+        released.get().unwrap_or_else(|| {
+            let core = NonNull::from(Box::leak(Box::new(Core::new())));
+            released.set(Some(core));
+            core
+        })
+    })
+}
+
+/// A reset core for a socket: a spare one, or a new one.
+fn own_core() -> CoreRef {
+    let core = match SPARE_CORES.with(|spare| spare.borrow_mut().pop()) {
+        Some(mut core) => {
+            core.recycle();
+            core
+        }
+        None => Box::new(Core::new()),
+    };
+    CoreRef(NonNull::from(Box::leak(core)))
+}
+
+fn keep_spare(core: Box<Core>) {
+    SPARE_CORES.with(|cores| {
+        let mut cores = cores.borrow_mut();
+        if cores.len() < SPARE_CORES_KEPT {
+            cores.push(core);
+        }
+    });
 }
 
 impl Default for TcpSocket {
@@ -374,16 +452,31 @@ pub fn release_owned_by(owner: usize) {
     return_list(sockets);
 }
 
-/// Closes a TCP core whose owner ended.
+/// Closes a TCP core whose owner ended. A socket object placed in Lua's
+/// memory lets go of it: the core goes back for reuse now, in the cache.
 unsafe fn release_tcp(core: *mut c_void) {
     let core = core.cast::<Core>();
-    // SAFETY: per `Owned`: a live core.
+    // SAFETY: per `Owned`: a live core; its `socket`, when set, is the
+    // live socket owning it (its drop unsets it), which owns the core
+    // through a leaked box.
     unsafe {
         (*core).reader.waiter = None;
         (*core).writer.waiter = None;
         (*core).shut(false);
-        // Its owner's list let go of it (release_owned_by).
-        (*core).quiet = true;
+        let socket = core::mem::replace(&mut (*core).socket, ptr::null_mut());
+        if socket.is_null() {
+            // Its owner's list let go of it (release_owned_by).
+            (*core).quiet = true;
+            return;
+        }
+        (*socket).kept = Kept {
+            connect_timeout: (*core).connect_timeout,
+            send_timeout: (*core).send_timeout,
+            read_timeout: (*core).read_timeout,
+            settings: (*core).settings,
+        };
+        (*socket).core = CoreRef(released_core());
+        keep_spare(Box::from_raw(core));
     }
 }
 
@@ -450,15 +543,37 @@ pub(super) fn disown(owner: usize, socket: Owned) {
 
 impl TcpSocket {
     pub fn new() -> TcpSocket {
-        if let Some(mut core) = SPARE_CORES.with(|spare| spare.borrow_mut().pop()) {
-            core.recycle();
-            return TcpSocket {
-                core: core::mem::ManuallyDrop::new(core),
-            };
-        }
         TcpSocket {
-            core: core::mem::ManuallyDrop::new(Box::new(Core::new())),
+            core: own_core(),
+            kept: Kept::default(),
         }
+    }
+
+    /// A released socket takes a core of its own again, with what it kept.
+    fn own_core_again(&mut self) {
+        if !self.is_released() {
+            return;
+        }
+        self.core = own_core();
+        let kept = core::mem::take(&mut self.kept);
+        self.core.connect_timeout = kept.connect_timeout;
+        self.core.send_timeout = kept.send_timeout;
+        self.core.read_timeout = kept.read_timeout;
+        self.core.settings = kept.settings;
+        self.placed();
+    }
+
+    /// The socket is at its place for good (in a Lua object's memory): the
+    /// end of its owner may now let it go of its core (`release_tcp`).
+    pub fn placed(&mut self) {
+        let me: *mut TcpSocket = self;
+        if !self.is_released() {
+            self.core.socket = me;
+        }
+    }
+
+    fn is_released(&self) -> bool {
+        self.core.0 == released_core()
     }
 
     /// The owner the socket was last connected for (0: never).
@@ -479,7 +594,7 @@ impl TcpSocket {
     /// The operations of other threads than `co` in progress on the
     /// socket, among `kinds`: the first found.
     pub fn busy_for(&self, co: usize, kinds: &[Busy]) -> Option<Busy> {
-        let core = &**self.core;
+        let core = &*self.core;
         let others_write = core.writer.thread != Some(co);
         let others_read = core.reader.thread != Some(co);
         let connecting = matches!(
@@ -498,7 +613,7 @@ impl TcpSocket {
 
     /// Whether an operation waits on the socket.
     pub fn busy(&self) -> bool {
-        let core = &**self.core;
+        let core = &*self.core;
         core.reading
             || core.send_total.is_some()
             || matches!(
@@ -534,6 +649,7 @@ impl TcpSocket {
     /// `settimeouts(connect, send, read)`: `None` keeps a value as it is,
     /// `Some(0)` goes back to the directive's.
     pub fn set_timeouts(&mut self, connect: Option<u64>, send: Option<u64>, read: Option<u64>) {
+        self.own_core_again();
         let set = |slot: &mut Option<u64>, value: Option<u64>| match value {
             Some(0) => *slot = None,
             Some(ms) => *slot = Some(ms),
@@ -567,6 +683,9 @@ impl TcpSocket {
     }
 
     pub fn settings(&self) -> Option<&SocketSettings> {
+        if self.is_released() {
+            return self.kept.settings.as_ref();
+        }
         self.core.settings.as_ref()
     }
 
@@ -580,7 +699,8 @@ impl TcpSocket {
         settings: &SocketSettings,
         owner: usize,
     ) -> Step<()> {
-        let core = &mut **self.core;
+        self.own_core_again();
+        let core = &mut *self.core;
         core.waits_on = Direction::Write;
         match core.state {
             State::Resolving => return core.after_resolving(),
@@ -635,7 +755,7 @@ impl TcpSocket {
         timeout_ms: u64,
         pool_size: Option<usize>,
     ) -> Result<(), Failure> {
-        let core = &mut **self.core;
+        let core = &mut *self.core;
         if core.state != State::Connected || core.conn.is_null() {
             return Err(Failure::Closed);
         }
@@ -702,8 +822,12 @@ impl TcpSocket {
 
 impl Drop for TcpSocket {
     fn drop(&mut self) {
+        if self.is_released() {
+            return;
+        }
+        let core: *mut Core = self.core.0.as_ptr();
+        self.core.socket = ptr::null_mut();
         if !self.core.quiet {
-            let core: *mut Core = &mut **self.core;
             self.core.reader = Side::default();
             self.core.writer = Side::default();
             self.core.shut(false);
@@ -713,14 +837,9 @@ impl Drop for TcpSocket {
         }
         // The core goes back for a new socket, which resets everything but
         // its buffers' memory (TcpSocket::new).
-        // SAFETY: the field is not used after this, the socket's last use.
-        let spare = unsafe { core::mem::ManuallyDrop::take(&mut self.core) };
-        SPARE_CORES.with(|cores| {
-            let mut cores = cores.borrow_mut();
-            if cores.len() < SPARE_CORES_KEPT {
-                cores.push(spare);
-            }
-        });
+        // SAFETY: the socket's own core, from the box `new` leaked; the
+        // socket does not use it after this, its last use.
+        keep_spare(unsafe { Box::from_raw(core) });
     }
 }
 
@@ -899,6 +1018,7 @@ impl Core {
             // SAFETY: as above.
             queue_wake: unsafe { core::mem::zeroed() },
             quiet: true,
+            socket: ptr::null_mut(),
         }
     }
 

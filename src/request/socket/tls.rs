@@ -140,7 +140,7 @@ impl TcpSocket {
         context: TlsContext,
         handshake: &Handshake,
     ) -> Step<Handshaken> {
-        let core = &mut **self.core;
+        let core = &mut *self.core;
         core.waits_on = Direction::Write;
         if core.state == State::Handshaking {
             return core.after_handshake(handshake);
