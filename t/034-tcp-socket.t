@@ -1032,3 +1032,41 @@ still running: running
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 33: a socket object outliving its request keeps the timeouts it was given for its next connect
+--- config
+    location = /keep {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            sock:settimeouts(1000, 1000, 200)
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            package.loaded.timed_socket = sock
+            ngx.say("kept")
+        }
+    }
+    location = /use {
+        lua_socket_read_timeout 10s;
+        content_by_lua_block {
+            local sock = package.loaded.timed_socket
+            assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
+            sock:send("ping")
+            local started = ngx.now()
+            ngx.update_time()
+            local data, err = sock:receive(4)
+            ngx.update_time()
+            ngx.say(data, " ", err, " ", ngx.now() - started < 3)
+        }
+    }
+--- tcp_listen
+--- tcp_reply_delay: 5s
+--- tcp_reply: pong
+--- request eval
+["GET /keep", "GET /use"]
+--- response_body eval
+["kept\n", "nil timeout true\n"]
+--- timeout: 15
+--- no_error_log
+[alert]
+[crit]

@@ -206,8 +206,8 @@ fn log_error(line: &str) {
 
 fn logs_errors(socket: &TcpSocket) -> bool {
     socket
-        .settings()
-        .map_or_else(|| super::settings().log_errors, |s| s.log_errors)
+        .log_errors()
+        .unwrap_or_else(|| super::settings().log_errors)
 }
 
 /// Logs a failure as OpenResty does with `lua_socket_log_errors on`.

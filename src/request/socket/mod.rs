@@ -311,16 +311,36 @@ pub struct TcpSocket {
     core: CoreRef,
     /// What a released socket keeps of its core for a connect of its own
     /// later (OpenResty's objects outlive their request and may connect
-    /// again): its timeouts and settings.
+    /// again): its timeouts, and whether it logs its failures.
     kept: Kept,
 }
 
+/// Small, as it is in every socket object: the timeouts in milliseconds
+/// (0: none set; longer than `u32::MAX` kept as that, some 49 days), and
+/// `lua_socket_log_errors` (none: the socket never connected).
 #[derive(Clone, Copy, Default)]
 struct Kept {
-    connect_timeout: Option<u64>,
-    send_timeout: Option<u64>,
-    read_timeout: Option<u64>,
-    settings: Option<SocketSettings>,
+    timeouts_ms: [u32; 3],
+    log_errors: Option<bool>,
+}
+
+impl Kept {
+    fn of(core: &Core) -> Kept {
+        let ms = |timeout: Option<u64>| timeout.map_or(0, |ms| ms.min(u64::from(u32::MAX)) as u32);
+        Kept {
+            timeouts_ms: [
+                ms(core.connect_timeout),
+                ms(core.send_timeout),
+                ms(core.read_timeout),
+            ],
+            log_errors: core.settings.map(|settings| settings.log_errors),
+        }
+    }
+
+    fn timeout(&self, which: usize) -> Option<u64> {
+        let ms = self.timeouts_ms[which];
+        (ms != 0).then_some(u64::from(ms))
+    }
 }
 
 /// A socket's core, owned by the socket (see [`TcpSocket::core`]).
@@ -469,12 +489,7 @@ unsafe fn release_tcp(core: *mut c_void) {
             (*core).quiet = true;
             return;
         }
-        (*socket).kept = Kept {
-            connect_timeout: (*core).connect_timeout,
-            send_timeout: (*core).send_timeout,
-            read_timeout: (*core).read_timeout,
-            settings: (*core).settings,
-        };
+        (*socket).kept = Kept::of(&*core);
         (*socket).core = CoreRef(released_core());
         keep_spare(Box::from_raw(core));
     }
@@ -556,10 +571,9 @@ impl TcpSocket {
         }
         self.core = own_core();
         let kept = core::mem::take(&mut self.kept);
-        self.core.connect_timeout = kept.connect_timeout;
-        self.core.send_timeout = kept.send_timeout;
-        self.core.read_timeout = kept.read_timeout;
-        self.core.settings = kept.settings;
+        self.core.connect_timeout = kept.timeout(0);
+        self.core.send_timeout = kept.timeout(1);
+        self.core.read_timeout = kept.timeout(2);
         self.placed();
     }
 
@@ -683,10 +697,16 @@ impl TcpSocket {
     }
 
     pub fn settings(&self) -> Option<&SocketSettings> {
-        if self.is_released() {
-            return self.kept.settings.as_ref();
-        }
         self.core.settings.as_ref()
+    }
+
+    /// Whether the socket's failures are logged (`lua_socket_log_errors`
+    /// where it connected); none if it never connected.
+    pub fn log_errors(&self) -> Option<bool> {
+        if self.is_released() {
+            return self.kept.log_errors;
+        }
+        self.core.settings.map(|settings| settings.log_errors)
     }
 
     /// `connect`: first call with the target; later calls (after a wait)
