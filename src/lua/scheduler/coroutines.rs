@@ -17,7 +17,7 @@ pub const WAIT_HERE_KEY: &str = "ngx_lua_shdict.wait_here";
 
 /// Registry key of `scheduler.lua`'s `wait_for_socket`, the sockets'
 /// `wait_here`.
-pub const WAIT_FOR_SOCKET_KEY: &str = "ngx_lua_shdict.wait_for_socket";
+const WAIT_FOR_SOCKET_KEY: &str = "ngx_lua_shdict.wait_for_socket";
 
 /// The function a yielding API wrapper calls to wait (see
 /// [`WAIT_HERE_KEY`]).

@@ -309,16 +309,17 @@ pub struct TcpSocket {
     /// Its own core (leaked from its box, taken back for reuse when the
     /// socket drops), or the worker's released core once its owner ended.
     core: CoreRef,
-    /// What a released socket keeps of its core for a connect of its own
-    /// later (OpenResty's objects outlive their request and may connect
-    /// again): its timeouts, and whether it logs its failures.
-    kept: Kept,
+    /// Set once the socket's owner ended and its core went back for reuse
+    /// (the socket then refers to the worker's released core): what it
+    /// keeps for a connect of its own later (OpenResty's objects outlive
+    /// their request and may connect again).
+    kept: Option<Kept>,
 }
 
 /// Small, as it is in every socket object: the timeouts in milliseconds
 /// (0: none set; longer than `u32::MAX` kept as that, some 49 days), and
 /// `lua_socket_log_errors` (none: the socket never connected).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Kept {
     timeouts_ms: [u32; 3],
     log_errors: Option<bool>,
@@ -489,7 +490,7 @@ unsafe fn release_tcp(core: *mut c_void) {
             (*core).quiet = true;
             return;
         }
-        (*socket).kept = Kept::of(&*core);
+        (*socket).kept = Some(Kept::of(&*core));
         (*socket).core = CoreRef(released_core());
         keep_spare(Box::from_raw(core));
     }
@@ -560,17 +561,16 @@ impl TcpSocket {
     pub fn new() -> TcpSocket {
         TcpSocket {
             core: own_core(),
-            kept: Kept::default(),
+            kept: None,
         }
     }
 
     /// A released socket takes a core of its own again, with what it kept.
     fn own_core_again(&mut self) {
-        if !self.is_released() {
+        let Some(kept) = self.kept.take() else {
             return;
-        }
+        };
         self.core = own_core();
-        let kept = core::mem::take(&mut self.kept);
         self.core.connect_timeout = kept.timeout(0);
         self.core.send_timeout = kept.timeout(1);
         self.core.read_timeout = kept.timeout(2);
@@ -581,13 +581,9 @@ impl TcpSocket {
     /// end of its owner may now let it go of its core (`release_tcp`).
     pub fn placed(&mut self) {
         let me: *mut TcpSocket = self;
-        if !self.is_released() {
+        if self.kept.is_none() {
             self.core.socket = me;
         }
-    }
-
-    fn is_released(&self) -> bool {
-        self.core.0 == released_core()
     }
 
     /// The owner the socket was last connected for (0: never).
@@ -703,8 +699,8 @@ impl TcpSocket {
     /// Whether the socket's failures are logged (`lua_socket_log_errors`
     /// where it connected); none if it never connected.
     pub fn log_errors(&self) -> Option<bool> {
-        if self.is_released() {
-            return self.kept.log_errors;
+        if let Some(kept) = &self.kept {
+            return kept.log_errors;
         }
         self.core.settings.map(|settings| settings.log_errors)
     }
@@ -842,7 +838,8 @@ impl TcpSocket {
 
 impl Drop for TcpSocket {
     fn drop(&mut self) {
-        if self.is_released() {
+        if self.kept.is_some() {
+            // The released core is the worker's.
             return;
         }
         let core: *mut Core = self.core.0.as_ptr();
