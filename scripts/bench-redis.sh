@@ -19,8 +19,13 @@
 #     trip over one connection, per 10-GET pipeline, and per
 #     connect-GET-setkeepalive cycle through the pool.
 # The table gives the median of the repeats, the spread (min-max, as a
-# percentage of the median) and the ratio ours/OpenResty: below 1 means ours
-# costs less (for req/s, above 1 means ours serves more). The worker's CPU
+# percentage of the median) and the ratio ours/OpenResty of the medians:
+# below 1 means ours costs less (for req/s, above 1 means ours serves
+# more). "paired" is the median (and range) of the ratios taken within each
+# repeat, which a slow stretch of the machine spoils less than the medians
+# of separate runs; "or/or" is the same ratio between OpenResty and itself
+# run a second time in each repeat (NOISE_FLOOR=1): the noise floor, how
+# far from 1 a ratio lands when nothing differs. The worker's CPU
 # is also given as user and system time: both sides make the same system
 # calls (the same sizes, the same epoll events), so the module's own cost
 # shows in the user time. On two cores or more the worker runs on the
@@ -36,7 +41,12 @@
 #
 # Environment: REPEATS (default 5), HTTP_SECONDS (wrk duration, default 5),
 # CONNECTIONS (wrk connections, default 32), CALLGRIND_REQUESTS (default 0:
-# no callgrind run).
+# no callgrind run), NOISE_FLOOR (default 1; 0 runs OpenResty once a
+# repeat, and the or/or column is "-"), CALIBRATE (default 0; 1 also runs
+# OpenResty with EXTRA_WORK, default 300, calls of math.sin added to each
+# request of the HTTP location, a few us of Lua: the ratios it gets
+# against plain OpenResty say what such a difference in the module's cost
+# does to each figure on this machine).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"
@@ -47,6 +57,9 @@ REPEATS="${REPEATS:-5}"
 HTTP_SECONDS="${HTTP_SECONDS:-5}"
 CONNECTIONS="${CONNECTIONS:-32}"
 CALLGRIND_REQUESTS="${CALLGRIND_REQUESTS:-0}"
+NOISE_FLOOR="${NOISE_FLOOR:-1}"
+CALIBRATE="${CALIBRATE:-0}"
+EXTRA_WORK="${EXTRA_WORK:-300}"
 SYSTEM_NGINX=/usr/sbin/nginx
 LOOP_FIGURES=(get_same_connection pipeline_10_gets get_pooled_cycle)
 
@@ -95,7 +108,13 @@ for _ in $(seq 1 100); do
 done
 
 write_conf() { # side prefix port
-    local side=$1 prefix=$2 port=$3 load package_path
+    local side=$1 prefix=$2 port=$3 load package_path extra_work=""
+    if [ "$side" = openresty-slowed ]; then
+        # Lua work the compiler cannot drop (the sum is used), a few us.
+        extra_work="local sum = 0
+                for i = 1, $EXTRA_WORK do sum = sum + math.sin(i) end
+                if sum == 0.5 then ngx.print(sum) end"
+    fi
     side_module_lines "$side"
     # Debian's side finds resty.core under /usr/share/lua/5.1; both find
     # the client in nginx-conf/lua.
@@ -131,6 +150,7 @@ http {
                 local client = assert(redis.connect("127.0.0.1", $redis_port))
                 local value = client:call("GET", "bench:key")
                 client:keepalive(10000, 64)
+                $extra_work
                 ngx.print(value)
             }
         }
@@ -174,13 +194,28 @@ worker_user_system_ticks() {
     echo "$user $system"
 }
 
+# A core's busy and total ticks so far (/proc/stat): "busy total".
+core_ticks() { # core
+    awk -v cpu="cpu$1" '$1 == cpu {
+        total = 0
+        for (i = 2; i <= 9; i++) total += $i
+        print total - $5 - $6, total }' /proc/stat
+}
+
 http_figures() { # side
     local side=$1 before_user before_system after_user after_system output requests rps hz
+    local client_busy_before client_total_before client_busy_after client_total_after
     hz="$(getconf CLK_TCK)"
     "${CLIENT_CPUS[@]}" wrk -t1 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$port/get" >/dev/null
     read -r before_user before_system <<<"$(worker_user_system_ticks)"
+    read -r client_busy_before client_total_before <<<"$(core_ticks 1)"
     output="$("${CLIENT_CPUS[@]}" wrk -t1 -c"$CONNECTIONS" -d"${HTTP_SECONDS}s" "http://127.0.0.1:$port/get")"
     read -r after_user after_system <<<"$(worker_user_system_ticks)"
+    read -r client_busy_after client_total_after <<<"$(core_ticks 1)"
+    if [ -n "$WORKER_CPU" ]; then
+        record "$side" client_core_busy "$(awk -v b=$((client_busy_after - client_busy_before)) \
+            -v t=$((client_total_after - client_total_before)) 'BEGIN { print b / t * 100 }')"
+    fi
     requests="$(awk '/requests in/ { print $1 }' <<<"$output")"
     rps="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$output")"
     if grep -q "Non-2xx" <<<"$output"; then
@@ -195,9 +230,19 @@ http_figures() { # side
     record "$side" get_system "$(per_request_us "$system" "$hz" "$requests")"
 }
 
-log "measuring ours and openresty: $REPEATS repeats"
+# Each repeat runs the sides in a turn that starts one further along than
+# the last repeat's, so that no side always comes first (or after the
+# same one); with NOISE_FLOOR=1, OpenResty runs twice a repeat.
+sides=(ours openresty)
+[ "$NOISE_FLOOR" = 0 ] || sides+=(openresty-again)
+[ "$CALIBRATE" = 0 ] || sides+=(openresty-slowed)
+log "measuring ${sides[*]}: $REPEATS repeats"
 for run in $(seq 1 "$REPEATS"); do
-    for side in ours openresty; do
+    turn=()
+    for i in "${!sides[@]}"; do
+        turn+=("${sides[$(((i + run - 1) % ${#sides[@]}))]}")
+    done
+    for side in "${turn[@]}"; do
         start_nginx "$side" "$run"
         output="$(curl -fsS --max-time 300 "http://127.0.0.1:$port/loop")"
         while read -r figure value; do record "$side" "$figure" "$value"; done <<<"$output"
@@ -241,12 +286,32 @@ summary() { # side figure
     median_and_spread "${samples["$1|$2"]}"
 }
 
+# The ratios of two sides' samples of one figure taken in the same repeat
+# (a repeat's samples are seconds apart, so a slow minute of the machine
+# touches both): "median min max", or "-" when a side has no samples.
+paired_ratios() { # side side figure
+    local first="${samples["$1|$3"]:-}" second="${samples["$2|$3"]:-}"
+    if [ -z "$first" ] || [ -z "$second" ]; then
+        echo "-"
+        return
+    fi
+    paste <(tr ' ' '\n' <<<"$first" | sed '/^$/d') <(tr ' ' '\n' <<<"$second" | sed '/^$/d') |
+        awk '{ print $1 / $2 }' | sort -g |
+        awk '{ v[NR] = $1 } END {
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "%.2f %.2f-%.2f\n", m, v[1], v[NR] }'
+}
+
 row() { # label figure unit
-    local ours ours_spread theirs theirs_spread
+    local ours ours_spread theirs theirs_spread paired paired_range floor floor_range
     read -r ours ours_spread <<<"$(summary ours "$2")"
     read -r theirs theirs_spread <<<"$(summary openresty "$2")"
+    read -r paired paired_range <<<"$(paired_ratios ours openresty "$2")"
+    read -r floor floor_range <<<"$(paired_ratios openresty openresty-again "$2")"
     awk -v label="$1" -v a="$ours" -v sa="$ours_spread" -v b="$theirs" -v sb="$theirs_spread" -v unit="$3" \
-        'BEGIN { printf "  %-30s %10.1f %4s%% %10.1f %4s%% %8.2f  %s\n", label, a, sa, b, sb, a / b, unit }'
+        -v p="$paired" -v pr="${paired_range:-}" -v f="$floor" -v fr="${floor_range:-}" \
+        'BEGIN { printf "  %-26s %9.1f %4s%% %9.1f %4s%% %7.2f  %4s %-9s  %4s %-9s  %s\n",
+            label, a, sa, b, sb, a / b, p, pr, f, fr, unit }'
 }
 
 echo
@@ -261,12 +326,18 @@ if [ -n "$WORKER_CPU" ]; then
     echo "cores:     the worker on core $WORKER_CPU, wrk and redis-server on core 1"
 fi
 echo
-printf '  %-30s %10s %5s %10s %5s %8s\n' "" ours spread openresty spread ours/or
+printf '  %-26s %9s %5s %9s %5s %7s  %-14s  %-14s\n' "" ours spread openresty spread ours/or \
+    "paired (range)" "or/or (range)"
 echo "HTTP (wrk -c$CONNECTIONS, ${HTTP_SECONDS}s, one worker): pooled connect, GET, setkeepalive"
 row "get" get_rps "req/s"
 row "get" get_cpu "us CPU/req"
 row "get, user" get_user "us CPU/req"
 row "get, system" get_system "us CPU/req"
+if [ -n "$WORKER_CPU" ]; then
+    # Near 100 %, wrk and redis-server limit the rate as much as the
+    # worker does: req/s then moves less than the worker's CPU.
+    row "core 1 (wrk, redis) busy" client_core_busy "%"
+fi
 if [ "$CALLGRIND_REQUESTS" -gt 0 ]; then
     row "get (callgrind, one run)" get_instructions "instructions/req"
 fi
@@ -274,3 +345,17 @@ echo "in Lua, worker CPU per operation"
 row "GET, one connection" get_same_connection "ns/op"
 row "10 GETs pipelined" pipeline_10_gets "ns/op"
 row "connect+GET+setkeepalive" get_pooled_cycle "ns/op"
+if [ "$CALIBRATE" != 0 ]; then
+    calibration_row() { # label figure unit
+        local ratio range
+        read -r ratio range <<<"$(paired_ratios openresty-slowed openresty "$2")"
+        printf '  %-26s %7s  %-9s  %s\n' "$1" "$ratio" "$range" "$3"
+    }
+    echo
+    echo "Calibration: OpenResty with $EXTRA_WORK math.sin a request more, against OpenResty"
+    echo "(paired ratio and range; how far a few us of Lua move the figures)"
+    calibration_row "get" get_rps "req/s"
+    calibration_row "get" get_cpu "us CPU/req"
+    calibration_row "get, user" get_user "us CPU/req"
+    calibration_row "get, system" get_system "us CPU/req"
+fi
