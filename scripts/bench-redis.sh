@@ -25,14 +25,14 @@
 # repeat, which a slow stretch of the machine spoils less than the medians
 # of separate runs; "or/or" is the same ratio between OpenResty and itself
 # run a second time in each repeat (NOISE_FLOOR=1): the noise floor, how
-# far from 1 a ratio lands when nothing differs. The worker's CPU
-# is also given as user and system time: both sides make the same system
-# calls (the same sizes, the same epoll events), so the module's own cost
-# shows in the user time. On two cores or more the worker runs on the
-# first and wrk and redis-server on the second (taskset), so that neither
-# side's packets and wake-ups move between cores by chance; the spread says
-# how noisy the run was all the same. Not part of scripts/test.sh: figures are measured, not
-# asserted.
+# far from 1 a ratio lands when nothing differs. The worker's CPU is also
+# given as user and system time: both sides make the same system calls
+# (the same sizes, the same epoll events), so the module's own cost shows
+# in the user time. On two cores or more the worker runs on the first and
+# wrk and redis-server on the second (taskset), so that neither side's
+# packets and wake-ups move between cores by chance; the spread says how
+# noisy the run was all the same. Not part of scripts/test.sh: figures are
+# measured, not asserted.
 #
 # With CALLGRIND_REQUESTS=N, each side also runs once under valgrind's
 # callgrind: user-space instructions per request of the HTTP location, over
@@ -92,10 +92,12 @@ trap stop_everything EXIT
 
 # The worker's core, and the one wrk and redis-server share.
 WORKER_CPU=""
+CLIENT_CPU=""
 CLIENT_CPUS=()
 if [ "$(nproc)" -ge 2 ]; then
     WORKER_CPU=0
-    CLIENT_CPUS=(taskset -c 1)
+    CLIENT_CPU=1
+    CLIENT_CPUS=(taskset -c "$CLIENT_CPU")
 fi
 
 redis_port="$(free_port)"
@@ -183,17 +185,6 @@ record() { # side figure value
 }
 
 
-# The worker's CPU ticks so far: "user system".
-worker_user_system_ticks() {
-    local pid user=0 system=0 u s
-    for pid in $(pgrep -P "$running_pid"); do
-        read -r u s < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
-        user=$((user + u))
-        system=$((system + s))
-    done
-    echo "$user $system"
-}
-
 # A core's busy and total ticks so far (/proc/stat): "busy total".
 core_ticks() { # core
     awk -v cpu="cpu$1" '$1 == cpu {
@@ -208,11 +199,11 @@ http_figures() { # side
     hz="$(getconf CLK_TCK)"
     "${CLIENT_CPUS[@]}" wrk -t1 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$port/get" >/dev/null
     read -r before_user before_system <<<"$(worker_user_system_ticks)"
-    read -r client_busy_before client_total_before <<<"$(core_ticks 1)"
+    [ -z "$CLIENT_CPU" ] || read -r client_busy_before client_total_before <<<"$(core_ticks "$CLIENT_CPU")"
     output="$("${CLIENT_CPUS[@]}" wrk -t1 -c"$CONNECTIONS" -d"${HTTP_SECONDS}s" "http://127.0.0.1:$port/get")"
     read -r after_user after_system <<<"$(worker_user_system_ticks)"
-    read -r client_busy_after client_total_after <<<"$(core_ticks 1)"
-    if [ -n "$WORKER_CPU" ]; then
+    if [ -n "$CLIENT_CPU" ]; then
+        read -r client_busy_after client_total_after <<<"$(core_ticks "$CLIENT_CPU")"
         record "$side" client_core_busy "$(awk -v b=$((client_busy_after - client_busy_before)) \
             -v t=$((client_total_after - client_total_before)) 'BEGIN { print b / t * 100 }')"
     fi
@@ -295,11 +286,11 @@ paired_ratios() { # side side figure
         echo "-"
         return
     fi
-    paste <(tr ' ' '\n' <<<"$first" | sed '/^$/d') <(tr ' ' '\n' <<<"$second" | sed '/^$/d') |
-        awk '{ print $1 / $2 }' | sort -g |
-        awk '{ v[NR] = $1 } END {
-            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            printf "%.2f %.2f-%.2f\n", m, v[1], v[NR] }'
+    local ratios median low high
+    ratios="$(paste <(tr ' ' '\n' <<<"$first" | sed '/^$/d') <(tr ' ' '\n' <<<"$second" | sed '/^$/d') |
+        awk '{ printf "%s ", $1 / $2 }')"
+    read -r median low high <<<"$(median_and_range "$ratios")"
+    printf '%.2f %.2f-%.2f\n' "$median" "$low" "$high"
 }
 
 row() { # label figure unit
@@ -323,7 +314,7 @@ echo "openresty: libnginx-mod-http-lua $(dpkg-query -W -f='${Version}' libnginx-
 echo "redis:     $(redis-server --version | sed 's/ sha=.*//')"
 echo "machine:   $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)"
 if [ -n "$WORKER_CPU" ]; then
-    echo "cores:     the worker on core $WORKER_CPU, wrk and redis-server on core 1"
+    echo "cores:     the worker on core $WORKER_CPU, wrk and redis-server on core $CLIENT_CPU"
 fi
 echo
 printf '  %-26s %9s %5s %9s %5s %7s  %-14s  %-14s\n' "" ours spread openresty spread ours/or \
@@ -333,10 +324,10 @@ row "get" get_rps "req/s"
 row "get" get_cpu "us CPU/req"
 row "get, user" get_user "us CPU/req"
 row "get, system" get_system "us CPU/req"
-if [ -n "$WORKER_CPU" ]; then
+if [ -n "$CLIENT_CPU" ]; then
     # Near 100 %, wrk and redis-server limit the rate as much as the
     # worker does: req/s then moves less than the worker's CPU.
-    row "core 1 (wrk, redis) busy" client_core_busy "%"
+    row "core $CLIENT_CPU (wrk, redis) busy" client_core_busy "%"
 fi
 if [ "$CALLGRIND_REQUESTS" -gt 0 ]; then
     row "get (callgrind, one run)" get_instructions "instructions/req"

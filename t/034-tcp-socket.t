@@ -1052,8 +1052,8 @@ still running: running
             local sock = package.loaded.timed_socket
             assert(sock:connect("127.0.0.1", $TEST_NGINX_TCP_PORT))
             sock:send("ping")
-            local started = ngx.now()
             ngx.update_time()
+            local started = ngx.now()
             local data, err = sock:receive(4)
             ngx.update_time()
             ngx.say(data, " ", err, " ", ngx.now() - started < 3)

@@ -249,21 +249,39 @@ bench_print_sides() {
     fi
 }
 
+# Clock ticks of CPU used so far by the workers of the nginx master
+# running_pid: "user system".
+worker_user_system_ticks() {
+    local pid user=0 system=0 u s
+    for pid in $(pgrep -P "$running_pid"); do
+        read -r u s < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
+        user=$((user + u))
+        system=$((system + s))
+    done
+    echo "$user $system"
+}
+
 # Clock ticks of user and system CPU used so far by the workers of the
 # nginx master running_pid.
 worker_ticks() {
-    local pid total=0
-    for pid in $(pgrep -P "$running_pid"); do
-        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-    done
-    echo "$total"
+    local user system
+    read -r user system <<<"$(worker_user_system_ticks)"
+    echo $((user + system))
+}
+
+# "median min max" of a space-separated list of figures.
+median_and_range() { # figures
+    tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g |
+        awk '{ v[NR] = $1 } END {
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            print m, v[1], v[NR] }'
 }
 
 # "median spread%" of a space-separated list of figures, the spread being
 # (max - min) / median.
 median_and_spread() { # figures
-    tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g |
-        awk '{ v[NR] = $1 } END {
-            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            printf "%s %.0f\n", m, (v[NR] - v[1]) / m * 100 }'
+    local median low high
+    read -r median low high <<<"$(median_and_range "$1")"
+    awk -v m="$median" -v low="$low" -v high="$high" \
+        'BEGIN { printf "%s %.0f\n", m, (high - low) / m * 100 }'
 }

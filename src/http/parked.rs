@@ -20,7 +20,7 @@ use crate::lua::scheduler::event_loop::EVENT_LOOP;
 use crate::lua::scheduler::{CoId, Owner, Shared, Wait, ENTRY};
 use crate::lua::RunOutcome;
 use crate::phase::Phase;
-use crate::request::state::{existing_request_state, request_state};
+use crate::request::state::{existing_request_state, request_state, RequestState};
 use crate::request::waiters::FinishedCapture;
 use crate::request::HttpRequest;
 
@@ -30,11 +30,19 @@ struct Parked {
     phase: Phase,
 }
 
-/// The request's parked handler, as its state keeps it.
+/// The parked handler a request's state keeps.
+fn parked_in(state: &RequestState) -> Option<&Parked> {
+    state.parked.as_ref()?.downcast_ref::<Parked>()
+}
+
+/// The request's parked handler.
 fn parked_handler<'a>(req: HttpRequest) -> Option<&'a Parked> {
     // SAFETY: live request; its state lives in its pool.
-    let state = unsafe { existing_request_state(req.as_ptr()) }?;
-    state.parked.as_ref()?.downcast_ref::<Parked>()
+    parked_in(unsafe { existing_request_state(req.as_ptr()) }?)
+}
+
+fn is_entry(parked: &Parked) -> bool {
+    matches!(parked.run, Suspension::Entry(_))
 }
 
 /// The request's parked handler, when it has a scheduler: the scheduler
@@ -50,17 +58,17 @@ pub(super) fn parked(req: HttpRequest) -> Option<(Shared, Phase)> {
 /// Whether the request's parked handler is an entry coroutine waiting on a
 /// cosocket, without a scheduler.
 pub(super) fn parked_entry(req: HttpRequest) -> bool {
-    parked_handler(req).is_some_and(|parked| matches!(parked.run, Suspension::Entry(_)))
+    parked_handler(req).is_some_and(is_entry)
 }
 
 /// Takes the request's parked entry coroutine out of its state, to resume
 /// it: nothing is parked while it runs.
 fn take_parked_entry(req: HttpRequest) -> Option<(EntryWait, Phase)> {
-    if !parked_entry(req) {
-        return None;
-    }
     // SAFETY: live request.
     let state = unsafe { existing_request_state(req.as_ptr()) }?;
+    if !parked_in(state).is_some_and(is_entry) {
+        return None;
+    }
     let parked = state.parked.take()?.downcast::<Parked>().ok()?;
     match parked.run {
         Suspension::Entry(wait) => Some((wait, parked.phase)),

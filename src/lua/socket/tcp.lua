@@ -100,11 +100,12 @@ local function peer_port(host, port)
     return number
 end
 
--- The methods check their arguments, which they take as varargs to count
--- them as OpenResty does, and tail-call a function of fixed arguments for
--- the operation: compiled code resumed after an operation's C function
--- (LuaJIT stitches traces around C calls) cannot return through a vararg
--- frame to the caller's code, which it can from these.
+-- The methods a request's usual path calls (connect, send, receive,
+-- setkeepalive) check their arguments, which they take as varargs to
+-- count them as OpenResty does, and tail-call a function of fixed
+-- arguments for the operation: compiled code resumed after an operation's
+-- C function (LuaJIT stitches traces around C calls) cannot return
+-- through a vararg frame to the caller's code, which it can from these.
 
 local function connect_to(handle, host, port, pool, pool_size, backlog)
     local rc, err = tcp_connect(handle, host, port, pool, pool_size, backlog)

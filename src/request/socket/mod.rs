@@ -338,9 +338,10 @@ impl Kept {
         }
     }
 
-    fn timeout(&self, which: usize) -> Option<u64> {
-        let ms = self.timeouts_ms[which];
-        (ms != 0).then_some(u64::from(ms))
+    /// The connect, send and read timeouts it keeps.
+    fn timeouts(&self) -> [Option<u64>; 3] {
+        self.timeouts_ms
+            .map(|ms| (ms != 0).then_some(u64::from(ms)))
     }
 }
 
@@ -571,9 +572,10 @@ impl TcpSocket {
             return;
         };
         self.core = own_core();
-        self.core.connect_timeout = kept.timeout(0);
-        self.core.send_timeout = kept.timeout(1);
-        self.core.read_timeout = kept.timeout(2);
+        let [connect, send, read] = kept.timeouts();
+        self.core.connect_timeout = connect;
+        self.core.send_timeout = send;
+        self.core.read_timeout = read;
         self.placed();
     }
 
